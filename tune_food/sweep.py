@@ -1,0 +1,611 @@
+"""The sweep CLI: ``python -m tune_food.sweep``. Plan, check, run and resume a sweep.
+
+Order of work (DESIGN.md, "fail before launching"): read the search space, resolve and
+validate every dataset, make sure every model's weights are here, check the resource
+request against the cluster; only then start Ray Tune. The backbone features each
+trial needs are computed once per (model, split) as Ray tasks and shared with the
+trials through the object store. After the sweep: ``leaderboard.csv``, ``results.csv``,
+``sweep.json`` and the TensorBoard command.
+
+Every user-fixable problem is a :class:`~tune_food.errors.TuneFoodError`; :func:`main`
+prints it as one line on stderr and returns 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .errors import ResourceError, SweepError, TuneFoodError
+from .spaces import SearchSpace, default_space_dir, load_space
+
+PROG = "python -m tune_food.sweep"
+STATE_FILE = "sweep.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line on stderr and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Run a Ray Tune sweep of frozen-backbone EfficientNet "
+                "classifiers and write a ranked leaderboard.")
+    what = p.add_argument_group("what to run")
+    what.add_argument("--grid", action="store_true",
+                      help="run every combination of the space's grid_search values "
+                      "(default space: search_spaces/grid.yaml)")
+    what.add_argument("--search", choices=["optuna", "random"],
+                      help="sample the space instead: Optuna (TPE) or random search "
+                      "(default space: search_spaces/optuna.yaml)")
+    what.add_argument("--space", metavar="FILE", help="search-space YAML file")
+    what.add_argument("--num-samples", type=int, default=None, metavar="N",
+                      help="trials to sample with --search (default 20); with --grid, "
+                      "repeats of the grid (default 1)")
+    what.add_argument("--scheduler", choices=["fifo", "asha"], default=None,
+                      help="trial scheduler: asha stops poor trials early (default: asha "
+                      "with --search, fifo with --grid)")
+    where = p.add_argument_group("where")
+    where.add_argument("--data-dir", metavar="DIR",
+                       help="data root holding the datasets (default: $TUNE_FOOD_DATA_DIR, "
+                       "else ./data)")
+    where.add_argument("--results-dir", "--storage-path", dest="results_dir", metavar="DIR",
+                       default="results", help="where sweeps are written: a folder or a "
+                       "URI such as s3://bucket/path (default: results)")
+    where.add_argument("--name", help="sweep name: the sweep's folder under --results-dir "
+                       "(default: <space>-<date>-<time>)")
+    where.add_argument("--cache-dir", metavar="DIR", default=None,
+                       help="feature cache folder (default: $TUNE_FOOD_CACHE_DIR, else "
+                       "~/.cache/tune_food/features)")
+    how = p.add_argument_group("resources and behaviour")
+    how.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N",
+                     help="CPUs reserved for each trial (default 1)")
+    how.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="F",
+                     help="GPUs for each trial; fractions share a GPU (default 0)")
+    how.add_argument("--max-concurrent", type=int, default=0, metavar="N",
+                     help="at most N trials at once (default: as many as resources allow)")
+    how.add_argument("--address", metavar="ADDR",
+                     help="Ray cluster to join, e.g. auto or ray://host:10001 (default: "
+                     "start a local Ray)")
+    how.add_argument("--feature-cache", choices=["auto", "off"], default="auto",
+                     help="auto: compute backbone features once and train heads on them "
+                     "where exact; off: run the full image pipeline in every trial")
+    how.add_argument("--skip-bad-images", action="store_true",
+                     help="leave out images that cannot be decoded instead of stopping")
+    how.add_argument("--max-failures", type=int, default=1, metavar="N",
+                     help="retries of a trial whose worker fails (default 1)")
+    how.add_argument("--resume", action="store_true",
+                     help="continue the interrupted sweep --name: finished trials are kept, "
+                     "unfinished and errored ones run again")
+    how.add_argument("--dry-run", action="store_true",
+                     help="check everything, print the trial table and the resource plan, exit")
+    how.add_argument("--seed", type=int, default=0,
+                     help="seed of the search algorithm (--search) (default 0)")
+    how.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+# --------------------------------------------------------------------------- planning
+
+@dataclass
+class Plan:
+    """Everything checked before launch."""
+
+    space: SearchSpace
+    data_root: str
+    datasets: dict[str, str]                  # name -> absolute folder
+    test_split: dict[str, str]                # train dataset name -> absolute test split
+    exclude: list[str]                        # skipped bad images (absolute paths)
+    bad_images: list[tuple[str, str]]
+    weights: dict[str, str]                   # model -> weights file (or "will download")
+    trials: list[dict[str, Any]]              # listable trial configs (grid), or samples
+    pairs: list[tuple[str, str]]              # (model, split dir) feature sets needed
+    notes: list[str] = field(default_factory=list)
+
+
+def trial_name(config: dict[str, Any], varied: Sequence[str]) -> str:
+    """Readable trial name from the hyperparameters that vary, e.g.
+    ``efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs``."""
+    parts = []
+    for key in varied or ["model", "data", "epochs"]:
+        value = config.get(key)
+        if key in ("model", "data"):
+            parts.append(str(value))
+        elif key == "epochs":
+            parts.append(f"{value}_epochs")
+        elif isinstance(value, float):
+            parts.append(f"{key}={value:.3g}")
+        else:
+            parts.append(f"{key}={value}")
+    return "-".join(parts)
+
+
+class TrialNamer:
+    """``trial_name_creator`` / ``trial_dirname_creator`` for Ray Tune (picklable)."""
+
+    def __init__(self, varied: Sequence[str], with_id: bool):
+        self.varied, self.with_id = list(varied), with_id
+
+    def __call__(self, trial) -> str:
+        name = trial_name(trial.config, self.varied)
+        return f"{name}_{trial.trial_id.split('_')[-1]}" if self.with_id else name
+
+
+def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:
+    """Every configuration of a grid space (constants and ``grid_search`` lists)."""
+    keys = list(space.param_space)
+    choices = [space.values[k] if space.varied.count(k) else [space.param_space[k]]
+               for k in keys]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*choices)]
+
+
+def _split_dirs(cfg: dict[str, Any], datasets: dict[str, str]) -> tuple[str, str]:
+    train_root = datasets[cfg["data"]]
+    test_root = datasets[cfg.get("test_data") or cfg["data"]]
+    return os.path.join(train_root, "train"), os.path.join(test_root, "test")
+
+
+def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
+    """Resolve and validate data and weights for ``space``; list trials and feature sets.
+
+    Raises:
+        DataError, WeightsError: see :mod:`tune_food.data` and :mod:`tune_food.models`.
+    """
+    from .data import DATASETS, resolve_data_root, resolve_dataset, validate_image_folder
+    from .models import ensure_weights, weights_path
+
+    data_root = resolve_data_root(args.data_dir)
+    notes: list[str] = []
+    datasets: dict[str, str] = {}
+    for name in space.datasets:
+        path = os.path.join(data_root, name)
+        if args.dry_run and not os.path.isdir(path) and name in DATASETS:
+            notes.append(f"dataset {name} is not in {data_root}: it will be downloaded")
+            datasets[name] = path
+            continue
+        datasets[name] = resolve_dataset(name, data_root)
+    bad: list[tuple[str, str]] = []
+    test_split: dict[str, str] = {}
+    test_names = [t for t in space.values["test_data"]]
+    for name in space.values["data"]:
+        for test_name in test_names:
+            test_dir = os.path.join(datasets[test_name or name], "test")
+            test_split[name] = test_dir
+            if not os.path.isdir(datasets[name]):
+                continue  # dry run of a dataset still to download
+            info = validate_image_folder(datasets[name], args.skip_bad_images,
+                                         test_dir=test_dir if os.path.isdir(test_dir) else None)
+            bad.extend(b for b in info.bad_images if b not in bad)
+    weights: dict[str, str] = {}
+    for model in space.models:
+        if args.dry_run and not os.path.isfile(weights_path(model)):
+            weights[model] = "will be downloaded"
+            notes.append(f"weights of {model} are not in {os.path.dirname(weights_path(model))}: "
+                         "they will be downloaded")
+            continue
+        weights[model] = ensure_weights(model)
+    if space.is_grid:
+        trials = expand_grid(space) * max(1, args.num_samples or 1)
+    else:
+        trials = []
+    pairs: list[tuple[str, str]] = []
+    combos = trials or [dict(model=m, data=d, test_data=t) for m in space.models
+                        for d in space.values["data"] for t in test_names]
+    for cfg in combos:
+        if cfg.get("augment") or args.feature_cache == "off":
+            continue
+        train_dir, test_dir = _split_dirs(cfg, datasets)
+        pairs.extend([(cfg["model"], train_dir), (cfg["model"], test_dir)])
+    pairs = list(dict.fromkeys(pairs))
+    return Plan(space, data_root, datasets, test_split, sorted(p for p, _ in bad), bad,
+                weights, trials, pairs, notes)
+
+
+@dataclass
+class ClusterInfo:
+    nodes: list[dict[str, float]]   # per alive node: {"CPU": n, "GPU": n}
+    address: str | None
+
+    @property
+    def cpus(self) -> float:
+        return sum(n.get("CPU", 0) for n in self.nodes)
+
+    @property
+    def gpus(self) -> float:
+        return sum(n.get("GPU", 0) for n in self.nodes)
+
+
+def local_cluster() -> ClusterInfo:
+    """What a local Ray started by this process would have: this machine's CPUs/GPUs."""
+    import torch
+
+    return ClusterInfo([{"CPU": float(os.cpu_count() or 1),
+                         "GPU": float(torch.cuda.device_count())}], None)
+
+
+def connected_cluster() -> ClusterInfo:
+    """The alive nodes of the Ray cluster this process is connected to."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    return ClusterInfo([{"CPU": r.get("CPU", 0.0), "GPU": r.get("GPU", 0.0)} for r in nodes],
+                       ray.get_runtime_context().gcs_address)
+
+
+def check_resources(args: argparse.Namespace, cluster: ClusterInfo) -> int:
+    """Check the per-trial request against the cluster; return how many trials fit at once.
+
+    Raises:
+        ResourceError: a request no node can satisfy (CPUs <= 0, more CPUs or GPUs
+            than the largest node has), so trials would stay PENDING forever.
+    """
+    cpt, gpt = args.cpus_per_trial, args.gpus_per_trial
+    if not cpt > 0:
+        raise ResourceError(f"--cpus-per-trial must be > 0, got {cpt:g}; a trial needs at "
+                            "least part of a CPU")
+    if gpt < 0:
+        raise ResourceError(f"--gpus-per-trial must be >= 0, got {gpt:g}")
+    if gpt > 1 and gpt != int(gpt):
+        raise ResourceError(f"--gpus-per-trial {gpt:g}: above 1 a trial needs whole GPUs")
+    if args.max_concurrent < 0:
+        raise ResourceError(f"--max-concurrent must be >= 0 (0: no limit), got {args.max_concurrent}")
+    where = f"the Ray cluster at {cluster.address}" if cluster.address else "this machine"
+    fits = [min(n.get("CPU", 0) // cpt, (n.get("GPU", 0) // gpt) if gpt else math.inf)
+            for n in cluster.nodes]
+    if not any(f >= 1 for f in fits):
+        biggest_cpu = max((n.get("CPU", 0) for n in cluster.nodes), default=0)
+        biggest_gpu = max((n.get("GPU", 0) for n in cluster.nodes), default=0)
+        raise ResourceError(
+            f"no node of {where} can run a trial with {cpt:g} CPUs and {gpt:g} GPUs (largest "
+            f"node: {biggest_cpu:g} CPUs, {biggest_gpu:g} GPUs); lower --cpus-per-trial / "
+            "--gpus-per-trial or add nodes that have them")
+    slots = int(sum(f for f in fits if f >= 1))
+    return min(slots, args.max_concurrent) if args.max_concurrent else slots
+
+
+# --------------------------------------------------------------------------- output
+
+def _print_plan(plan: Plan, args: argparse.Namespace, cluster: ClusterInfo, concurrent: int,
+                out=sys.stdout) -> None:
+    import pandas as pd
+
+    space = plan.space
+    shown = space.varied or ["model", "data", "epochs"]
+    print(f"search space: {space.path}  (ranked by {space.metric}, {space.mode})", file=out)
+    if plan.trials:
+        rows = [{"#": i + 1, "trial": trial_name(t, space.varied),
+                 **{k: t[k] for k in shown}} for i, t in enumerate(plan.trials)]
+        print(f"{len(plan.trials)} trials:", file=out)
+        print(pd.DataFrame(rows).to_string(index=False), file=out)
+    else:
+        n = args.num_samples or 20
+        print(f"{n} trials sampled by {args.search} from:", file=out)
+        for k in space.varied:
+            print(f"  {k}: {space.raw['parameters'].get(k, space.values[k])}", file=out)
+    gpu = f", {args.gpus_per_trial:g} GPU" if args.gpus_per_trial else ", no GPU"
+    where = f"Ray cluster {cluster.address}" if cluster.address else "local Ray on this machine"
+    print(f"resources: {args.cpus_per_trial:g} CPU{gpu} per trial; {where}: "
+          f"{len(cluster.nodes)} node(s), {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs "
+          f"-> {concurrent} trial(s) at a time", file=out)
+    if plan.pairs:
+        print(f"feature sets to compute once (or read from the cache): {len(plan.pairs)}", file=out)
+        for model, split in plan.pairs:
+            print(f"  {model}  {split}", file=out)
+    else:
+        print("feature cache: off (every trial runs the full image pipeline)", file=out)
+    for note in plan.notes:
+        print(f"note: {note}", file=out)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("tune_food", "torch", "torchvision", "timm", "ray", "optuna", "pandas"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _dataset_fingerprint(path: str) -> dict[str, Any]:
+    """Files, bytes and a SHA-256 over (relative path, size) of every file of a dataset."""
+    digest, files, size = hashlib.sha256(), 0, 0
+    for root, dirs, names in sorted(os.walk(path)):
+        dirs.sort()
+        for n in sorted(names):
+            p = os.path.join(root, n)
+            st = os.stat(p)
+            digest.update(f"{os.path.relpath(p, path)}\t{st.st_size}\n".encode())
+            files, size = files + 1, size + st.st_size
+    return {"path": path, "files": files, "bytes": size, "sha256": digest.hexdigest()}
+
+
+def write_json_atomic(obj: Any, path: str) -> None:
+    """Write JSON through a temporary file and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".", suffix=".json.tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- running
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _experiment_dir(results_dir: str, name: str) -> str:
+    return f"{results_dir.rstrip('/')}/{name}" if _is_uri(results_dir) else \
+        os.path.join(os.path.abspath(results_dir), name)
+
+
+def _make_search(space: SearchSpace, args: argparse.Namespace):
+    """``(search_alg, scheduler, num_samples)`` for the Tuner."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    scheduler_name = args.scheduler or ("asha" if args.search else "fifo")
+    max_epochs = max(int(v) for v in space.values["epochs"])
+    scheduler = (ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=min(2, max_epochs),
+                               reduction_factor=3)
+                 if scheduler_name == "asha" else FIFOScheduler())
+    if args.search == "optuna":
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+        import optuna
+
+        searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=args.seed))
+        limit = args.max_concurrent or 4
+        return ConcurrencyLimiter(searcher, max_concurrent=limit), scheduler, args.num_samples or 20
+    if args.search == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=args.seed), scheduler, args.num_samples or 20
+    return None, scheduler, args.num_samples or 1
+
+
+def run_sweep(args: argparse.Namespace, out=sys.stdout) -> int:
+    """Run (or with ``--dry-run`` only plan) a sweep; return the exit code.
+
+    Returns:
+        0 when every trial finished, 1 when some errored (their names are printed).
+
+    Raises:
+        TuneFoodError: any problem found before launch.
+    """
+    if args.resume:
+        args = _resume_args(args)
+    if args.grid == bool(args.search):
+        raise SweepError("choose what to run: --grid (every combination of a grid space) "
+                         "or --search optuna|random (sample a space)")
+    if args.num_samples is not None and args.num_samples < 1:
+        raise SweepError(f"--num-samples must be >= 1, got {args.num_samples}")
+    if args.max_failures < 0:
+        raise SweepError(f"--max-failures must be >= 0, got {args.max_failures}")
+    space_path = args.space or os.path.join(default_space_dir(),
+                                            "grid.yaml" if args.grid else "optuna.yaml")
+    space = load_space(space_path)
+    if args.grid and not space.is_grid:
+        raise SweepError(f"{space.path} samples parameters ({', '.join(space.varied)}); "
+                         "--grid needs constants and grid_search lists only; use --search "
+                         "optuna or --search random for this space")
+    name = args.name or f"{os.path.splitext(os.path.basename(space.path))[0]}-" \
+                        f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if "/" in name or name in (".", ".."):
+        raise SweepError(f"--name {name!r} must be a plain folder name")
+    exp_dir = _experiment_dir(args.results_dir, name)
+    if not args.resume and not _is_uri(exp_dir) and os.path.exists(exp_dir) and not args.dry_run:
+        raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
+                         "--resume to continue it")
+
+    cluster = local_cluster()
+    if args.address:
+        _init_ray(args)
+        cluster = connected_cluster()
+    concurrent = check_resources(args, cluster)
+    plan = plan_sweep(space, args)
+    _print_plan(plan, args, cluster, concurrent, out)
+    if args.dry_run:
+        return 0
+    if not _is_uri(exp_dir):
+        _warn_local_storage(args, cluster, out)
+    return _launch(plan, args, name, exp_dir, concurrent, out)
+
+
+def _warn_local_storage(args, cluster: ClusterInfo, out) -> None:
+    if len(cluster.nodes) > 1:
+        print(f"warning: --results-dir {args.results_dir} is a local path on a "
+              f"{len(cluster.nodes)}-node cluster; Ray does not copy trial folders to the "
+              "head node, so use shared storage (an NFS mount on every node, or "
+              "s3://... / gs://...)", file=out)
+
+
+def _init_ray(args: argparse.Namespace) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=True)
+    if args.address:
+        kwargs["address"] = args.address
+    else:
+        kwargs["include_dashboard"] = False
+    ray.init(**kwargs)
+
+
+def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concurrent: int,
+            out) -> int:
+    import ray
+    from ray import tune
+
+    from .features import compute_feature_sets
+    from .leaderboard import (leaderboard_by_config, make_leaderboard, results_dataframe,
+                              write_csv_atomic)
+    from .tb import TensorBoardCallback
+    from .trainable import train_food
+
+    space = plan.space
+    # Tune adds its own loggers unless told not to; ours write the tags the README promises.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started = time.time()
+    _init_ray(args)
+    cache_dir = args.cache_dir or os.environ.get("TUNE_FOOD_CACHE_DIR") or \
+        os.path.join(os.path.expanduser("~"), ".cache", "tune_food", "features")
+    features, feature_info = {}, []
+    t0 = time.perf_counter()
+    if plan.pairs:
+        print(f"computing {len(plan.pairs)} feature sets once ...", file=out, flush=True)
+        try:
+            features, feature_info = compute_feature_sets(
+                plan.pairs, args.cpus_per_trial, args.gpus_per_trial, cache_dir, plan.exclude)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, TuneFoodError):
+                raise cause from None
+            raise
+        for info in feature_info:
+            print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
+                  f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
+    extraction_s = time.perf_counter() - t0
+
+    param_space = dict(space.param_space, feature_cache=args.feature_cache)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_food, datasets=plan.datasets, features=features,
+                             exclude=plan.exclude),
+        {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
+    search_alg, scheduler, num_samples = _make_search(space, args)
+    os.makedirs(exp_dir, exist_ok=True) if not _is_uri(exp_dir) else None
+    state = {"name": name, "space_file": space.path, "space": space.raw,
+             "metric": space.metric, "mode": space.mode, "args": vars(args),
+             "versions": _versions(),
+             "datasets": {n: _dataset_fingerprint(p) for n, p in plan.datasets.items()},
+             "skipped_bad_images": [{"path": p, "reason": r} for p, r in plan.bad_images],
+             "feature_sets": feature_info, "feature_extraction_s": extraction_s,
+             "started": _dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+             "status": "running"}
+    if not _is_uri(exp_dir):
+        write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
+
+    namer_name, namer_dir = TrialNamer(space.varied, False), TrialNamer(space.varied, True)
+    run_config = tune.RunConfig(
+        name=name, storage_path=os.path.dirname(exp_dir) if not _is_uri(exp_dir)
+        else exp_dir.rsplit("/", 1)[0],
+        callbacks=[TensorBoardCallback()],
+        failure_config=tune.FailureConfig(max_failures=args.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        verbose=1)
+    if args.resume:
+        tuner = tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space, run_config=run_config,
+            tune_config=tune.TuneConfig(
+                metric=space.metric, mode=space.mode, num_samples=num_samples,
+                search_alg=search_alg, scheduler=scheduler,
+                max_concurrent_trials=args.max_concurrent or None,
+                trial_name_creator=namer_name, trial_dirname_creator=namer_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        grid = tuner.fit()
+    wall = time.time() - started
+
+    results = list(grid)
+    board = make_leaderboard(results, space.metric, space.mode, list(space.param_space))
+    write_csv_atomic(board, os.path.join(exp_dir, "leaderboard.csv"))
+    write_csv_atomic(results_dataframe(results, list(space.param_space)),
+                     os.path.join(exp_dir, "results.csv"))
+    if "seed" in space.varied:
+        write_csv_atomic(leaderboard_by_config(board, list(space.param_space), space.metric,
+                                               space.mode),
+                         os.path.join(exp_dir, "leaderboard_by_config.csv"))
+    errored = board[board["status"] == "ERROR"] if not board.empty else board
+    state.update(status="finished" if errored.empty else "finished with errors",
+                 finished=_dt.datetime.now().isoformat(timespec="seconds"), wall_s=wall,
+                 trials=len(board), errored=list(errored.get("trial_name", [])))
+    write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
+    _print_summary(board, space, exp_dir, wall, out)
+    try:
+        from .report import make_plots
+
+        make_plots(exp_dir, board, results_dataframe(results, list(space.param_space)))
+    except ImportError:
+        pass
+    if not errored.empty:
+        print(f"{len(errored)} trial(s) failed: {', '.join(errored['trial_name'])}; see "
+              "their error.txt in the trial folders", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(board, space: SearchSpace, exp_dir: str, wall: float, out) -> None:
+    import pandas as pd
+
+    cols = [c for c in ["rank", "trial_name", space.metric, "test_acc", "test_acc_ci_low",
+                        "test_acc_ci_high", "test_loss", "feature_cache", "time_total_s"]
+            if c in board]
+    cols = list(dict.fromkeys(cols))
+    print(f"\nsweep finished in {wall:.1f} s: {len(board)} trials, ranked by {space.metric} "
+          f"({space.mode})", file=out)
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.float_format", "{:.4f}".format):
+        print(board[cols].head(10).to_string(index=False), file=out)
+    print(f"\nleaderboard: {exp_dir}/leaderboard.csv", file=out)
+    print(f"TensorBoard: tensorboard --logdir {exp_dir}", file=out)
+
+
+def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments of the sweep being resumed, with this call's resource flags."""
+    if not args.name:
+        raise SweepError("--resume needs --name, the sweep to continue")
+    exp_dir = _experiment_dir(args.results_dir, args.name)
+    state_file = os.path.join(exp_dir, STATE_FILE)
+    if not os.path.isfile(state_file):
+        raise SweepError(f"no sweep named {args.name!r} in {os.path.abspath(args.results_dir)} "
+                         f"({state_file} not found); check --name and --results-dir")
+    with open(state_file) as fh:
+        saved = json.load(fh)["args"]
+    merged = argparse.Namespace(**saved)
+    for key in ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",
+                "max_failures", "data_dir", "cache_dir"):
+        if getattr(args, key) != build_parser().get_default(key):
+            setattr(merged, key, getattr(args, key))
+    merged.resume, merged.dry_run, merged.name = True, args.dry_run, args.name
+    return merged
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the process exit code (0 ok, 1 trials failed, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run_sweep(args)
+    except TuneFoodError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; continue with --resume --name <name>", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
