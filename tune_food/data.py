@@ -115,8 +115,10 @@ def verify_manifest(dataset_dir: str, manifest: dict[str, str]) -> None:
             "delete the folder to download it again")
 
 
-def download_dataset(name: str, data_root: str) -> str:
+def download_dataset(name: str, data_root: str, url: str | None = None) -> str:
     """Download known dataset ``name`` into ``<data_root>/<name>`` and verify it.
+
+    ``url`` overrides the archive's address (a mirror, or a ``file://`` URL).
 
     The archive is fetched and extracted into a temporary folder beside the target,
     verified against the manifest, then renamed into place, so an interrupted download
@@ -131,16 +133,17 @@ def download_dataset(name: str, data_root: str) -> str:
     from torchvision.datasets.utils import download_and_extract_archive
 
     known = DATASETS[name]
+    url = url or known.url
     target = os.path.join(data_root, name)
     os.makedirs(data_root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=data_root)
     try:
         try:
-            download_and_extract_archive(known.url, download_root=tmp, extract_root=tmp,
+            download_and_extract_archive(url, download_root=tmp, extract_root=tmp,
                                          remove_finished=True)
         except Exception as exc:  # urllib, ssl, zipfile errors: all "could not download"
             raise DataError(
-                f"dataset {name} is not in {data_root} and downloading {known.url} failed "
+                f"dataset {name} is not in {data_root} and downloading {url} failed "
                 f"({type(exc).__name__}: {exc}); put the dataset (train/ and test/ folders) "
                 f"at {target}, or point --data-dir / ${DATA_DIR_ENV} at a folder that has it"
             ) from None

@@ -110,7 +110,7 @@ def accuracy_ci(correct: int, total: int, confidence: float = 0.95) -> tuple[flo
     """Wilson score interval of a binomial proportion ``correct / total``.
 
     Computed by ``scipy.stats.binomtest(...).proportion_ci(method="wilson")`` (Wilson,
-    1927). On 75 test images one image is 1.3 points; 70/75 gives (0.853, 0.972).
+    1927). On 75 test images one image is 1.3 points; 70/75 gives (0.853, 0.971).
 
     Returns:
         ``(low, high)`` in [0, 1].

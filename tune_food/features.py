@@ -204,11 +204,21 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
     remote = ray.remote(num_returns=2)(_extract_task).options(num_cpus=cpus, num_gpus=gpus)
     exclude = sorted(exclude)
     refs, info_refs = {}, []
-    for model, split_dir in dict.fromkeys(pairs):
+    for model, split_dir in sorted(dict.fromkeys(pairs), key=_cost, reverse=True):
         fs_ref, info_ref = remote.remote(model, split_dir, exclude, cache_dir, batch_size)
         refs[feature_key(model, split_dir)] = fs_ref
         info_refs.append(info_ref)
     return refs, ray.get(info_refs)
+
+
+def _cost(pair: tuple[str, str]) -> float:
+    """Rough cost of a feature set (images x pixels of the model's input), so the
+    largest start first and the tasks finish together (longest-processing-time order)."""
+    from .models import get_spec
+
+    model, split_dir = pair
+    images = sum(len(files) for _, _, files in os.walk(split_dir))
+    return images * get_spec(model).input_size ** 2
 
 
 def feature_key(model: str, split_dir: str) -> str:

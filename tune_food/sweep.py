@@ -435,13 +435,44 @@ def _warn_local_storage(args, cluster: ClusterInfo, out) -> None:
               "s3://... / gs://...)", file=out)
 
 
+class _Progress:
+    """Tune callback printing one line per finished or failed trial."""
+
+    def __new__(cls, total: int | None, metric: str, out):
+        from ray.tune import Callback
+
+        class Progress(Callback):
+            def __init__(self):
+                self.done = 0
+
+            def _line(self, trial, what: str) -> None:
+                self.done += 1
+                r = trial.last_result or {}
+                total_s = f"/{total}" if total else ""
+                score = (f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), float) else "")
+                if "test_acc" in r and metric != "test_acc":
+                    score += f"  test_acc {r['test_acc']:.4f}"
+                ci = (f" [{r['test_acc_ci_low']:.3f}, {r['test_acc_ci_high']:.3f}]"
+                      if "test_acc_ci_low" in r else "")
+                print(f"[{self.done}{total_s}] {what:<7} {trial.trial_id}  {str(trial):<60} "
+                      f"{score}{ci}  epochs {r.get('epoch', 0)}", file=out, flush=True)
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                self._line(trial, "done")
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                self._line(trial, "ERROR")
+
+        return Progress()
+
+
 def _init_ray(args: argparse.Namespace) -> None:
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=True)
+    kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=False)
     if args.address:
         kwargs["address"] = args.address
     else:
@@ -461,8 +492,10 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     from .trainable import train_food
 
     space = plan.space
-    # Tune adds its own loggers unless told not to; ours write the tags the README promises.
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    # Our TensorBoardCallback subclasses Tune's, so Tune adds no second one; the CSV and
+    # JSON loggers (progress.csv, result.json) are Tune's own.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = time.time()
     _init_ray(args)
@@ -490,7 +523,6 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
         tune.with_parameters(train_food, datasets=plan.datasets, features=features,
                              exclude=plan.exclude),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
-    search_alg, scheduler, num_samples = _make_search(space, args)
     os.makedirs(exp_dir, exist_ok=True) if not _is_uri(exp_dir) else None
     state = {"name": name, "space_file": space.path, "space": space.raw,
              "metric": space.metric, "mode": space.mode, "args": vars(args),
@@ -503,14 +535,16 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     if not _is_uri(exp_dir):
         write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
 
+    search_alg, scheduler, num_samples = _make_search(space, args)
     namer_name, namer_dir = TrialNamer(space.varied, False), TrialNamer(space.varied, True)
     run_config = tune.RunConfig(
         name=name, storage_path=os.path.dirname(exp_dir) if not _is_uri(exp_dir)
         else exp_dir.rsplit("/", 1)[0],
-        callbacks=[TensorBoardCallback()],
+        callbacks=[TensorBoardCallback(), CSVLoggerCallback(), JsonLoggerCallback(),
+                   _Progress(len(plan.trials) or num_samples, space.metric, out)],
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        verbose=1)
+        verbose=0)
     if args.resume:
         tuner = tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
                                    resume_unfinished=True, resume_errored=False,
@@ -521,7 +555,7 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
             tune_config=tune.TuneConfig(
                 metric=space.metric, mode=space.mode, num_samples=num_samples,
                 search_alg=search_alg, scheduler=scheduler,
-                max_concurrent_trials=args.max_concurrent or None,
+                max_concurrent_trials=args.max_concurrent or None, reuse_actors=True,
                 trial_name_creator=namer_name, trial_dirname_creator=namer_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

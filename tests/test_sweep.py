@@ -1,0 +1,110 @@
+"""End to end: the sweep CLI on real images, a real local Ray, real Lite0 weights."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli, shared_dataset
+
+LEADERBOARD_COLUMNS = [
+    "rank", "trial_id", "trial_name", "status", "model", "data", "epochs", "lr", "batch_size",
+    "seed", "test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss", "train_acc",
+    "train_loss", "trainable_params", "total_params", "time_total_s", "checkpoint_path",
+    "logdir"]
+TAGS = ["loss/train", "loss/test", "accuracy/train", "accuracy/test"]
+
+
+def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of the TensorBoard event files in ``logdir``, read with TensorBoard's own
+    event reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(logdir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tiny_root, tmp_path_factory):
+    """A 2-trial grid (Lite0 x 1 / 2 epochs) on 24 train / 12 test real images, batch 5
+    so every epoch ends on an uneven batch."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    space = tmp / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                     "  epochs: {grid_search: [1, 2]}\n  batch_size: 5\n  lr: 0.01\n")
+    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
+                   "--results-dir", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
+                   "--name", "small")
+    return proc, str(tmp / "results" / "small")
+
+
+@pytest.mark.slow
+def test_small_sweep_writes_a_complete_leaderboard(small_sweep):
+    proc, exp = small_sweep
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    missing = [c for c in LEADERBOARD_COLUMNS if c not in board.columns]
+    assert missing == []
+    assert len(board) == 2 and list(board["rank"]) == [1, 2]
+    assert sorted(board["epochs"]) == [1, 2]
+    assert (board["status"] == "TERMINATED").all()
+    assert board["test_acc"].is_monotonic_decreasing
+    assert (board["test_images"] == 12).all()
+    assert list(board["test_acc"]) == pytest.approx(list(board["test_correct"] / 12))
+    assert (board["test_acc_ci_low"] <= board["test_acc"]).all()
+    assert (board["test_acc"] <= board["test_acc_ci_high"]).all()
+    assert (board["trainable_params"] == 3843).all()
+    assert (board["feature_cache"] == "shared").all()
+    for path in board["checkpoint_path"]:
+        files = sorted(os.listdir(path))
+        assert files == ["checkpoint.pt", "meta.json"]
+        assert os.path.getsize(os.path.join(path, "checkpoint.pt")) < 100_000  # head only
+        meta = json.load(open(os.path.join(path, "meta.json")))
+        assert meta["model"] == "efficientnet_lite0"
+        assert meta["classes"] == ["pizza", "steak", "sushi"]
+    assert "leaderboard.csv" in proc.stdout and "tensorboard --logdir" in proc.stdout
+
+
+@pytest.mark.slow
+def test_small_sweep_tensorboard_has_the_four_tags_per_trial(small_sweep):
+    proc, exp = small_sweep
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    results = pd.read_csv(os.path.join(exp, "results.csv"))
+    for _, row in board.iterrows():
+        scalars = read_scalars(row["logdir"])
+        assert all(tag in scalars for tag in TAGS), sorted(scalars)
+        progress = results[results["trial_id"] == row["trial_id"]].sort_values("epoch")
+        assert [s for s, _ in scalars["accuracy/test"]] == list(range(1, row["epochs"] + 1))
+        assert [v for _, v in scalars["accuracy/test"]] == pytest.approx(
+            list(progress["test_acc"]), abs=1e-6)
+        assert [v for _, v in scalars["loss/train"]] == pytest.approx(
+            list(progress["train_loss"]), rel=1e-5)
+        assert os.path.basename(row["logdir"]).startswith(row["trial_name"].rsplit("_", 1)[0])
+
+
+@pytest.mark.slow
+def test_small_sweep_records_its_inputs(small_sweep):
+    proc, exp = small_sweep
+    state = json.load(open(os.path.join(exp, "sweep.json")))
+    assert state["status"] == "finished" and state["trials"] == 2
+    assert state["versions"]["torch"] and state["versions"]["ray"]
+    assert state["datasets"]["tiny"]["files"] == 36
+    assert state["args"]["name"] == "small"
+    assert {s["images"] for s in state["feature_sets"]} == {24, 12}
+
+
+def test_dry_run_lists_the_default_grid():
+    proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--data-dir",
+                   os.path.dirname(shared_dataset()))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "8 trials" in out
+    assert "efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs" in out
+    assert "1 CPU, no GPU per trial" in out and "trial(s) at a time" in out
+    assert "feature sets to compute once" in out
+    assert not os.path.exists(os.path.join(REPO, "results", "grid"))
