@@ -79,3 +79,17 @@ def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 6
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tiny_root, tmp_path_factory):
+    """A 2-trial grid (Lite0 x 1 / 2 epochs) on 24 train / 12 test real images, batch 5
+    so every epoch ends on an uneven batch."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    space = tmp / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                     "  epochs: {grid_search: [1, 2]}\n  batch_size: 5\n  lr: 0.01\n")
+    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
+                   "--results-dir", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
+                   "--name", "small")
+    return proc, str(tmp / "results" / "small")

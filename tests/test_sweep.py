@@ -28,20 +28,6 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-@pytest.fixture(scope="module")
-def small_sweep(tiny_root, tmp_path_factory):
-    """A 2-trial grid (Lite0 x 1 / 2 epochs) on 24 train / 12 test real images, batch 5
-    so every epoch ends on an uneven batch."""
-    tmp = tmp_path_factory.mktemp("sweep")
-    space = tmp / "space.yaml"
-    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
-                     "  epochs: {grid_search: [1, 2]}\n  batch_size: 5\n  lr: 0.01\n")
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
-                   "--results-dir", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
-                   "--name", "small")
-    return proc, str(tmp / "results" / "small")
-
-
 @pytest.mark.slow
 def test_small_sweep_writes_a_complete_leaderboard(small_sweep):
     proc, exp = small_sweep

@@ -173,8 +173,11 @@ def resolve_dataset(name: str, data_root: str, download: bool = True) -> str:
         return path
     if name in DATASETS and download:
         return download_dataset(name, data_root)
-    hint = (f"dataset {name!r} not found at {path}; point --data-dir or ${DATA_DIR_ENV} "
-            "at the folder that contains it")
+    present = sorted(e for e in os.listdir(data_root) if not e.startswith(".")
+                     and os.path.isdir(os.path.join(data_root, e))) if os.path.isdir(data_root) else []
+    hint = (f"dataset {name!r} not found at {path} (folders there: "
+            f"{', '.join(present) if present else 'none'}); fix the name in the search space, "
+            f"or point --data-dir or ${DATA_DIR_ENV} at the folder that contains it")
     if name not in DATASETS:
         hint += f" (datasets tune_food can download: {', '.join(DATASETS)})"
     raise DataError(hint)
@@ -345,6 +348,18 @@ class ImageList(torch.utils.data.Dataset):
         return self.transform(rgb_loader(path)), target
 
 
+class _ImageFolder(ImageFolder):
+    """``ImageFolder`` that, like :func:`scan_split`, ignores hidden folders
+    (``.ipynb_checkpoints``, ``.DS_Store`` folders...) instead of taking them as classes."""
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        classes = sorted(e.name for e in os.scandir(directory)
+                         if e.is_dir() and not e.name.startswith("."))
+        if not classes:
+            raise DataError(f"{directory} has no class folders")
+        return classes, {c: i for i, c in enumerate(classes)}
+
+
 def split_samples(split_dir: str, exclude: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, int]]]:
     """``(classes, samples)`` of a split folder in ``ImageFolder`` order, without ``exclude``.
 
@@ -352,8 +367,8 @@ def split_samples(split_dir: str, exclude: Iterable[str] = ()) -> tuple[list[str
     and how classes are indexed is exactly torchvision's.
     """
     skip = {os.path.abspath(p) for p in exclude}
-    folder = ImageFolder(os.path.abspath(split_dir), loader=rgb_loader,
-                         is_valid_file=lambda p: is_image_file(p) and os.path.abspath(p) not in skip)
+    folder = _ImageFolder(os.path.abspath(split_dir), loader=rgb_loader,
+                          is_valid_file=lambda p: is_image_file(p) and os.path.abspath(p) not in skip)
     return folder.classes, [(os.path.abspath(p), t) for p, t in folder.samples]
 
 
@@ -420,12 +435,22 @@ def make_dataloaders(train_dir: str, test_dir: str, transform: Callable, batch_s
         raise DataError(f"class folders differ between {train_dir} {classes} and "
                         f"{test_dir} {test_classes}")
     train_idx, val_idx = stratified_split([t for _, t in train_samples], val_fraction, seed)
-    generator = torch.Generator().manual_seed(seed)
-    kwargs = dict(batch_size=batch_size, num_workers=num_workers,
-                  persistent_workers=num_workers > 0)
-    train_loader = DataLoader(ImageList([train_samples[i] for i in train_idx], transform),
-                              shuffle=True, generator=generator, **kwargs)
-    val_loader = (DataLoader(ImageList([train_samples[i] for i in val_idx], transform), **kwargs)
-                  if val_idx else None)
-    test_loader = DataLoader(ImageList(test_samples, transform), **kwargs)
-    return train_loader, val_loader, test_loader, classes
+    train = ImageList([train_samples[i] for i in train_idx], transform)
+    val = ImageList([train_samples[i] for i in val_idx], transform) if val_idx else None
+    return (*seeded_loaders(train, val, ImageList(test_samples, transform), batch_size, seed,
+                            num_workers), classes)
+
+
+def seeded_loaders(train, val, test, batch_size: int, seed: int, num_workers: int = 0):
+    """``(train, val or None, test)`` DataLoaders, each with its own seeded generator.
+
+    Only the train loader shuffles. Giving every loader a generator keeps the global
+    torch RNG for dropout alone, so the image pipeline and the cached-feature pipeline
+    draw the same shuffles and the same dropout masks.
+    """
+    def loader(ds, shuffle, offset):
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                          generator=torch.Generator().manual_seed(seed + offset))
+
+    return (loader(train, True, 0), loader(val, False, 1) if val is not None else None,
+            loader(test, False, 2))

@@ -165,7 +165,8 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     Raises:
         DataError, WeightsError: see :mod:`tune_food.data` and :mod:`tune_food.models`.
     """
-    from .data import DATASETS, resolve_data_root, resolve_dataset, validate_image_folder
+    from .data import (DATASETS, resolve_data_root, resolve_dataset, stratified_split,
+                       validate_image_folder)
     from .models import ensure_weights, weights_path
 
     data_root = resolve_data_root(args.data_dir)
@@ -190,6 +191,9 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
             info = validate_image_folder(datasets[name], args.skip_bad_images,
                                          test_dir=test_dir if os.path.isdir(test_dir) else None)
             bad.extend(b for b in info.bad_images if b not in bad)
+            labels = [t for _, t in info.train.samples]
+            for fraction in space.values["val_fraction"]:  # ranges: both bounds
+                stratified_split(labels, fraction, 0)
     weights: dict[str, str] = {}
     for model in space.models:
         if args.dry_run and not os.path.isfile(weights_path(model)):
@@ -307,6 +311,11 @@ def _print_plan(plan: Plan, args: argparse.Namespace, cluster: ClusterInfo, conc
             print(f"  {model}  {split}", file=out)
     else:
         print("feature cache: off (every trial runs the full image pipeline)", file=out)
+    if plan.bad_images:
+        print(f"skipping {len(plan.bad_images)} image(s) that cannot be decoded "
+              "(--skip-bad-images; listed in sweep.json):", file=out)
+        for path, reason in plan.bad_images[:10]:
+            print(f"  {path}: {reason}", file=out)
     for note in plan.notes:
         print(f"note: {note}", file=out)
 
@@ -477,7 +486,15 @@ def _init_ray(args: argparse.Namespace) -> None:
         kwargs["address"] = args.address
     else:
         kwargs["include_dashboard"] = False
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, TimeoutError, ValueError) as exc:
+        if not args.address:
+            raise
+        raise ResourceError(f"cannot connect to the Ray cluster at --address {args.address} "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                            "start it (ray start --head, or ray up cluster.yaml) or fix the "
+                            "address") from None
 
 
 def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concurrent: int,
@@ -488,6 +505,7 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     from .features import compute_feature_sets
     from .leaderboard import (leaderboard_by_config, make_leaderboard, results_dataframe,
                               write_csv_atomic)
+    from .report import make_plots
     from .tb import TensorBoardCallback
     from .trainable import train_food
 
@@ -565,8 +583,8 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     results = list(grid)
     board = make_leaderboard(results, space.metric, space.mode, list(space.param_space))
     write_csv_atomic(board, os.path.join(exp_dir, "leaderboard.csv"))
-    write_csv_atomic(results_dataframe(results, list(space.param_space)),
-                     os.path.join(exp_dir, "results.csv"))
+    frame = results_dataframe(results, list(space.param_space))
+    write_csv_atomic(frame, os.path.join(exp_dir, "results.csv"))
     if "seed" in space.varied:
         write_csv_atomic(leaderboard_by_config(board, list(space.param_space), space.metric,
                                                space.mode),
@@ -577,12 +595,8 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
                  trials=len(board), errored=list(errored.get("trial_name", [])))
     write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
     _print_summary(board, space, exp_dir, wall, out)
-    try:
-        from .report import make_plots
-
-        make_plots(exp_dir, board, results_dataframe(results, list(space.param_space)))
-    except ImportError:
-        pass
+    for path in make_plots(exp_dir, board, frame):
+        print(f"plot: {path}", file=out)
     if not errored.empty:
         print(f"{len(errored)} trial(s) failed: {', '.join(errored['trial_name'])}; see "
               "their error.txt in the trial folders", file=sys.stderr)

@@ -1,15 +1,16 @@
 """The Ray Tune function trainable: one trial, start to finish.
 
-``train_food(config, datasets=..., features=...)`` seeds everything, builds the frozen
-model, trains its head for ``config["epochs"]`` epochs with Adam and cross-entropy, and
-calls ``tune.report`` once per epoch with the metrics and a small checkpoint (the head,
-the optimizer, the RNG states and the metadata ``predict`` needs). A restarted trial
-resumes from its last checkpoint (``tune.get_checkpoint()``).
+``train_food(config, datasets=..., features=..., exclude=...)`` reads like Ray Tune's
+PyTorch example: build (:func:`prepare`), resume from ``tune.get_checkpoint()`` if the
+trial is restarted, loop epochs (:func:`run_epoch`), ``tune.report`` the metrics with a
+small checkpoint (head, optimizer, RNG states and the metadata ``predict`` needs).
 
 When the configuration is cacheable (frozen backbone, no random augmentation) and the
 sweep handed over feature sets, the head trains on the features (``feature_cache``
-``"shared"`` or ``"disk"``); otherwise it runs the full image pipeline (``"off"``). Both
-paths see the same batches in the same order and give the same numbers.
+``"shared"``: computed in this sweep, or ``"disk"``: read from the cache); otherwise the
+full image pipeline runs (``"off"``). Both paths build the head from the same seed,
+see the same batches in the same order and draw the same dropout masks, so they give
+the same numbers (tests/test_features.py checks to 1e-5).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import random
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from .data import make_dataloaders, split_samples, stratified_split, workers_for
+from .data import make_dataloaders, seeded_loaders, split_samples, stratified_split, workers_for
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
 from .models import (build_model, describe_transform, get_spec, get_transform, make_head,
@@ -73,157 +75,17 @@ def is_cacheable(config: dict[str, Any]) -> bool:
 
 
 def _get_features(features: dict[str, Any] | None, model: str, split: str) -> FeatureSet | None:
-    if not features:
-        return None
-    value = features.get(feature_key(model, split))
-    if value is None:
-        return None
-    if isinstance(value, FeatureSet):
+    value = (features or {}).get(feature_key(model, split))
+    if value is None or isinstance(value, FeatureSet):
         return value
     import ray
 
     return ray.get(value)
 
 
-def _loaders(config, train_dir, test_dir, transform, cpus, features, exclude):
-    """Train / val / test loaders and the feature-cache mode of a trial."""
-    bs, seed = int(config["batch_size"]), int(config["seed"])
-    val_fraction = float(config.get("val_fraction") or 0.0)
-    model = config["model"]
-    train_fs = test_fs = None
-    if is_cacheable(config):
-        train_fs = _get_features(features, model, train_dir)
-        test_fs = _get_features(features, model, test_dir)
-    if train_fs is not None and test_fs is not None:
-        mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
-        train_ds = TensorDataset(train_fs.features, train_fs.labels)
-        train_idx, val_idx = stratified_split(train_fs.labels.tolist(), val_fraction, seed)
-        generator = torch.Generator().manual_seed(seed)
-        train = DataLoader(Subset(train_ds, train_idx), batch_size=bs, shuffle=True,
-                           generator=generator)
-        val = DataLoader(Subset(train_ds, val_idx), batch_size=bs) if val_idx else None
-        test = DataLoader(TensorDataset(test_fs.features, test_fs.labels), batch_size=bs)
-        return train, val, test, train_fs.classes, mode
-    train, val, test, classes = make_dataloaders(
-        train_dir, test_dir, transform, bs, num_workers=workers_for(cpus), exclude=exclude,
-        seed=seed, val_fraction=val_fraction)
-    if config.get("augment"):
-        train.dataset.transform = train_transform(config["model"])
-    return train, val, test, classes, "off"
-
-
-def save_checkpoint(directory: str, *, model_name: str, classes: list[str], dropout: float,
-                    transform: str, head: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    epoch: int, generator: torch.Generator | None, metrics: dict) -> None:
-    """Write a trial checkpoint into ``directory``: ``checkpoint.pt`` (head weights,
-    optimizer state, RNG states; about 20 KB for 3 classes, the backbone is not saved)
-    and ``meta.json`` (model name, classes, dropout, transform, epoch, metrics)."""
-    meta = {"model": model_name, "classes": classes, "dropout": dropout,
-            "transform": transform, "epoch": epoch, "metrics": metrics,
-            "num_features": get_spec(model_name).num_features}
-    torch.save({"head": head.state_dict(),
-                "optimizer": optimizer.state_dict() if optimizer else None,
-                "torch_rng": torch.get_rng_state(),
-                "loader_rng": generator.get_state() if generator is not None else None,
-                "meta": meta}, os.path.join(directory, CHECKPOINT_FILE))
-    with open(os.path.join(directory, META_FILE), "w") as fh:
-        json.dump(meta, fh, indent=2)
-
-
-def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
-               features: dict[str, Any] | None = None,
-               exclude: list[str] | None = None) -> None:
-    """Ray Tune function trainable: train one frozen-backbone classifier's head.
-
-    Args:
-        config: one trial's hyperparameters (:data:`tune_food.spaces.PARAMS`): ``model,
-            data, test_data, epochs, lr, batch_size, seed, dropout, weight_decay,
-            label_smoothing, val_fraction, augment`` and ``feature_cache`` (auto|off).
-        datasets: dataset name -> absolute folder (resolved in the driver).
-        features: :func:`~tune_food.features.feature_key` -> FeatureSet or its object ref.
-        exclude: absolute paths of images to leave out (skipped bad images).
-
-    Reports once per epoch (``tune.report``): ``epoch, train_loss, train_acc,
-    [val_loss, val_acc, val_acc_ci_low, val_acc_ci_high,] test_loss, test_acc,
-    test_acc_ci_low, test_acc_ci_high, test_correct, test_images, trainable_params,
-    total_params, feature_cache, device, node_id``; losses are mean cross-entropy per
-    image (nats), accuracies correct / images with 95 % Wilson intervals.
-    """
-    import ray
-    from ray import tune
-
-    start = time.perf_counter()
-    seed = int(config["seed"])
-    seed_everything(seed)
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1) \
-        if ray.is_initialized() else 1
-    torch.set_num_threads(max(1, int(cpus)))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = device.type == "cuda"
-
-    train_dir, test_dir = split_dirs(config, datasets)
-    spec = get_spec(config["model"])
-    dropout = spec.default_dropout if config.get("dropout") is None else float(config["dropout"])
-    classes = split_samples(train_dir, exclude or ())[0]
-    cacheable = is_cacheable(config) and _get_features(features, spec.name, train_dir) is not None
-    if cacheable:  # the head alone, on features; the backbone is never built
-        transform = get_transform(spec.name)
-        net = head = make_head(spec.num_features, len(classes), dropout)
-        trainable_params = sum(p.numel() for p in head.parameters())
-        total_params = trainable_params + _backbone_params(spec.name)
-    else:
-        net = build_model(spec.name, len(classes), dropout)
-        transform, head = net.transform, net.head
-        trainable_params, total_params = net.trainable_params, net.total_params
-    train_loader, val_loader, test_loader, classes, cache_mode = _loaders(
-        config, train_dir, test_dir, transform, cpus, features, exclude or ())
-    net.to(device)
-    optimizer = torch.optim.Adam(head.parameters(), lr=float(config["lr"]),
-                                 weight_decay=float(config.get("weight_decay") or 0.0))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing") or 0.0))
-    generator = getattr(train_loader, "generator", None)
-
-    start_epoch = 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as ckpt_dir:
-            state = torch.load(os.path.join(ckpt_dir, CHECKPOINT_FILE), map_location="cpu",
-                               weights_only=True)
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if generator is not None and state["loader_rng"] is not None:
-            generator.set_state(state["loader_rng"])
-        start_epoch = int(state["meta"]["epoch"])
-
-    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
-    for epoch in range(start_epoch, int(config["epochs"])):
-        tr = train_epoch(net, train_loader, optimizer, loss_fn, device, amp)
-        te = evaluate(net, test_loader, loss_fn, device, amp)
-        low, high = accuracy_ci(te.correct, te.images)
-        metrics: dict[str, Any] = {
-            "epoch": epoch + 1, "train_loss": tr.loss, "train_acc": tr.acc,
-            "test_loss": te.loss, "test_acc": te.acc, "test_acc_ci_low": low,
-            "test_acc_ci_high": high, "test_correct": te.correct, "test_images": te.images}
-        if val_loader is not None:
-            va = evaluate(net, val_loader, loss_fn, device, amp)
-            vlow, vhigh = accuracy_ci(va.correct, va.images)
-            metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,
-                           val_acc_ci_high=vhigh, val_images=va.images)
-        metrics.update(trainable_params=trainable_params, total_params=total_params,
-                       feature_cache=cache_mode, device=str(device), node_id=node_id,
-                       train_seconds=time.perf_counter() - start)
-        with tempfile.TemporaryDirectory() as tmp:
-            save_checkpoint(tmp, model_name=spec.name, classes=classes, dropout=dropout,
-                            transform=describe_transform(transform), head=head,
-                            optimizer=optimizer, epoch=epoch + 1, generator=generator,
-                            metrics={k: v for k, v in metrics.items() if k != "node_id"})
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-
-def _backbone_params(name: str) -> int:
-    """Parameter count of the backbone of ``name`` (built on the meta device: no weights
-    are read and no memory is used)."""
+def backbone_params(name: str) -> int:
+    """Parameter count of the backbone of ``name``, built on the meta device (no weights
+    are read, no memory is used)."""
     spec = get_spec(name)
     with torch.device("meta"):
         if spec.family == "torchvision":
@@ -236,3 +98,188 @@ def _backbone_params(name: str) -> int:
 
             net = timm.create_model(f"tf_{name}", pretrained=False, num_classes=0)
     return sum(p.numel() for p in net.parameters())
+
+
+@dataclass
+class Trial:
+    """Everything one trial trains with (built by :func:`prepare`)."""
+
+    config: dict[str, Any]
+    net: nn.Module            # the head (cached features) or the whole frozen model
+    head: nn.Sequential
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    test_loader: DataLoader
+    classes: list[str]
+    dropout: float
+    transform: str            # description of the eval transform
+    feature_cache: str        # shared | disk | off
+    trainable_params: int
+    total_params: int
+    device: torch.device
+
+    @property
+    def mixed_precision(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
+            features: dict[str, Any] | None = None, exclude: list[str] | None = None,
+            device: torch.device | str | None = None) -> Trial:
+    """Build a trial: data loaders (features or images), head, optimizer, loss.
+
+    Seeds everything from ``config["seed"]``; the head is initialised right after
+    seeding in both paths, so cached and uncached trials start from the same weights.
+
+    Raises:
+        ValueError: unresolved dataset names (see :func:`split_dirs`).
+        WeightsError: the model's weights are missing (image pipeline only).
+    """
+    seed = int(config["seed"])
+    spec = get_spec(config["model"])
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dropout = spec.default_dropout if config.get("dropout") is None else float(config["dropout"])
+    train_dir, test_dir = split_dirs(config, datasets)
+    bs, val_fraction = int(config["batch_size"]), float(config.get("val_fraction") or 0.0)
+    train_fs = test_fs = None
+    if is_cacheable(config):
+        train_fs = _get_features(features, spec.name, train_dir)
+        test_fs = _get_features(features, spec.name, test_dir)
+    if train_fs is not None and test_fs is not None:
+        classes = train_fs.classes
+        train_ds = TensorDataset(train_fs.features, train_fs.labels)
+        train_idx, val_idx = stratified_split(train_fs.labels.tolist(), val_fraction, seed)
+        loaders = seeded_loaders(Subset(train_ds, train_idx),
+                                 Subset(train_ds, val_idx) if val_idx else None,
+                                 TensorDataset(test_fs.features, test_fs.labels), bs, seed)
+        cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
+        backbone = None
+        transform = get_transform(spec.name)
+    else:
+        cpus = _assigned_cpus()
+        backbone = build_model(spec.name, len(split_samples(train_dir, exclude or ())[0]), dropout)
+        transform = backbone.transform
+        *loaders, classes = make_dataloaders(train_dir, test_dir, transform, bs,
+                                             num_workers=workers_for(cpus),
+                                             exclude=exclude or (), seed=seed,
+                                             val_fraction=val_fraction)
+        if config.get("augment"):
+            loaders[0].dataset.transform = train_transform(spec.name)
+        cache_mode = "off"
+    seed_everything(seed)
+    head = make_head(spec.num_features, len(classes), dropout)
+    if backbone is not None:
+        backbone.head = head
+        net, total = backbone, backbone.total_params
+    else:
+        net, total = head, sum(p.numel() for p in head.parameters()) + backbone_params(spec.name)
+    net.to(device)
+    optimizer = torch.optim.Adam(head.parameters(), lr=float(config["lr"]),
+                                 weight_decay=float(config.get("weight_decay") or 0.0))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing") or 0.0))
+    return Trial(config, net, head, optimizer, loss_fn, loaders[0], loaders[1], loaders[2],
+                 classes, dropout, describe_transform(transform), cache_mode,
+                 sum(p.numel() for p in head.parameters()), total, device)
+
+
+def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
+    """Train one epoch and evaluate; return the metrics of epoch ``epoch`` (1-based).
+
+    Returns ``epoch, train_loss, train_acc, test_loss, test_acc, test_acc_ci_low,
+    test_acc_ci_high, test_correct, test_images`` and, with a validation split,
+    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_images``. Losses are mean
+    cross-entropy per image (nats); accuracies correct / images with 95 % Wilson
+    intervals (:func:`~tune_food.engine.accuracy_ci`).
+    """
+    amp = trial.mixed_precision
+    tr = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
+                     trial.device, amp)
+    te = evaluate(trial.net, trial.test_loader, trial.loss_fn, trial.device, amp)
+    low, high = accuracy_ci(te.correct, te.images)
+    metrics: dict[str, Any] = {
+        "epoch": epoch, "train_loss": tr.loss, "train_acc": tr.acc, "test_loss": te.loss,
+        "test_acc": te.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
+        "test_correct": te.correct, "test_images": te.images}
+    if trial.val_loader is not None:
+        va = evaluate(trial.net, trial.val_loader, trial.loss_fn, trial.device, amp)
+        vlow, vhigh = accuracy_ci(va.correct, va.images)
+        metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,
+                       val_acc_ci_high=vhigh, val_images=va.images)
+    return metrics
+
+
+def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str, Any]) -> None:
+    """Write ``checkpoint.pt`` (head weights, optimizer state, RNG states; about 20 KB
+    for 3 classes: the backbone is not saved) and ``meta.json`` (model, classes,
+    dropout, transform, epoch, metrics) into ``directory``."""
+    meta = {"model": trial.config["model"], "classes": trial.classes, "dropout": trial.dropout,
+            "num_features": get_spec(trial.config["model"]).num_features,
+            "transform": trial.transform, "epoch": epoch, "metrics": metrics,
+            "config": {k: v for k, v in trial.config.items()
+                       if isinstance(v, (str, int, float, bool, type(None)))}}
+    torch.save({"head": trial.head.state_dict(), "optimizer": trial.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "loader_rng": trial.train_loader.generator.get_state(), "meta": meta},
+               os.path.join(directory, CHECKPOINT_FILE))
+    with open(os.path.join(directory, META_FILE), "w") as fh:
+        json.dump(meta, fh, indent=2)
+
+
+def load_checkpoint(trial: Trial, directory: str) -> int:
+    """Restore head, optimizer and RNG states saved by :func:`save_checkpoint`; return
+    the number of epochs already done."""
+    state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location=trial.device,
+                       weights_only=True)
+    trial.head.load_state_dict(state["head"])
+    trial.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    trial.train_loader.generator.set_state(state["loader_rng"].cpu())
+    return int(state["meta"]["epoch"])
+
+
+def _assigned_cpus() -> float:
+    import ray
+
+    if not ray.is_initialized():
+        return float(os.cpu_count() or 1)
+    return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+
+
+def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
+               features: dict[str, Any] | None = None,
+               exclude: list[str] | None = None) -> None:
+    """Ray Tune function trainable: train one frozen-backbone classifier's head.
+
+    Args:
+        config: one trial's hyperparameters (:data:`tune_food.spaces.PARAMS`) and
+            ``feature_cache`` (auto|off).
+        datasets: dataset name -> absolute folder (resolved in the driver).
+        features: :func:`~tune_food.features.feature_key` -> FeatureSet or its object ref.
+        exclude: absolute paths of images to leave out (skipped bad images).
+
+    Reports once per epoch (``tune.report``) the metrics of :func:`run_epoch` plus
+    ``trainable_params, total_params, feature_cache, device, node_id, trial_name``, with
+    a checkpoint (:func:`save_checkpoint`).
+    """
+    import ray
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(_assigned_cpus())))
+    trial = prepare(config, datasets, features, exclude)
+    start_epoch = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as ckpt_dir:
+            start_epoch = load_checkpoint(trial, ckpt_dir)
+    context = tune.get_context()
+    info = {"trainable_params": trial.trainable_params, "total_params": trial.total_params,
+            "feature_cache": trial.feature_cache, "device": str(trial.device),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "trial_name": context.get_trial_name(), "resumed_from_epoch": start_epoch}
+    for epoch in range(start_epoch + 1, int(config["epochs"]) + 1):
+        metrics = {**run_epoch(trial, epoch), **info}
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(trial, tmp, epoch, metrics)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -1,0 +1,145 @@
+"""Classify images with a trained head: ``python -m tune_food.predict``.
+
+::
+
+    python -m tune_food.predict --sweep results/<name> photo.jpg [more.jpg ...]
+    python -m tune_food.predict --checkpoint results/<name>/<trial>/checkpoint_000009 photo.jpg
+
+``--sweep`` takes the best trial of the sweep's ``leaderboard.csv`` (rank 1). The frozen
+backbone is rebuilt from its pretrained weights with its own transform; the checkpoint
+holds only the head and metadata. Prints each image's top-k classes with probabilities
+(``--top-k``, default 3) or JSON (``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+import torch
+
+from .errors import DataError, SweepError, TuneFoodError
+
+PROG = "python -m tune_food.predict"
+
+
+def best_checkpoint(sweep_dir: str) -> str:
+    """Checkpoint folder of the rank-1 trial in ``<sweep_dir>/leaderboard.csv``.
+
+    Raises:
+        SweepError: no leaderboard, or the best trial has no checkpoint.
+    """
+    import pandas as pd
+
+    path = os.path.join(sweep_dir, "leaderboard.csv")
+    if not os.path.isfile(path):
+        raise SweepError(f"{path} not found; pass a finished sweep folder, or rebuild it with "
+                         f"python -m tune_food.report {sweep_dir}")
+    board = pd.read_csv(path)
+    board = board.dropna(subset=["checkpoint_path"]) if "checkpoint_path" in board else board[0:0]
+    if board.empty:
+        raise SweepError(f"no trial in {path} has a checkpoint")
+    ckpt = board.sort_values("rank")["checkpoint_path"].iloc[0]
+    if not os.path.isabs(ckpt):
+        ckpt = os.path.join(sweep_dir, ckpt)
+    return ckpt
+
+
+def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
+    """Rebuild the trained classifier of a trial checkpoint.
+
+    Returns:
+        ``(model, classes)``: a :class:`~tune_food.models.FrozenBackboneClassifier` in
+        eval mode with the checkpoint's head, and the class names (index order).
+
+    Raises:
+        SweepError: the folder has no ``checkpoint.pt``, or the checkpoint's transform
+            differs from the one the model registry builds now.
+        WeightsError: the backbone's pretrained weights are missing.
+    """
+    from .models import build_model, describe_transform
+
+    path = os.path.join(checkpoint_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        raise SweepError(f"{checkpoint_dir} is not a tune_food checkpoint (no checkpoint.pt)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    meta = state["meta"]
+    model = build_model(meta["model"], len(meta["classes"]), meta["dropout"])
+    if describe_transform(model.transform) != meta["transform"]:
+        raise SweepError(f"the transform of {meta['model']} changed since {checkpoint_dir} was "
+                         f"trained ({meta['transform']}); predictions would be off")
+    model.head.load_state_dict(state["head"])
+    return model.to(device).eval(), list(meta["classes"])
+
+
+@torch.no_grad()
+def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
+            batch_size: int = 32) -> list[dict]:
+    """Top-k classes of each image.
+
+    Returns:
+        One dict per image: ``{"image": path, "predictions": [{"class": name,
+        "probability": p}, ...]}``, probabilities from the softmax, highest first.
+
+    Raises:
+        DataError: images that are missing or cannot be decoded (all listed).
+    """
+    from .data import _check_image, rgb_loader
+
+    problems = [(p, "not found") if not os.path.isfile(p) else (p, _check_image(p))
+                for p in images]
+    problems = [(p, r) for p, r in problems if r]
+    if problems:
+        raise DataError(f"{len(problems)} image(s) cannot be read: "
+                        + "; ".join(f"{p} ({r})" for p, r in problems))
+    device = next(model.head.parameters()).device
+    k = max(1, min(top_k, len(classes)))
+    out = []
+    for i in range(0, len(images), batch_size):
+        chunk = images[i:i + batch_size]
+        x = torch.stack([model.transform(rgb_loader(p)) for p in chunk]).to(device)
+        probs = model(x).softmax(dim=1).cpu()
+        values, indices = probs.topk(k, dim=1)
+        for path, vs, ix in zip(chunk, values.tolist(), indices.tolist()):
+            out.append({"image": path, "predictions": [{"class": classes[j], "probability": v}
+                                                       for v, j in zip(vs, ix)]})
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .sweep import _Parser
+
+    parser = _Parser(prog=PROG, description="Classify images with the best model of a sweep.")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sweep", metavar="DIR", help="sweep folder: use its best trial")
+    src.add_argument("--checkpoint", metavar="DIR", help="a trial checkpoint folder")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    try:
+        if args.top_k < 1:
+            raise SweepError(f"--top-k must be >= 1, got {args.top_k}")
+        ckpt = best_checkpoint(args.sweep) if args.sweep else args.checkpoint
+        model, classes = load_classifier(ckpt)
+        rows = predict(model, classes, args.images, args.top_k)
+    except TuneFoodError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"checkpoint": os.path.abspath(ckpt), "results": rows}, indent=2))
+    else:
+        for row in rows:
+            top = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"])
+            print(f"{row['image']}: {top}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

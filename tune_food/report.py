@@ -1,0 +1,156 @@
+"""Pictures and the leaderboard of a sweep: ``python -m tune_food.report results/<name>``.
+
+:func:`make_plots` draws, with matplotlib, into ``results/<name>/plots/``:
+
+* ``leaderboard.png``: a horizontal bar per trial, best on top, its test accuracy with
+  the 95 % Wilson interval as whiskers, labelled by the trial's hyperparameters;
+* ``curves.png``: test accuracy and test loss per epoch, a line per trial.
+
+The CLI rebuilds both, and the CSV files, from the trial folders of a finished or an
+interrupted sweep (Ray Tune's ``ExperimentAnalysis`` reads them; no cluster needed)
+and prints the leaderboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+import pandas as pd
+
+from .errors import SweepError, TuneFoodError
+
+PROG = "python -m tune_food.report"
+
+
+def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame) -> list[str]:
+    """Write ``plots/leaderboard.png`` and ``plots/curves.png`` under ``exp_dir``.
+
+    Args:
+        board: the leaderboard (:func:`~tune_food.leaderboard.make_leaderboard`).
+        results: every reported row (one per trial and epoch) with ``trial_id``,
+            ``epoch``, ``test_acc``, ``test_loss``.
+
+    Returns:
+        The paths written (none when no trial reported a metric).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    board = board.dropna(subset=["test_acc"]) if "test_acc" in board else board.iloc[0:0]
+    if board.empty:
+        return []
+    out_dir = os.path.join(exp_dir, "plots")
+    os.makedirs(out_dir, exist_ok=True)
+    names = board["trial_name"].astype(str).tolist()
+    labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
+    n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
+
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(board)))
+    acc = board["test_acc"].to_numpy()
+    err = [acc - board["test_acc_ci_low"].to_numpy(), board["test_acc_ci_high"].to_numpy() - acc]
+    y = range(len(board))[::-1]
+    ax.barh(list(y), acc, xerr=err, capsize=4, color="#4c72b0", ecolor="#333333")
+    for yi, a in zip(y, acc):  # the value inside the bar's end
+        ax.text(a - 0.002, yi + 0.25, f"{a:.3f}", va="center", ha="right", color="white",
+                fontsize=8)
+    ax.set_yticks(list(y))
+    ax.set_yticklabels([f"#{r}  {lab}" for r, lab in zip(board["rank"], labels)], fontsize=8)
+    low = max(0.0, float(board["test_acc_ci_low"].min()) - 0.05)
+    ax.set_xlim(low, 1.0)
+    ax.set_xlabel("test accuracy (bars) with 95 % Wilson interval (whiskers)"
+                  + (f", {n_test} test images" if n_test else ""))
+    ranked = board["ranked_by"].iloc[0] if "ranked_by" in board else ""
+    ax.set_title(f"leaderboard: {os.path.basename(exp_dir)}, ranked by {ranked}")
+    ax.grid(axis="x", alpha=0.3)
+    paths = [os.path.join(out_dir, "leaderboard.png")]
+    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    if not results.empty and "epoch" in results:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+        for trial_id, label in zip(board["trial_id"], labels):
+            rows = results[results["trial_id"] == trial_id].sort_values("epoch")
+            ax1.plot(rows["epoch"], rows["test_acc"], marker="o", ms=3, label=label)
+            ax2.plot(rows["epoch"], rows["test_loss"], marker="o", ms=3, label=label)
+        ax1.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch")
+        ax2.set(xlabel="epoch", ylabel="test loss (cross-entropy per image)",
+                title="test loss per epoch")
+        for a in (ax1, ax2):
+            a.grid(alpha=0.3)
+        ax2.legend(fontsize=7, loc="upper right")
+        fig.tight_layout()
+        paths.append(os.path.join(out_dir, "curves.png"))
+        fig.savefig(paths[1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def load_results(exp_dir: str) -> tuple[list, dict]:
+    """The ``ray.tune.Result`` of every trial of a sweep folder and its ``sweep.json``.
+
+    Raises:
+        SweepError: the folder is not a tune_food sweep.
+    """
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    state_file = os.path.join(exp_dir, "sweep.json")
+    if not os.path.isfile(state_file):
+        raise SweepError(f"{exp_dir} is not a tune_food sweep (no sweep.json); pass "
+                         "results/<sweep-name>")
+    with open(state_file) as fh:
+        state = json.load(fh)
+    try:
+        analysis = ExperimentAnalysis(os.path.abspath(exp_dir))
+    except (ValueError, FileNotFoundError) as exc:
+        raise SweepError(f"{exp_dir}: no trial results yet ({exc})") from None
+    return list(ResultGrid(analysis)), state
+
+
+def rebuild(exp_dir: str, out=sys.stdout) -> pd.DataFrame:
+    """Rebuild the CSV files and plots of ``exp_dir``; print and return the leaderboard."""
+    from .leaderboard import make_leaderboard, results_dataframe, write_csv_atomic
+    from .spaces import PARAMS
+
+    results, state = load_results(exp_dir)
+    keys = list(PARAMS)
+    board = make_leaderboard(results, state["metric"], state["mode"], keys)
+    frame = results_dataframe(results, keys)
+    write_csv_atomic(board, os.path.join(exp_dir, "leaderboard.csv"))
+    write_csv_atomic(frame, os.path.join(exp_dir, "results.csv"))
+    paths = make_plots(exp_dir, board, frame)
+    cols = [c for c in ["rank", "trial_name", "status", state["metric"], "test_acc",
+                        "test_acc_ci_low", "test_acc_ci_high", "test_loss", "epoch"] if c in board]
+    with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
+        print(board[list(dict.fromkeys(cols))].to_string(index=False), file=out)
+    for p in paths:
+        print(f"plot: {p}", file=out)
+    return board
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .sweep import _Parser
+
+    parser = _Parser(prog=PROG, description="Rebuild the leaderboard and plots of a sweep.")
+    parser.add_argument("sweep", help="the sweep folder, results/<name>")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    try:
+        if not os.path.isdir(args.sweep):
+            raise SweepError(f"sweep folder {args.sweep} does not exist; pass results/<name>")
+        rebuild(args.sweep)
+        return 0
+    except TuneFoodError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
