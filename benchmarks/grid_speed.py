@@ -20,6 +20,7 @@ training set (4 trials: Lite0/Lite2 x 5/10 epochs), which keeps the uncached sid
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def run_sweep(space: str, work: str, name: str, *extra: str) -> float:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"sweep {name} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    with open(os.path.join(work, "results", name, "sweep.json")) as fh:
+        timings = json.load(fh)["timings"]
+    print(f"  {name}: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items())
+          + f", the rest (interpreter start, imports, plan) {wall - sum(timings.values()):.1f} s",
+          flush=True)
     return wall
 
 

@@ -40,13 +40,29 @@ def test_lite0_key_mapping_recognises_pizza():
 def test_torchvision_head_sizes(use_torch_home, name, expected):
     model = build_model(name, num_classes=3)
     assert model.trainable_params == expected
-    assert model.total_params > 1_000_000
+    assert model.total_params == MODELS[name].backbone_params + expected
     assert [type(m).__name__ for m in model.head] == ["Dropout", "Linear"]
     assert model.head.dropout.p == MODELS[name].default_dropout
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registry_backbone_parameter_counts(name):
+    """The static counts in the registry equal the real architectures' (built on the
+    meta device: no weights needed)."""
+    import timm
+    import torchvision
+
+    with torch.device("meta"):
+        if MODELS[name].family == "torchvision":
+            net = torchvision.models.get_model(name, weights=None).features
+        else:
+            net = timm.create_model(f"tf_{name}", pretrained=False, num_classes=0)
+    assert sum(p.numel() for p in net.parameters()) == MODELS[name].backbone_params
+
+
 def test_lite_head_size_and_dropout():
     model = build_model("efficientnet_lite2", num_classes=3, dropout=0.35)
+    assert model.total_params == MODELS["efficientnet_lite2"].backbone_params + 3843
     assert model.trainable_params == 1280 * 3 + 3
     assert model.head.dropout.p == 0.35
 

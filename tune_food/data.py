@@ -30,8 +30,6 @@ from typing import Callable, Iterable, Sequence
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
-from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from .errors import DataError
 
@@ -217,10 +215,18 @@ class DatasetInfo:
         return self.train.bad + self.test.bad
 
 
+def _img_extensions() -> tuple[str, ...]:
+    # torchvision is imported only where needed: a trial training on cached features
+    # never loads it, which saves about a second per trial process.
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return IMG_EXTENSIONS
+
+
 def is_image_file(path: str) -> bool:
-    """True for a non-hidden file with one of torchvision's ``IMG_EXTENSIONS``."""
-    return not os.path.basename(path).startswith(".") and has_file_allowed_extension(
-        path, IMG_EXTENSIONS)
+    """True for a non-hidden file with one of torchvision's ``IMG_EXTENSIONS``
+    (case-insensitive)."""
+    return not os.path.basename(path).startswith(".") and path.lower().endswith(_img_extensions())
 
 
 def _check_image(path: str) -> str | None:
@@ -262,7 +268,7 @@ def scan_split(split_dir: str, check_images: bool = True) -> SplitInfo:
                        for f in fs if is_image_file(f))
         if not files:
             raise DataError(f"class folder {cdir} has no images (extensions: "
-                            f"{', '.join(IMG_EXTENSIONS)}); add images or remove the folder")
+                            f"{', '.join(_img_extensions())}); add images or remove the folder")
         samples.extend((f, idx) for f in files)
     bad: list[tuple[str, str]] = []
     if check_images:
@@ -348,28 +354,32 @@ class ImageList(torch.utils.data.Dataset):
         return self.transform(rgb_loader(path)), target
 
 
-class _ImageFolder(ImageFolder):
-    """``ImageFolder`` that, like :func:`scan_split`, ignores hidden folders
-    (``.ipynb_checkpoints``, ``.DS_Store`` folders...) instead of taking them as classes."""
-
-    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        classes = sorted(e.name for e in os.scandir(directory)
-                         if e.is_dir() and not e.name.startswith("."))
-        if not classes:
-            raise DataError(f"{directory} has no class folders")
-        return classes, {c: i for i, c in enumerate(classes)}
+def _visible_classes(directory: str) -> tuple[list[str], dict[str, int]]:
+    """``ImageFolder.find_classes`` without hidden folders (``.ipynb_checkpoints``...),
+    as :func:`scan_split` sees them."""
+    classes = sorted(e.name for e in os.scandir(directory)
+                     if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise DataError(f"{directory} has no class folders")
+    return classes, {c: i for i, c in enumerate(classes)}
 
 
 def split_samples(split_dir: str, exclude: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, int]]]:
     """``(classes, samples)`` of a split folder in ``ImageFolder`` order, without ``exclude``.
 
-    Uses ``torchvision.datasets.ImageFolder``'s own file discovery, so what is an image
-    and how classes are indexed is exactly torchvision's.
+    Uses torchvision's ``ImageFolder`` file discovery (``make_dataset``), so the order
+    of samples and how classes are indexed are torchvision's; hidden folders are not
+    classes.
     """
+    from torchvision.datasets.folder import make_dataset
+
     skip = {os.path.abspath(p) for p in exclude}
-    folder = _ImageFolder(os.path.abspath(split_dir), loader=rgb_loader,
-                          is_valid_file=lambda p: is_image_file(p) and os.path.abspath(p) not in skip)
-    return folder.classes, [(os.path.abspath(p), t) for p, t in folder.samples]
+    split_dir = os.path.abspath(split_dir)
+    classes, class_to_idx = _visible_classes(split_dir)
+    samples = make_dataset(split_dir, class_to_idx,
+                           is_valid_file=lambda p: is_image_file(p) and os.path.abspath(p) not in skip,
+                           allow_empty=True)
+    return classes, [(os.path.abspath(p), t) for p, t in samples]
 
 
 def workers_for(cpus: float) -> int:

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -38,6 +38,7 @@ class FeatureSet:
         classes: class-folder names.
         paths: the N absolute image paths.
         fingerprint: see :func:`fingerprint`.
+        transform: description of the transform the images went through.
         source: ``"computed"`` (this process ran the backbone) or ``"disk"`` (read from
             a :class:`FeatureCache`).
         seconds: wall time spent producing it (extraction or disk read).
@@ -50,9 +51,9 @@ class FeatureSet:
     classes: list[str]
     paths: list[str]
     fingerprint: str
+    transform: str = ""
     source: str = "computed"
     seconds: float = 0.0
-    meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.labels.numel()
@@ -99,10 +100,10 @@ class FeatureCache:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a corrupt cache entry is only a cache miss
             return None
-        if blob.get("fingerprint") != fp:
+        if blob.get("fingerprint") != fp or "transform" not in blob:  # other or older entry
             return None
         return FeatureSet(model, blob["split_dir"], blob["features"], blob["labels"],
-                          blob["classes"], blob["paths"], fp, "disk",
+                          blob["classes"], blob["paths"], fp, blob["transform"], "disk",
                           time.perf_counter() - start)
 
     def save(self, fs: FeatureSet) -> str:
@@ -114,7 +115,7 @@ class FeatureCache:
         try:
             torch.save({"fingerprint": fs.fingerprint, "split_dir": fs.split_dir,
                         "features": fs.features, "labels": fs.labels, "classes": fs.classes,
-                        "paths": fs.paths}, tmp)
+                        "paths": fs.paths, "transform": fs.transform}, tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -156,12 +157,14 @@ def extract_features(model: str, split_dir: str, exclude: Iterable[str] = (),
             return hit
     device = torch.device(device)
     backbone = build_backbone(model).to(device)
-    loader = DataLoader(ImageList(samples, get_transform(model)), batch_size=batch_size,
+    transform = get_transform(model)
+    loader = DataLoader(ImageList(samples, transform), batch_size=batch_size,
                         num_workers=num_workers)
     chunks = [backbone(x.to(device)).float().cpu() for x, _ in loader]
     fs = FeatureSet(model, split_dir, torch.cat(chunks),
                     torch.tensor([t for _, t in samples], dtype=torch.int64), classes,
-                    [p for p, _ in samples], fp, "computed", time.perf_counter() - start)
+                    [p for p, _ in samples], fp, describe_transform(transform), "computed",
+                    time.perf_counter() - start)
     if cache is not None:
         cache.save(fs)
     return fs

@@ -49,6 +49,9 @@ class ModelSpec:
         input_size: side of the square crop the weights expect, in pixels.
         default_dropout: head dropout used when the search space does not set one
             (torchvision's own classifier dropout for B*, timm's 0.2 for Lite).
+        backbone_params: parameters of the backbone without any classifier (counted
+            from the built architectures; tests/test_models.py checks them), so a trial
+            training on cached features reports ``total_params`` without building it.
     """
 
     name: str
@@ -56,19 +59,21 @@ class ModelSpec:
     num_features: int
     input_size: int
     default_dropout: float
+    backbone_params: int
 
 
-_TV_B = [  # (num_features, input crop, torchvision classifier dropout)
-    (1280, 224, 0.2), (1280, 240, 0.2), (1408, 288, 0.3), (1536, 300, 0.3),
-    (1792, 380, 0.4), (2048, 456, 0.4), (2304, 528, 0.5), (2560, 600, 0.5),
+_TV_B = [  # (num_features, input crop, torchvision classifier dropout, backbone params)
+    (1280, 224, 0.2, 4_007_548), (1280, 240, 0.2, 6_513_184), (1408, 288, 0.3, 7_700_994),
+    (1536, 300, 0.3, 10_696_232), (1792, 380, 0.4, 17_548_616), (2048, 456, 0.4, 28_340_784),
+    (2304, 528, 0.5, 40_735_704), (2560, 600, 0.5, 63_786_960),
 ]
-_LITE = [(1280, 224), (1280, 240), (1280, 260)]
+_LITE = [(1280, 224, 3_371_008), (1280, 240, 4_135_680), (1280, 260, 4_811_072)]
 
 MODELS: dict[str, ModelSpec] = {
-    **{f"efficientnet_b{i}": ModelSpec(f"efficientnet_b{i}", "torchvision", f, s, p)
-       for i, (f, s, p) in enumerate(_TV_B)},
-    **{f"efficientnet_lite{i}": ModelSpec(f"efficientnet_lite{i}", "lite", f, s, 0.2)
-       for i, (f, s) in enumerate(_LITE)},
+    **{f"efficientnet_b{i}": ModelSpec(f"efficientnet_b{i}", "torchvision", f, s, p, n)
+       for i, (f, s, p, n) in enumerate(_TV_B)},
+    **{f"efficientnet_lite{i}": ModelSpec(f"efficientnet_lite{i}", "lite", f, s, 0.2, n)
+       for i, (f, s, n) in enumerate(_LITE)},
 }
 
 LITE_CROP_PCT = 0.875  # TF-Lite EfficientNet eval preprocessing: resize to size / 0.875

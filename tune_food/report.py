@@ -112,11 +112,12 @@ def load_results(exp_dir: str) -> tuple[list, dict]:
     return list(ResultGrid(analysis)), state
 
 
-def rebuild(exp_dir: str, out=sys.stdout) -> pd.DataFrame:
+def rebuild(exp_dir: str, out=None) -> pd.DataFrame:
     """Rebuild the CSV files and plots of ``exp_dir``; print and return the leaderboard."""
     from .leaderboard import make_leaderboard, results_dataframe, write_csv_atomic
     from .spaces import PARAMS
 
+    out = out or sys.stdout
     results, state = load_results(exp_dir)
     keys = list(PARAMS)
     board = make_leaderboard(results, state["metric"], state["mode"], keys)

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--address", metavar="ADDR",
                      help="Ray cluster to join, e.g. auto or ray://host:10001 (default: "
                      "start a local Ray)")
+    how.add_argument("--autoscale", action="store_true",
+                     help="the cluster has an autoscaler (ray up) that adds nodes on "
+                     "demand: accept requests no current node can satisfy")
     how.add_argument("--feature-cache", choices=["auto", "off"], default="auto",
                      help="auto: compute backbone features once and train heads on them "
                      "where exact; off: run the full image pipeline in every trial")
@@ -115,6 +118,7 @@ class Plan:
     trials: list[dict[str, Any]]              # listable trial configs (grid), or samples
     pairs: list[tuple[str, str]]              # (model, split dir) feature sets needed
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
 
 
 def trial_name(config: dict[str, Any], varied: Sequence[str]) -> str:
@@ -270,13 +274,16 @@ def check_resources(args: argparse.Namespace, cluster: ClusterInfo) -> int:
     where = f"the Ray cluster at {cluster.address}" if cluster.address else "this machine"
     fits = [min(n.get("CPU", 0) // cpt, (n.get("GPU", 0) // gpt) if gpt else math.inf)
             for n in cluster.nodes]
+    if not any(f >= 1 for f in fits) and getattr(args, "autoscale", False):
+        return args.max_concurrent or 1
     if not any(f >= 1 for f in fits):
         biggest_cpu = max((n.get("CPU", 0) for n in cluster.nodes), default=0)
         biggest_gpu = max((n.get("GPU", 0) for n in cluster.nodes), default=0)
         raise ResourceError(
             f"no node of {where} can run a trial with {cpt:g} CPUs and {gpt:g} GPUs (largest "
             f"node: {biggest_cpu:g} CPUs, {biggest_gpu:g} GPUs); lower --cpus-per-trial / "
-            "--gpus-per-trial or add nodes that have them")
+            "--gpus-per-trial, add nodes that have them, or on an autoscaling cluster "
+            "(ray up) pass --autoscale")
     slots = int(sum(f for f in fits if f >= 1))
     return min(slots, args.max_concurrent) if args.max_concurrent else slots
 
@@ -359,6 +366,26 @@ def _is_uri(path: str) -> bool:
     return "://" in path
 
 
+def _local_dir(exp_dir: str, name: str) -> str:
+    """Where the sweep's own files (CSV, JSON, plots) are written on this machine: the
+    experiment folder itself, or for a URI ``./results/<name>`` (then uploaded)."""
+    return os.path.abspath(os.path.join("results", name)) if _is_uri(exp_dir) else exp_dir
+
+
+def _upload(local_dir: str, exp_dir: str) -> None:
+    """Copy the sweep's own files to a URI experiment folder with pyarrow's filesystems
+    (the same ones Ray Tune uses for ``storage_path``)."""
+    if not _is_uri(exp_dir):
+        return
+    import pyarrow.fs
+
+    for entry in ("leaderboard.csv", "leaderboard_by_config.csv", "results.csv", STATE_FILE,
+                  "plots"):
+        src = os.path.join(local_dir, entry)
+        if os.path.exists(src):
+            pyarrow.fs.copy_files(src, f"{exp_dir}/{entry}")
+
+
 def _experiment_dir(results_dir: str, name: str) -> str:
     return f"{results_dir.rstrip('/')}/{name}" if _is_uri(results_dir) else \
         os.path.join(os.path.abspath(results_dir), name)
@@ -388,7 +415,7 @@ def _make_search(space: SearchSpace, args: argparse.Namespace):
     return None, scheduler, args.num_samples or 1
 
 
-def run_sweep(args: argparse.Namespace, out=sys.stdout) -> int:
+def run_sweep(args: argparse.Namespace, out=None) -> int:
     """Run (or with ``--dry-run`` only plan) a sweep; return the exit code.
 
     Returns:
@@ -397,6 +424,7 @@ def run_sweep(args: argparse.Namespace, out=sys.stdout) -> int:
     Raises:
         TuneFoodError: any problem found before launch.
     """
+    out = out or sys.stdout
     if args.resume:
         args = _resume_args(args)
     if args.grid == bool(args.search):
@@ -409,6 +437,9 @@ def run_sweep(args: argparse.Namespace, out=sys.stdout) -> int:
     space_path = args.space or os.path.join(default_space_dir(),
                                             "grid.yaml" if args.grid else "optuna.yaml")
     space = load_space(space_path)
+    if args.search == "optuna" and any(k == "seed" for k in space.varied) and "seeds" in space.raw:
+        raise SweepError(f"{space.path}: seeds repeats grid configurations; with --search "
+                         "optuna sample the seed instead (parameters.seed: {randint: [0, 1000]})")
     if args.grid and not space.is_grid:
         raise SweepError(f"{space.path} samples parameters ({', '.join(space.varied)}); "
                          "--grid needs constants and grid_search lists only; use --search "
@@ -427,7 +458,9 @@ def run_sweep(args: argparse.Namespace, out=sys.stdout) -> int:
         _init_ray(args)
         cluster = connected_cluster()
     concurrent = check_resources(args, cluster)
+    checks_start = time.perf_counter()
     plan = plan_sweep(space, args)
+    plan.timings["checks_s"] = time.perf_counter() - checks_start
     _print_plan(plan, args, cluster, concurrent, out)
     if args.dry_run:
         return 0
@@ -516,7 +549,11 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     # JSON loggers (progress.csv, result.json) are Tune's own.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = time.time()
+    if not _is_uri(exp_dir):  # cheap on local disk; makes --resume lose at most 2 s of work
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    ray_start = time.perf_counter()
     _init_ray(args)
+    plan.timings["ray_init_s"] = time.perf_counter() - ray_start
     cache_dir = args.cache_dir or os.environ.get("TUNE_FOOD_CACHE_DIR") or \
         os.path.join(os.path.expanduser("~"), ".cache", "tune_food", "features")
     features, feature_info = {}, []
@@ -534,14 +571,15 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
         for info in feature_info:
             print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
                   f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
-    extraction_s = time.perf_counter() - t0
+    extraction_s = plan.timings["features_s"] = time.perf_counter() - t0
 
     param_space = dict(space.param_space, feature_cache=args.feature_cache)
     trainable = tune.with_resources(
         tune.with_parameters(train_food, datasets=plan.datasets, features=features,
                              exclude=plan.exclude),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
-    os.makedirs(exp_dir, exist_ok=True) if not _is_uri(exp_dir) else None
+    local_dir = _local_dir(exp_dir, name)
+    os.makedirs(local_dir, exist_ok=True)
     state = {"name": name, "space_file": space.path, "space": space.raw,
              "metric": space.metric, "mode": space.mode, "args": vars(args),
              "versions": _versions(),
@@ -550,8 +588,7 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
              "feature_sets": feature_info, "feature_extraction_s": extraction_s,
              "started": _dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
              "status": "running"}
-    if not _is_uri(exp_dir):
-        write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
+    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
 
     search_alg, scheduler, num_samples = _make_search(space, args)
     namer_name, namer_dir = TrialNamer(space.varied, False), TrialNamer(space.varied, True)
@@ -561,7 +598,9 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
         callbacks=[TensorBoardCallback(), CSVLoggerCallback(), JsonLoggerCallback(),
                    _Progress(len(plan.trials) or num_samples, space.metric, out)],
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # keep every per-epoch checkpoint (about 20 KB each): with num_to_keep set, Tune
+        # snapshots the whole experiment state after every checkpoint
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0)
     if args.resume:
         tuner = tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
@@ -577,26 +616,34 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
                 trial_name_creator=namer_name, trial_dirname_creator=namer_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        fit_start = time.perf_counter()
         grid = tuner.fit()
-    wall = time.time() - started
+        plan.timings["trials_s"] = time.perf_counter() - fit_start
+    outputs_start = time.perf_counter()
 
     results = list(grid)
     board = make_leaderboard(results, space.metric, space.mode, list(space.param_space))
-    write_csv_atomic(board, os.path.join(exp_dir, "leaderboard.csv"))
+    write_csv_atomic(board, os.path.join(local_dir, "leaderboard.csv"))
     frame = results_dataframe(results, list(space.param_space))
-    write_csv_atomic(frame, os.path.join(exp_dir, "results.csv"))
+    write_csv_atomic(frame, os.path.join(local_dir, "results.csv"))
     if "seed" in space.varied:
         write_csv_atomic(leaderboard_by_config(board, list(space.param_space), space.metric,
                                                space.mode),
-                         os.path.join(exp_dir, "leaderboard_by_config.csv"))
+                         os.path.join(local_dir, "leaderboard_by_config.csv"))
     errored = board[board["status"] == "ERROR"] if not board.empty else board
+    plots = make_plots(local_dir, board, frame)
+    plan.timings["outputs_s"] = time.perf_counter() - outputs_start
+    wall = time.time() - started
     state.update(status="finished" if errored.empty else "finished with errors",
                  finished=_dt.datetime.now().isoformat(timespec="seconds"), wall_s=wall,
-                 trials=len(board), errored=list(errored.get("trial_name", [])))
-    write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
-    _print_summary(board, space, exp_dir, wall, out)
-    for path in make_plots(exp_dir, board, frame):
+                 timings=plan.timings, trials=len(board),
+                 errored=list(errored.get("trial_name", [])))
+    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
+    _print_summary(board, space, local_dir, exp_dir, wall, out)
+    print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)
+    for path in plots:
         print(f"plot: {path}", file=out)
+    _upload(local_dir, exp_dir)
     if not errored.empty:
         print(f"{len(errored)} trial(s) failed: {', '.join(errored['trial_name'])}; see "
               "their error.txt in the trial folders", file=sys.stderr)
@@ -604,7 +651,8 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     return 0
 
 
-def _print_summary(board, space: SearchSpace, exp_dir: str, wall: float, out) -> None:
+def _print_summary(board, space: SearchSpace, local_dir: str, exp_dir: str, wall: float,
+                   out) -> None:
     import pandas as pd
 
     cols = [c for c in ["rank", "trial_name", space.metric, "test_acc", "test_acc_ci_low",
@@ -616,7 +664,7 @@ def _print_summary(board, space: SearchSpace, exp_dir: str, wall: float, out) ->
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.4f}".format):
         print(board[cols].head(10).to_string(index=False), file=out)
-    print(f"\nleaderboard: {exp_dir}/leaderboard.csv", file=out)
+    print(f"\nleaderboard: {local_dir}/leaderboard.csv", file=out)
     print(f"TensorBoard: tensorboard --logdir {exp_dir}", file=out)
 
 
@@ -625,7 +673,7 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
     if not args.name:
         raise SweepError("--resume needs --name, the sweep to continue")
     exp_dir = _experiment_dir(args.results_dir, args.name)
-    state_file = os.path.join(exp_dir, STATE_FILE)
+    state_file = os.path.join(_local_dir(exp_dir, args.name), STATE_FILE)
     if not os.path.isfile(state_file):
         raise SweepError(f"no sweep named {args.name!r} in {os.path.abspath(args.results_dir)} "
                          f"({state_file} not found); check --name and --results-dir")

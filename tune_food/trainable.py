@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from .data import make_dataloaders, seeded_loaders, split_samples, stratified_split, workers_for
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
-from .models import (build_model, describe_transform, get_spec, get_transform, make_head,
-                     train_transform)
+from .models import build_model, describe_transform, get_spec, make_head, train_transform
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 META_FILE = "meta.json"
 
 
@@ -81,23 +81,6 @@ def _get_features(features: dict[str, Any] | None, model: str, split: str) -> Fe
     import ray
 
     return ray.get(value)
-
-
-def backbone_params(name: str) -> int:
-    """Parameter count of the backbone of ``name``, built on the meta device (no weights
-    are read, no memory is used)."""
-    spec = get_spec(name)
-    with torch.device("meta"):
-        if spec.family == "torchvision":
-            import torchvision
-
-            net = torchvision.models.get_model(name, weights=None)
-            net.classifier = nn.Identity()
-        else:
-            import timm
-
-            net = timm.create_model(f"tf_{name}", pretrained=False, num_classes=0)
-    return sum(p.numel() for p in net.parameters())
 
 
 @dataclass
@@ -156,12 +139,12 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
                                  TensorDataset(test_fs.features, test_fs.labels), bs, seed)
         cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
         backbone = None
-        transform = get_transform(spec.name)
+        transform = train_fs.transform  # its description: timm is not even imported
     else:
         cpus = _assigned_cpus()
         backbone = build_model(spec.name, len(split_samples(train_dir, exclude or ())[0]), dropout)
-        transform = backbone.transform
-        *loaders, classes = make_dataloaders(train_dir, test_dir, transform, bs,
+        transform = describe_transform(backbone.transform)
+        *loaders, classes = make_dataloaders(train_dir, test_dir, backbone.transform, bs,
                                              num_workers=workers_for(cpus),
                                              exclude=exclude or (), seed=seed,
                                              val_fraction=val_fraction)
@@ -174,13 +157,13 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
         backbone.head = head
         net, total = backbone, backbone.total_params
     else:
-        net, total = head, sum(p.numel() for p in head.parameters()) + backbone_params(spec.name)
+        net, total = head, sum(p.numel() for p in head.parameters()) + spec.backbone_params
     net.to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=float(config["lr"]),
                                  weight_decay=float(config.get("weight_decay") or 0.0))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing") or 0.0))
     return Trial(config, net, head, optimizer, loss_fn, loaders[0], loaders[1], loaders[2],
-                 classes, dropout, describe_transform(transform), cache_mode,
+                 classes, dropout, transform, cache_mode,
                  sum(p.numel() for p in head.parameters()), total, device)
 
 
@@ -278,8 +261,16 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
             "feature_cache": trial.feature_cache, "device": str(trial.device),
             "node_id": ray.get_runtime_context().get_node_id(),
             "trial_name": context.get_trial_name(), "resumed_from_epoch": start_epoch}
+    last_checkpoint = time.monotonic()
     for epoch in range(start_epoch + 1, int(config["epochs"]) + 1):
         metrics = {**run_epoch(trial, epoch), **info}
-        with tempfile.TemporaryDirectory() as tmp:
-            save_checkpoint(trial, tmp, epoch, metrics)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        # A checkpoint after the last epoch, and after any epoch once CHECKPOINT_EVERY_S
+        # have passed: image-pipeline epochs (seconds to minutes) checkpoint every epoch,
+        # cached-feature epochs (milliseconds) do not pay for it 10 times a second.
+        if epoch == int(config["epochs"]) or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+            with tempfile.TemporaryDirectory() as tmp:
+                save_checkpoint(trial, tmp, epoch, metrics)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            last_checkpoint = time.monotonic()
+        else:
+            tune.report(metrics)

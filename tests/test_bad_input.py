@@ -1,0 +1,287 @@
+"""Bad input: every malformed dataset, space or flag is one clear line on stderr, exit
+code 2, no traceback, and no sweep folder that looks like a finished sweep."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import make_subset, run_cli, shared_dataset
+from tune_food import sweep
+from tune_food.data import ImageList, rgb_loader, validate_image_folder
+from tune_food.leaderboard import write_csv_atomic
+
+SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: {data}\n"
+         "  epochs: 1\n  batch_size: 8\n{extra}")
+
+
+def cli(capsys, tmp_path, *args, data_root=None, space=None):
+    """Run the sweep CLI in-process; return (exit code, stderr lines, stdout)."""
+    argv = ["--results-dir", str(tmp_path / "results"), "--name", "s"]
+    if "--resume" not in args and "--search" not in args:
+        argv.insert(0, "--grid")
+    if data_root is not None:
+        argv += ["--data-dir", str(data_root)]
+    if space is not None:
+        path = tmp_path / "space.yaml"
+        path.write_text(space)
+        argv += ["--space", str(path)]
+    code = sweep.main(argv + list(args))
+    out, err = capsys.readouterr()
+    return code, err.strip().splitlines(), out
+
+
+def assert_one_line(code, lines, *fragments, tmp_path=None):
+    assert code == 2, lines
+    assert len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    assert lines[0].startswith("python -m tune_food.sweep: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    if tmp_path is not None:
+        assert not (tmp_path / "results" / "s").exists()
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A data root with ``ds``: 3 train / 2 test real images per class (symlinks)."""
+    make_subset(str(tmp_path / "root" / "ds"), {"train": 3, "test": 2})
+    return tmp_path / "root"
+
+
+def good(dataset="ds", extra=""):
+    return SPACE.format(data=dataset, extra=extra)
+
+
+# 1. data root and dataset layout ---------------------------------------------------
+
+def test_data_root_missing(capsys, tmp_path):
+    code, lines, _ = cli(capsys, tmp_path, data_root=tmp_path / "nowhere", space=good())
+    assert_one_line(code, lines, "nowhere", "does not exist", "--data-dir", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_dataset_without_a_split(capsys, tmp_path, root, split):
+    shutil.rmtree(root / "ds" / split)
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, f"has no {split}/ folder", tmp_path=tmp_path)
+
+
+def test_unknown_dataset_lists_what_is_there(capsys, tmp_path, root):
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good("dss"))
+    assert_one_line(code, lines, "'dss' not found", "folders there: ds", tmp_path=tmp_path)
+
+
+# 2. classes -------------------------------------------------------------------------
+
+def test_class_folders_differ(capsys, tmp_path, root):
+    os.rename(root / "ds" / "test" / "sushi", root / "ds" / "test" / "ramen")
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, "class folders differ", "only in train ['sushi']",
+                    "only in test ['ramen']", tmp_path=tmp_path)
+
+
+def test_empty_class_folder(capsys, tmp_path, root):
+    for f in (root / "ds" / "train" / "steak").iterdir():
+        f.unlink()
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, "train/steak has no images", tmp_path=tmp_path)
+
+
+def test_single_class(capsys, tmp_path, root):
+    for split in ("train", "test"):
+        for cls in ("steak", "sushi"):
+            shutil.rmtree(root / "ds" / split / cls)
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, "single class (pizza)", "at least two", tmp_path=tmp_path)
+
+
+def test_images_directly_in_split_folder(capsys, tmp_path, root):
+    src = next((root / "ds" / "train" / "pizza").iterdir())
+    shutil.copy(src, root / "ds" / "train" / "loose.jpg")
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, "lie directly in", "loose.jpg", "folder named after its class",
+                    tmp_path=tmp_path)
+
+
+# 3. bad images: all reported together; --skip-bad-images ------------------------------
+
+def _break_images(root) -> list[str]:
+    real = os.path.realpath(next((root / "ds" / "train" / "pizza").iterdir()))
+    data = open(real, "rb").read()
+    zero = root / "ds" / "train" / "pizza" / "zero.jpg"
+    zero.write_bytes(b"")
+    truncated = root / "ds" / "train" / "steak" / "truncated.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    text = root / "ds" / "test" / "sushi" / "notes.jpg"
+    text.write_text("this is not a JPEG")
+    return [str(zero), str(truncated), str(text)]
+
+
+def test_bad_images_are_reported_together(capsys, tmp_path, root):
+    bad = _break_images(root)
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, "3 images", "cannot be decoded", "--skip-bad-images",
+                    "empty file (0 bytes)", "truncated", tmp_path=tmp_path)
+    for path in bad:
+        assert path in lines[0]
+
+
+def test_skip_bad_images_dry_run_counts_them(capsys, tmp_path, root):
+    _break_images(root)
+    code, lines, out = cli(capsys, tmp_path, "--skip-bad-images", "--dry-run",
+                           data_root=root, space=good())
+    assert code == 0 and lines == []
+    assert "skipping 3 image(s) that cannot be decoded" in out
+
+
+@pytest.mark.slow
+def test_skip_bad_images_sweep_records_them(tmp_path, root):
+    bad = _break_images(root)
+    space = tmp_path / "space.yaml"
+    space.write_text(good())
+    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", str(root),
+                   "--results-dir", str(tmp_path / "results"), "--name", "s",
+                   "--cache-dir", str(tmp_path / "cache"), "--skip-bad-images")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = json.load(open(tmp_path / "results" / "s" / "sweep.json"))
+    assert sorted(s["path"] for s in state["skipped_bad_images"]) == sorted(bad)
+    board = pd.read_csv(tmp_path / "results" / "s" / "leaderboard.csv")
+    assert board["test_images"].tolist() == [6]  # the text file named .jpg is left out
+
+
+def test_non_images_and_hidden_folders_are_ignored(root):
+    (root / "ds" / "train" / "pizza" / "README.txt").write_text("notes")
+    (root / "ds" / "train" / "pizza" / ".DS_Store").write_bytes(b"\0\1")
+    (root / "ds" / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "ds" / "test" / ".ipynb_checkpoints").mkdir()
+    info = validate_image_folder(str(root / "ds"))
+    assert info.classes == ["pizza", "steak", "sushi"] and len(info.train.samples) == 9
+    from tune_food.data import split_samples
+
+    classes, samples = split_samples(str(root / "ds" / "train"))
+    assert classes == info.classes and len(samples) == 9
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "LA", "1"])
+def test_any_pillow_mode_becomes_rgb(tmp_path, mode):
+    photo = Image.open(os.path.join(shared_dataset(), "test", "pizza",
+                                    sorted(os.listdir(os.path.join(shared_dataset(), "test",
+                                                                   "pizza")))[0]))
+    img = photo.convert(mode) if mode != "I;16" else Image.fromarray(
+        (np.asarray(photo.convert("L"), dtype=np.uint16) * 256).astype("<u2"))
+    assert img.mode == mode
+    path = tmp_path / ("x.png" if mode != "CMYK" else "x.jpg")
+    img.save(path)
+    rgb = rgb_loader(str(path))
+    assert rgb.mode == "RGB" and rgb.size == photo.size
+    if mode == "I;16":  # 16-bit grey scaled to 8 bits, not clipped to white
+        assert 20 < np.asarray(rgb).mean() < 235
+    from tune_food.models import get_transform
+
+    x, _ = ImageList([(str(path), 0)], get_transform("efficientnet_lite0"))[0]
+    assert tuple(x.shape) == (3, 224, 224)
+
+
+# 4. search space --------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,fragments", [
+    ("parameters:\n  model: [efficientnet_lite0\n", ["YAML syntax error at line"]),
+    (good(extra="  learning_rate: 0.1\n"), ["parameters.learning_rate: unknown parameter"]),
+    (good().replace("efficientnet_lite0", "efficientnet_lite9"),
+     ["parameters.model: 'efficientnet_lite9' is not allowed", "efficientnet_b0"]),
+    (good(extra="  lr: 0\n"), ["parameters.lr: 0 is not allowed", "a number > 0"]),
+    (good(extra="  lr: -0.1\n"), ["parameters.lr: -0.1 is not allowed"]),
+    (good().replace("epochs: 1", "epochs: 0"), ["parameters.epochs: 0 is not allowed"]),
+    (good().replace("batch_size: 8", "batch_size: 0"), ["parameters.batch_size: 0"]),
+    (good(extra="  dropout: 1\n"), ["parameters.dropout: 1 is not allowed", "[0, 1)"]),
+    (good(extra="  val_fraction: 0.9\n"), ["cannot hold out val_fraction=0.9"]),
+    (good(extra="  lr: {loguniform: [0.001, 0.1]}\n"), ["--grid needs constants", "--search"]),
+])
+def test_bad_space(capsys, tmp_path, root, text, fragments):
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=text)
+    assert_one_line(code, lines, *fragments, tmp_path=tmp_path)
+    if "YAML" in fragments[0] or "parameters." in fragments[0]:
+        assert str(tmp_path / "space.yaml") in lines[0]
+
+
+def test_space_file_not_found(capsys, tmp_path, root):
+    code, lines, _ = cli(capsys, tmp_path, "--space", str(tmp_path / "nope.yaml"), data_root=root)
+    assert_one_line(code, lines, "nope.yaml not found", "--space", tmp_path=tmp_path)
+
+
+# 5. resources -------------------------------------------------------------------------
+
+def test_more_gpus_than_any_node(capsys, tmp_path, root):
+    code, lines, _ = cli(capsys, tmp_path, "--gpus-per-trial", "4", data_root=root, space=good())
+    assert_one_line(code, lines, "no node of this machine can run a trial with 1 CPUs and 4 GPUs",
+                    "0 GPUs", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--cpus-per-trial", "0", "--cpus-per-trial must be > 0"),
+    ("--cpus-per-trial", "64", "no node of this machine can run a trial with 64 CPUs"),
+    ("--max-concurrent", "-1", "--max-concurrent must be >= 0"),
+    ("--num-samples", "0", "--num-samples must be >= 1"),
+    ("--name", "a/b", "must be a plain folder name"),
+])
+def test_bad_flags(capsys, tmp_path, root, flag, value, fragment):
+    code, lines, _ = cli(capsys, tmp_path, flag, value, data_root=root, space=good())
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_argparse_errors_are_one_line_too():
+    proc = run_cli("tune_food.sweep", "--grid", "--cpus-per-trial", "two")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid float value: 'two'" in lines[0]
+
+
+def test_missing_torchvision_weights_offline(capsys, tmp_path, root, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code, lines, _ = cli(capsys, tmp_path, data_root=root,
+                         space=good().replace("efficientnet_lite0", "efficientnet_b1"))
+    assert_one_line(code, lines, "efficientnet_b1", "could not be downloaded",
+                    str(tmp_path / "torch" / "hub" / "checkpoints"), tmp_path=tmp_path)
+
+
+# 6. resume --------------------------------------------------------------------------
+
+def test_resume_unknown_sweep(capsys, tmp_path):
+    code, lines, _ = cli(capsys, tmp_path, "--resume")
+    assert_one_line(code, lines, "no sweep named 's'", "--name")
+
+
+def test_existing_sweep_name_is_not_overwritten(capsys, tmp_path, root):
+    (tmp_path / "results" / "s").mkdir(parents=True)
+    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    assert_one_line(code, lines, "exists already", "--resume")
+
+
+# 7. atomic writes -------------------------------------------------------------------
+
+class Exploding:
+    def __str__(self):
+        raise RuntimeError("disk full (simulated)")
+
+
+def test_csv_writes_are_atomic(tmp_path):
+    path = tmp_path / "leaderboard.csv"
+    good_df = pd.DataFrame({"rank": [1, 2], "test_acc": [0.9, 0.8]})
+    write_csv_atomic(good_df, str(path))
+    before = path.read_bytes()
+    bad_df = pd.DataFrame({"rank": range(50_000), "x": ["ok"] * 49_999 + [Exploding()]})
+    with pytest.raises(RuntimeError, match="disk full"):
+        bad_df.to_csv(tmp_path / "naive.csv", index=False)
+    assert (tmp_path / "naive.csv").stat().st_size > 0  # a plain write leaves half a file
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_csv_atomic(bad_df, str(path))
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["leaderboard.csv", "naive.csv"]

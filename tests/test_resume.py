@@ -1,0 +1,131 @@
+"""Long sweeps get interrupted: resume after the driver is killed, retry a trial whose
+worker process dies, repeated seeds, and a real Optuna + ASHA search."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli
+
+SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+         "  epochs: {{grid_search: {epochs}}}\n  batch_size: 6\n  lr: 0.01\n")
+
+
+def _start(tmp_path, tiny_root, epochs, *extra):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.format(epochs=epochs))
+    cmd = [sys.executable, "-m", "tune_food.sweep", "--grid", "--space", str(space),
+           "--data-dir", tiny_root, "--results-dir", str(tmp_path / "results"), "--name", "r",
+           "--cache-dir", str(tmp_path / "cache"), *extra]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _trial_results(exp) -> dict[str, str]:
+    return {p.parent.name: p.read_text() for p in exp.glob("*/result.json")}
+
+
+@pytest.mark.slow
+def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
+    proc = _start(tmp_path, tiny_root, "[2, 3, 4]", "--feature-cache", "off",
+                  "--max-concurrent", "1")
+    lines = []
+    for line in proc.stdout:  # wait for the first finished trial
+        lines.append(line)
+        if line.startswith("[1/3] done"):
+            break
+    assert lines and lines[-1].startswith("[1/3] done"), "".join(lines)[-3000:]
+    time.sleep(4)  # past the sweep's experiment-state snapshot period (2 s)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, as a crash would
+    proc.wait()
+    exp = tmp_path / "results" / "r"
+    finished_name = lines[-1].split()[3]
+    before = _trial_results(exp)
+    finished = [d for d in before if d.startswith(finished_name)]
+    assert len(finished) == 1
+    done_before = before[finished[0]]
+    assert not (exp / "leaderboard.csv").exists()
+
+    out = run_cli("tune_food.sweep", "--resume", "--name", "r", "--results-dir",
+                  str(tmp_path / "results"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert _trial_results(exp)[finished[0]] == done_before  # kept as it was
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 3 and (board["status"] == "TERMINATED").all()
+    assert sorted(board["epoch"]) == [2, 3, 4]
+    for _, row in board.iterrows():
+        epochs = [json.loads(x)["epoch"] for x in
+                  open(os.path.join(row["logdir"], "result.json")).read().splitlines()]
+        assert epochs[-1] == row["epochs"]
+
+
+@pytest.mark.slow
+def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_root):
+    proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "1")
+    exp = tmp_path / "results" / "r"
+    pid, deadline = None, time.time() + 300
+    while pid is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        for text in _trial_results(exp).values():
+            rows = [json.loads(x) for x in text.splitlines()]
+            if rows:
+                pid = rows[0]["pid"]
+    assert pid is not None, "the trial never reported"
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epoch"][0] == 4
+    rows = [json.loads(x) for x in open(os.path.join(board["logdir"][0], "result.json"))]
+    assert len({r["pid"] for r in rows}) == 2  # a second worker finished the trial
+    resumed = [r for r in rows if r["pid"] != pid]
+    assert resumed[0]["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
+    assert resumed[-1]["epoch"] == 4
+
+
+@pytest.mark.slow
+def test_repeated_seeds_and_leaderboard_by_config(tmp_path, tiny_root):
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                     "  epochs: {grid_search: [1, 3]}\n  batch_size: 6\nseeds: [1, 2, 3]\n")
+    out = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
+                  "--results-dir", str(tmp_path / "results"), "--name", "s",
+                  "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "results" / "s" / "leaderboard.csv")
+    assert len(board) == 6 and sorted(board["seed"]) == [1, 1, 2, 2, 3, 3]
+    by = pd.read_csv(tmp_path / "results" / "s" / "leaderboard_by_config.csv")
+    assert len(by) == 2 and list(by["test_acc_count"]) == [3, 3]
+    for _, row in by.iterrows():
+        accs = board[board["epochs"] == row["epochs"]]["test_acc"]
+        assert row["test_acc_mean"] == pytest.approx(accs.mean())
+        assert row["test_acc_std"] == pytest.approx(accs.std())
+    assert by["test_acc_mean"].is_monotonic_decreasing
+
+
+@pytest.mark.slow
+def test_optuna_search_with_asha_and_a_validation_split(tmp_path, tiny_root):
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                     "  lr: {loguniform: [0.0003, 0.1]}\n  dropout: {uniform: [0.0, 0.5]}\n"
+                     "  batch_size: {choice: [4, 8]}\n  epochs: 6\n  val_fraction: 0.25\n")
+    out = run_cli("tune_food.sweep", "--search", "optuna", "--num-samples", "8", "--space",
+                  str(space), "--data-dir", tiny_root, "--results-dir", str(tmp_path / "results"),
+                  "--name", "o", "--cache-dir", str(tmp_path / "cache"), "--seed", "3")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "results" / "o" / "leaderboard.csv")
+    assert len(board) == 8 and board["lr"].nunique() == 8
+    assert board["ranked_by"][0] == "val_acc (max)"
+    assert board["val_acc"].is_monotonic_decreasing
+    assert {"val_acc", "val_acc_ci_low", "test_acc", "test_acc_ci_high"} <= set(board.columns)
+    assert (board["val_images"] == 6).all() and (board["test_images"] == 12).all()
+    assert (board["epoch"] <= 6).all() and (board["epoch"] >= 2).all()  # ASHA grace period 2
