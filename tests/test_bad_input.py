@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import make_subset, run_cli, shared_dataset
 from tune_food import sweep
 from tune_food.data import ImageList, rgb_loader, validate_image_folder
-from tune_food.leaderboard import write_csv_atomic
+from tune_food.files import write_csv_atomic
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: {data}\n"
          "  epochs: 1\n  batch_size: 8\n{extra}")

@@ -31,3 +31,20 @@ class ResourceError(TuneFoodError):
 
 class SweepError(TuneFoodError):
     """A sweep cannot be started, resumed or reported (for example: unknown name)."""
+
+
+def cli_call(prog: str, debug: bool, fn, *args) -> int:
+    """Run a CLI body; a :class:`TuneFoodError` becomes one line on stderr and exit 2.
+
+    ``fn(*args)`` returns the exit code. With ``debug`` the exception propagates with its
+    traceback instead.
+    """
+    import sys
+
+    try:
+        return fn(*args)
+    except TuneFoodError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -22,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .data import ImageList, file_sha256, split_samples
+from .files import atomic_write
 from .models import build_backbone, describe_transform, get_transform, weights_sha256
 
 
@@ -108,18 +108,10 @@ class FeatureCache:
 
     def save(self, fs: FeatureSet) -> str:
         """Write ``fs`` atomically; return its path."""
-        os.makedirs(self.directory, exist_ok=True)
-        path = self.path(fs.model, fs.fingerprint)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"fingerprint": fs.fingerprint, "split_dir": fs.split_dir,
-                        "features": fs.features, "labels": fs.labels, "classes": fs.classes,
-                        "paths": fs.paths, "transform": fs.transform}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        blob = {"fingerprint": fs.fingerprint, "split_dir": fs.split_dir,
+                "features": fs.features, "labels": fs.labels, "classes": fs.classes,
+                "paths": fs.paths, "transform": fs.transform}
+        path = atomic_write(self.path(fs.model, fs.fingerprint), lambda tmp: torch.save(blob, tmp))
         return path
 
 

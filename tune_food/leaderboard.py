@@ -3,14 +3,13 @@
 :func:`make_leaderboard` builds one row per trial, best first by the space's metric
 (ties broken by lower test loss), with every hyperparameter, the final metrics with
 their 95 % Wilson intervals, parameter counts, training time, checkpoint path and log
-dir. :func:`leaderboard_by_config` aggregates repeated seeds. CSV files are written
-atomically (temporary file + rename) so a crash never leaves half a file.
+dir. :func:`leaderboard_by_config` aggregates repeated seeds. The CSV files are written
+with :func:`tune_food.files.write_csv_atomic`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Iterable
 
 import pandas as pd
@@ -97,19 +96,3 @@ def results_dataframe(results: Iterable, param_keys: list[str]) -> pd.DataFrame:
             df[f"config/{k}"] = result.config.get(k)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def write_csv_atomic(df: pd.DataFrame, path: str) -> str:
-    """Write ``df`` to ``path`` through a temporary file in the same folder and
-    ``os.replace``, so readers see the old file or the complete new one, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".csv.tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path

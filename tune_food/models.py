@@ -24,7 +24,6 @@ Two families (see ``DESIGN.md``):
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import os
 import re
@@ -163,11 +162,9 @@ def ensure_weights(name: str, download: bool = True) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from .data import file_sha256
+
+    return file_sha256(path)
 
 
 def weights_sha256(name: str) -> str:

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import DataError, SweepError, TuneFoodError
+from .errors import DataError, SweepError, cli_call
 
 PROG = "python -m tune_food.predict"
 
@@ -121,24 +121,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.top_k < 1:
             raise SweepError(f"--top-k must be >= 1, got {args.top_k}")
         ckpt = best_checkpoint(args.sweep) if args.sweep else args.checkpoint
         model, classes = load_classifier(ckpt)
         rows = predict(model, classes, args.images, args.top_k)
-    except TuneFoodError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"checkpoint": os.path.abspath(ckpt), "results": rows}, indent=2))
-    else:
+        if args.json:
+            print(json.dumps({"checkpoint": os.path.abspath(ckpt), "results": rows}, indent=2))
+            return 0
         for row in rows:
             top = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"])
             print(f"{row['image']}: {top}")
-    return 0
+        return 0
+
+    return cli_call(PROG, args.debug, body)
 
 
 if __name__ == "__main__":

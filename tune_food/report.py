@@ -21,7 +21,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import SweepError, TuneFoodError
+from .errors import SweepError, cli_call
 
 PROG = "python -m tune_food.report"
 
@@ -114,7 +114,8 @@ def load_results(exp_dir: str) -> tuple[list, dict]:
 
 def rebuild(exp_dir: str, out=None) -> pd.DataFrame:
     """Rebuild the CSV files and plots of ``exp_dir``; print and return the leaderboard."""
-    from .leaderboard import make_leaderboard, results_dataframe, write_csv_atomic
+    from .files import write_csv_atomic
+    from .leaderboard import make_leaderboard, results_dataframe
     from .spaces import PARAMS
 
     out = out or sys.stdout
@@ -141,16 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep", help="the sweep folder, results/<name>")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         if not os.path.isdir(args.sweep):
             raise SweepError(f"sweep folder {args.sweep} does not exist; pass results/<name>")
         rebuild(args.sweep)
         return 0
-    except TuneFoodError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+
+    return cli_call(PROG, args.debug, body)
 
 
 if __name__ == "__main__":

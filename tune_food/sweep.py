@@ -22,13 +22,12 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .errors import ResourceError, SweepError, TuneFoodError
+from .errors import ResourceError, SweepError, TuneFoodError, cli_call
 from .spaces import SearchSpace, default_space_dir, load_space
 
 PROG = "python -m tune_food.sweep"
@@ -111,7 +110,6 @@ class Plan:
     space: SearchSpace
     data_root: str
     datasets: dict[str, str]                  # name -> absolute folder
-    test_split: dict[str, str]                # train dataset name -> absolute test split
     exclude: list[str]                        # skipped bad images (absolute paths)
     bad_images: list[tuple[str, str]]
     weights: dict[str, str]                   # model -> weights file (or "will download")
@@ -184,12 +182,10 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
             continue
         datasets[name] = resolve_dataset(name, data_root)
     bad: list[tuple[str, str]] = []
-    test_split: dict[str, str] = {}
     test_names = [t for t in space.values["test_data"]]
     for name in space.values["data"]:
         for test_name in test_names:
             test_dir = os.path.join(datasets[test_name or name], "test")
-            test_split[name] = test_dir
             if not os.path.isdir(datasets[name]):
                 continue  # dry run of a dataset still to download
             info = validate_image_folder(datasets[name], args.skip_bad_images,
@@ -219,7 +215,7 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
         train_dir, test_dir = _split_dirs(cfg, datasets)
         pairs.extend([(cfg["model"], train_dir), (cfg["model"], test_dir)])
     pairs = list(dict.fromkeys(pairs))
-    return Plan(space, data_root, datasets, test_split, sorted(p for p, _ in bad), bad,
+    return Plan(space, data_root, datasets, sorted(p for p, _ in bad), bad,
                 weights, trials, pairs, notes)
 
 
@@ -350,14 +346,6 @@ def _dataset_fingerprint(path: str) -> dict[str, Any]:
             digest.update(f"{os.path.relpath(p, path)}\t{st.st_size}\n".encode())
             files, size = files + 1, size + st.st_size
     return {"path": path, "files": files, "bytes": size, "sha256": digest.hexdigest()}
-
-
-def write_json_atomic(obj: Any, path: str) -> None:
-    """Write JSON through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".", suffix=".json.tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- running
@@ -536,8 +524,8 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     from ray import tune
 
     from .features import compute_feature_sets
-    from .leaderboard import (leaderboard_by_config, make_leaderboard, results_dataframe,
-                              write_csv_atomic)
+    from .files import write_csv_atomic, write_json_atomic
+    from .leaderboard import leaderboard_by_config, make_leaderboard, results_dataframe
     from .report import make_plots
     from .tb import TensorBoardCallback
     from .trainable import train_food
@@ -692,12 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code (0 ok, 1 trials failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        return run_sweep(args)
-    except TuneFoodError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return cli_call(PROG, args.debug, run_sweep, args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with --resume --name <name>", file=sys.stderr)
         return 130

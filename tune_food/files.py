@@ -1,0 +1,48 @@
+"""Atomic file writes: a crash never leaves half a file behind.
+
+Every file tune_food writes for the user (leaderboards, results, ``sweep.json``,
+feature-cache entries) goes through :func:`atomic_write`: the content is written to a
+temporary file in the target's folder and renamed over the target with ``os.replace``
+(atomic on POSIX), so readers see the old file or the complete new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Callable
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> str:
+    """Call ``write(tmp_path)`` to produce the content, then rename it to ``path``.
+
+    Returns the absolute ``path``. If ``write`` raises, ``path`` is untouched, the
+    temporary file is removed and the exception propagates.
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_csv_atomic(df, path: str) -> str:
+    """Write a pandas DataFrame as CSV (no index) atomically; return the path."""
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_json_atomic(obj: Any, path: str) -> str:
+    """Write ``obj`` as indented JSON atomically (unknown types via ``str``)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=str)
+
+    return atomic_write(path, write)
