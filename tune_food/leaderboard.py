@@ -1,7 +1,8 @@
 """Turn a sweep's results into a ranked leaderboard (and its CSV files).
 
 :func:`make_leaderboard` builds one row per trial, best first by the space's metric
-(ties broken by lower test loss), with every hyperparameter, the final metrics with
+(ties broken by the lower loss on the same split: test_loss for test_acc, val_loss
+for val_acc), with every hyperparameter, the final metrics with
 their 95 % Wilson intervals, parameter counts, training time, checkpoint path and log
 dir. :func:`leaderboard_by_config` aggregates repeated seeds. The CSV files are written
 with :func:`tune_food.files.write_csv_atomic`.
@@ -27,7 +28,7 @@ def _status(result) -> str:
 
 def make_leaderboard(results: Iterable, metric: str, mode: str,
                      param_keys: list[str]) -> pd.DataFrame:
-    """Rank trials.
+    """Rank trials: best ``metric`` first, ties by lower loss on the same split.
 
     Args:
         results: ``ray.tune.Result`` objects (a ``ResultGrid`` iterates as these).
@@ -58,7 +59,10 @@ def make_leaderboard(results: Iterable, metric: str, mode: str,
         return df
     empty = [c for c in METRIC_COLUMNS + INFO_COLUMNS if c in df and df[c].isna().all()]
     df = df.drop(columns=empty)  # e.g. val_* when no trial held out a validation split
-    sort_cols = [metric] + (["test_loss"] if metric != "test_loss" and "test_loss" in df else [])
+    # ties: lower loss on the same split (val_acc -> val_loss: the test split never
+    # takes part in choosing a winner when a validation split ranks)
+    tie = f"{metric.split('_')[0]}_loss"
+    sort_cols = [metric] + ([tie] if tie != metric and tie in df else [])
     ascending = [mode == "min"] + [True] * (len(sort_cols) - 1)
     if metric in df:
         df = df.sort_values(sort_cols, ascending=ascending, na_position="last", kind="stable")

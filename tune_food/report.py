@@ -24,6 +24,8 @@ import pandas as pd
 from .errors import SweepError, cli_call
 
 PROG = "python -m tune_food.report"
+MAX_BARS = 25     # leaderboard.png shows the best 25 trials
+MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)
 
 
 def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame) -> list[str]:
@@ -51,22 +53,25 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame) -> list
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
     n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
 
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(board)))
-    acc = board["test_acc"].to_numpy()
-    err = [acc - board["test_acc_ci_low"].to_numpy(), board["test_acc_ci_high"].to_numpy() - acc]
-    y = range(len(board))[::-1]
+    total = len(board)
+    bars = board.head(MAX_BARS)
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)))
+    acc = bars["test_acc"].to_numpy()
+    err = [acc - bars["test_acc_ci_low"].to_numpy(), bars["test_acc_ci_high"].to_numpy() - acc]
+    y = range(len(bars))[::-1]
     ax.barh(list(y), acc, xerr=err, capsize=4, color="#4c72b0", ecolor="#333333")
     for yi, a in zip(y, acc):  # the value inside the bar's end
         ax.text(a - 0.002, yi + 0.25, f"{a:.3f}", va="center", ha="right", color="white",
                 fontsize=8)
     ax.set_yticks(list(y))
-    ax.set_yticklabels([f"#{r}  {lab}" for r, lab in zip(board["rank"], labels)], fontsize=8)
-    low = max(0.0, float(board["test_acc_ci_low"].min()) - 0.05)
+    ax.set_yticklabels([f"#{r}  {lab}" for r, lab in zip(bars["rank"], labels)], fontsize=8)
+    low = max(0.0, float(bars["test_acc_ci_low"].min()) - 0.05)
     ax.set_xlim(low, 1.0)
     ax.set_xlabel("test accuracy (bars) with 95 % Wilson interval (whiskers)"
                   + (f", {n_test} test images" if n_test else ""))
     ranked = board["ranked_by"].iloc[0] if "ranked_by" in board else ""
-    ax.set_title(f"leaderboard: {os.path.basename(exp_dir)}, ranked by {ranked}")
+    shown = f"top {len(bars)} of {total} trials" if total > len(bars) else f"{total} trials"
+    ax.set_title(f"leaderboard: {os.path.basename(exp_dir)}, {shown}, ranked by {ranked}")
     ax.grid(axis="x", alpha=0.3)
     paths = [os.path.join(out_dir, "leaderboard.png")]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
@@ -74,19 +79,25 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame) -> list
 
     if not results.empty and "epoch" in results:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-        for trial_id, label in zip(board["trial_id"], labels):
+        # the best MAX_CURVES trials in colour (legend, best first); the rest thin and grey
+        for i, (trial_id, label) in reversed(list(enumerate(zip(board["trial_id"], labels)))):
             rows = results[results["trial_id"] == trial_id].sort_values("epoch")
-            ax1.plot(rows["epoch"], rows["test_acc"], marker="o", ms=3, label=label)
-            ax2.plot(rows["epoch"], rows["test_loss"], marker="o", ms=3, label=label)
-        ax1.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch")
+            style = (dict(marker="o", ms=3, label=f"#{i + 1} {label}", zorder=3)
+                     if i < MAX_CURVES else dict(color="0.75", lw=0.7, zorder=1))
+            ax1.plot(rows["epoch"], rows["test_acc"], **style)
+            ax2.plot(rows["epoch"], rows["test_loss"], **style)
+        handles, names_ = ax2.get_legend_handles_labels()
+        ax1.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch"
+                + (f" (best {MAX_CURVES} in colour)" if total > MAX_CURVES else ""))
         ax2.set(xlabel="epoch", ylabel="test loss (cross-entropy per image)",
                 title="test loss per epoch")
         for a in (ax1, ax2):
             a.grid(alpha=0.3)
-        ax2.legend(fontsize=7, loc="upper right")
         fig.tight_layout()
+        fig.legend(handles[::-1], names_[::-1], fontsize=8, loc="upper center",
+                   bbox_to_anchor=(0.5, 0.0), ncol=1 if total > 4 else 2, frameon=False)
         paths.append(os.path.join(out_dir, "curves.png"))
-        fig.savefig(paths[1], dpi=110)
+        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
         plt.close(fig)
     return paths
 
