@@ -204,12 +204,24 @@ def test_any_pillow_mode_becomes_rgb(tmp_path, mode):
     (good(extra="  dropout: 1\n"), ["parameters.dropout: 1 is not allowed", "[0, 1)"]),
     (good(extra="  val_fraction: 0.9\n"), ["cannot hold out val_fraction=0.9"]),
     (good(extra="  lr: {loguniform: [0.001, 0.1]}\n"), ["--grid needs constants", "--search"]),
+    (good(extra="  lr: .inf\n"), ["parameters.lr: inf is not allowed"]),
+    (good(extra="  epochs: 2\n"), ["key 'epochs' is given twice"]),
+    (good(extra="  val_fraction: 0.99\n"), ["cannot hold out val_fraction=0.99", "e.g. 0.1 to 0.5"]),
 ])
 def test_bad_space(capsys, tmp_path, root, text, fragments):
     code, lines, _ = cli(capsys, tmp_path, data_root=root, space=text)
     assert_one_line(code, lines, *fragments, tmp_path=tmp_path)
     if "YAML" in fragments[0] or "parameters." in fragments[0]:
         assert str(tmp_path / "space.yaml") in lines[0]
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    from tune_food.spaces import load_space
+
+    path = tmp_path / "s.yaml"
+    path.write_text(good(extra="  lr: 1e-3\n  weight_decay: 5E-5\n"))
+    space = load_space(str(path))
+    assert space.param_space["lr"] == 0.001 and space.param_space["weight_decay"] == 5e-5
 
 
 def test_space_file_not_found(capsys, tmp_path, root):
@@ -230,11 +242,29 @@ def test_more_gpus_than_any_node(capsys, tmp_path, root):
     ("--cpus-per-trial", "64", "no node of this machine can run a trial with 64 CPUs"),
     ("--max-concurrent", "-1", "--max-concurrent must be >= 0"),
     ("--num-samples", "0", "--num-samples must be >= 1"),
-    ("--name", "a/b", "must be a plain folder name"),
+    ("--name", "a/b", "must be a plain, non-empty folder name"),
+    ("--name", "", "must be a plain, non-empty folder name"),
+    ("--num-samples", "2", "would repeat identical trials"),
 ])
 def test_bad_flags(capsys, tmp_path, root, flag, value, fragment):
     code, lines, _ = cli(capsys, tmp_path, flag, value, data_root=root, space=good())
     assert code == 2 and len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_grid_and_search_together(capsys, tmp_path, root):
+    code, lines, _ = cli(capsys, tmp_path, "--grid", "--search", "optuna", data_root=root,
+                         space=good())
+    assert_one_line(code, lines, "--grid and --search exclude each other", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["--results-dir", "--cache-dir", "--data-dir"])
+def test_a_file_where_a_folder_belongs(capsys, tmp_path, root, flag):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    args = [flag, str(afile)] if flag != "--data-dir" else []
+    code, lines, _ = cli(capsys, tmp_path, *args, "--dry-run", space=good(),
+                         data_root=afile if flag == "--data-dir" else root)
+    assert code == 2 and len(lines) == 1 and "is a file, not a folder" in lines[0], lines
 
 
 def test_argparse_errors_are_one_line_too():

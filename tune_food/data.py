@@ -71,6 +71,9 @@ def resolve_data_root(data_dir: str | None = None) -> str:
     else:
         return os.path.abspath("data")
     root = os.path.abspath(os.path.expanduser(data_dir))
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DataError(f"data root {root} (from {source}) is a file, not a folder; point "
+                        f"--data-dir / ${DATA_DIR_ENV} at the folder that holds your datasets")
     if not os.path.isdir(root):
         raise DataError(f"data root {root} (from {source}) does not exist; "
                         f"create it or point --data-dir / ${DATA_DIR_ENV} at the folder "
@@ -410,7 +413,9 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
                                               stratify=list(labels))
     except ValueError as exc:
         raise DataError(f"cannot hold out val_fraction={fraction} of {len(labels)} images "
-                        f"stratified by class: {exc}") from None
+                        f"stratified by class ({' '.join(str(exc).split())}); choose a "
+                        "val_fraction that leaves at least one image of every class on both "
+                        "sides (e.g. 0.1 to 0.5)") from None
     return sorted(train_idx), sorted(val_idx)
 
 

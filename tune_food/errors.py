@@ -48,3 +48,12 @@ def cli_call(prog: str, debug: bool, fn, *args) -> int:
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def quiet_broken_pipe() -> None:
+    """Let ``... | head`` end a CLI quietly, as Unix tools do, instead of with a
+    ``BrokenPipeError`` traceback (restores the default SIGPIPE action)."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)

@@ -23,7 +23,9 @@ INFO_COLUMNS = ["epoch", "test_correct", "test_images", "val_images", "trainable
 
 
 def _status(result) -> str:
-    return "ERROR" if result.error is not None else "TERMINATED"
+    if result.error is not None:
+        return "ERROR"
+    return "TERMINATED" if result.metrics else "NOT_STARTED"  # e.g. an interrupted sweep
 
 
 def make_leaderboard(results: Iterable, metric: str, mode: str,
@@ -47,7 +49,10 @@ def make_leaderboard(results: Iterable, metric: str, mode: str,
         row = {"trial_id": m.get("trial_id") or os.path.basename(result.path or ""),
                "trial_name": m.get("trial_name") or os.path.basename(result.path or ""),
                "status": _status(result), "ranked_by": f"{metric} ({mode})"}
-        row.update({k: result.config.get(k) for k in param_keys})
+        config = result.config or {}
+        row.update({k: config.get(k) for k in param_keys})
+        if row.get("dropout") is None and "dropout" in param_keys:
+            row["dropout"] = m.get("head_dropout")  # the model's default, as used
         row.update({k: m.get(k) for k in METRIC_COLUMNS + INFO_COLUMNS})
         row["checkpoint_path"] = result.checkpoint.path if result.checkpoint else None
         row["logdir"] = result.path

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import DataError, SweepError, cli_call
+from .errors import DataError, SweepError, cli_call, quiet_broken_pipe
 
 PROG = "python -m tune_food.predict"
 
@@ -62,6 +62,8 @@ def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
     """
     from .models import build_model, describe_transform
 
+    if os.path.basename(checkpoint_dir) == "checkpoint.pt" and os.path.isfile(checkpoint_dir):
+        checkpoint_dir = os.path.dirname(checkpoint_dir)  # the file given for its folder
     path = os.path.join(checkpoint_dir, "checkpoint.pt")
     if not os.path.isfile(path):
         raise SweepError(f"{checkpoint_dir} is not a tune_food checkpoint (no checkpoint.pt)")
@@ -89,7 +91,8 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     """
     from .data import _check_image, rgb_loader
 
-    problems = [(p, "not found") if not os.path.isfile(p) else (p, _check_image(p))
+    problems = [(p, "a folder, not an image") if os.path.isdir(p) else
+                (p, "not found") if not os.path.isfile(p) else (p, _check_image(p))
                 for p in images]
     problems = [(p, r) for p, r in problems if r]
     if problems:
@@ -121,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    quiet_broken_pipe()
 
     def body() -> int:
         if args.top_k < 1:

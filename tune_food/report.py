@@ -21,7 +21,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import SweepError, cli_call
+from .errors import SweepError, cli_call, quiet_broken_pipe
 
 PROG = "python -m tune_food.report"
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
@@ -91,8 +91,11 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame) -> list
                 + (f" (best {MAX_CURVES} in colour)" if total > MAX_CURVES else ""))
         ax2.set(xlabel="epoch", ylabel="test loss (cross-entropy per image)",
                 title="test loss per epoch")
+        from matplotlib.ticker import MaxNLocator
+
         for a in (ax1, ax2):
             a.grid(alpha=0.3)
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         fig.tight_layout()
         fig.legend(handles[::-1], names_[::-1], fontsize=8, loc="upper center",
                    bbox_to_anchor=(0.5, 0.0), ncol=1 if total > 4 else 2, frameon=False)
@@ -114,12 +117,18 @@ def load_results(exp_dir: str) -> tuple[list, dict]:
     if not os.path.isfile(state_file):
         raise SweepError(f"{exp_dir} is not a tune_food sweep (no sweep.json); pass "
                          "results/<sweep-name>")
-    with open(state_file) as fh:
-        state = json.load(fh)
+    try:
+        with open(state_file) as fh:
+            state = json.load(fh)
+        state["metric"], state["mode"]
+    except (ValueError, KeyError) as exc:
+        raise SweepError(f"{state_file} is damaged ({type(exc).__name__}: {exc}); it is "
+                         "written by python -m tune_food.sweep") from None
     try:
         analysis = ExperimentAnalysis(os.path.abspath(exp_dir))
-    except (ValueError, FileNotFoundError) as exc:
-        raise SweepError(f"{exp_dir}: no trial results yet ({exc})") from None
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise SweepError(f"{exp_dir}: no trial results yet ({reason})") from None
     return list(ResultGrid(analysis)), state
 
 
@@ -153,10 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep", help="the sweep folder, results/<name>")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    quiet_broken_pipe()
 
     def body() -> int:
         if not os.path.isdir(args.sweep):
-            raise SweepError(f"sweep folder {args.sweep} does not exist; pass results/<name>")
+            what = "is a file, not a folder" if os.path.exists(args.sweep) else "does not exist"
+            raise SweepError(f"sweep folder {args.sweep} {what}; pass results/<name>")
         rebuild(args.sweep)
         return 0
 

@@ -23,7 +23,9 @@ and what is allowed.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -38,7 +40,29 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus: ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3`` and
+    would read a string), and a key given twice in one mapping is an error instead of
+    the last one silently winning."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 @dataclass(frozen=True)
@@ -193,12 +217,15 @@ def load_space(path: str) -> SearchSpace:
             names the file and the key and says what is allowed.
     """
     path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise SpaceError(f"search space {path} is a folder; pass a YAML file with --space "
+                         f"(examples in {default_space_dir()})")
     if not os.path.isfile(path):
         raise SpaceError(f"search space file {path} not found; pass an existing YAML file "
                          f"with --space (examples in {default_space_dir()})")
     try:
         with open(path) as fh:
-            raw = yaml.safe_load(fh)
+            raw = yaml.load(fh, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

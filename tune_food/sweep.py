@@ -27,7 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .errors import ResourceError, SweepError, TuneFoodError, cli_call
+from .errors import ResourceError, SweepError, TuneFoodError, cli_call, quiet_broken_pipe
 from .spaces import SearchSpace, default_space_dir, load_space
 
 PROG = "python -m tune_food.sweep"
@@ -415,9 +415,16 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
     if args.resume:
         args = _resume_args(args)
-    if args.grid == bool(args.search):
+    if args.grid and args.search:
+        raise SweepError("--grid and --search exclude each other: --grid runs every "
+                         "combination of a grid space, --search samples a space; pass one")
+    if not args.grid and not args.search:
         raise SweepError("choose what to run: --grid (every combination of a grid space) "
                          "or --search optuna|random (sample a space)")
+    if args.grid and (args.num_samples or 1) > 1:
+        raise SweepError(f"--grid with --num-samples {args.num_samples} would repeat identical "
+                         "trials (same seed); to repeat configurations with other seeds add "
+                         "seeds: [0, 1, 2] to the space")
     if args.num_samples is not None and args.num_samples < 1:
         raise SweepError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.max_failures < 0:
@@ -432,14 +439,19 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
         raise SweepError(f"{space.path} samples parameters ({', '.join(space.varied)}); "
                          "--grid needs constants and grid_search lists only; use --search "
                          "optuna or --search random for this space")
-    name = args.name or f"{os.path.splitext(os.path.basename(space.path))[0]}-" \
-                        f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if "/" in name or name in (".", ".."):
-        raise SweepError(f"--name {name!r} must be a plain folder name")
+    name = args.name if args.name is not None else \
+        f"{os.path.splitext(os.path.basename(space.path))[0]}-" \
+        f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not name or "/" in name or name in (".", ".."):
+        raise SweepError(f"--name {name!r} must be a plain, non-empty folder name")
     exp_dir = _experiment_dir(args.results_dir, name)
-    if not args.resume and not _is_uri(exp_dir) and os.path.exists(exp_dir) and not args.dry_run:
+    if not args.resume and not _is_uri(exp_dir) and os.path.exists(exp_dir):
         raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
                          "--resume to continue it")
+    for flag, folder in (("--results-dir", args.results_dir), ("--cache-dir", args.cache_dir)):
+        if folder and not _is_uri(folder) and os.path.exists(folder) and not os.path.isdir(folder):
+            raise SweepError(f"{flag} {folder} is a file, not a folder; pass a folder (it is "
+                             "created when missing)")
 
     cluster = local_cluster()
     if args.address:
@@ -619,10 +631,12 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
                                                space.mode),
                          os.path.join(local_dir, "leaderboard_by_config.csv"))
     errored = board[board["status"] == "ERROR"] if not board.empty else board
+    not_run = int((board["status"] == "NOT_STARTED").sum()) if not board.empty else 0
     plots = make_plots(local_dir, board, frame)
     plan.timings["outputs_s"] = time.perf_counter() - outputs_start
     wall = time.time() - started
-    state.update(status="finished" if errored.empty else "finished with errors",
+    state.update(status="interrupted" if not_run else
+                 "finished" if errored.empty else "finished with errors",
                  finished=_dt.datetime.now().isoformat(timespec="seconds"), wall_s=wall,
                  timings=plan.timings, trials=len(board),
                  errored=list(errored.get("trial_name", [])))
@@ -635,6 +649,10 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     if not errored.empty:
         print(f"{len(errored)} trial(s) failed: {', '.join(errored['trial_name'])}; see "
               "their error.txt in the trial folders", file=sys.stderr)
+        return 1
+    if not_run:
+        print(f"sweep interrupted: {not_run} trial(s) did not run; continue with "
+              f"{PROG} --resume --name {name}", file=sys.stderr)
         return 1
     return 0
 
@@ -667,6 +685,11 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
                          f"({state_file} not found); check --name and --results-dir")
     with open(state_file) as fh:
         saved = json.load(fh)["args"]
+    if args.space and os.path.abspath(args.space) != os.path.abspath(saved.get("space") or
+                                                                      args.space):
+        raise SweepError(f"--resume continues sweep {args.name!r} with its own search space "
+                         f"({saved.get('space') or 'the default'}); drop --space {args.space}, "
+                         "or start a new sweep with another --name")
     merged = argparse.Namespace(**saved)
     for key in ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",
                 "max_failures", "data_dir", "cache_dir"):
@@ -679,6 +702,7 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code (0 ok, 1 trials failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
+    quiet_broken_pipe()
     try:
         return cli_call(PROG, args.debug, run_sweep, args)
     except KeyboardInterrupt:

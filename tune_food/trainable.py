@@ -194,7 +194,7 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
 
 
 def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` (head weights, optimizer state, RNG states; about 20 KB
+    """Write ``checkpoint.pt`` (head weights, optimizer state, RNG states; about 60 KB
     for 3 classes: the backbone is not saved) and ``meta.json`` (model, classes,
     dropout, transform, epoch, metrics) into ``directory``."""
     meta = {"model": trial.config["model"], "classes": trial.classes, "dropout": trial.dropout,
@@ -259,6 +259,7 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
     context = tune.get_context()
     info = {"trainable_params": trial.trainable_params, "total_params": trial.total_params,
             "feature_cache": trial.feature_cache, "device": str(trial.device),
+            "head_dropout": trial.dropout,
             "node_id": ray.get_runtime_context().get_node_id(),
             "trial_name": context.get_trial_name(), "resumed_from_epoch": start_epoch}
     last_checkpoint = time.monotonic()
