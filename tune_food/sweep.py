@@ -598,7 +598,7 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
         callbacks=[TensorBoardCallback(), CSVLoggerCallback(), JsonLoggerCallback(),
                    _Progress(len(plan.trials) or num_samples, space.metric, out)],
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
-        # keep every per-epoch checkpoint (about 20 KB each): with num_to_keep set, Tune
+        # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
         # snapshots the whole experiment state after every checkpoint
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0)
