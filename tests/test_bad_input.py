@@ -315,3 +315,17 @@ def test_csv_writes_are_atomic(tmp_path):
         write_csv_atomic(bad_df, str(path))
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["leaderboard.csv", "naive.csv"]
+
+
+def test_output_piped_to_head_ends_quietly():
+    """`sweep ... | head -2` closes the pipe early: no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run(f"{sys.executable} -m tune_food.sweep --grid --dry-run --data-dir "
+                          f"{os.path.dirname(shared_dataset())} | head -2", shell=True,
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert len(proc.stdout.splitlines()) == 2
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr

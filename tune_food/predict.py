@@ -124,7 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    quiet_broken_pipe()
 
     def body() -> int:
         if args.top_k < 1:
@@ -144,4 +143,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    quiet_broken_pipe()  # only as a program: in-process callers keep their SIGPIPE handling
     sys.exit(main())

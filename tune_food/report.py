@@ -162,7 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep", help="the sweep folder, results/<name>")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    quiet_broken_pipe()
 
     def body() -> int:
         if not os.path.isdir(args.sweep):
@@ -175,4 +174,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    quiet_broken_pipe()  # only as a program: in-process callers keep their SIGPIPE handling
     sys.exit(main())

@@ -702,7 +702,6 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code (0 ok, 1 trials failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
-    quiet_broken_pipe()
     try:
         return cli_call(PROG, args.debug, run_sweep, args)
     except KeyboardInterrupt:
@@ -711,4 +710,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    quiet_broken_pipe()  # only as a program: in-process callers keep their SIGPIPE handling
     sys.exit(main())
