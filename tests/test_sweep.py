@@ -60,11 +60,10 @@ def test_small_sweep_tensorboard_has_the_four_tags_per_trial(small_sweep):
     proc, exp = small_sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
-    results = pd.read_csv(os.path.join(exp, "results.csv"))
     for _, row in board.iterrows():
         scalars = read_scalars(row["logdir"])
         assert all(tag in scalars for tag in TAGS), sorted(scalars)
-        progress = results[results["trial_id"] == row["trial_id"]].sort_values("epoch")
+        progress = pd.read_csv(os.path.join(row["logdir"], "progress.csv")).sort_values("epoch")
         assert [s for s, _ in scalars["accuracy/test"]] == list(range(1, row["epochs"] + 1))
         assert [v for _, v in scalars["accuracy/test"]] == pytest.approx(
             list(progress["test_acc"]), abs=1e-6)
@@ -94,3 +93,29 @@ def test_dry_run_lists_the_default_grid():
     assert "1 CPU, no GPU per trial" in out and "trial(s) at a time" in out
     assert "feature sets to compute once" in out
     assert not os.path.exists(os.path.join(REPO, "results", "grid"))
+
+
+@pytest.mark.slow
+def test_small_sweep_fills_the_hparams_tab(small_sweep):
+    """Every trial's event files carry TensorBoard HParams summaries: its
+    hyperparameters and its final metrics."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    proc, exp = small_sweep
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    for _, row in board.iterrows():
+        acc = EventAccumulator(row["logdir"])
+        acc.Reload()
+        content = acc.PluginTagToContent("hparams")
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]).session_start_info.hparams
+        assert start["model"].string_value == "efficientnet_lite0"
+        assert start["epochs"].number_value == row["epochs"]
+        assert start["lr"].number_value == pytest.approx(0.01)
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/experiment"]).experiment
+        metrics = {m.name.tag for m in experiment.metric_infos}
+        assert {"final/test_acc", "final/test_loss"} <= metrics
+        final = read_scalars(row["logdir"])["final/test_acc"]
+        assert final[-1][1] == pytest.approx(row["test_acc"], abs=1e-6)
