@@ -119,3 +119,27 @@ def test_small_sweep_fills_the_hparams_tab(small_sweep):
         assert {"final/test_acc", "final/test_loss"} <= metrics
         final = read_scalars(row["logdir"])["final/test_acc"]
         assert final[-1][1] == pytest.approx(row["test_acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_storage_uri(tiny_root, tmp_path):
+    """--results-dir takes a URI (pyarrow filesystems, as Ray Tune's storage_path): trial
+    folders and the sweep's own files land there, and a local copy of the leaderboard
+    is kept in ./results/<name> of the working directory."""
+    import subprocess
+    import sys
+
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_food.sweep", "--grid", "--space", str(space), "--data-dir",
+         tiny_root, "--results-dir", f"file://{tmp_path}/bucket", "--name", "u",
+         "--cache-dir", str(tmp_path / "cache")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    remote = tmp_path / "bucket" / "u"
+    for name in ("leaderboard.csv", "results.csv", "sweep.json", "plots/leaderboard.png"):
+        assert (remote / name).is_file(), name
+        assert (tmp_path / "results" / "u" / name).is_file(), name
+    assert len(list(remote.glob("*/checkpoint_*/checkpoint.pt"))) == 1
+    assert pd.read_csv(remote / "leaderboard.csv")["test_images"].tolist() == [12]

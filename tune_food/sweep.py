@@ -367,11 +367,14 @@ def _upload(local_dir: str, exp_dir: str) -> None:
         return
     import pyarrow.fs
 
+    fs, root = pyarrow.fs.FileSystem.from_uri(exp_dir)
     for entry in ("leaderboard.csv", "leaderboard_by_config.csv", "results.csv", STATE_FILE,
                   "plots"):
         src = os.path.join(local_dir, entry)
+        if os.path.isdir(src):
+            fs.create_dir(f"{root}/{entry}", recursive=True)
         if os.path.exists(src):
-            pyarrow.fs.copy_files(src, f"{exp_dir}/{entry}")
+            pyarrow.fs.copy_files(src, f"{root}/{entry}", destination_filesystem=fs)
 
 
 def _experiment_dir(results_dir: str, name: str) -> str:
