@@ -521,6 +521,9 @@ def _init_ray(args: argparse.Namespace) -> None:
     if args.address:
         kwargs["address"] = args.address
     else:
+        # "local": always a new local Ray. Plain ray.init() would join a cluster named in
+        # /tmp/ray/ray_current_cluster, and hang on a stale one left by a crashed `ray start`.
+        kwargs["address"] = "local"
         kwargs["include_dashboard"] = False
     try:
         ray.init(**kwargs)
