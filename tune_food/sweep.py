@@ -27,8 +27,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ray.tune import Callback
+
 from .errors import ResourceError, SweepError, TuneFoodError, cli_call, quiet_broken_pipe
 from .spaces import SearchSpace, default_space_dir, load_space
+from .trainable import split_dirs
 
 PROG = "python -m tune_food.sweep"
 STATE_FILE = "sweep.json"
@@ -155,12 +158,6 @@ def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*choices)]
 
 
-def _split_dirs(cfg: dict[str, Any], datasets: dict[str, str]) -> tuple[str, str]:
-    train_root = datasets[cfg["data"]]
-    test_root = datasets[cfg.get("test_data") or cfg["data"]]
-    return os.path.join(train_root, "train"), os.path.join(test_root, "test")
-
-
 def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     """Resolve and validate data and weights for ``space``; list trials and feature sets.
 
@@ -212,7 +209,7 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     for cfg in combos:
         if cfg.get("augment") or args.feature_cache == "off":
             continue
-        train_dir, test_dir = _split_dirs(cfg, datasets)
+        train_dir, test_dir = split_dirs(cfg, datasets)
         pairs.extend([(cfg["model"], train_dir), (cfg["model"], test_dir)])
     pairs = list(dict.fromkeys(pairs))
     return Plan(space, data_root, datasets, sorted(p for p, _ in bad), bad,
@@ -480,35 +477,29 @@ def _warn_local_storage(args, cluster: ClusterInfo, out) -> None:
               "s3://... / gs://...)", file=out)
 
 
-class _Progress:
+class _Progress(Callback):
     """Tune callback printing one line per finished or failed trial."""
 
-    def __new__(cls, total: int | None, metric: str, out):
-        from ray.tune import Callback
+    def __init__(self, total: int | None, metric: str, out):
+        self.total, self.metric, self.out, self.done = total, metric, out, 0
 
-        class Progress(Callback):
-            def __init__(self):
-                self.done = 0
+    def _line(self, trial, what: str) -> None:
+        self.done += 1
+        r, metric = trial.last_result or {}, self.metric
+        total_s = f"/{self.total}" if self.total else ""
+        score = f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), float) else ""
+        if "test_acc" in r and metric != "test_acc":
+            score += f"  test_acc {r['test_acc']:.4f}"
+        ci = (f" [{r['test_acc_ci_low']:.3f}, {r['test_acc_ci_high']:.3f}]"
+              if "test_acc_ci_low" in r else "")
+        print(f"[{self.done}{total_s}] {what:<7} {trial.trial_id}  {str(trial):<60} "
+              f"{score}{ci}  epochs {r.get('epoch', 0)}", file=self.out, flush=True)
 
-            def _line(self, trial, what: str) -> None:
-                self.done += 1
-                r = trial.last_result or {}
-                total_s = f"/{total}" if total else ""
-                score = (f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), float) else "")
-                if "test_acc" in r and metric != "test_acc":
-                    score += f"  test_acc {r['test_acc']:.4f}"
-                ci = (f" [{r['test_acc_ci_low']:.3f}, {r['test_acc_ci_high']:.3f}]"
-                      if "test_acc_ci_low" in r else "")
-                print(f"[{self.done}{total_s}] {what:<7} {trial.trial_id}  {str(trial):<60} "
-                      f"{score}{ci}  epochs {r.get('epoch', 0)}", file=out, flush=True)
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trial, "done")
 
-            def on_trial_complete(self, iteration, trials, trial, **info):
-                self._line(trial, "done")
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                self._line(trial, "ERROR")
-
-        return Progress()
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "ERROR")
 
 
 def _init_ray(args: argparse.Namespace) -> None:
