@@ -118,5 +118,5 @@ def test_killing_a_worker_node_loses_no_trial(cluster, tmp_path, tiny_root):
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 3 and (board["status"] == "TERMINATED").all()
-    assert sorted(board["epoch"]) == [3, 4, 5]
+    assert sorted(board["epochs_done"]) == [3, 4, 5]
     assert victim.node_id not in set(board["node_id"])  # finished elsewhere

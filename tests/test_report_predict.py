@@ -51,16 +51,21 @@ def test_predict_agrees_with_the_leaderboard(small_sweep, tiny_root):
     out = run_cli("tune_food.predict", "--sweep", exp, "--json", "--top-k", "2", *images)
     assert out.returncode == 0, out.stderr[-2000:]
     doc = json.loads(out.stdout)
-    assert doc["checkpoint"] == best["checkpoint_path"]
+    assert doc["checkpoint"] == os.path.join(exp, best["checkpoint_path"])
+    assert doc["trial"] == best["trial_name"] and doc["rank"] == 1
+    assert doc["epoch"] == best["epochs_done"]
     correct = 0
     for row in doc["results"]:
         preds = row["predictions"]
         assert len(preds) == 2 and preds[0]["probability"] >= preds[1]["probability"]
         correct += preds[0]["class"] == os.path.basename(os.path.dirname(row["image"]))
     assert correct == best["test_correct"]
-    text = run_cli("tune_food.predict", "--checkpoint", best["checkpoint_path"], images[0])
-    assert text.returncode == 0 and text.stdout.startswith(images[0] + ": ")
-    assert len(text.stdout.split(": ")[1].split(", ")) == 3
+    ckpt = os.path.join(exp, best["checkpoint_path"])
+    text = run_cli("tune_food.predict", "--checkpoint", ckpt, images[0])
+    assert text.returncode == 0, text.stderr
+    used, line = text.stdout.splitlines()
+    assert used == f"using checkpoint {ckpt}" and line.startswith(images[0] + ": ")
+    assert len(line.split(": ")[1].split(", ")) == 3
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def _trial_results(exp) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[2, 3, 4]", "--feature-cache", "off",
+    proc = _start(tmp_path, tiny_root, "[2, 3, 12]", "--feature-cache", "off",
                   "--max-concurrent", "1")
     lines = []
     for line in proc.stdout:  # wait for the first finished trial
@@ -54,6 +54,20 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
     assert len(finished) == 1
     done_before = before[finished[0]]
     assert not (exp / "leaderboard.csv").exists()
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "running"
+
+    # report on the killed sweep tells the truth: one trial complete, the rest not
+    rep = run_cli("tune_food.report", str(exp))
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    killed = pd.read_csv(exp / "leaderboard.csv")
+    by_name = dict(zip(killed["trial_name"], killed["status"]))
+    assert by_name[finished_name] == "TERMINATED", killed
+    complete = killed["epochs_done"] == killed["epochs_planned"]
+    assert list(killed["status"] == "TERMINATED") == list(complete)
+    assert set(killed.loc[~complete, "status"]) <= {"INTERRUPTED", "NOT_STARTED"}
+    assert (~complete).sum() >= 1 and killed.loc[~complete, "rank"].isna().all()
+    assert list(killed.loc[complete, "rank"]) == list(range(1, complete.sum() + 1))
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "interrupted"
 
     out = run_cli("tune_food.sweep", "--resume", "--name", "r", "--results-dir",
                   str(tmp_path / "results"))
@@ -61,10 +75,10 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
     assert _trial_results(exp)[finished[0]] == done_before  # kept as it was
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 3 and (board["status"] == "TERMINATED").all()
-    assert sorted(board["epoch"]) == [2, 3, 4]
+    assert sorted(board["epochs_done"]) == [2, 3, 12]
     for _, row in board.iterrows():
         epochs = [json.loads(x)["epoch"] for x in
-                  open(os.path.join(row["logdir"], "result.json")).read().splitlines()]
+                  open(os.path.join(exp, row["logdir"], "result.json")).read().splitlines()]
         assert epochs[-1] == row["epochs"]
 
 
@@ -84,8 +98,8 @@ def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_r
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
-    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epoch"][0] == 4
-    rows = [json.loads(x) for x in open(os.path.join(board["logdir"][0], "result.json"))]
+    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epochs_done"][0] == 4
+    rows = [json.loads(x) for x in open(os.path.join(exp, board["logdir"][0], "result.json"))]
     assert len({r["pid"] for r in rows}) == 2  # a second worker finished the trial
     resumed = [r for r in rows if r["pid"] != pid]
     assert resumed[0]["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
@@ -128,4 +142,4 @@ def test_optuna_search_with_asha_and_a_validation_split(tmp_path, tiny_root):
     assert board["val_acc"].is_monotonic_decreasing
     assert {"val_acc", "val_acc_ci_low", "test_acc", "test_acc_ci_high"} <= set(board.columns)
     assert (board["val_images"] == 6).all() and (board["test_images"] == 12).all()
-    assert (board["epoch"] <= 6).all() and (board["epoch"] >= 2).all()  # ASHA grace period 2
+    assert (board["epochs_done"] <= 6).all() and (board["epochs_done"] >= 2).all()  # ASHA grace period 2

@@ -21,8 +21,8 @@ def test_grid_space_is_the_seed_grid_on_lite_models():
     assert {t["model"] for t in trials} == {"efficientnet_lite0", "efficientnet_lite2"}
     assert {t["data"] for t in trials} == {"pizza_steak_sushi", "pizza_steak_sushi_20_percent"}
     assert {t["epochs"] for t in trials} == {5, 10}
-    assert {(t["lr"], t["batch_size"], t["seed"], t["test_data"]) for t in trials} == \
-        {(0.001, 32, 42, "pizza_steak_sushi")}
+    assert {(t["lr"], t["batch_size"], t["seed"], tuple(t["test_data"])) for t in trials} == \
+        {(0.001, 32, 42, ("pizza_steak_sushi", "pizza_steak_sushi_20_percent"))}
     assert (space.metric, space.mode) == ("test_acc", "max")
     names = {trial_name(t, space.varied) for t in trials}
     assert "efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs" in names

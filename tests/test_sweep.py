@@ -45,9 +45,12 @@ def test_small_sweep_writes_a_complete_leaderboard(small_sweep):
     assert (board["test_acc"] <= board["test_acc_ci_high"]).all()
     assert (board["trainable_params"] == 3843).all()
     assert (board["feature_cache"] == "shared").all()
-    for path in board["checkpoint_path"]:
+    assert list(board["checkpoint_epoch"]) == list(board["epochs_done"])
+    for rel in board["checkpoint_path"]:
+        assert not os.path.isabs(rel)  # relative to the sweep folder
+        path = os.path.join(exp, rel)
         files = sorted(os.listdir(path))
-        assert files == ["checkpoint.pt", "meta.json"]
+        assert files == ["checkpoint.pt", "meta.json", "predictions.csv"]
         assert os.path.getsize(os.path.join(path, "checkpoint.pt")) < 100_000  # head only
         meta = json.load(open(os.path.join(path, "meta.json")))
         assert meta["model"] == "efficientnet_lite0"
@@ -61,9 +64,10 @@ def test_small_sweep_tensorboard_has_the_four_tags_per_trial(small_sweep):
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
     for _, row in board.iterrows():
-        scalars = read_scalars(row["logdir"])
+        logdir = os.path.join(exp, row["logdir"])
+        scalars = read_scalars(logdir)
         assert all(tag in scalars for tag in TAGS), sorted(scalars)
-        progress = pd.read_csv(os.path.join(row["logdir"], "progress.csv")).sort_values("epoch")
+        progress = pd.read_csv(os.path.join(logdir, "progress.csv")).sort_values("epoch")
         assert [s for s, _ in scalars["accuracy/test"]] == list(range(1, row["epochs"] + 1))
         assert [v for _, v in scalars["accuracy/test"]] == pytest.approx(
             list(progress["test_acc"]), abs=1e-6)
@@ -105,7 +109,8 @@ def test_small_sweep_fills_the_hparams_tab(small_sweep):
     proc, exp = small_sweep
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
     for _, row in board.iterrows():
-        acc = EventAccumulator(row["logdir"])
+        logdir = os.path.join(exp, row["logdir"])
+        acc = EventAccumulator(logdir)
         acc.Reload()
         content = acc.PluginTagToContent("hparams")
         start = plugin_data_pb2.HParamsPluginData.FromString(
@@ -117,7 +122,7 @@ def test_small_sweep_fills_the_hparams_tab(small_sweep):
             content["_hparams_/experiment"]).experiment
         metrics = {m.name.tag for m in experiment.metric_infos}
         assert {"final/test_acc", "final/test_loss"} <= metrics
-        final = read_scalars(row["logdir"])["final/test_acc"]
+        final = read_scalars(logdir)["final/test_acc"]
         assert final[-1][1] == pytest.approx(row["test_acc"], abs=1e-6)
 
 

@@ -17,6 +17,7 @@ Files without an image extension (torchvision's ``IMG_EXTENSIONS``) are ignored,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -114,6 +115,25 @@ def verify_manifest(dataset_dir: str, manifest: dict[str, str]) -> None:
             f"{dataset_dir} does not match its manifest: {len(missing)} files missing "
             f"{missing[:10]}, {len(wrong)} with a wrong SHA-256 {wrong[:10]}; "
             "delete the folder to download it again")
+
+
+def url_reachable(url: str, timeout: float = 10.0) -> bool:
+    """True when an HTTP(S) ``HEAD`` request for ``url`` gets any answer within
+    ``timeout`` seconds (a ``file://`` URL: when the file exists). Used before launch,
+    so that a download the sweep would need and cannot make is an error up front, in
+    ``--dry-run`` too."""
+    import urllib.error
+    import urllib.request
+
+    if url.startswith("file://"):
+        return os.path.exists(url[len("file://"):])
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+    except urllib.error.HTTPError:
+        return True   # the server answered (redirects and 403s still mean reachable)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return True
 
 
 def download_dataset(name: str, data_root: str, url: str | None = None) -> str:
@@ -330,11 +350,23 @@ def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
 
 # --------------------------------------------------------------------------- loading
 
+#: what :func:`rgb_loader` does to the bytes; part of every feature fingerprint, so a
+#: change here never reuses features decoded the old way
+LOADER = "PIL decode; EXIF orientation applied (ImageOps.exif_transpose); 16-bit scaled; RGB"
+
+
 def rgb_loader(path: str) -> Image.Image:
-    """Open an image file as 3-channel RGB, whatever its mode (L, P, RGBA, CMYK, I;16...)."""
+    """Open an image file as 3-channel RGB the way every viewer shows it: the EXIF
+    ``Orientation`` tag applied (``ImageOps.exif_transpose``: a phone photo saved
+    sideways with orientation 6 comes out upright), whatever its mode (L, P, RGBA,
+    CMYK, I;16...). The one loader of tune_food: feature extraction, the image
+    pipeline and predict all decode through it (:data:`LOADER`)."""
+    from PIL import ImageOps
+
     with open(path, "rb") as fh:
         img = Image.open(fh)
         img.load()
+    img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits
         img = img.point(lambda v: v / 256).convert("L")
     return img.convert("RGB")
@@ -367,22 +399,65 @@ def _visible_classes(directory: str) -> tuple[list[str], dict[str, int]]:
     return classes, {c: i for i, c in enumerate(classes)}
 
 
-def split_samples(split_dir: str, exclude: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, int]]]:
-    """``(classes, samples)`` of a split folder in ``ImageFolder`` order, without ``exclude``.
+Split = "str | tuple[str, ...]"   # one split folder, or several united (a test set)
+
+
+def split_id(split) -> str:
+    """A split as one string: the absolute folder, or several joined by ``+``."""
+    dirs = [split] if isinstance(split, str) else list(split)
+    return "+".join(os.path.abspath(d) for d in dirs)
+
+
+def split_samples(split, exclude: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, int]]]:
+    """``(classes, samples)`` of a split in ``ImageFolder`` order, without ``exclude``.
+
+    ``split`` is a split folder, or a tuple of split folders with the same class folders
+    that are united: their images in folder order, each distinct content (SHA-256) once
+    (the first copy kept), so a test set drawn from overlapping datasets counts every
+    image once.
 
     Uses torchvision's ``ImageFolder`` file discovery (``make_dataset``), so the order
     of samples and how classes are indexed are torchvision's; hidden folders are not
     classes.
+
+    Raises:
+        DataError: united folders whose class folders differ.
     """
     from torchvision.datasets.folder import make_dataset
 
     skip = {os.path.abspath(p) for p in exclude}
-    split_dir = os.path.abspath(split_dir)
-    classes, class_to_idx = _visible_classes(split_dir)
-    samples = make_dataset(split_dir, class_to_idx,
-                           is_valid_file=lambda p: is_image_file(p) and os.path.abspath(p) not in skip,
-                           allow_empty=True)
-    return classes, [(os.path.abspath(p), t) for p, t in samples]
+    dirs = [split] if isinstance(split, str) else list(split)
+    classes: list[str] | None = None
+    samples: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for split_dir in (os.path.abspath(d) for d in dirs):
+        these, class_to_idx = _visible_classes(split_dir)
+        if classes is not None and these != classes:
+            raise DataError(f"the test splits united in test_data have different class folders: "
+                            f"{classes} and {these} in {split_dir}")
+        classes = these
+        found = make_dataset(split_dir, class_to_idx,
+                             is_valid_file=lambda p: is_image_file(p) and os.path.abspath(p) not in skip,
+                             allow_empty=True)
+        for p, t in found:
+            if len(dirs) > 1:
+                digest = cached_sha256(p)
+                if digest in seen:
+                    continue
+                seen.add(digest)
+            samples.append((os.path.abspath(p), t))
+    return classes or [], samples
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256_memo(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def cached_sha256(path: str) -> str:
+    """:func:`file_sha256`, memoised per (path, size, modification time)."""
+    st = os.stat(path)
+    return _sha256_memo(os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
 def workers_for(cpus: float) -> int:
@@ -419,9 +494,25 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
     return sorted(train_idx), sorted(val_idx)
 
 
+def split_indices(paths: Sequence[str], labels: Sequence[int], val_paths: Sequence[str] | None,
+                  fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """``(train indices, validation indices)`` of a training split's samples.
+
+    With ``val_paths`` (the sweep's validation images in this dataset: the same content
+    for every trial, :func:`tune_food.validation.shared_validation`) exactly those are
+    held out; without it a stratified ``fraction`` is (:func:`stratified_split`, seeded
+    by ``seed``)."""
+    if val_paths is None or fraction <= 0:
+        return stratified_split(labels, fraction, seed)
+    held = set(val_paths)
+    return ([i for i, p in enumerate(paths) if p not in held],
+            [i for i, p in enumerate(paths) if p in held])
+
+
 def make_dataloaders(train_dir: str, test_dir: str, transform: Callable, batch_size: int,
                      num_workers: int = 0, exclude: Iterable[str] = (), seed: int = 0,
-                     val_fraction: float = 0.0) -> tuple[DataLoader, DataLoader | None, DataLoader, list[str]]:
+                     val_fraction: float = 0.0, val_paths: Sequence[str] | None = None
+                     ) -> tuple[DataLoader, DataLoader | None, DataLoader, list[str]]:
     """Build the train, validation and test DataLoaders of an image-folder dataset.
 
     Args:
@@ -432,6 +523,8 @@ def make_dataloaders(train_dir: str, test_dir: str, transform: Callable, batch_s
         exclude: image paths to leave out (bad images skipped by the user).
         seed: seeds the shuffling generator and the validation split.
         val_fraction: share of the training images held out, stratified (0: none).
+        val_paths: hold out exactly these training images instead (the sweep's shared
+            validation set).
 
     Returns:
         ``(train_loader, val_loader or None, test_loader, class names)``. Batches are
@@ -441,7 +534,7 @@ def make_dataloaders(train_dir: str, test_dir: str, transform: Callable, batch_s
         ValueError: relative paths (trials run in other processes and nodes).
         DataError: train and test class folders differ.
     """
-    for path in (train_dir, test_dir):
+    for path in [train_dir, *([test_dir] if isinstance(test_dir, str) else test_dir)]:
         if not os.path.isabs(path):
             raise ValueError(f"make_dataloaders needs absolute paths, got {path!r}")
     classes, train_samples = split_samples(train_dir, exclude)
@@ -449,7 +542,9 @@ def make_dataloaders(train_dir: str, test_dir: str, transform: Callable, batch_s
     if classes != test_classes:
         raise DataError(f"class folders differ between {train_dir} {classes} and "
                         f"{test_dir} {test_classes}")
-    train_idx, val_idx = stratified_split([t for _, t in train_samples], val_fraction, seed)
+    train_idx, val_idx = split_indices([p for p, _ in train_samples],
+                                       [t for _, t in train_samples], val_paths,
+                                       val_fraction, seed)
     train = ImageList([train_samples[i] for i in train_idx], transform)
     val = ImageList([train_samples[i] for i in val_idx], transform) if val_idx else None
     return (*seeded_loaders(train, val, ImageList(test_samples, transform), batch_size, seed,

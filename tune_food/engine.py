@@ -10,7 +10,7 @@ its images weigh.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -20,12 +20,16 @@ from torch.utils.data import DataLoader
 @dataclass(frozen=True)
 class EpochMetrics:
     """Per-image metrics of one pass: ``loss`` (mean cross-entropy per image, nats),
-    ``acc`` (correct / images, in [0, 1]), ``correct`` and ``images`` (counts)."""
+    ``acc`` (correct / images, in [0, 1]), ``correct`` and ``images`` (counts); from
+    :func:`evaluate` with ``keep_probs``: ``probs`` ``float32 [N, C]`` (softmax) and
+    ``labels`` ``int64 [N]`` in loader order."""
 
     loss: float
     acc: float
     correct: int
     images: int
+    probs: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    labels: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 def _to(batch, device: torch.device):
@@ -82,11 +86,13 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-             device: torch.device | str = "cpu", mixed_precision: bool = False) -> EpochMetrics:
+             device: torch.device | str = "cpu", mixed_precision: bool = False,
+             keep_probs: bool = False) -> EpochMetrics:
     """Evaluate ``model`` (in eval mode) on every image of ``loader``.
 
     Returns:
-        :class:`EpochMetrics`: mean loss per image and correct / images.
+        :class:`EpochMetrics`: mean loss per image and correct / images; with
+        ``keep_probs`` also every image's softmax probabilities and label.
 
     Raises:
         ValueError: the loader is empty.
@@ -94,6 +100,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
     device = torch.device(device)
     model.eval()
     loss_sum, correct, images = 0.0, 0, 0
+    probs, labels = [], []
     for batch in loader:
         x, y = _to(batch, device)
         with _autocast(device, mixed_precision):
@@ -101,8 +108,14 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
         loss_sum += loss_fn(logits.float(), y).item() * y.numel()
         correct += int((logits.argmax(dim=1) == y).sum())
         images += y.numel()
+        if keep_probs:
+            probs.append(logits.float().softmax(dim=1).cpu())
+            labels.append(y.cpu())
     if images == 0:
         raise ValueError("the evaluation loader yielded no images")
+    if keep_probs:
+        return EpochMetrics(loss_sum / images, correct / images, correct, images,
+                            torch.cat(probs), torch.cat(labels))
     return EpochMetrics(loss_sum / images, correct / images, correct, images)
 
 

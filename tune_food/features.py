@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import torch
 from torch.utils.data import DataLoader
 
-from .data import ImageList, file_sha256, split_samples
+from .data import LOADER, ImageList, cached_sha256, split_id, split_samples
 from .files import atomic_write
 from .models import build_backbone, describe_transform, get_transform, weights_sha256
 
@@ -38,6 +38,7 @@ class FeatureSet:
         classes: class-folder names.
         paths: the N absolute image paths.
         fingerprint: see :func:`fingerprint`.
+        hashes: the N images' SHA-256 (hex): their identity across datasets.
         transform: description of the transform the images went through.
         source: ``"computed"`` (this process ran the backbone) or ``"disk"`` (read from
             a :class:`FeatureCache`).
@@ -54,26 +55,30 @@ class FeatureSet:
     transform: str = ""
     source: str = "computed"
     seconds: float = 0.0
+    hashes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.labels.numel()
 
 
 def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
-                split_dir: str) -> str:
+                split_dir: str, hashes: list[str] | None = None) -> str:
     """SHA-256 (hex) identifying a feature set.
 
-    It covers the model name, the SHA-256 of its weights file, the transform's
-    description, the class names, and for every image its path relative to the split
+    It covers the model name, the SHA-256 of its weights file, how images are decoded
+    (:data:`tune_food.data.LOADER`: EXIF orientation), the transform's description, the class names, and for every image its path relative to the split
     folder, its size and the SHA-256 of its bytes; so a changed, added, removed or
     relabelled image, other weights or another transform give another fingerprint.
     """
     digest = hashlib.sha256()
-    head = [model, weights_sha256(model), describe_transform(get_transform(model)), *classes]
+    head = [model, weights_sha256(model), LOADER, describe_transform(get_transform(model)),
+            *classes]
     digest.update("\n".join(head).encode())
-    for path, label in samples:
-        rel = os.path.relpath(path, split_dir)
-        digest.update(f"\n{rel}\t{label}\t{os.path.getsize(path)}\t{file_sha256(path)}".encode())
+    root = os.path.commonpath(split_dir.split("+")) if "+" in split_dir else split_dir
+    hashes = hashes if hashes is not None else [cached_sha256(p) for p, _ in samples]
+    for (path, label), sha in zip(samples, hashes):
+        rel = os.path.relpath(path, root)
+        digest.update(f"\n{rel}\t{label}\t{os.path.getsize(path)}\t{sha}".encode())
     return digest.hexdigest()
 
 
@@ -104,19 +109,19 @@ class FeatureCache:
             return None
         return FeatureSet(model, blob["split_dir"], blob["features"], blob["labels"],
                           blob["classes"], blob["paths"], fp, blob["transform"], "disk",
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, blob.get("hashes", []))
 
     def save(self, fs: FeatureSet) -> str:
         """Write ``fs`` atomically; return its path."""
         blob = {"fingerprint": fs.fingerprint, "split_dir": fs.split_dir,
                 "features": fs.features, "labels": fs.labels, "classes": fs.classes,
-                "paths": fs.paths, "transform": fs.transform}
+                "paths": fs.paths, "transform": fs.transform, "hashes": fs.hashes}
         path = atomic_write(self.path(fs.model, fs.fingerprint), lambda tmp: torch.save(blob, tmp))
         return path
 
 
 @torch.no_grad()
-def extract_features(model: str, split_dir: str, exclude: Iterable[str] = (),
+def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
                      batch_size: int = 32, num_workers: int = 0,
                      device: torch.device | str = "cpu",
                      cache: FeatureCache | None = None) -> FeatureSet:
@@ -124,7 +129,8 @@ def extract_features(model: str, split_dir: str, exclude: Iterable[str] = (),
 
     Args:
         model: a registry name (:data:`tune_food.models.MODELS`).
-        split_dir: absolute split folder (one sub-folder per class).
+        split_dir: absolute split folder (one sub-folder per class), or a tuple of
+            them united (:func:`tune_food.data.split_samples`).
         exclude: image paths to leave out (bad images the user chose to skip).
         batch_size: images per forward pass.
         num_workers: DataLoader processes decoding images.
@@ -138,10 +144,11 @@ def extract_features(model: str, split_dir: str, exclude: Iterable[str] = (),
     Raises:
         WeightsError: the model's weights are missing.
     """
-    split_dir = os.path.abspath(split_dir)
     start = time.perf_counter()
     classes, samples = split_samples(split_dir, exclude)
-    fp = fingerprint(model, samples, classes, split_dir)
+    split_dir = split_id(split_dir)
+    hashes = [cached_sha256(p) for p, _ in samples]
+    fp = fingerprint(model, samples, classes, split_dir, hashes)
     if cache is not None:
         hit = cache.load(model, fp)
         if hit is not None:
@@ -156,13 +163,13 @@ def extract_features(model: str, split_dir: str, exclude: Iterable[str] = (),
     fs = FeatureSet(model, split_dir, torch.cat(chunks),
                     torch.tensor([t for _, t in samples], dtype=torch.int64), classes,
                     [p for p, _ in samples], fp, describe_transform(transform), "computed",
-                    time.perf_counter() - start)
+                    time.perf_counter() - start, hashes)
     if cache is not None:
         cache.save(fs)
     return fs
 
 
-def _extract_task(model: str, split_dir: str, exclude: list[str], cache_dir: str | None,
+def _extract_task(model: str, split_dir, exclude: list[str], cache_dir: str | None,
                   batch_size: int) -> tuple[FeatureSet, dict]:
     import ray
 
@@ -171,7 +178,7 @@ def _extract_task(model: str, split_dir: str, exclude: list[str], cache_dir: str
     device = "cuda" if torch.cuda.is_available() else "cpu"
     fs = extract_features(model, split_dir, exclude, batch_size=batch_size,
                           device=device, cache=FeatureCache(cache_dir) if cache_dir else None)
-    info = {"model": model, "split_dir": split_dir, "images": len(fs), "source": fs.source,
+    info = {"model": model, "split_dir": split_id(split_dir), "images": len(fs), "source": fs.source,
             "seconds": fs.seconds, "node_id": ray.get_runtime_context().get_node_id(),
             "device": device}
     return fs, info
@@ -211,11 +218,13 @@ def _cost(pair: tuple[str, str]) -> float:
     largest start first and the tasks finish together (longest-processing-time order)."""
     from .models import get_spec
 
-    model, split_dir = pair
-    images = sum(len(files) for _, _, files in os.walk(split_dir))
+    model, split = pair
+    dirs = [split] if isinstance(split, str) else list(split)
+    images = sum(len(files) for d in dirs for _, _, files in os.walk(d))
     return images * get_spec(model).input_size ** 2
 
 
-def feature_key(model: str, split_dir: str) -> str:
-    """The key of a feature set in the mapping handed to trials: ``"<model>|<split_dir>"``."""
-    return f"{model}|{os.path.abspath(split_dir)}"
+def feature_key(model: str, split_dir) -> str:
+    """The key of a feature set in the mapping handed to trials: ``"<model>|<split id>"``
+    (:func:`tune_food.data.split_id`)."""
+    return f"{model}|{split_id(split_dir)}"

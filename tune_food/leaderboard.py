@@ -1,107 +1,300 @@
-"""Turn a sweep's results into a ranked leaderboard (and its CSV files).
+"""Turn a sweep's trials into a ranked leaderboard and the full results table.
 
-:func:`make_leaderboard` builds one row per trial, best first by the space's metric
-(ties broken by the lower loss on the same split: test_loss for test_acc, val_loss
-for val_acc), with every hyperparameter, the final metrics with
-their 95 % Wilson intervals, parameter counts, training time, checkpoint path and log
-dir. :func:`leaderboard_by_config` aggregates repeated seeds. The CSV files are written
-with :func:`tune_food.files.write_csv_atomic`.
+Input is one :class:`TrialRecord` per trial (read from the sweep folder by
+:func:`tune_food.outputs.load_trials`). :func:`make_leaderboard` gives every trial a
+status that says what really happened to it (:data:`STATUSES`), ranks the complete
+trials (``TERMINATED``, ``EARLY_STOPPED``) by the space's metric, ties broken by the
+lower loss on the same split (test_loss for test_acc, val_loss for val_acc), and keeps
+the others visible below them, unranked. Paths in the leaderboard are relative to the
+sweep folder, so a moved or copied sweep still works. :func:`leaderboard_by_config`
+aggregates repeated seeds; :func:`results_dataframe` holds every (trial, epoch) once.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
+
+#: every status a leaderboard row can have
+STATUSES = ("TERMINATED", "EARLY_STOPPED", "INTERRUPTED", "NOT_STARTED", "ERROR")
+#: statuses of complete trials: only these are ranked
+RANKED_STATUSES = ("TERMINATED", "EARLY_STOPPED")
 
 METRIC_COLUMNS = ["test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
                   "val_acc", "val_acc_ci_low", "val_acc_ci_high", "val_loss",
                   "train_acc", "train_loss"]
-INFO_COLUMNS = ["epoch", "test_correct", "test_images", "val_images", "trainable_params", "total_params",
-                "feature_cache", "device", "node_id", "time_total_s"]
+INFO_COLUMNS = ["test_correct", "test_images", "val_correct", "val_images", "trainable_params",
+                "total_params", "feature_cache", "device", "node_id", "node_ip", "time_total_s"]
 
 
-def _status(result) -> str:
-    if result.error is not None:
+@dataclass
+class TrialRecord:
+    """What the sweep folder says about one trial.
+
+    Attributes:
+        trial_id: Ray Tune's trial id (``"a7a6a_00003"``).
+        ray_status: Ray Tune's saved status (``TERMINATED``, ``ERROR``, ``PENDING``,
+            ``RUNNING``, ``PAUSED``). Ray saves ``TERMINATED`` both for a trial that
+            ran all its epochs and for one its scheduler stopped.
+        config: the trial's hyperparameters.
+        history: one row per reported epoch (each epoch once, the last report of it
+            kept), sorted by epoch; empty when the trial never reported.
+        path: the trial folder (absolute, or a path on the storage filesystem).
+        checkpoint: the trial's latest checkpoint folder (same kind of path), or None.
+        error: the last line of the trial's error, or None.
+    """
+
+    trial_id: str
+    ray_status: str
+    config: dict[str, Any]
+    history: pd.DataFrame
+    path: str
+    checkpoint: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The last reported epoch's metrics ({} when none)."""
+        return {} if self.history.empty else self.history.iloc[-1].to_dict()
+
+
+def cell(value: Any) -> Any:
+    """A hyperparameter as one table cell: a list (``test_data`` naming several
+    datasets) becomes ``"a+b"``."""
+    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+def dedupe_history(history: pd.DataFrame | None) -> pd.DataFrame:
+    """Each epoch once, sorted. A resumed trial replays the epochs after its last
+    checkpoint and Ray appends them to ``progress.csv`` again; the later report of an
+    epoch is the one the trial's final state descends from, so it is kept."""
+    if history is None or history.empty or "epoch" not in history:
+        return pd.DataFrame()
+    history = history.dropna(subset=["epoch"])
+    return (history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable")
+            .reset_index(drop=True))
+
+
+def trial_status(record: TrialRecord) -> str:
+    """The truth about a trial, one of :data:`STATUSES`.
+
+    ``ERROR``: the trial raised (after its retries). ``NOT_STARTED``: it never reported
+    an epoch. ``TERMINATED``: it ran all its ``epochs``. ``EARLY_STOPPED``: Ray saved it
+    as ``TERMINATED`` before its last epoch, which only the scheduler does (ASHA).
+    ``INTERRUPTED``: stopped before its last epoch by the user, a crash or a killed
+    driver (Ray saved it as running, pending or paused).
+    """
+    if record.error is not None or record.ray_status == "ERROR":
         return "ERROR"
-    return "TERMINATED" if result.metrics else "NOT_STARTED"  # e.g. an interrupted sweep
+    done = _epochs_done(record)
+    if not done:
+        return "NOT_STARTED"
+    if done >= _planned(record):
+        return "TERMINATED"
+    return "EARLY_STOPPED" if record.ray_status == "TERMINATED" else "INTERRUPTED"
 
 
-def make_leaderboard(results: Iterable, metric: str, mode: str,
-                     param_keys: list[str]) -> pd.DataFrame:
-    """Rank trials: best ``metric`` first, ties by lower loss on the same split.
+def _planned(record: TrialRecord) -> int:
+    value = record.config.get("epochs")
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _epochs_done(record: TrialRecord) -> int:
+    return 0 if record.history.empty else int(record.history["epoch"].max())
+
+
+def _checkpoint_epoch(record: TrialRecord) -> int | None:
+    """Epoch saved in the latest checkpoint: the last epoch reported with
+    ``checkpoint_saved`` (the trainable flags each report that carries one)."""
+    h = record.history
+    if record.checkpoint is None or h.empty or "checkpoint_saved" not in h:
+        return None
+    saved = h[h["checkpoint_saved"].fillna(False).astype(bool)]
+    return int(saved["epoch"].max()) if not saved.empty else None
+
+
+def relative_to(path: str | None, root: str) -> str | None:
+    """``path`` relative to the sweep folder ``root`` (both absolute paths or both paths
+    on one storage filesystem); paths outside ``root`` stay as they are."""
+    if not path:
+        return None
+    root = root.rstrip("/")
+    if path == root:
+        return "."
+    return path[len(root) + 1:] if path.startswith(root + "/") else path
+
+
+def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
+                     param_keys: list[str], root: str) -> pd.DataFrame:
+    """Rank trials: complete ones first, best ``metric`` first, ties by lower loss.
 
     Args:
-        results: ``ray.tune.Result`` objects (a ``ResultGrid`` iterates as these).
+        records: one :class:`TrialRecord` per trial.
         metric: column that ranks (e.g. ``"test_acc"``); mode ``"max"`` or ``"min"``.
         param_keys: hyperparameters to show as columns, in this order.
+        root: the sweep folder; ``checkpoint_path`` and ``logdir`` are given relative
+            to it.
 
     Returns:
-        A DataFrame with columns ``rank, trial_id, trial_name, status, ranked_by``, the
-        parameters, :data:`METRIC_COLUMNS` that any trial reported, ``epoch``
-        (epochs run), counts, ``time_total_s`` (seconds), ``checkpoint_path``,
-        ``logdir`` and ``error``. Best first; trials without the metric (errored) last.
+        One row per trial with ``rank`` (1.. for ``TERMINATED`` / ``EARLY_STOPPED``
+        trials that reported the metric; empty for the rest, which follow them),
+        ``trial_id, trial_name, status, epochs_done, epochs_planned, ranked_by``, the
+        parameters, the :data:`METRIC_COLUMNS` and :data:`INFO_COLUMNS` any trial
+        reported (values of its last epoch; ``time_total_s`` in seconds),
+        ``checkpoint_path`` and ``checkpoint_epoch`` (its latest checkpoint and the
+        epoch it holds: for ranked rows the epoch the row shows), ``logdir`` and
+        ``error``.
     """
     rows = []
-    for result in results:
-        m = result.metrics or {}
-        row = {"trial_id": m.get("trial_id") or os.path.basename(result.path or ""),
-               "trial_name": m.get("trial_name") or os.path.basename(result.path or ""),
-               "status": _status(result), "ranked_by": f"{metric} ({mode})"}
-        config = result.config or {}
-        row.update({k: config.get(k) for k in param_keys})
+    for record in records:
+        m = record.metrics
+        name = os.path.basename(record.path.rstrip("/"))
+        row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or name,
+               "status": trial_status(record), "epochs_done": _epochs_done(record),
+               "epochs_planned": _planned(record),
+               "ranked_by": f"{metric} ({mode})"}
+        row.update({k: cell(record.config.get(k)) for k in param_keys})
         if row.get("dropout") is None and "dropout" in param_keys:
             row["dropout"] = m.get("head_dropout")  # the model's default, as used
         row.update({k: m.get(k) for k in METRIC_COLUMNS + INFO_COLUMNS})
-        row["checkpoint_path"] = result.checkpoint.path if result.checkpoint else None
-        row["logdir"] = result.path
-        row["error"] = (str(result.error).strip().splitlines() or [""])[-1][:300] \
-            if result.error is not None else None
+        row["checkpoint_path"] = relative_to(record.checkpoint, root)
+        row["checkpoint_epoch"] = _checkpoint_epoch(record)
+        row["logdir"] = relative_to(record.path, root) if record.trial_id else None
+        row["error"] = record.error
+        row.update(record.extra)
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     empty = [c for c in METRIC_COLUMNS + INFO_COLUMNS if c in df and df[c].isna().all()]
     df = df.drop(columns=empty)  # e.g. val_* when no trial held out a validation split
+    ranked = df["status"].isin(RANKED_STATUSES) & (df[metric].notna() if metric in df else False)
     # ties: lower loss on the same split (val_acc -> val_loss: the test split never
     # takes part in choosing a winner when a validation split ranks)
     tie = f"{metric.split('_')[0]}_loss"
     sort_cols = [metric] + ([tie] if tie != metric and tie in df else [])
     ascending = [mode == "min"] + [True] * (len(sort_cols) - 1)
-    if metric in df:
-        df = df.sort_values(sort_cols, ascending=ascending, na_position="last", kind="stable")
-    df.insert(0, "rank", range(1, len(df) + 1))
+    top = df[ranked]
+    if not top.empty:
+        top = top.sort_values(sort_cols, ascending=ascending, kind="stable")
+    order = {s: i for i, s in enumerate(STATUSES)}
+    rest = df[~ranked].sort_values("status", key=lambda s: s.map(order), kind="stable")
+    df = pd.concat([top, rest])
+    df.insert(0, "rank", pd.array(list(range(1, len(top) + 1)) + [pd.NA] * len(rest),
+                                  dtype="Int64"))
     return df.reset_index(drop=True)
+
+
+def mcnemar_exact(best: Sequence[bool], other: Sequence[bool]) -> float:
+    """Two-sided exact McNemar test of two classifiers on the same images.
+
+    Args:
+        best, other: per image, whether each classifier got it right (same order).
+
+    Returns:
+        The p-value: a two-sided binomial test (``scipy.stats.binomtest``, p = 0.5) of
+        the discordant pairs, b = images only ``best`` gets right against c = images
+        only ``other`` gets right (McNemar 1947, exact form); 1.0 when b + c = 0.
+    """
+    from scipy.stats import binomtest
+
+    b = sum(1 for x, y in zip(best, other) if x and not y)
+    c = sum(1 for x, y in zip(best, other) if y and not x)
+    return 1.0 if b + c == 0 else float(binomtest(min(b, c), b + c, 0.5).pvalue)
+
+
+def compare_with_best(board: pd.DataFrame, predictions: dict[str, pd.DataFrame],
+                      split: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Add ``p_vs_best`` and ``tied_with_best`` to a ranked leaderboard.
+
+    Each ranked trial is compared with rank 1 by :func:`mcnemar_exact` on the images of
+    ``split`` (``val`` or ``test``: the split that ranks) that both have predictions
+    for, paired by content (``sha256``). ``tied_with_best`` is ``p >= alpha``: the
+    difference from the best is not significant at that level. Rank 1 gets p = 1.
+    Rows without predictions (unranked, or images that differ) get empty values.
+
+    Args:
+        predictions: trial_id -> that trial's ``predictions.csv`` (the epoch its row
+            shows).
+    """
+    board = board.copy()
+    board["p_vs_best"] = pd.Series([pd.NA] * len(board), dtype="Float64")
+    board["tied_with_best"] = pd.Series([pd.NA] * len(board), dtype="boolean")
+    ranked = board[board["rank"].notna()] if "rank" in board else board.iloc[0:0]
+    if ranked.empty or ranked.iloc[0]["trial_id"] not in predictions:
+        return board
+
+    def correct(trial_id: str) -> pd.Series:
+        p = predictions[trial_id]
+        p = p[p["split"] == split].drop_duplicates("sha256").set_index("sha256")
+        return p["label"] == p["predicted"]
+
+    best = correct(ranked.iloc[0]["trial_id"])
+    for idx, row in ranked.iterrows():
+        if row["trial_id"] not in predictions:
+            continue
+        other = correct(row["trial_id"])
+        if set(other.index) != set(best.index):   # not the same images: no paired test
+            continue
+        other = other.loc[best.index]
+        p = mcnemar_exact(best.tolist(), other.tolist())
+        board.loc[idx, "p_vs_best"] = p
+        board.loc[idx, "tied_with_best"] = p >= alpha
+    return board
+
+
+def tie_summary(board: pd.DataFrame, split: str) -> str:
+    """One sentence: how many trials the data cannot tell from the best."""
+    if "tied_with_best" not in board or board["tied_with_best"].notna().sum() < 2:
+        return ""   # nothing to compare the best with
+    tied = int(board["tied_with_best"].fillna(False).sum()) - 1   # rank 1 itself
+    images = board.iloc[0].get(f"{split}_images")
+    on = f" on these {int(images)} {split} images" if images == images and images else ""
+    who = "trial is" if tied == 1 else "trials are"
+    return (f"{tied} {who} statistically indistinguishable from the best{on} "
+            "(exact McNemar test, p >= 0.05)")
 
 
 def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: str,
                           mode: str) -> pd.DataFrame:
     """Aggregate repeated seeds: one row per configuration (every parameter but
-    ``seed``) with ``mean``, ``std`` and ``count`` of each metric, ranked by the
-    metric's mean."""
+    ``seed``) with ``mean``, ``std``, ``count`` of each metric over its ranked
+    (complete) trials and the 95 % t-interval of the mean (``<metric>_ci_low`` /
+    ``_ci_high``: mean -/+ t(0.975, n - 1) * std / sqrt(n), ``scipy.stats.t``; empty
+    for a single seed), ranked by the metric's mean."""
+    from scipy.stats import t as student_t
+
     keys = [k for k in param_keys if k != "seed" and k in board]
     metrics = [c for c in METRIC_COLUMNS if c in board and not c.endswith(("_low", "_high"))]
-    grouped = board.dropna(subset=[metric] if metric in board else None)
+    grouped = board[board["rank"].notna()] if "rank" in board else board
+    grouped = grouped.dropna(subset=[metric] if metric in grouped else None)
     grouped = grouped.astype({k: str for k in keys}).groupby(keys, dropna=False)[metrics]
     agg = grouped.agg(["mean", "std", "count"])
     agg.columns = [f"{m}_{stat}" for m, stat in agg.columns]
+    for m in metrics:
+        n = agg[f"{m}_count"]
+        half = student_t.ppf(0.975, (n - 1).where(n > 1)) * agg[f"{m}_std"] / n.pow(0.5)
+        agg[f"{m}_mean_ci_low"] = agg[f"{m}_mean"] - half
+        agg[f"{m}_mean_ci_high"] = agg[f"{m}_mean"] + half
     agg = agg.reset_index().sort_values(f"{metric}_mean", ascending=mode == "min",
                                         kind="stable")
     agg.insert(0, "rank", range(1, len(agg) + 1))
     return agg.reset_index(drop=True)
 
 
-def results_dataframe(results: Iterable, param_keys: list[str]) -> pd.DataFrame:
-    """Every reported row of every trial (one row per trial and epoch), with the
-    trial's parameters as ``config/<key>`` columns."""
+def results_dataframe(records: Iterable[TrialRecord], param_keys: list[str]) -> pd.DataFrame:
+    """Every reported epoch of every trial, each (trial, epoch) once, with the trial's
+    parameters as ``config/<key>`` columns; trials in the given order, epochs sorted."""
     frames = []
-    for result in results:
-        df = result.metrics_dataframe
-        if df is None or df.empty:
+    for record in records:
+        if record.history.empty:
             continue
-        df = df.copy()
+        df = record.history.copy()
         for k in param_keys:
-            df[f"config/{k}"] = result.config.get(k)
+            df[f"config/{k}"] = cell(record.config.get(k))
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

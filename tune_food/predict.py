@@ -17,35 +17,75 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from .cliargs import Parser, path_arg
 from .errors import DataError, SweepError, cli_call, quiet_broken_pipe
+from .outputs import CHECKPOINT_FILE, LEADERBOARD_FILE
 
 PROG = "python -m tune_food.predict"
 
 
-def best_checkpoint(sweep_dir: str) -> str:
-    """Checkpoint folder of the rank-1 trial in ``<sweep_dir>/leaderboard.csv``.
+@dataclass(frozen=True)
+class ChosenCheckpoint:
+    """The checkpoint ``predict --sweep`` uses: rank 1 of the leaderboard."""
+
+    path: str          # absolute checkpoint folder
+    trial_name: str
+    trial_id: str
+    epoch: int         # the epoch the checkpoint holds (= the epoch the row shows)
+    ranked_by: str
+    score: float       # the ranking metric's value
+
+
+def _locate(path: str, sweep_dir: str) -> str:
+    """A path from ``leaderboard.csv`` as a folder on this machine: relative paths are
+    relative to the sweep folder. An absolute path written by an older version that no
+    longer exists (the sweep was moved) is looked for under the sweep folder by its last
+    two parts (``<trial>/<checkpoint_NNNNNN>``); the original place is never read."""
+    if not os.path.isabs(path):
+        return os.path.join(os.path.abspath(sweep_dir), path)
+    moved = os.path.join(os.path.abspath(sweep_dir), *path.rstrip("/").split("/")[-2:])
+    return moved if os.path.isdir(moved) else path
+
+
+def best_checkpoint(sweep_dir: str) -> ChosenCheckpoint:
+    """The checkpoint of the rank-1 trial in ``<sweep_dir>/leaderboard.csv``.
+
+    Never falls back to another trial: a rank 1 that cannot be used is an error.
 
     Raises:
-        SweepError: no leaderboard, or the best trial has no checkpoint.
+        SweepError: no leaderboard, no ranked trial, or rank 1 has no checkpoint, or
+            its checkpoint holds another epoch than the one its row shows.
     """
     import pandas as pd
 
-    path = os.path.join(sweep_dir, "leaderboard.csv")
+    path = os.path.join(sweep_dir, LEADERBOARD_FILE)
     if not os.path.isfile(path):
         raise SweepError(f"{path} not found; pass a finished sweep folder, or rebuild it with "
                          f"python -m tune_food.report {sweep_dir}")
     board = pd.read_csv(path)
-    board = board.dropna(subset=["checkpoint_path"]) if "checkpoint_path" in board else board[0:0]
-    if board.empty:
-        raise SweepError(f"no trial in {path} has a checkpoint")
-    ckpt = board.sort_values("rank")["checkpoint_path"].iloc[0]
-    if not os.path.isabs(ckpt):
-        ckpt = os.path.join(sweep_dir, ckpt)
-    return ckpt
+    ranked = board[board["rank"] == 1] if "rank" in board else board[0:0]
+    if ranked.empty:
+        raise SweepError(f"no trial in {path} is ranked (none ran to its end or was stopped "
+                         "by the scheduler); resume the sweep, or pass --checkpoint DIR")
+    best = ranked.iloc[0]
+    ckpt = best.get("checkpoint_path")
+    if not isinstance(ckpt, str) or not ckpt:
+        raise SweepError(f"the best trial {best['trial_name']} of {path} has no checkpoint; "
+                         "pass another trial's folder with --checkpoint DIR")
+    epoch = best.get("checkpoint_epoch")
+    if pd.isna(epoch) or int(epoch) != int(best["epochs_done"]):
+        raise SweepError(f"the checkpoint of the best trial {best['trial_name']} holds epoch "
+                         f"{epoch}, not epoch {best['epochs_done']} whose metrics rank it; pass "
+                         "a checkpoint with --checkpoint DIR")
+    metric = str(best.get("ranked_by", "")).split(" ")[0]
+    return ChosenCheckpoint(_locate(ckpt, sweep_dir), str(best["trial_name"]),
+                            str(best["trial_id"]), int(epoch), str(best.get("ranked_by", "")),
+                            float(best[metric]) if metric in best else float("nan"))
 
 
 def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
@@ -62,11 +102,14 @@ def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
     """
     from .models import build_model, describe_transform
 
-    if os.path.basename(checkpoint_dir) == "checkpoint.pt" and os.path.isfile(checkpoint_dir):
+    if os.path.basename(checkpoint_dir) == CHECKPOINT_FILE and os.path.isfile(checkpoint_dir):
         checkpoint_dir = os.path.dirname(checkpoint_dir)  # the file given for its folder
-    path = os.path.join(checkpoint_dir, "checkpoint.pt")
+    if not os.path.exists(checkpoint_dir):
+        raise SweepError(f"checkpoint {checkpoint_dir} not found; pass a trial's "
+                         "checkpoint_NNNNNN folder, or --sweep results/<name>")
+    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
     if not os.path.isfile(path):
-        raise SweepError(f"{checkpoint_dir} is not a tune_food checkpoint (no checkpoint.pt)")
+        raise SweepError(f"{checkpoint_dir} is not a tune_food checkpoint (no {CHECKPOINT_FILE})")
     state = torch.load(path, map_location="cpu", weights_only=True)
     meta = state["meta"]
     model = build_model(meta["model"], len(meta["classes"]), meta["dropout"])
@@ -113,13 +156,13 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .sweep import _Parser
-
-    parser = _Parser(prog=PROG, description="Classify images with the best model of a sweep.")
+    parser = Parser(prog=PROG, description="Classify images with the best model of a sweep.")
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--sweep", metavar="DIR", help="sweep folder: use its best trial")
-    src.add_argument("--checkpoint", metavar="DIR", help="a trial checkpoint folder")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    src.add_argument("--sweep", metavar="DIR", type=path_arg,
+                     help="sweep folder: use its best trial (rank 1)")
+    src.add_argument("--checkpoint", metavar="DIR", type=path_arg,
+                     help="a trial checkpoint folder")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", type=path_arg)
     parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -128,12 +171,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         if args.top_k < 1:
             raise SweepError(f"--top-k must be >= 1, got {args.top_k}")
-        ckpt = best_checkpoint(args.sweep) if args.sweep else args.checkpoint
+        chosen = best_checkpoint(args.sweep) if args.sweep else None
+        ckpt = chosen.path if chosen else args.checkpoint
         model, classes = load_classifier(ckpt)
         rows = predict(model, classes, args.images, args.top_k)
+        used = {"checkpoint": os.path.abspath(ckpt)}
+        if chosen:
+            used.update(trial=chosen.trial_name, trial_id=chosen.trial_id, rank=1,
+                        epoch=chosen.epoch, ranked_by=chosen.ranked_by, score=chosen.score)
         if args.json:
-            print(json.dumps({"checkpoint": os.path.abspath(ckpt), "results": rows}, indent=2))
+            print(json.dumps({**used, "results": rows}, indent=2))
             return 0
+        if chosen:
+            print(f"using rank 1 of {args.sweep}: trial {chosen.trial_name} "
+                  f"({chosen.ranked_by.split(' ')[0]} {chosen.score:.4f}), checkpoint "
+                  f"{used['checkpoint']} (epoch {chosen.epoch})")
+        else:
+            print(f"using checkpoint {used['checkpoint']}")
         for row in rows:
             top = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"])
             print(f"{row['image']}: {top}")

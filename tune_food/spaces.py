@@ -39,6 +39,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _dataset_name(v: Any) -> bool:
+    return isinstance(v, str) and bool(v) and "/" not in v
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -79,8 +83,11 @@ PARAMS: dict[str, Param] = {
     "model": Param(lambda v: v in MODELS, "one of " + ", ".join(MODELS), required=True),
     "data": Param(lambda v: isinstance(v, str) and bool(v) and "/" not in v,
                   "a dataset folder name under the data root", required=True),
-    "test_data": Param(lambda v: v is None or (isinstance(v, str) and bool(v) and "/" not in v),
-                       "a dataset folder name whose test/ split tests every trial, or null "
+    "test_data": Param(lambda v: v is None or _dataset_name(v) or (
+                           isinstance(v, list) and len(v) >= 1 and all(map(_dataset_name, v))
+                           and len(set(v)) == len(v)),
+                       "a dataset folder name whose test/ split tests every trial, a list of "
+                       "them (their test splits united, each distinct image once), or null "
                        "(each dataset's own test/)"),
     "epochs": Param(lambda v: _is_int(v) and v >= 1, "an integer >= 1", 5),
     "lr": Param(lambda v: _is_num(v) and v > 0, "a number > 0", 1e-3),
@@ -129,17 +136,15 @@ class SearchSpace:
     @property
     def datasets(self) -> list[str]:
         """Every dataset a trial may train or test on."""
-        names = list(self.values["data"]) + [t for t in self.values["test_data"] if t]
+        names = list(self.values["data"])
+        for t in self.values["test_data"]:
+            names += [t] if isinstance(t, str) else list(t or [])
         return list(dict.fromkeys(names))
 
     @property
     def is_grid(self) -> bool:
         """True when every parameter is a constant or a ``grid_search`` list."""
         return all(not _is_sampler(v) for v in self.param_space.values())
-
-    @property
-    def uses_validation(self) -> bool:
-        return any(v > 0 for v in self.values["val_fraction"])
 
 
 def _is_sampler(value: Any) -> bool:
@@ -273,6 +278,10 @@ def load_space(path: str) -> SearchSpace:
     if metric.startswith("val_") and not all(v > 0 for v in values["val_fraction"]):
         raise SpaceError(f"{path}: metric: {metric} needs parameters.val_fraction > 0 in "
                          "every trial")
+    if uses_val and (len(values["val_fraction"]) > 1 or _is_sampler(param_space["val_fraction"])):
+        raise SpaceError(f"{path}: parameters.val_fraction: must be one constant, so that every "
+                         "trial is validated on the same images; got "
+                         f"{params.get('val_fraction')!r}")
     mode = raw.get("mode", "max" if metric.endswith("_acc") else "min")
     if mode not in ("max", "min"):
         raise SpaceError(f"{path}: mode: {mode!r} is not allowed; use max or min")

@@ -21,6 +21,9 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
+import socket
 import sys
 import time
 import warnings
@@ -29,23 +32,20 @@ from typing import Any, Sequence
 
 from ray.tune import Callback
 
+from .cliargs import Parser, path_arg
 from .errors import ResourceError, SweepError, TuneFoodError, cli_call, quiet_broken_pipe
+from .outputs import SPACE_FILE, STATE_FILE, write_outputs
+from .search import Relocatable, check_search, make_search, rungs_of
 from .spaces import SearchSpace, default_space_dir, load_space
 from .trainable import split_dirs
 
 PROG = "python -m tune_food.sweep"
-STATE_FILE = "sweep.json"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line on stderr and exit code 2."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+MAX_NAME_BYTES = 200     # sweep names; file systems allow 255 bytes per path component
+MAX_TRIAL_NAME = 120     # trial folder names are cut to this many characters (+ the id)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Run a Ray Tune sweep of frozen-backbone EfficientNet "
+    p = Parser(prog=PROG, description="Run a Ray Tune sweep of frozen-backbone EfficientNet "
                 "classifiers and write a ranked leaderboard.")
     what = p.add_argument_group("what to run")
     what.add_argument("--grid", action="store_true",
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--search", choices=["optuna", "random"],
                       help="sample the space instead: Optuna (TPE) or random search "
                       "(default space: search_spaces/optuna.yaml)")
-    what.add_argument("--space", metavar="FILE", help="search-space YAML file")
+    what.add_argument("--space", metavar="FILE", type=path_arg, help="search-space YAML file")
     what.add_argument("--num-samples", type=int, default=None, metavar="N",
                       help="trials to sample with --search (default 20); with --grid, "
                       "repeats of the grid (default 1)")
@@ -62,15 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="trial scheduler: asha stops poor trials early (default: asha "
                       "with --search, fifo with --grid)")
     where = p.add_argument_group("where")
-    where.add_argument("--data-dir", metavar="DIR",
+    where.add_argument("--data-dir", metavar="DIR", type=path_arg,
                        help="data root holding the datasets (default: $TUNE_FOOD_DATA_DIR, "
                        "else ./data)")
     where.add_argument("--results-dir", "--storage-path", dest="results_dir", metavar="DIR",
-                       default="results", help="where sweeps are written: a folder or a "
+                       type=path_arg, default="results", help="where sweeps are written: a folder or a "
                        "URI such as s3://bucket/path (default: results)")
     where.add_argument("--name", help="sweep name: the sweep's folder under --results-dir "
                        "(default: <space>-<date>-<time>)")
-    where.add_argument("--cache-dir", metavar="DIR", default=None,
+    where.add_argument("--cache-dir", metavar="DIR", default=None, type=path_arg,
                        help="feature cache folder (default: $TUNE_FOOD_CACHE_DIR, else "
                        "~/.cache/tune_food/features)")
     how = p.add_argument_group("resources and behaviour")
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--feature-cache", choices=["auto", "off"], default="auto",
                      help="auto: compute backbone features once and train heads on them "
                      "where exact; off: run the full image pipeline in every trial")
+    how.add_argument("--allow-leakage", action="store_true",
+                     help="run even when test images are byte-identical to training images "
+                     "(recorded in sweep.json)")
     how.add_argument("--skip-bad-images", action="store_true",
                      help="leave out images that cannot be decoded instead of stopping")
     how.add_argument("--max-failures", type=int, default=1, metavar="N",
@@ -120,6 +123,7 @@ class Plan:
     pairs: list[tuple[str, str]]              # (model, split dir) feature sets needed
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
+    validation: Any = None                    # tune_food.validation.ValidationPlan
 
 
 def trial_name(config: dict[str, Any], varied: Sequence[str]) -> str:
@@ -146,15 +150,14 @@ class TrialNamer:
         self.varied, self.with_id = list(varied), with_id
 
     def __call__(self, trial) -> str:
-        name = trial_name(trial.config, self.varied)
+        name = trial_name(trial.config, self.varied)[:MAX_TRIAL_NAME]  # a folder name
         return f"{name}_{trial.trial_id.split('_')[-1]}" if self.with_id else name
 
 
 def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:
     """Every configuration of a grid space (constants and ``grid_search`` lists)."""
     keys = list(space.param_space)
-    choices = [space.values[k] if space.varied.count(k) else [space.param_space[k]]
-               for k in keys]
+    choices = [space.values[k] for k in keys]   # a constant lists itself alone
     return [dict(zip(keys, combo)) for combo in itertools.product(*choices)]
 
 
@@ -164,48 +167,78 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     Raises:
         DataError, WeightsError: see :mod:`tune_food.data` and :mod:`tune_food.models`.
     """
-    from .data import (DATASETS, resolve_data_root, resolve_dataset, stratified_split,
-                       validate_image_folder)
-    from .models import ensure_weights, weights_path
+    from .data import (DATASETS, resolve_data_root, resolve_dataset, split_samples,
+                       url_reachable, validate_image_folder)
+    from .validation import shared_validation
+    from .errors import WeightsError
+    from .models import ensure_weights, get_spec, weights_path, weights_url
 
     data_root = resolve_data_root(args.data_dir)
     notes: list[str] = []
     datasets: dict[str, str] = {}
+    unreachable: list[str] = []
     for name in space.datasets:
         path = os.path.join(data_root, name)
-        if args.dry_run and not os.path.isdir(path) and name in DATASETS:
-            notes.append(f"dataset {name} is not in {data_root}: it will be downloaded")
+        if not os.path.isdir(path) and name in DATASETS:
+            if not url_reachable(DATASETS[name].url):
+                unreachable.append(f"dataset {name} ({DATASETS[name].url} -> {path})")
+            elif args.dry_run:
+                notes.append(f"dataset {name} is not in {data_root}: it will be downloaded")
             datasets[name] = path
             continue
-        datasets[name] = resolve_dataset(name, data_root)
-    bad: list[tuple[str, str]] = []
-    test_names = [t for t in space.values["test_data"]]
-    for name in space.values["data"]:
-        for test_name in test_names:
-            test_dir = os.path.join(datasets[test_name or name], "test")
-            if not os.path.isdir(datasets[name]):
-                continue  # dry run of a dataset still to download
-            info = validate_image_folder(datasets[name], args.skip_bad_images,
-                                         test_dir=test_dir if os.path.isdir(test_dir) else None)
-            bad.extend(b for b in info.bad_images if b not in bad)
-            labels = [t for _, t in info.train.samples]
-            for fraction in space.values["val_fraction"]:  # ranges: both bounds
-                stratified_split(labels, fraction, 0)
+        datasets[name] = resolve_dataset(name, data_root, download=False)
     weights: dict[str, str] = {}
     for model in space.models:
-        if args.dry_run and not os.path.isfile(weights_path(model)):
+        path = weights_path(model)
+        if not os.path.isfile(path) and get_spec(model).family == "torchvision":
+            url = weights_url(model)
+            if not url_reachable(url):
+                unreachable.append(f"weights of {model} ({url} -> {path})")
+            else:
+                notes.append(f"weights of {model} are not in {os.path.dirname(path)}: they will "
+                             "be downloaded")
             weights[model] = "will be downloaded"
-            notes.append(f"weights of {model} are not in {os.path.dirname(weights_path(model))}: "
-                         "they will be downloaded")
             continue
-        weights[model] = ensure_weights(model)
+        weights[model] = ensure_weights(model, download=False)
+    if unreachable:
+        raise WeightsError(
+            f"{len(unreachable)} download(s) needed and this machine cannot reach them: "
+            + "; ".join(unreachable) + "; download each on a machine with internet and put it "
+            "at the path shown (torchvision weights go to $TORCH_HOME/hub/checkpoints), or "
+            "point --data-dir at a folder that has the datasets")
+    if not args.dry_run:  # reachable: fetch them now, before any trial
+        for name, path in datasets.items():
+            if not os.path.isdir(path):
+                datasets[name] = resolve_dataset(name, data_root)
+        weights = {m: ensure_weights(m) for m in space.models}
+    bad: list[tuple[str, str]] = []
+    train_samples: dict[str, list[tuple[str, int]]] = {}
+    test_samples: dict[str, list[tuple[str, int]]] = {}
+    for name in space.values["data"]:
+        for test_value in space.values["test_data"]:
+            if not os.path.isdir(datasets[name]):
+                continue  # dry run of a dataset still to download
+            for test_name in _test_names(test_value, name):
+                test_dir = os.path.join(datasets[test_name], "test")
+                info = validate_image_folder(datasets[name], args.skip_bad_images,
+                                             test_dir=test_dir if os.path.isdir(test_dir) else None)
+                bad.extend(b for b in info.bad_images if b not in bad)
+                train_samples[name] = info.train.samples
+            test_split = split_dirs({"data": name, "test_data": test_value}, datasets)[1]
+            test_samples[_test_label(test_value, name)] = \
+                split_samples(test_split, [p for p, _ in bad])[1]
+    notes += _check_content(train_samples, test_samples, space, args)
+    val_fraction = space.values["val_fraction"][0] if space.values["val_fraction"] else 0.0
+    validation = shared_validation(train_samples, float(val_fraction or 0.0), args.seed)
+    if validation.warning:
+        notes.append("warning: " + validation.warning)
     if space.is_grid:
         trials = expand_grid(space) * max(1, args.num_samples or 1)
     else:
         trials = []
     pairs: list[tuple[str, str]] = []
     combos = trials or [dict(model=m, data=d, test_data=t) for m in space.models
-                        for d in space.values["data"] for t in test_names]
+                        for d in space.values["data"] for t in space.values["test_data"]]
     for cfg in combos:
         if cfg.get("augment") or args.feature_cache == "off":
             continue
@@ -213,7 +246,49 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
         pairs.extend([(cfg["model"], train_dir), (cfg["model"], test_dir)])
     pairs = list(dict.fromkeys(pairs))
     return Plan(space, data_root, datasets, sorted(p for p, _ in bad), bad,
-                weights, trials, pairs, notes)
+                weights, trials, pairs, notes, validation=validation)
+
+
+def _test_names(test_value, data: str) -> list[str]:
+    """The datasets whose test splits test a trial (``test_data`` may be a list)."""
+    if isinstance(test_value, (list, tuple)):
+        return list(test_value)
+    return [test_value or data]
+
+
+def _test_label(test_value, data: str) -> str:
+    return "+".join(_test_names(test_value, data))
+
+
+def _check_content(train: dict, test: dict, space: SearchSpace, args) -> list[str]:
+    """Leakage (a test image's bytes in a training split) is an error unless
+    ``--allow-leakage``; duplicates inside a split are a warning. Returns notes.
+
+    Raises:
+        DataError: leaked test images, named (see :func:`tune_food.validation.leakage_error`).
+    """
+    from .validation import find_leakage, group_duplicates, leakage_error
+
+    leaks = {}
+    for name, samples in train.items():
+        for test_value in space.values["test_data"]:
+            label = _test_label(test_value, name)
+            found = find_leakage(samples, test.get(label, []))
+            if found:
+                leaks[(name, label)] = found
+    notes = []
+    if leaks and not getattr(args, "allow_leakage", False):
+        raise leakage_error(leaks)
+    if leaks:
+        total = sum(len(v) for v in leaks.values())
+        notes.append(f"warning: {total} test image(s) are also training images "
+                     "(--allow-leakage; recorded in sweep.json)")
+    splits = {f"{n}/train": s for n, s in train.items()}
+    splits.update({f"{n} test": s for n, s in test.items()})
+    for name, (images, extra) in group_duplicates(splits).items():
+        notes.append(f"warning: {name} holds {images} image(s) more than once "
+                     f"({extra} extra copies)")
+    return notes
 
 
 @dataclass
@@ -316,8 +391,13 @@ def _print_plan(plan: Plan, args: argparse.Namespace, cluster: ClusterInfo, conc
               "(--skip-bad-images; listed in sweep.json):", file=out)
         for path, reason in plan.bad_images[:10]:
             print(f"  {path}: {reason}", file=out)
+    v = plan.validation
+    if v is not None and v.source != "none":
+        print(f"validation: {v.images} images, {v.source}"
+              + (" by every training dataset (same images for every trial)"
+                 if v.source == "shared" else ""), file=out)
     for note in plan.notes:
-        print(f"note: {note}", file=out)
+        print(note if note.startswith("warning:") else f"note: {note}", file=out)
 
 
 def _versions() -> dict[str, str]:
@@ -332,8 +412,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _dataset_fingerprint(path: str) -> dict[str, Any]:
-    """Files, bytes and a SHA-256 over (relative path, size) of every file of a dataset."""
+def _dataset_fingerprint(path: str, data_root: str) -> dict[str, Any]:
+    """Files, bytes and a SHA-256 over (relative path, size) of every file of a dataset;
+    its ``path`` relative to the data root."""
     digest, files, size = hashlib.sha256(), 0, 0
     for root, dirs, names in sorted(os.walk(path)):
         dirs.sort()
@@ -342,7 +423,8 @@ def _dataset_fingerprint(path: str) -> dict[str, Any]:
             st = os.stat(p)
             digest.update(f"{os.path.relpath(p, path)}\t{st.st_size}\n".encode())
             files, size = files + 1, size + st.st_size
-    return {"path": path, "files": files, "bytes": size, "sha256": digest.hexdigest()}
+    return {"path": os.path.relpath(path, data_root), "files": files, "bytes": size,
+            "sha256": digest.hexdigest()}
 
 
 # --------------------------------------------------------------------------- running
@@ -366,7 +448,7 @@ def _upload(local_dir: str, exp_dir: str) -> None:
 
     fs, root = pyarrow.fs.FileSystem.from_uri(exp_dir)
     for entry in ("leaderboard.csv", "leaderboard_by_config.csv", "results.csv", STATE_FILE,
-                  "plots"):
+                  SPACE_FILE, "plots"):
         src = os.path.join(local_dir, entry)
         if os.path.isdir(src):
             fs.create_dir(f"{root}/{entry}", recursive=True)
@@ -377,30 +459,6 @@ def _upload(local_dir: str, exp_dir: str) -> None:
 def _experiment_dir(results_dir: str, name: str) -> str:
     return f"{results_dir.rstrip('/')}/{name}" if _is_uri(results_dir) else \
         os.path.join(os.path.abspath(results_dir), name)
-
-
-def _make_search(space: SearchSpace, args: argparse.Namespace):
-    """``(search_alg, scheduler, num_samples)`` for the Tuner."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    scheduler_name = args.scheduler or ("asha" if args.search else "fifo")
-    max_epochs = max(int(v) for v in space.values["epochs"])
-    scheduler = (ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=min(2, max_epochs),
-                               reduction_factor=3)
-                 if scheduler_name == "asha" else FIFOScheduler())
-    if args.search == "optuna":
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-        import optuna
-
-        searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=args.seed))
-        limit = args.max_concurrent or 4
-        return ConcurrencyLimiter(searcher, max_concurrent=limit), scheduler, args.num_samples or 20
-    if args.search == "random":
-        from ray.tune.search import BasicVariantGenerator
-
-        return BasicVariantGenerator(random_state=args.seed), scheduler, args.num_samples or 20
-    return None, scheduler, args.num_samples or 1
 
 
 def run_sweep(args: argparse.Namespace, out=None) -> int:
@@ -429,8 +487,14 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
         raise SweepError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.max_failures < 0:
         raise SweepError(f"--max-failures must be >= 0, got {args.max_failures}")
+    if args.autoscale and not args.address:
+        raise SweepError("--autoscale needs --address of a cluster started by `ray up` (its "
+                         "autoscaler adds nodes); a local Ray cannot add nodes, so drop "
+                         "--autoscale or pass --address auto on the cluster's head node")
     space_path = args.space or os.path.join(default_space_dir(),
                                             "grid.yaml" if args.grid else "optuna.yaml")
+    if args.resume and os.path.isfile(os.path.join(args.sweep_dir, SPACE_FILE)):
+        space_path = os.path.join(args.sweep_dir, SPACE_FILE)  # the sweep's own copy
     space = load_space(space_path)
     if args.search == "optuna" and any(k == "seed" for k in space.varied) and "seeds" in space.raw:
         raise SweepError(f"{space.path}: seeds repeats grid configurations; with --search "
@@ -439,19 +503,23 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
         raise SweepError(f"{space.path} samples parameters ({', '.join(space.varied)}); "
                          "--grid needs constants and grid_search lists only; use --search "
                          "optuna or --search random for this space")
+    check_search(space, args.search, args.seed, args.max_concurrent)
     name = args.name if args.name is not None else \
         f"{os.path.splitext(os.path.basename(space.path))[0]}-" \
         f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if not name or "/" in name or name in (".", ".."):
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
         raise SweepError(f"--name {name!r} must be a plain, non-empty folder name")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise SweepError(f"--name is {len(name.encode())} bytes long; file systems hold "
+                         f"folder names up to 255 bytes and tune_food allows {MAX_NAME_BYTES}: "
+                         "choose a shorter name")
     exp_dir = _experiment_dir(args.results_dir, name)
     if not args.resume and not _is_uri(exp_dir) and os.path.exists(exp_dir):
         raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
                          "--resume to continue it")
     for flag, folder in (("--results-dir", args.results_dir), ("--cache-dir", args.cache_dir)):
-        if folder and not _is_uri(folder) and os.path.exists(folder) and not os.path.isdir(folder):
-            raise SweepError(f"{flag} {folder} is a file, not a folder; pass a folder (it is "
-                             "created when missing)")
+        if folder and not _is_uri(folder):
+            _check_writable_folder(flag, folder)
 
     cluster = local_cluster()
     if args.address:
@@ -467,6 +535,27 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
     if not _is_uri(exp_dir):
         _warn_local_storage(args, cluster, out)
     return _launch(plan, args, name, exp_dir, concurrent, out)
+
+
+def _check_writable_folder(flag: str, folder: str) -> None:
+    """A folder flag must name a folder this process can create or write in.
+
+    Raises:
+        SweepError: it is a file, or its nearest existing ancestor is a file or is not
+            writable.
+    """
+    path = os.path.abspath(folder)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SweepError(f"{flag} {folder} is a file, not a folder; pass a folder (it is "
+                         "created when missing)")
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise SweepError(f"{flag} {folder} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SweepError(f"{flag} {folder} cannot be written: no write permission in {probe}; "
+                         "pass a folder you can write to")
 
 
 def _warn_local_storage(args, cluster: ClusterInfo, out) -> None:
@@ -496,7 +585,8 @@ class _Progress(Callback):
               f"{score}{ci}  epochs {r.get('epoch', 0)}", file=self.out, flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trial, "done")
+        epochs = (trial.last_result or {}).get("epoch", 0)
+        self._line(trial, "done" if epochs >= int(trial.config.get("epochs", 0)) else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._line(trial, "ERROR")
@@ -518,6 +608,8 @@ def _init_ray(args: argparse.Namespace) -> None:
         kwargs["include_dashboard"] = False
     try:
         ray.init(**kwargs)
+        if threading_main():   # Ray's core worker installs its own SIGTERM handler (abort)
+            signal.signal(signal.SIGTERM, _sigterm_as_sigint)
     except (ConnectionError, TimeoutError, ValueError) as exc:
         if not args.address:
             raise
@@ -529,23 +621,105 @@ def _init_ray(args: argparse.Namespace) -> None:
 
 def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concurrent: int,
             out) -> int:
+    """Write ``sweep.json``, compute the feature sets, run the trials, write the outputs.
+
+    A SIGINT (or SIGTERM, turned into SIGINT by :func:`main`) in any phase ends the
+    sweep as ``interrupted``: Ray Tune stops its trials itself, the outputs are written
+    from what the trials reported, ``sweep.json`` says ``interrupted`` and how to resume,
+    and the exit code is 130.
+    """
+    local_dir = _local_dir(exp_dir, name)
+    state = _start_state(plan, args, name, local_dir)
+    started = time.time()
+    interrupted = False
+    try:
+        _run_trials(plan, args, name, exp_dir, local_dir, state, out)
+    except KeyboardInterrupt:
+        interrupted = True
+    try:
+        code = _finish(plan, name, exp_dir, local_dir, state, started, interrupted,
+                       _resume_command(args, name, portable=True), out)
+    except KeyboardInterrupt:
+        state.update(status="interrupted", resume=_resume_command(args, name, portable=True))
+        _write_state(state, local_dir)
+        code = 130
+    if code == 130:
+        print(f"sweep interrupted; continue it with: {_resume_command(args, name)}",
+              file=sys.stderr)
+    _shutdown_ray()
+    return code
+
+
+def _resume_command(args: argparse.Namespace, name: str, portable: bool = False) -> str:
+    """The command that continues sweep ``name``; ``portable`` (for ``sweep.json``)
+    names the results folder by what it is, not where it was."""
+    if portable:
+        return f"{PROG} --resume --name {name} --results-dir <the folder that holds {name}>"
+    results = "" if args.results_dir == "results" else f" --results-dir {args.results_dir}"
+    return f"{PROG} --resume --name {name}{results}"
+
+
+def _write_state(state: dict, local_dir: str) -> None:
+    from .files import write_json_atomic
+
+    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
+
+
+def _relative_to_data(path: str, plan: Plan) -> str:
+    """Data paths in ``sweep.json`` are relative to the data root, so the sweep folder
+    names nothing absolute and stays valid when moved or copied."""
+    return os.path.relpath(path, plan.data_root)
+
+
+def _start_state(plan: Plan, args: argparse.Namespace, name: str, local_dir: str) -> dict:
+    """Create (or on --resume, reopen) ``sweep.json`` with status ``running`` and keep a
+    copy of the search space in the sweep folder (``space.yaml``)."""
+    os.makedirs(local_dir, exist_ok=True)
+    state_file = os.path.join(local_dir, STATE_FILE)
+    space = plan.space
+    if args.resume and os.path.isfile(state_file):
+        with open(state_file) as fh:
+            state = json.load(fh)
+        state.setdefault("resumed", []).append(_dt.datetime.now().isoformat(timespec="seconds"))
+    else:
+        shutil.copyfile(space.path, os.path.join(local_dir, SPACE_FILE))
+        state = {"name": name, "space_file": SPACE_FILE,
+                 "space": space.raw, "metric": space.metric, "mode": space.mode,
+                 # the sweep is where its folder is: --results-dir is not saved, so a
+                 # moved or copied sweep names no place it was once in
+                 "args": {k: v for k, v in vars(args).items()
+                          if k not in ("sweep_dir", "results_dir")},
+                 "versions": _versions(),
+                 "datasets": {n: _dataset_fingerprint(p, plan.data_root)
+                              for n, p in plan.datasets.items()},
+                 "skipped_bad_images": [{"path": _relative_to_data(p, plan), "reason": r}
+                                        for p, r in plan.bad_images],
+                 "validation": plan.validation.summary(),
+                 "allow_leakage": bool(args.allow_leakage),
+                 "started": _dt.datetime.now().isoformat(timespec="seconds")}
+    state.update(status="running", driver_pid=os.getpid(), driver_host=socket.gethostname())
+    state.pop("resume", None)
+    _write_state(state, local_dir)
+    return state
+
+
+def _run_trials(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, local_dir: str,
+                state: dict, out) -> None:
+    """Start Ray, compute the feature sets once, run the Tuner (interruptible)."""
     import ray
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from .features import compute_feature_sets
-    from .files import write_csv_atomic, write_json_atomic
-    from .leaderboard import leaderboard_by_config, make_leaderboard, results_dataframe
-    from .report import make_plots
     from .tb import TensorBoardCallback
     from .trainable import train_food
 
     space = plan.space
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    # Our TensorBoardCallback subclasses Tune's, so Tune adds no second one; the CSV and
-    # JSON loggers (progress.csv, result.json) are Tune's own.
+    # Our TensorBoardCallback is a plain LoggerCallback: keep Tune from adding its own
+    # TensorBoard logger beside it; the CSV and JSON loggers (progress.csv, result.json)
+    # are Tune's own, passed explicitly.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started = time.time()
     if not _is_uri(exp_dir):  # cheap on local disk; makes --resume lose at most 2 s of work
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     ray_start = time.perf_counter()
@@ -568,26 +742,23 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
         for info in feature_info:
             print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
                   f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
-    extraction_s = plan.timings["features_s"] = time.perf_counter() - t0
+            info["split_dir"] = "+".join(_relative_to_data(d, plan)
+                                         for d in info["split_dir"].split("+"))
+    plan.timings["features_s"] = time.perf_counter() - t0
+    search_alg, scheduler, num_samples = make_search(
+        space, args.search, args.scheduler, args.seed, args.max_concurrent, args.num_samples)
+    state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"],
+                 planned={"trials": len(plan.trials) or num_samples,
+                          "configs": [{k: v for k, v in t.items()} for t in plan.trials]})
+    _write_state(state, local_dir)
 
+    rungs = rungs_of(scheduler, space)
     param_space = dict(space.param_space, feature_cache=args.feature_cache)
     trainable = tune.with_resources(
         tune.with_parameters(train_food, datasets=plan.datasets, features=features,
-                             exclude=plan.exclude),
+                             exclude=plan.exclude, checkpoint_epochs=rungs,
+                             val_sets=plan.validation.sets or None),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
-    local_dir = _local_dir(exp_dir, name)
-    os.makedirs(local_dir, exist_ok=True)
-    state = {"name": name, "space_file": space.path, "space": space.raw,
-             "metric": space.metric, "mode": space.mode, "args": vars(args),
-             "versions": _versions(),
-             "datasets": {n: _dataset_fingerprint(p) for n, p in plan.datasets.items()},
-             "skipped_bad_images": [{"path": p, "reason": r} for p, r in plan.bad_images],
-             "feature_sets": feature_info, "feature_extraction_s": extraction_s,
-             "started": _dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-             "status": "running"}
-    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
-
-    search_alg, scheduler, num_samples = _make_search(space, args)
     namer_name, namer_dir = TrialNamer(space.varied, False), TrialNamer(space.varied, True)
     run_config = tune.RunConfig(
         name=name, storage_path=os.path.dirname(exp_dir) if not _is_uri(exp_dir)
@@ -599,7 +770,9 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
         # snapshots the whole experiment state after every checkpoint
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0)
-    if args.resume:
+    # trials created from here on go where the sweep is now (see tune_food.search)
+    Relocatable.location = None if _is_uri(exp_dir) else (os.path.dirname(exp_dir), name)
+    if args.resume and tune.Tuner.can_restore(exp_dir):
         tuner = tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=True)
@@ -614,56 +787,76 @@ def _launch(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, concu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         fit_start = time.perf_counter()
-        grid = tuner.fit()
-        plan.timings["trials_s"] = time.perf_counter() - fit_start
-    outputs_start = time.perf_counter()
+        try:
+            tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials and returns
+        finally:
+            plan.timings["trials_s"] = time.perf_counter() - fit_start
 
-    results = list(grid)
-    board = make_leaderboard(results, space.metric, space.mode, list(space.param_space))
-    write_csv_atomic(board, os.path.join(local_dir, "leaderboard.csv"))
-    frame = results_dataframe(results, list(space.param_space))
-    write_csv_atomic(frame, os.path.join(local_dir, "results.csv"))
-    if "seed" in space.varied:
-        write_csv_atomic(leaderboard_by_config(board, list(space.param_space), space.metric,
-                                               space.mode),
-                         os.path.join(local_dir, "leaderboard_by_config.csv"))
-    errored = board[board["status"] == "ERROR"] if not board.empty else board
-    not_run = int((board["status"] == "NOT_STARTED").sum()) if not board.empty else 0
-    plots = make_plots(local_dir, board, frame)
+
+def _finish(plan: Plan, name: str, exp_dir: str, local_dir: str, state: dict, started: float,
+            interrupted: bool, resume: str, out) -> int:
+    """Write the outputs (:func:`tune_food.outputs.write_outputs`) and the final
+    ``sweep.json``; print the summary; return the exit code (0 finished, 1 some trial
+    failed, 130 interrupted)."""
+    outputs_start = time.perf_counter()
+    try:
+        result = write_outputs(exp_dir, local_dir, state)
+    except SweepError:   # interrupted before Tune saved any trial
+        if not interrupted:
+            raise
+        result = None
+    status = "interrupted" if interrupted or result is None else result.status
     plan.timings["outputs_s"] = time.perf_counter() - outputs_start
     wall = time.time() - started
-    state.update(status="interrupted" if not_run else
-                 "finished" if errored.empty else "finished with errors",
-                 finished=_dt.datetime.now().isoformat(timespec="seconds"), wall_s=wall,
-                 timings=plan.timings, trials=len(board),
-                 errored=list(errored.get("trial_name", [])))
-    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
-    _print_summary(board, space, local_dir, exp_dir, wall, out)
-    print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)
-    for path in plots:
-        print(f"plot: {path}", file=out)
+    board = result.board if result is not None else None
+    errored = [] if board is None or board.empty else \
+        list(board.loc[board["status"] == "ERROR", "trial_name"])
+    state.update(status=status, finished=_dt.datetime.now().isoformat(timespec="seconds"),
+                 wall_s=wall, timings=plan.timings,
+                 comparison=result.summary if result is not None else "",
+                 trials=0 if board is None else len(board), errored=errored)
+    if status == "interrupted":
+        state["resume"] = resume
+    _write_state(state, local_dir)
+    if board is not None:
+        _print_summary(board, plan.space, local_dir, exp_dir, wall, status, out)
+        if result.summary:
+            print(result.summary, file=out)
+        print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()),
+              file=out)
+        for path in result.files:
+            if path.endswith(".png"):
+                print(f"plot: {path}", file=out)
     _upload(local_dir, exp_dir)
-    if not errored.empty:
-        print(f"{len(errored)} trial(s) failed: {', '.join(errored['trial_name'])}; see "
-              "their error.txt in the trial folders", file=sys.stderr)
-        return 1
-    if not_run:
-        print(f"sweep interrupted: {not_run} trial(s) did not run; continue with "
-              f"{PROG} --resume --name {name}", file=sys.stderr)
+    if status == "interrupted":
+        return 130
+    if errored:
+        print(f"{len(errored)} trial(s) failed: {', '.join(errored)}; see their error.txt in "
+              "the trial folders", file=sys.stderr)
         return 1
     return 0
 
 
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def _print_summary(board, space: SearchSpace, local_dir: str, exp_dir: str, wall: float,
-                   out) -> None:
+                   status: str, out) -> None:
     import pandas as pd
 
-    cols = [c for c in ["rank", "trial_name", space.metric, "test_acc", "test_acc_ci_low",
-                        "test_acc_ci_high", "test_loss", "feature_cache", "time_total_s"]
+    cols = [c for c in ["rank", "trial_name", "status", "epochs_done", space.metric, "test_acc",
+                        "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best",
+                        "feature_cache", "time_total_s"]
             if c in board]
     cols = list(dict.fromkeys(cols))
-    print(f"\nsweep finished in {wall:.1f} s: {len(board)} trials, ranked by {space.metric} "
-          f"({space.mode})", file=out)
+    counts = board["status"].value_counts()
+    detail = ", ".join(f"{n} {s}" for s, n in counts.items())
+    print(f"\nsweep {status} after {wall:.1f} s: {len(board)} trials ({detail}), ranked by "
+          f"{space.metric} ({space.mode})", file=out)
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.4f}".format):
         print(board[cols].head(10).to_string(index=False), file=out)
@@ -687,23 +880,48 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
         raise SweepError(f"--resume continues sweep {args.name!r} with its own search space "
                          f"({saved.get('space') or 'the default'}); drop --space {args.space}, "
                          "or start a new sweep with another --name")
-    merged = argparse.Namespace(**saved)
+    merged = argparse.Namespace(**{**vars(build_parser().parse_args(["--grid"])), **saved})
     for key in ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",
                 "max_failures", "data_dir", "cache_dir"):
         if getattr(args, key) != build_parser().get_default(key):
             setattr(merged, key, getattr(args, key))
+    # the sweep is where it is now (it may have been moved or copied): never the original
+    merged.results_dir, merged.sweep_dir = args.results_dir, os.path.dirname(state_file)
     merged.resume, merged.dry_run, merged.name = True, args.dry_run, args.name
     return merged
 
 
+def _sigterm_as_sigint(signum, frame) -> None:
+    """SIGTERM ends a sweep the way Ctrl-C does (Ray Tune stops its trials gracefully)."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the process exit code (0 ok, 1 trials failed, 2 bad input)."""
+    """CLI entry point; returns the process exit code (0 finished, 1 trials failed,
+    2 bad input, 130 interrupted by SIGINT or SIGTERM)."""
     args = build_parser().parse_args(argv)
+    previous = {}
+    if threading_main():
+        # a job started in the background by a non-interactive shell inherits SIGINT
+        # ignored; `kill -INT` must still stop the sweep
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, _sigterm_as_sigint)}
     try:
         return cli_call(PROG, args.debug, run_sweep, args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; continue with --resume --name <name>", file=sys.stderr)
+        print(f"{PROG}: interrupted before the sweep started; nothing was written",
+              file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def threading_main() -> bool:
+    """True in the main thread (the only one that may install signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from .data import make_dataloaders, seeded_loaders, split_samples, stratified_split, workers_for
+from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_indices,
+                   split_samples, workers_for)
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
 from .models import build_model, describe_transform, get_spec, make_head, train_transform
+from .outputs import CHECKPOINT_FILE, PREDICTIONS_FILE
 
-CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 META_FILE = "meta.json"
 
@@ -45,12 +46,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def split_dirs(config: dict[str, Any], datasets: dict[str, str] | None) -> tuple[str, str]:
+def split_dirs(config: dict[str, Any], datasets: dict[str, str] | None):
     """Absolute ``(train split, test split)`` folders of a trial.
 
     ``datasets`` maps dataset names to absolute folders (the sweep resolves them in the
     driver); without it ``config["data"]`` and ``config["test_data"]`` must be absolute
-    dataset folders themselves.
+    dataset folders themselves. A ``test_data`` list gives a tuple of test folders,
+    united by :func:`tune_food.data.split_samples`.
 
     Raises:
         ValueError: a dataset that is neither in ``datasets`` nor an absolute path.
@@ -64,8 +66,11 @@ def split_dirs(config: dict[str, Any], datasets: dict[str, str] | None) -> tuple
                          "absolute path")
 
     train_root = resolve(config["data"])
-    test_root = resolve(config.get("test_data") or config["data"])
-    return os.path.join(train_root, "train"), os.path.join(test_root, "test")
+    test = config.get("test_data") or config["data"]
+    if isinstance(test, (list, tuple)):
+        tests = tuple(os.path.join(resolve(t), "test") for t in test)
+        return os.path.join(train_root, "train"), tests[0] if len(tests) == 1 else tests
+    return os.path.join(train_root, "train"), os.path.join(resolve(test), "test")
 
 
 def is_cacheable(config: dict[str, Any]) -> bool:
@@ -102,6 +107,8 @@ class Trial:
     trainable_params: int
     total_params: int
     device: torch.device
+    image_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    last_probs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def mixed_precision(self) -> bool:
@@ -110,11 +117,15 @@ class Trial:
 
 def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
             features: dict[str, Any] | None = None, exclude: list[str] | None = None,
-            device: torch.device | str | None = None) -> Trial:
+            device: torch.device | str | None = None,
+            val_sets: dict[str, list[str]] | None = None) -> Trial:
     """Build a trial: data loaders (features or images), head, optimizer, loss.
 
     Seeds everything from ``config["seed"]``; the head is initialised right after
     seeding in both paths, so cached and uncached trials start from the same weights.
+    ``val_sets`` maps a dataset name to the absolute paths of its images that form the
+    sweep's validation set (the same images, by content, for every dataset); without
+    it a stratified ``val_fraction`` of the trial's own training split is held out.
 
     Raises:
         ValueError: unresolved dataset names (see :func:`split_dirs`).
@@ -126,6 +137,7 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     dropout = spec.default_dropout if config.get("dropout") is None else float(config["dropout"])
     train_dir, test_dir = split_dirs(config, datasets)
     bs, val_fraction = int(config["batch_size"]), float(config.get("val_fraction") or 0.0)
+    val_paths = (val_sets or {}).get(config["data"]) if val_sets else None
     train_fs = test_fs = None
     if is_cacheable(config):
         train_fs = _get_features(features, spec.name, train_dir)
@@ -133,10 +145,13 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     if train_fs is not None and test_fs is not None:
         classes = train_fs.classes
         train_ds = TensorDataset(train_fs.features, train_fs.labels)
-        train_idx, val_idx = stratified_split(train_fs.labels.tolist(), val_fraction, seed)
+        train_idx, val_idx = split_indices(train_fs.paths, train_fs.labels.tolist(), val_paths,
+                                           val_fraction, seed)
         loaders = seeded_loaders(Subset(train_ds, train_idx),
                                  Subset(train_ds, val_idx) if val_idx else None,
                                  TensorDataset(test_fs.features, test_fs.labels), bs, seed)
+        ids = {"test": list(zip(test_fs.paths, test_fs.hashes)),
+               "val": [(train_fs.paths[i], train_fs.hashes[i]) for i in val_idx]}
         cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
         backbone = None
         transform = train_fs.transform  # its description: timm is not even imported
@@ -147,7 +162,9 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
         *loaders, classes = make_dataloaders(train_dir, test_dir, backbone.transform, bs,
                                              num_workers=workers_for(cpus),
                                              exclude=exclude or (), seed=seed,
-                                             val_fraction=val_fraction)
+                                             val_fraction=val_fraction, val_paths=val_paths)
+        ids = {name: [(p, cached_sha256(p)) for p, _ in loader.dataset.samples]
+               for name, loader in (("test", loaders[2]), ("val", loaders[1])) if loader}
         if config.get("augment"):
             loaders[0].dataset.transform = train_transform(spec.name)
         cache_mode = "off"
@@ -164,7 +181,7 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing") or 0.0))
     return Trial(config, net, head, optimizer, loss_fn, loaders[0], loaders[1], loaders[2],
                  classes, dropout, transform, cache_mode,
-                 sum(p.numel() for p in head.parameters()), total, device)
+                 sum(p.numel() for p in head.parameters()), total, device, ids)
 
 
 def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
@@ -172,24 +189,27 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
 
     Returns ``epoch, train_loss, train_acc, test_loss, test_acc, test_acc_ci_low,
     test_acc_ci_high, test_correct, test_images`` and, with a validation split,
-    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_images``. Losses are mean
+    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_correct, val_images``. Losses are mean
     cross-entropy per image (nats); accuracies correct / images with 95 % Wilson
     intervals (:func:`~tune_food.engine.accuracy_ci`).
     """
     amp = trial.mixed_precision
     tr = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
                      trial.device, amp)
-    te = evaluate(trial.net, trial.test_loader, trial.loss_fn, trial.device, amp)
+    te = evaluate(trial.net, trial.test_loader, trial.loss_fn, trial.device, amp, keep_probs=True)
+    trial.last_probs["test"] = (te.probs, te.labels)
     low, high = accuracy_ci(te.correct, te.images)
     metrics: dict[str, Any] = {
         "epoch": epoch, "train_loss": tr.loss, "train_acc": tr.acc, "test_loss": te.loss,
         "test_acc": te.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
         "test_correct": te.correct, "test_images": te.images}
     if trial.val_loader is not None:
-        va = evaluate(trial.net, trial.val_loader, trial.loss_fn, trial.device, amp)
+        va = evaluate(trial.net, trial.val_loader, trial.loss_fn, trial.device, amp,
+                      keep_probs=True)
+        trial.last_probs["val"] = (va.probs, va.labels)
         vlow, vhigh = accuracy_ci(va.correct, va.images)
         metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,
-                       val_acc_ci_high=vhigh, val_images=va.images)
+                       val_acc_ci_high=vhigh, val_correct=va.correct, val_images=va.images)
     return metrics
 
 
@@ -208,6 +228,34 @@ def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str,
                os.path.join(directory, CHECKPOINT_FILE))
     with open(os.path.join(directory, META_FILE), "w") as fh:
         json.dump(meta, fh, indent=2)
+    write_predictions(trial, os.path.join(directory, PREDICTIONS_FILE))
+
+
+def write_predictions(trial: Trial, path: str) -> None:
+    """Per-image predictions of the last evaluated epoch, as CSV: one row per image of
+    the test split and of the validation split, with ``split`` (test|val), ``image``
+    (path relative to the data root), ``sha256`` (the image's identity across
+    datasets, by which trials are paired), ``label`` and ``predicted`` (class names)
+    and ``prob_<class>`` (softmax probabilities)."""
+    import pandas as pd
+
+    frames = []
+    for split, (probs, labels) in trial.last_probs.items():
+        ids = trial.image_ids.get(split, [])
+        if probs is None or len(ids) != len(labels):
+            continue
+        root = os.path.commonpath([os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.dirname(p)))) for p, _ in ids]) if ids else ""
+        frame = pd.DataFrame({"split": split,
+                              "image": [os.path.relpath(p, root) for p, _ in ids],
+                              "sha256": [h for _, h in ids],
+                              "label": [trial.classes[i] for i in labels.tolist()],
+                              "predicted": [trial.classes[i] for i in probs.argmax(1).tolist()]})
+        for j, name in enumerate(trial.classes):
+            frame[f"prob_{name}"] = probs[:, j].numpy()
+        frames.append(frame)
+    if frames:
+        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
 
 
 def load_checkpoint(trial: Trial, directory: str) -> int:
@@ -232,7 +280,9 @@ def _assigned_cpus() -> float:
 
 def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
                features: dict[str, Any] | None = None,
-               exclude: list[str] | None = None) -> None:
+               exclude: list[str] | None = None,
+               checkpoint_epochs: tuple[int, ...] = (),
+               val_sets: dict[str, list[str]] | None = None) -> None:
     """Ray Tune function trainable: train one frozen-backbone classifier's head.
 
     Args:
@@ -241,16 +291,22 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
         datasets: dataset name -> absolute folder (resolved in the driver).
         features: :func:`~tune_food.features.feature_key` -> FeatureSet or its object ref.
         exclude: absolute paths of images to leave out (skipped bad images).
+        checkpoint_epochs: epochs after which a checkpoint is always saved: the
+            scheduler's decision points (ASHA's rungs), so a trial it stops has the
+            checkpoint of the epoch it stopped at.
 
     Reports once per epoch (``tune.report``) the metrics of :func:`run_epoch` plus
-    ``trainable_params, total_params, feature_cache, device, node_id, trial_name``, with
-    a checkpoint (:func:`save_checkpoint`).
+    ``trainable_params, total_params, feature_cache, device, node_id, node_ip,
+    trial_name, resumed_from_epoch`` and ``checkpoint_saved`` (whether this report
+    carries a checkpoint, :func:`save_checkpoint`). Checkpoints are saved after the last
+    epoch, after each of ``checkpoint_epochs``, and after any epoch once
+    :data:`CHECKPOINT_EVERY_S` seconds have passed since the previous one.
     """
     import ray
     from ray import tune
 
     torch.set_num_threads(max(1, int(_assigned_cpus())))
-    trial = prepare(config, datasets, features, exclude)
+    trial = prepare(config, datasets, features, exclude, val_sets=val_sets)
     start_epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -261,14 +317,19 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
             "feature_cache": trial.feature_cache, "device": str(trial.device),
             "head_dropout": trial.dropout,
             "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(),
             "trial_name": context.get_trial_name(), "resumed_from_epoch": start_epoch}
     last_checkpoint = time.monotonic()
+    must = set(checkpoint_epochs) | {int(config["epochs"])}
     for epoch in range(start_epoch + 1, int(config["epochs"]) + 1):
         metrics = {**run_epoch(trial, epoch), **info}
-        # A checkpoint after the last epoch, and after any epoch once CHECKPOINT_EVERY_S
-        # have passed: image-pipeline epochs (seconds to minutes) checkpoint every epoch,
-        # cached-feature epochs (milliseconds) do not pay for it 10 times a second.
-        if epoch == int(config["epochs"]) or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+        # A checkpoint after the last epoch and the scheduler's rungs, and after any epoch
+        # once CHECKPOINT_EVERY_S have passed: image-pipeline epochs (seconds to minutes)
+        # checkpoint every epoch, cached-feature epochs (milliseconds) do not pay for it
+        # 10 times a second.
+        metrics["checkpoint_saved"] = (epoch in must or
+                                       time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S)
+        if metrics["checkpoint_saved"]:
             with tempfile.TemporaryDirectory() as tmp:
                 save_checkpoint(trial, tmp, epoch, metrics)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

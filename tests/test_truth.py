@@ -1,0 +1,286 @@
+"""Every path tells the truth: interrupted sweeps (SIGINT in extraction and in trials,
+SIGTERM), early-stopped trials and their checkpoints, moved sweep folders, the dry run
+as the real run's gatekeeper, ``~`` in path flags, and resume without repeated epochs.
+Real Ray, real images, real weights."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli
+
+LONG = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {epochs}\n"
+        "  batch_size: 4\nseeds: [0, 1, 2, 3, 4, 5]\n")
+
+
+def _popen(args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "tune_food.sweep", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+
+
+def _signal_after(proc, marker: str, delay: float, sig: int, limit: float = 300):
+    """Read stdout until a line starts with ``marker``, wait ``delay`` s, send ``sig``;
+    return (stdout, stderr, seconds from the signal to the exit)."""
+    lines, deadline = [], time.time() + limit
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker) or time.time() > deadline:
+            break
+    if not (lines and lines[-1].startswith(marker)):
+        proc.kill()
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"never saw {marker!r}:\n{''.join(lines)[-3000:]}{out[-2000:]}\n{err[-3000:]}")
+    time.sleep(delay)
+    proc.send_signal(sig)
+    sent = time.time()
+    out, err = proc.communicate(timeout=60)
+    return "".join(lines) + out, err, time.time() - sent
+
+
+def _state(exp) -> dict:
+    return json.loads((exp / "sweep.json").read_text())
+
+
+@pytest.mark.slow
+def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny_root):
+    """Failures 1, 3, 6 and 7 of the issue, on one real sweep: SIGINT while trials run,
+    a ``~`` results dir, the folder moved, report / predict / resume on the moved copy."""
+    space = tmp_path / "space.yaml"
+    space.write_text(LONG.format(epochs=600))
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = _popen(["--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
+                   "~/res", "--name", "a", "--cache-dir", str(tmp_path / "cache"),
+                   "--max-concurrent", "2"], env={"HOME": str(home)})
+    out, err, took = _signal_after(proc, "[2/6]", 1.5, signal.SIGINT)
+    assert proc.returncode == 130, out[-3000:] + err[-3000:]
+    assert took < 10
+    assert not os.path.exists(os.path.join(REPO, "~"))      # ~ was expanded
+    exp = home / "res" / "a"
+    state = _state(exp)
+    assert state["status"] == "interrupted"
+    assert state["resume"].startswith("python -m tune_food.sweep --resume --name a")
+    assert "--resume --name a" in err and "Traceback" not in err
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 6 and (board["epochs_planned"] == 600).all()
+    done = board[board["status"] == "TERMINATED"]
+    assert len(done) == 2 and (done["epochs_done"] == 600).all()
+    assert list(done["rank"]) == [1, 2] and (done["checkpoint_epoch"] == 600).all()
+    rest = board[board["status"] != "TERMINATED"]
+    assert set(rest["status"]) <= {"INTERRUPTED", "NOT_STARTED"}
+    assert "INTERRUPTED" in set(rest["status"]) and rest["rank"].isna().all()
+    assert (rest["epochs_done"] < 600).all()
+    assert (board.loc[board["status"] == "NOT_STARTED", "epochs_done"] == 0).all()
+    statuses = dict(zip(board["trial_id"], board["status"]))
+
+    # a moved sweep: every path in it is relative, nothing reads the original place
+    moved = tmp_path / "elsewhere" / "b"
+    moved.parent.mkdir()
+    shutil.move(str(exp), str(moved))
+    for name in ("leaderboard.csv", "sweep.json", "results.csv"):
+        assert str(home) not in (moved / name).read_text(), name
+    rep = run_cli("tune_food.report", str(moved))
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    again = pd.read_csv(moved / "leaderboard.csv")
+    assert dict(zip(again["trial_id"], again["status"])) == statuses
+    pizzas = os.path.join(tiny_root, "tiny", "test", "pizza")
+    image = os.path.join(pizzas, sorted(os.listdir(pizzas))[0])
+    pred = run_cli("tune_food.predict", "--sweep", str(moved), image)
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    best = again.iloc[0]
+    first = pred.stdout.splitlines()[0]
+    assert best["trial_name"] in first and "epoch 600" in first
+    assert os.path.join(str(moved), best["checkpoint_path"]) in first
+
+    # resume the moved copy: each (trial, epoch) once in results.csv and TensorBoard
+    res = run_cli("tune_food.sweep", "--resume", "--name", "b", "--results-dir",
+                  str(moved.parent))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert not exp.exists()   # trials not yet created at the interrupt went to the copy too
+    assert _state(moved)["status"] == "finished"
+    final = pd.read_csv(moved / "leaderboard.csv")
+    assert (final["status"] == "TERMINATED").all() and (final["epochs_done"] == 600).all()
+    results = pd.read_csv(moved / "results.csv")
+    assert len(results) == 6 * 600
+    assert not results.duplicated(["trial_id", "epoch"]).any()
+    replayed = 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for _, row in final.iterrows():
+        progress = pd.read_csv(moved / row["logdir"] / "progress.csv")
+        replayed += len(progress) - progress["epoch"].nunique()
+        acc = EventAccumulator(str(moved / row["logdir"]))
+        acc.Reload()
+        steps = [e.step for e in acc.Scalars("accuracy/test")]
+        assert sorted(steps) == list(range(1, 601)), row["trial_name"]
+    assert replayed > 0  # the resumed trials did replay epochs after their checkpoints
+
+
+@pytest.mark.slow
+def test_sigterm_during_feature_extraction(tmp_path, tiny_root):
+    space = tmp_path / "space.yaml"
+    space.write_text(LONG.format(epochs=3))
+    proc = _popen(["--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
+                   str(tmp_path / "results"), "--name", "x", "--cache-dir",
+                   str(tmp_path / "cold-cache")])
+    out, err, took = _signal_after(proc, "computing", 0.5, signal.SIGTERM)
+    assert proc.returncode == 130, out[-3000:] + err[-3000:]
+    assert took < 10
+    assert _state(tmp_path / "results" / "x")["status"] == "interrupted"
+    # one line of ours, no Ray noise, no traceback
+    assert err.strip().splitlines() == [
+        f"sweep interrupted; continue it with: python -m tune_food.sweep --resume --name x "
+        f"--results-dir {tmp_path / 'results'}"], err
+
+
+@pytest.mark.slow
+def test_early_stopped_trials_have_the_checkpoint_of_their_last_epoch(tmp_path, tiny_root):
+    """Failure 2: ASHA stops most trials; each ranked row carries the checkpoint of the
+    epoch it shows, and predict uses rank 1 or fails, never another trial."""
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                     "  lr: {loguniform: [0.3, 3]}\n  epochs: 9\n  val_fraction: 0.34\n"
+                     "  batch_size: 4\n")
+    out = run_cli("tune_food.sweep", "--search", "random", "--num-samples", "16", "--space",
+                  str(space), "--data-dir", tiny_root, "--results-dir",
+                  str(tmp_path / "results"), "--name", "e", "--cache-dir",
+                  str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    exp = tmp_path / "results" / "e"
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 16 and board["rank"].notna().all()
+    stopped = board[board["status"] == "EARLY_STOPPED"]
+    assert len(stopped) >= 4                                   # ASHA did stop trials
+    assert set(stopped["epochs_done"]) <= {2, 6}               # its rungs (grace 2, factor 3)
+    assert set(board["status"]) <= {"TERMINATED", "EARLY_STOPPED"}
+    assert board["checkpoint_path"].notna().all()
+    assert (board["checkpoint_epoch"] == board["epochs_done"]).all()
+    for _, row in board.iterrows():
+        meta = json.loads((exp / row["checkpoint_path"] / "meta.json").read_text())
+        assert meta["epoch"] == row["epochs_done"]
+        assert meta["metrics"]["val_acc"] == pytest.approx(row["val_acc"])
+
+    from tune_food.errors import SweepError
+    from tune_food.predict import best_checkpoint
+
+    chosen = best_checkpoint(str(exp))
+    assert chosen.trial_id == board["trial_id"][0] and chosen.epoch == board["epochs_done"][0]
+    # rank 1 without its checkpoint: an error that names it, not rank 2
+    broken = board.copy()
+    broken.loc[0, "checkpoint_path"] = None
+    broken.to_csv(exp / "leaderboard.csv", index=False)
+    with pytest.raises(SweepError, match=f"best trial {board['trial_name'][0]}.* no checkpoint"):
+        best_checkpoint(str(exp))
+
+
+# --------------------------------------------------------------------------- dry run
+
+def _rejections(tmp_path, tiny_root):
+    """(case, argv) pairs the real run rejects before launch."""
+    optuna_grid = tmp_path / "optuna_grid.yaml"
+    optuna_grid.write_text("parameters:\n  model: efficientnet_lite0\n"
+                           "  data: {grid_search: [tiny, tiny2]}\n  lr: {loguniform: [0.001, 0.1]}\n")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
+    sampled = tmp_path / "sampled.yaml"
+    sampled.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                       "  lr: {loguniform: [0.001, 0.1]}\n")
+    b_models = tmp_path / "b.yaml"
+    b_models.write_text("parameters:\n  model: {grid_search: [efficientnet_b0, efficientnet_b3]}\n"
+                        "  data: tiny\n")
+    unknown_data = tmp_path / "unknown.yaml"
+    unknown_data.write_text("parameters:\n  model: efficientnet_lite0\n  data: nowhere\n")
+    big_val = tmp_path / "val.yaml"
+    big_val.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                       "  val_fraction: 0.95\n")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    (tmp_path / "results" / "taken").mkdir(parents=True)
+    base = ["--data-dir", tiny_root, "--results-dir", str(tmp_path / "results"),
+            "--cache-dir", str(tmp_path / "cache")]
+    return [
+        ("optuna with grid_search", ["--search", "optuna", "--space", str(optuna_grid), *base]),
+        ("autoscale without a cluster", ["--grid", "--space", str(grid), "--autoscale",
+                                         "--gpus-per-trial", "1", *base]),
+        ("name too long", ["--grid", "--space", str(grid), "--name", "n" * 300, *base]),
+        ("results dir is a file", ["--grid", "--space", str(grid), "--data-dir", tiny_root,
+                                   "--results-dir", str(a_file)]),
+        ("results dir under a file", ["--grid", "--space", str(grid), "--data-dir", tiny_root,
+                                      "--results-dir", str(a_file / "sub")]),
+        ("cache dir is a file", ["--grid", "--space", str(grid), "--data-dir", tiny_root,
+                                 "--results-dir", str(tmp_path / "results"), "--cache-dir",
+                                 str(a_file)]),
+        ("weights offline", ["--grid", "--space", str(b_models), *base]),
+        ("unknown dataset", ["--grid", "--space", str(unknown_data), *base]),
+        ("grid of a sampled space", ["--grid", "--space", str(sampled), *base]),
+        ("val_fraction too large", ["--grid", "--space", str(big_val), *base]),
+        ("GPU on a CPU machine", ["--grid", "--space", str(grid), "--gpus-per-trial", "1", *base]),
+        ("existing name", ["--grid", "--space", str(grid), "--name", "taken", *base]),
+        ("resume of an unknown sweep", ["--resume", "--name", "nope", *base]),
+    ]
+
+
+def test_the_dry_run_rejects_what_the_real_run_rejects(tmp_path, tiny_root, monkeypatch):
+    """Each case runs twice in process, with and without --dry-run: exit 2 and the same
+    one line on stderr both times."""
+    from tune_food import sweep
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    for case, argv in _rejections(tmp_path, tiny_root):
+        lines = []
+        for extra in (["--dry-run"], []):
+            err, out = io.StringIO(), io.StringIO()
+            with redirect_stderr(err), redirect_stdout(out):
+                code = sweep.main([*argv, *extra])
+            assert code == 2, (case, extra, out.getvalue()[-2000:], err.getvalue())
+            text = err.getvalue().strip().splitlines()
+            assert len(text) == 1 and text[0].startswith("python -m tune_food.sweep: error:"), \
+                (case, text)
+            lines.append(text[0])
+        assert lines[0] == lines[1], case
+        if case == "weights offline":   # every missing file at once, in the right folder
+            hub = os.path.join(str(tmp_path / "empty-torch-home"), "hub", "checkpoints")
+            assert "efficientnet_b0" in lines[0] and "efficientnet_b3" in lines[0]
+            assert hub in lines[0]
+        if case == "optuna with grid_search":
+            assert "choice" in lines[0]
+    assert not os.path.exists(tmp_path / "results" / ("n" * 300))
+
+
+def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch):
+    from tune_food.predict import main as predict_main
+    from tune_food.report import main as report_main
+    from tune_food.sweep import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SWEEPS", str(tmp_path / "sweeps"))
+    args = build_parser().parse_args(["--grid", "--results-dir", "~/res", "--data-dir",
+                                      "$SWEEPS/data", "--cache-dir", "~/c", "--space",
+                                      "${SWEEPS}/s.yaml"])
+    assert args.results_dir == str(tmp_path / "res")
+    assert args.data_dir == str(tmp_path / "sweeps" / "data")
+    assert args.cache_dir == str(tmp_path / "c")
+    assert args.space == str(tmp_path / "sweeps" / "s.yaml")
+    assert build_parser().parse_args(["--grid", "--results-dir", "s3://b/~x"]).results_dir \
+        == "s3://b/~x"
+    for main, argv, shown in (
+            (report_main, ["~/gone"], str(tmp_path / "gone")),
+            (predict_main, ["--checkpoint", "~/ck", "img.jpg"], str(tmp_path / "ck")),
+            (predict_main, ["--sweep", "$SWEEPS/s", "img.jpg"], str(tmp_path / "sweeps" / "s"))):
+        err = io.StringIO()
+        with redirect_stderr(err), redirect_stdout(io.StringIO()):
+            assert main(argv) == 2
+        assert shown in err.getvalue() and "~" not in err.getvalue(), err.getvalue()

@@ -1,0 +1,240 @@
+"""Everything a sweep folder holds besides Ray's own trial folders, written by one
+function for the sweep and for ``python -m tune_food.report`` alike.
+
+:func:`load_trials` reads every trial of a sweep folder (Ray Tune's
+``ExperimentAnalysis``: saved trial statuses, ``progress.csv``, checkpoints, errors;
+no cluster needed). :func:`write_outputs` turns them into ``leaderboard.csv``,
+``results.csv``, ``leaderboard_by_config.csv`` (repeated seeds) and the plots, and
+works out the sweep's status (:func:`sweep_status`). Because the sweep calls the same
+function at its end that ``report`` calls later, both write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .errors import SweepError
+from .files import write_csv_atomic
+from .leaderboard import (TrialRecord, compare_with_best, dedupe_history, leaderboard_by_config,
+                          make_leaderboard, results_dataframe, tie_summary)
+
+STATE_FILE = "sweep.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+RESULTS_FILE = "results.csv"
+BY_CONFIG_FILE = "leaderboard_by_config.csv"
+SPACE_FILE = "space.yaml"   # the sweep's own copy of its search space
+CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
+PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
+
+
+@dataclass
+class Outputs:
+    """What :func:`write_outputs` produced."""
+
+    board: pd.DataFrame
+    results: pd.DataFrame
+    status: str                       # finished | finished with errors | interrupted
+    files: list[str] = field(default_factory=list)
+    summary: str = ""                 # how many trials tie with the best
+    best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
+
+
+def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
+    """Every trial of the sweep at ``exp_path`` (a folder or a storage URI).
+
+    Returns:
+        ``(records, root)``: one :class:`~tune_food.leaderboard.TrialRecord` per trial
+        (its saved Ray status, config, each epoch once, latest checkpoint, error) and
+        the experiment folder as the trials' paths spell it.
+
+    Raises:
+        SweepError: no trial state in the folder yet (the sweep stopped before its
+            first trial was created).
+    """
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    path = exp_path if "://" in exp_path else os.path.abspath(exp_path)
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_log.level
+    analysis_log.setLevel(logging.ERROR)  # "Failed to fetch metrics" of trials never started
+    try:
+        analysis = ExperimentAnalysis(path)
+        results = list(ResultGrid(analysis))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise SweepError(f"{exp_path}: no trial results yet ({reason})") from None
+    finally:
+        analysis_log.setLevel(level)
+    records = []
+    for trial, result in zip(analysis.trials, results):
+        error = None
+        if result.error is not None:
+            error = (str(result.error).strip().splitlines() or [""])[-1][:300]
+        records.append(TrialRecord(
+            trial_id=trial.trial_id, ray_status=str(trial.status),
+            # the resolved config as the trial reported it; Ray's saved trial may hold
+            # the unresolved search domain (e.g. {"grid_search": [4]}) after a restart
+            config=dict((result.metrics or {}).get("config") or result.config or trial.config or {}),
+            history=dedupe_history(result.metrics_dataframe), path=result.path,
+            checkpoint=result.checkpoint.path if result.checkpoint else None, error=error))
+    root = os.path.dirname(records[0].path.rstrip("/")) if records else path
+    return records, root
+
+
+def _config_key(config: dict, keys) -> str:
+    return json.dumps({k: config.get(k) for k in keys}, sort_keys=True, default=str)
+
+
+def unstarted_records(records: list[TrialRecord], planned: dict, root: str) -> list[TrialRecord]:
+    """Rows for planned trials Ray Tune never created (an interrupted sweep with
+    ``--max-concurrent`` creates trials only as slots free up).
+
+    Args:
+        planned: ``sweep.json``'s ``planned``: ``{"trials": N, "configs": [...]}``; the
+            configurations are listed for grids, a search only knows its count.
+    """
+    from .spaces import PARAMS
+
+    configs = planned.get("configs")
+    if configs:
+        seen = {}
+        for r in records:
+            key = _config_key(r.config, PARAMS)
+            seen[key] = seen.get(key, 0) + 1
+        missing = []
+        for cfg in configs:
+            key = _config_key(cfg, PARAMS)
+            if seen.get(key):
+                seen[key] -= 1
+            else:
+                missing.append(cfg)
+    else:
+        missing = [{}] * max(0, int(planned.get("trials") or 0) - len(records))
+    varied = [k for k in PARAMS if len({json.dumps(c.get(k), default=str)
+                                         for c in (configs or [])}) > 1]
+
+    def name(cfg: dict) -> str:
+        return "-".join(f"{k}={cfg.get(k)}" for k in varied) or "(not created)"
+
+    return [TrialRecord(trial_id="", ray_status="NOT_CREATED", config=dict(cfg),
+                        history=pd.DataFrame(), path=os.path.join(root, "(not created)"),
+                        extra={"trial_name": name(cfg)})
+            for cfg in missing]
+
+
+def sweep_status(board: pd.DataFrame) -> str:
+    """``interrupted`` when a trial did not run to its end for a reason other than its
+    scheduler, else ``finished with errors`` when a trial failed, else ``finished``."""
+    if board.empty:
+        return "interrupted"
+    statuses = set(board["status"])
+    if statuses & {"INTERRUPTED", "NOT_STARTED"}:
+        return "interrupted"
+    return "finished with errors" if "ERROR" in statuses else "finished"
+
+
+def build_outputs(exp_path: str, state: dict) -> Outputs:
+    """The leaderboard (statuses, ranks, ``p_vs_best``), the results table and the
+    sweep's status, computed from the trial folders without writing anything: what
+    :func:`write_outputs` writes, and what the web page shows of a running sweep.
+
+    Raises:
+        SweepError: see :func:`load_trials`.
+    """
+    from .spaces import PARAMS
+
+    records, root = load_trials(exp_path)
+    records += unstarted_records(records, state.get("planned") or {}, root)
+    keys = list(PARAMS)
+    board = make_leaderboard(records, state["metric"], state["mode"], keys, root)
+    split = state["metric"].split("_")[0]
+    predictions = read_predictions(board, root, exp_path)
+    board = compare_with_best(board, predictions, split)
+    if "val_acc" in board:   # which validation set ranked: shared or per-dataset
+        board["val_set"] = (state.get("validation") or {}).get("source", "per-dataset")
+    best = board.iloc[0]["trial_id"] if not board.empty and board["rank"].notna().any() else None
+    return Outputs(board, results_dataframe(records, keys), sweep_status(board),
+                   summary=tie_summary(board, split), best_predictions=predictions.get(best))
+
+
+def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
+    """Write the leaderboard, results, per-configuration table and plots of a sweep.
+
+    Args:
+        exp_path: the sweep's experiment folder or storage URI (where trials are).
+        local_dir: where to write the files (the sweep folder; for URI storage a local
+            folder that is uploaded afterwards).
+        state: the sweep's ``sweep.json`` content (``metric``, ``mode``).
+
+    Returns:
+        :class:`Outputs` (board, results, sweep status, files written).
+
+    Raises:
+        SweepError: see :func:`load_trials`.
+    """
+    from .report import make_plots
+    from .spaces import PARAMS
+
+    out = build_outputs(exp_path, state)
+    board, frame = out.board, out.results
+    out.files = [write_csv_atomic(board, os.path.join(local_dir, LEADERBOARD_FILE)),
+                 write_csv_atomic(frame, os.path.join(local_dir, RESULTS_FILE))]
+    if "seed" in board and board["seed"].nunique() > 1:
+        by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
+        out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
+    out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state))
+    return out
+
+
+def read_predictions(board: pd.DataFrame, root: str, exp_path: str) -> dict[str, pd.DataFrame]:
+    """trial_id -> the ``predictions.csv`` beside the checkpoint of each ranked row (the
+    epoch the row shows); trials without one are left out."""
+    import pyarrow.fs
+
+    out = {}
+    if "://" in exp_path:
+        fs, _ = pyarrow.fs.FileSystem.from_uri(exp_path)
+    else:
+        fs = pyarrow.fs.LocalFileSystem()
+    for _, row in board[board["rank"].notna()].iterrows():
+        ckpt = row.get("checkpoint_path")
+        if not isinstance(ckpt, str):
+            continue
+        path = ckpt if ckpt.startswith("/") else f"{root}/{ckpt}"
+        try:
+            with fs.open_input_file(f"{path}/{PREDICTIONS_FILE}") as fh:
+                out[row["trial_id"]] = pd.read_csv(fh)
+        except (FileNotFoundError, OSError):
+            continue
+    return out
+
+
+def data_root(state: dict) -> str | None:
+    """Where the sweep's images are on this machine: ``$TUNE_FOOD_DATA_DIR``, else the
+    sweep's ``--data-dir``, else ``./data`` (prediction files name images relative to
+    it); None when that folder does not exist."""
+    root = os.environ.get("TUNE_FOOD_DATA_DIR") or (state.get("args") or {}).get("data_dir") \
+        or "data"
+    root = os.path.abspath(os.path.expanduser(root))
+    return root if os.path.isdir(root) else None
+
+
+def driver_alive(state: dict) -> bool:
+    """True when ``state`` (a ``sweep.json``) names a driver process that still runs on
+    this host: its sweep may still be going."""
+    pid, host = state.get("driver_pid"), state.get("driver_host")
+    if not pid or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True

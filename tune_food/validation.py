@@ -1,0 +1,147 @@
+"""Which images validate and which test a sweep, decided by content before launch.
+
+Two datasets can hold the same photo under different paths (the 10 % and 20 %
+pizza/steak/sushi training sets share 195 of 225 images byte for byte), so images
+are identified by the SHA-256 of their bytes:
+
+* :func:`shared_validation` draws one validation set for the whole sweep from the
+  images every training dataset holds, stratified by class and seeded, and holds it out
+  of every training split: every trial, whatever its ``data``, is ranked on the same
+  images. Where the datasets share too few images, each dataset's own stratified split
+  is used instead (``per-dataset``) and the sweep warns that ``val_acc`` then compares
+  different images.
+* :func:`find_leakage` lists test images whose bytes are also in a training split
+  (a leaked test image measures memory, not generalisation) and images repeated inside
+  a split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .data import cached_sha256, stratified_split
+from .errors import DataError
+
+
+@dataclass
+class ValidationPlan:
+    """The sweep's validation images.
+
+    Attributes:
+        source: ``"shared"`` (the same images for every dataset), ``"per-dataset"``
+            (each dataset's own split: val metrics compare different images) or
+            ``"none"`` (no ``val_fraction``).
+        images: validation images per trial.
+        sets: dataset name -> absolute paths of its copies of the validation images.
+        sha256: the validation images' SHA-256, sorted (identical for every dataset
+            when ``source`` is ``shared``).
+        warning: why ``per-dataset`` was used, else ``""``.
+    """
+
+    source: str
+    images: int = 0
+    sets: dict[str, list[str]] = field(default_factory=dict)
+    sha256: list[str] = field(default_factory=list)
+    warning: str = ""
+
+    def summary(self) -> dict:
+        """What ``sweep.json`` records (no absolute paths)."""
+        return {"source": self.source, "images": self.images, "sha256": self.sha256,
+                **({"warning": self.warning} if self.warning else {})}
+
+
+def shared_validation(train: dict[str, Sequence[tuple[str, int]]], fraction: float,
+                      seed: int) -> ValidationPlan:
+    """One validation set for every training dataset of a sweep.
+
+    Args:
+        train: dataset name -> its training samples ``(absolute path, class index)``
+            (class indices agree: the datasets have the same class folders).
+        fraction: ``val_fraction``: the validation set has ``round(fraction * n)``
+            images, n = the smallest training split, so no dataset loses more than its
+            share.
+        seed: seeds the stratified draw (scikit-learn ``train_test_split``).
+
+    Returns:
+        A :class:`ValidationPlan`; ``shared`` when the images all datasets hold (same
+        bytes, same class) can supply a stratified set of that size, else
+        ``per-dataset``.
+
+    Raises:
+        DataError: a class too small to be split (see
+            :func:`tune_food.data.stratified_split`).
+    """
+    if fraction <= 0 or not train:
+        return ValidationPlan("none")
+    by_hash: dict[str, dict[str, tuple[str, int]]] = {}
+    for name, samples in train.items():
+        seen: dict[str, tuple[str, int]] = {}
+        for path, label in samples:
+            seen.setdefault(cached_sha256(path), (path, label))
+        by_hash[name] = seen
+    names = list(train)
+    common = set.intersection(*(set(h) for h in by_hash.values()))
+    common = sorted(h for h in common if len({by_hash[n][h][1] for n in names}) == 1)
+    size = round(fraction * min(len(s) for s in train.values()))
+    labels = [by_hash[names[0]][h][1] for h in common]
+    n_classes = len({label for _, label in train[names[0]]})
+    if size >= n_classes and len(common) - size >= n_classes and \
+            min(Counter(labels).values(), default=0) >= 2 and len(set(labels)) == n_classes:
+        from sklearn.model_selection import train_test_split
+
+        chosen = train_test_split(common, test_size=size, random_state=seed, stratify=labels)[1]
+        sets = {n: sorted(by_hash[n][h][0] for h in chosen) for n in names}
+        return ValidationPlan("shared", len(chosen), sets, sorted(chosen))
+    sets, hashes = {}, set()
+    for name, samples in train.items():
+        _, picked = stratified_split([t for _, t in samples], fraction, seed)
+        sets[name] = sorted(samples[i][0] for i in picked)
+        hashes |= {cached_sha256(p) for p in sets[name]}
+    warning = (f"the training datasets {', '.join(names)} share {len(common)} images, too few "
+               f"for a shared validation set of {size}: each dataset holds out its own "
+               "images, so val_* metrics of trials on different datasets compare different "
+               "images")
+    return ValidationPlan("per-dataset", max(len(v) for v in sets.values()), sets,
+                          sorted(hashes), warning)
+
+
+def find_leakage(train: Sequence[tuple[str, int]], test: Sequence[tuple[str, int]]
+                 ) -> list[tuple[str, str]]:
+    """``(training image, test image)`` pairs with the same bytes (SHA-256)."""
+    train_by_hash: dict[str, str] = {}
+    for path, _ in train:
+        train_by_hash.setdefault(cached_sha256(path), path)
+    return [(train_by_hash[h], path) for path, _ in test
+            if (h := cached_sha256(path)) in train_by_hash]
+
+
+def duplicates(samples: Sequence[tuple[str, int]]) -> tuple[int, int]:
+    """``(distinct images that appear more than once, extra copies)`` inside a split."""
+    counts = Counter(cached_sha256(p) for p, _ in samples)
+    repeated = [c for c in counts.values() if c > 1]
+    return len(repeated), sum(c - 1 for c in repeated)
+
+
+def leakage_error(leaks: dict[tuple[str, str], list[tuple[str, str]]]) -> DataError:
+    """The error for test images found in training splits, naming the files."""
+    parts = []
+    for (train_name, test_name), pairs in leaks.items():
+        shown = "; ".join(f"{t} = {tr}" for tr, t in pairs[:5])
+        more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+        parts.append(f"{len(pairs)} test image(s) of {test_name} are also in the training "
+                     f"split of {train_name}: {shown}{more}")
+    return DataError(" | ".join(parts) + "; a leaked test image inflates test accuracy: "
+                     "remove it from one side, or pass --allow-leakage to proceed (recorded "
+                     "in sweep.json)")
+
+
+def group_duplicates(named: dict[str, Sequence[tuple[str, int]]]) -> dict[str, tuple[int, int]]:
+    """:func:`duplicates` of each named split that has any."""
+    out = defaultdict(tuple)
+    for name, samples in named.items():
+        d = duplicates(samples)
+        if d[0]:
+            out[name] = d
+    return dict(out)
