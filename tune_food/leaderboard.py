@@ -19,7 +19,7 @@ METRIC_COLUMNS = ["test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss"
                   "val_acc", "val_acc_ci_low", "val_acc_ci_high", "val_loss",
                   "train_acc", "train_loss"]
 INFO_COLUMNS = ["epoch", "test_correct", "test_images", "val_images", "trainable_params", "total_params",
-                "feature_cache", "device", "node_id", "time_total_s"]
+                "feature_cache", "device", "node_id", "node_ip", "time_total_s"]
 
 
 def _status(result) -> str:

@@ -243,7 +243,7 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
         exclude: absolute paths of images to leave out (skipped bad images).
 
     Reports once per epoch (``tune.report``) the metrics of :func:`run_epoch` plus
-    ``trainable_params, total_params, feature_cache, device, node_id, trial_name``, with
+    ``trainable_params, total_params, feature_cache, device, node_id, node_ip, trial_name``, with
     a checkpoint (:func:`save_checkpoint`).
     """
     import ray
@@ -261,6 +261,7 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
             "feature_cache": trial.feature_cache, "device": str(trial.device),
             "head_dropout": trial.dropout,
             "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(),
             "trial_name": context.get_trial_name(), "resumed_from_epoch": start_epoch}
     last_checkpoint = time.monotonic()
     for epoch in range(start_epoch + 1, int(config["epochs"]) + 1):
