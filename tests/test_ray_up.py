@@ -1,8 +1,10 @@
 """``ray up`` for real: Ray's own cluster launcher starts a three-node cluster (a head
 and two workers, each a network namespace with its own sshd, ``/tmp`` and home; see
 :mod:`netns_cluster`) from a cluster file derived from ``cluster-local.yaml``; the
-default grid is submitted with ``ray exec`` and with ``ray job submit``; a worker is
-lost mid-sweep; ``ray down`` stops Ray everywhere; everything is torn down and checked.
+default grid is submitted with ``ray exec`` and with ``ray job submit``, and checked
+against a one-node run; a small grid writes to a ``file://`` URI; a worker is lost
+mid-sweep; ``ray down`` (and ``ray stop`` on the workers, which the local provider's
+``ray down`` leaves running) stops Ray everywhere; everything is torn down and checked.
 
 Needs root, ``ip``, ``unshare``, ``ssh``, ``rsync`` and Debian's ``openssh-server``
 (``.ci/run`` installs the last two when missing); skipped otherwise. The commands typed
