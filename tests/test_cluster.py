@@ -38,6 +38,9 @@ def test_cluster_configs_pass_rays_own_validation(name):
         assert prepared["provider"]["type"] == "local"
         assert len(prepared["provider"]["worker_ips"]) == 2
     assert any("pip install" in c for c in prepared["setup_commands"])
+    # token authentication, the same everywhere (README "Multi-node")
+    assert prepared["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    assert any("export RAY_AUTH_MODE=token" in c for c in prepared["setup_commands"])
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from conftest import REPO, run_cli, shared_dataset
 LEADERBOARD_COLUMNS = [
     "rank", "trial_id", "trial_name", "status", "model", "data", "epochs", "lr", "batch_size",
     "seed", "test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss", "train_acc",
-    "train_loss", "trainable_params", "total_params", "time_total_s", "checkpoint_path",
+    "train_loss", "trainable_params", "total_params", "node_id", "node_ip", "time_total_s", "checkpoint_path",
     "logdir"]
 TAGS = ["loss/train", "loss/test", "accuracy/train", "accuracy/test"]
 

@@ -180,7 +180,7 @@ def _extract_task(model: str, split_dir, exclude: list[str], cache_dir: str | No
                           device=device, cache=FeatureCache(cache_dir) if cache_dir else None)
     info = {"model": model, "split_dir": split_id(split_dir), "images": len(fs), "source": fs.source,
             "seconds": fs.seconds, "node_id": ray.get_runtime_context().get_node_id(),
-            "device": device}
+            "node_ip": ray.util.get_node_ip_address(), "device": device}
     return fs, info
 
 
@@ -196,7 +196,7 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
     Returns:
         ``(refs, infos)``: ``refs[feature_key(model, split_dir)]`` is the object ref of
         the set; ``infos`` holds per set ``model, split_dir, images, source, seconds,
-        node_id, device``.
+        node_id, node_ip, device``.
 
     Raises:
         ray.exceptions.RayTaskError: wrapping the task's exception (e.g. WeightsError).
