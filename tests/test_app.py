@@ -113,6 +113,36 @@ def test_cli_refuses_a_folder_that_is_not_a_sweep_and_an_open_host(tmp_path):
     assert bad_auth.returncode == 2 and "USER:PASSWORD" in bad_auth.stderr
 
 
+@pytest.mark.slow
+def test_auth_is_required_when_given(small_sweep, tmp_path):
+    from gradio_client import Client
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tune_food.app", small_sweep[1], "--port", str(port),
+         "--auth", "cook:s3cret"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "app did not start"
+                time.sleep(0.5)
+        with pytest.raises(Exception, match="credentials were not provided"):
+            Client(url, verbose=False)  # no login: the API is closed
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(url, auth=("cook", "wrong"), verbose=False)
+        client = Client(url, auth=("cook", "s3cret"), verbose=False)
+        assert classify(client, [pizza_photo()])[0]["label"] == "pizza"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 # --------------------------------------------------------------------------- API
 
 @pytest.mark.slow
@@ -264,6 +294,35 @@ def test_a_sweep_without_checkpoints_says_so(client, app):
         assert "no checkpoint yet" in note
     finally:
         shutil.rmtree(empty)
+
+
+@pytest.mark.slow
+def test_a_running_sweep_is_rebuilt_from_its_trial_folders(app, tmp_path):
+    """A sweep whose sweep.json says running and that has no leaderboard.csv yet (its
+    state mid-run): the page's board comes from the trial folders, through report's
+    load_results + make_leaderboard, and equals the board the sweep wrote at its end;
+    the sweep folder is not written to."""
+    import json
+
+    import pandas as pd
+
+    from tune_food.app import load_board
+
+    exp = tmp_path / "results" / "running"
+    shutil.copytree(app[1], exp, symlinks=True)
+    final = pd.read_csv(exp / "leaderboard.csv")
+    os.remove(exp / "leaderboard.csv")
+    shutil.rmtree(exp / "plots")
+    state = json.loads((exp / "sweep.json").read_text())
+    (exp / "sweep.json").write_text(json.dumps(dict(state, status="running")))
+    before = sorted(os.listdir(exp))
+    board = load_board(str(exp), plots_cache=str(tmp_path / "plots"))
+    assert board.live and board.state["status"] == "running"
+    assert list(board.board["trial_id"]) == list(final["trial_id"])
+    assert list(board.board["test_acc"]) == pytest.approx(list(final["test_acc"]))
+    assert sorted(os.path.basename(p) for p in board.plots) == ["curves.png", "leaderboard.png"]
+    assert all(p.startswith(str(tmp_path / "plots")) for p in board.plots)
+    assert sorted(os.listdir(exp)) == before
 
 
 # --------------------------------------------------------------------------- browser

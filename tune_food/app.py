@@ -59,7 +59,6 @@ SWEEPS_REFRESH_S = 2.0     # Sweeps page: table and log refresh
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 STATE_FILE = "sweep.json"
 
 
@@ -1019,13 +1018,24 @@ def _resolve_sweep(sweep: str | None, results_dir: str) -> tuple[str, str | None
     return os.path.abspath(results_dir), (names[0] if names else None)
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _parse_auth(auth: str | None, host: str) -> tuple[str, str] | None:
     if auth is not None:
         user, sep, password = auth.partition(":")
         if not sep or not user or not password:
             raise SweepError("--auth takes USER:PASSWORD (both non-empty)")
         return user, password
-    if host not in LOOPBACK:
+    if not _is_loopback(host):
         raise SweepError(f"listening on {host} makes the page reachable from other machines; "
                          "add --auth USER:PASSWORD, or use --host 127.0.0.1")
     return None
