@@ -297,6 +297,83 @@ def test_a_sweep_without_checkpoints_says_so(client, app):
 
 
 @pytest.mark.slow
+def test_leaderboard_trial_view_counts_the_wrong_test_images(client, app):
+    import pandas as pd
+
+    board = pd.read_csv(os.path.join(app[1], "leaderboard.csv"))
+    for _, row in board.iterrows():
+        params, curves, gallery, confusion, note = client.predict(
+            "small", row["trial_id"], api_name="/trial_view")
+        wrong = int(row["test_images"] - row["test_correct"])
+        assert note.startswith(f"{wrong} of {int(row['test_images'])} test images wrong"), note
+        assert len(gallery) == wrong and params["epochs"] == row["epochs"]
+        assert curves is not None and confusion is not None
+        for item in gallery:   # "true steak → pizza (0.62)": a wrong answer each
+            true, pred = item["caption"].split("true ", 1)[1].split(" (")[0].split(" → ")
+            assert true != pred
+
+
+@pytest.mark.slow
+def test_trial_view_reads_predictions_csv_and_relative_paths(client, app):
+    """A sweep whose leaderboard stores paths relative to the sweep folder and whose
+    trials keep a predictions.csv (image, label, predicted, prob_<class>): the page reads
+    them instead of predicting."""
+    import pandas as pd
+
+    results = os.path.dirname(app[1])
+    copy = os.path.join(results, "with-predictions")
+    shutil.copytree(app[1], copy, symlinks=True)
+    try:
+        board = pd.read_csv(os.path.join(copy, "leaderboard.csv"))
+        for col in ("checkpoint_path", "logdir"):
+            board[col] = [os.path.relpath(p, app[1]) for p in board[col]]
+        board.to_csv(os.path.join(copy, "leaderboard.csv"), index=False)
+        row = board.iloc[0]
+        images = sorted(glob.glob(os.path.join(shared_dataset(), "test", "*", "*.jpg")))[:5]
+        rows = _in_process(app[1], images)
+        preds = pd.DataFrame({
+            "image": images, "label": [os.path.basename(os.path.dirname(p)) for p in images],
+            # every answer marked wrong on purpose: the page must show what the file says
+            "predicted": ["sushi" if "pizza" in p.split(os.sep)[-2] else "pizza"
+                          for p in images]})
+        for cls in ("pizza", "steak", "sushi"):
+            preds[f"prob_{cls}"] = [{q["class"]: q["probability"] for q in r["predictions"]}[cls]
+                                    for r in rows]
+        preds.to_csv(os.path.join(copy, row["logdir"], "predictions.csv"), index=False)
+        params, curves, gallery, confusion, note = client.predict(
+            "with-predictions", row["trial_id"], api_name="/trial_view")
+        assert note.startswith("5 of 5 test images wrong") and "predictions.csv" in note, note
+        assert len(gallery) == 5 and curves is not None
+        label, table, cnote, details = classify(client, [pizza_photo()], "with-predictions")
+        assert details["checkpoint"].startswith(copy)   # the relative checkpoint path, resolved
+    finally:
+        shutil.rmtree(copy)
+
+
+def test_display_board_shows_the_columns_a_sweep_has():
+    import pandas as pd
+
+    from tune_food.app import display_board
+
+    board = pd.DataFrame({
+        "rank": [1, 2], "trial_id": ["a", "b"], "trial_name": ["x", "y"],
+        "status": ["TERMINATED", "EARLY_STOPPED"], "ranked_by": ["test_acc (max)"] * 2,
+        "model": ["efficientnet_lite0"] * 2, "data": ["d"] * 2, "epochs": [5, 10],
+        "lr": [1e-3, 1e-3], "seed": [0, 1], "test_acc": [0.9333, 0.88],
+        "test_acc_ci_low": [0.85, 0.79], "test_acc_ci_high": [0.97, 0.93],
+        "p_vs_best": [1.0, 0.2891], "tied_with_best": [True, True], "epochs_done": [5, 3],
+        "epochs_planned": [5, 10]})
+    shown = display_board(board)
+    assert list(shown.columns) == ["rank", "trial", "status", "model", "data", "epochs", "seed",
+                                   "test_acc", "test_acc 95% CI", "p_vs_best",
+                                   "tied_with_best", "epochs_done", "epochs_planned"]
+    assert shown["test_acc 95% CI"].tolist() == ["0.850 – 0.970", "0.790 – 0.930"]
+    older = display_board(board.drop(columns=["p_vs_best", "tied_with_best", "epochs_done",
+                                              "epochs_planned"]))
+    assert "p_vs_best" not in older and list(older["status"]) == ["TERMINATED", "EARLY_STOPPED"]
+
+
+@pytest.mark.slow
 def test_a_running_sweep_is_rebuilt_from_its_trial_folders(app, tmp_path):
     """A sweep whose sweep.json says running and that has no leaderboard.csv yet (its
     state mid-run): the page's board comes from the trial folders, through report's
