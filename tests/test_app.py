@@ -4,7 +4,6 @@ small sweep, driven over HTTP with ``gradio_client`` and in a real headless Chro
 from __future__ import annotations
 
 import glob
-import io
 import os
 import re
 import shutil
@@ -66,6 +65,18 @@ def app(small_sweep, tiny_root, tmp_path_factory):
                 pytest.fail(f"the app did not start: {log.read()[-3000:]}")
             time.sleep(0.5)
     yield url, exp
+    # sweeps started from the page run in their own sessions: end any still running
+    from tune_food.app import Launcher
+
+    launcher = Launcher(os.path.dirname(exp), str(spaces))
+    for name in launcher.names():
+        pid = launcher.pid(name)   # only a live tune_food.sweep process of that name
+        if pid is not None:
+            os.kill(pid, signal.SIGINT)
+            for _ in range(60):
+                if launcher.pid(name) is None:
+                    break
+                time.sleep(0.5)
     server.send_signal(signal.SIGINT)
     try:
         server.wait(30)

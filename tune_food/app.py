@@ -29,7 +29,6 @@ request leaves the machine. Uploads above :data:`MAX_FILE_SIZE` are refused by G
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import glob
 import json
@@ -351,7 +350,7 @@ class Launcher:
         self._spawn(name, args)
         return name
 
-    def _pid(self, name: str) -> int | None:
+    def pid(self, name: str) -> int | None:
         """The pid of ``name``'s sweep process when it is alive (also one started by an
         earlier run of the page: checked against its command line)."""
         proc = self.procs.get(name)
@@ -367,7 +366,7 @@ class Launcher:
         return pid if b"tune_food.sweep" in cmdline and name.encode() in cmdline else None
 
     def alive(self, name: str) -> bool:
-        return self._pid(name) is not None
+        return self.pid(name) is not None
 
     def exit_code(self, name: str) -> int | None:
         proc = self.procs.get(name)
@@ -379,7 +378,7 @@ class Launcher:
         Raises:
             SweepError: no running sweep of that name was started here.
         """
-        pid = self._pid(name)
+        pid = self.pid(name)
         if pid is None:
             raise SweepError(f"sweep {name!r} is not running from this page; nothing to stop")
         os.kill(pid, signal.SIGINT)
