@@ -136,6 +136,18 @@ def main() -> int:
             lat.append(time.perf_counter() - t0)
         return lat, errors
 
+    def noop(_paths):
+        """gradio_client calling the page's cheapest endpoint (/log of no sweep): what
+        the client and Gradio's queue cost without any work."""
+        client = Client(url, verbose=False)
+        client.predict("", api_name="/log")
+        lat = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            client.predict("", api_name="/log")
+            lat.append(time.perf_counter() - t0)
+        return lat, 0
+
     def clients(fn, n):
         """(latencies, errors, images/s) of ``n`` concurrent clients."""
         if n == 1:
@@ -169,6 +181,8 @@ def main() -> int:
             rows_out.setdefault("in-process predict, 1 image", []).append(
                 (single, 0, 1 / statistics.median(single)))
             rows_out.setdefault("in-process predict, batch 32", []).append(([], 0, batch_ips))
+            lat, _ = noop(None)
+            rows_out.setdefault("gradio_client, no-op call", []).append((lat, 0, float("nan")))
             for how, fn in (("gradio_client", session), ("REST (httpx)", rest_session)):
                 for n in (1, args.clients):
                     key = f"app, {how}, {n} client{'s' if n > 1 else ''}"
@@ -187,10 +201,13 @@ def main() -> int:
     print(f"\nmedians over {args.rounds} rounds; latency per request of one image "
           "(8-client latency includes waiting in the queue)")
     print(f"{'':34}{'p50 ms':>9}{'p95 ms':>9}{'images/s':>10}{'errors':>8}")
+    def cell(v, width):
+        return f"{'-':>{width}}" if v != v else f"{v:{width}.1f}"  # NaN: not measured
+
     for key in rows_out:
         errors = sum(x[1] for x in rows_out[key])
-        print(f"{key:34}{med(key, p50):9.1f}{med(key, p95):9.1f}"
-              f"{med(key, lambda x: x[2]):10.1f}{errors:8d}")
+        print(f"{key:34}{cell(med(key, p50), 9)}{cell(med(key, p95), 9)}"
+              f"{cell(med(key, lambda x: x[2]), 10)}{errors:8d}")
     floor = med("in-process predict, 1 image", p50)
     batch = med("in-process predict, batch 32", lambda x: x[2])
     for how in ("gradio_client", "REST (httpx)"):
