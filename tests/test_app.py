@@ -293,6 +293,37 @@ def test_upload_over_20_mb_is_refused(client, tmp_path):
 
 
 @pytest.mark.slow
+def test_sweeps_page_takes_only_space_files_and_safe_names(client, app):
+    from gradio_client.exceptions import AppError
+
+    from tune_food.app import Launcher
+    from tune_food.errors import SweepError
+
+    results = os.path.dirname(app[1])
+    before = sorted(os.listdir(results))
+    for space in ("../../etc/passwd", "grid"):   # Gradio's own check of the choices
+        with pytest.raises(AppError, match="not in the list of choices"):
+            client.predict(space, "grid", "ok-name", 1, 1, 0, api_name="/start")
+    for name, message in {"../escape": "is not allowed", "small": "exists already",
+                          "a b": "is not allowed"}.items():
+        msg = client.predict("tiny.yaml", "grid", name, 1, 1, 0, api_name="/start")[0]
+        assert msg.startswith("Not started:") and message in msg, msg
+    with pytest.raises(AppError, match="less than minimum value 0.1"):
+        client.predict("tiny.yaml", "grid", "ok-name", 1, 0, 0, api_name="/start")
+    assert "not running" in client.predict("small", api_name="/stop")
+    assert "nothing to resume" in client.predict("small", 1, 0, api_name="/resume")
+    assert sorted(os.listdir(results)) == before   # nothing started, nothing written
+    # and the same checks below the page, whatever a caller sends
+    launcher = Launcher(results, os.path.join(REPO, "search_spaces"))
+    with pytest.raises(SweepError, match="unknown space file '../../etc/passwd'"):
+        launcher.start("../../etc/passwd", "grid", "ok-name", 1, 1, 0)
+    with pytest.raises(SweepError, match="unknown kind"):
+        launcher.start("grid.yaml", "rm -rf", "ok-name", 1, 1, 0)
+    with pytest.raises(SweepError, match="cpus per trial must be > 0"):
+        launcher.start("grid.yaml", "grid", "ok-name", 1, 0, 0)
+
+
+@pytest.mark.slow
 def test_a_sweep_without_checkpoints_says_so(client, app):
     results = os.path.dirname(app[1])
     empty = os.path.join(results, "no-trials-yet")

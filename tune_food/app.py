@@ -368,10 +368,6 @@ class Launcher:
     def alive(self, name: str) -> bool:
         return self.pid(name) is not None
 
-    def exit_code(self, name: str) -> int | None:
-        proc = self.procs.get(name)
-        return proc.poll() if proc is not None else None
-
     def stop(self, name: str) -> None:
         """SIGINT to the sweep's driver (as Ctrl-C): it ends with status "interrupted".
 
