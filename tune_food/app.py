@@ -140,6 +140,7 @@ class Board:
     plots: list[str]              # leaderboard.png / curves.png paths
     live: bool                    # rebuilt from the trial folders (the sweep is running)
     note: str = ""                # why the board is empty, if it is
+    built: float = field(default_factory=time.time)   # when it was read (epoch seconds)
 
 
 def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
@@ -507,8 +508,13 @@ def build_app(config: AppConfig):
         """Changes whenever a trial reports or the sweep's files change."""
         files = [os.path.join(exp, f) for f in (STATE_FILE, "leaderboard.csv")]
         files += glob.glob(os.path.join(exp, "*", "result.json"))
-        return tuple(sorted((f, os.path.getmtime(f), os.path.getsize(f))
-                            for f in files if os.path.exists(f)))
+        sig = []
+        for f in files:
+            try:
+                sig.append((f, os.path.getmtime(f), os.path.getsize(f)))
+            except OSError:  # not written yet, or replaced just now
+                continue
+        return tuple(sorted(sig))
 
     def board_of(sweep: str) -> tuple[str, Board]:
         exp = exp_dir(sweep)
@@ -516,8 +522,18 @@ def build_app(config: AppConfig):
         with lock:
             cached = boards.get(sweep)
             if cached is None or cached[0] != sig:
-                cached = boards[sweep] = (sig, load_board(exp, plots_cache))
+                cached = boards[sweep] = (sig, load_board(exp))  # no plots: classify needs none
         return exp, cached[1]
+
+    def plots_of(sweep: str, b: Board) -> list[str]:
+        """The board's plots; a live board's drawn once (by report.make_plots) on demand."""
+        if b.live and not b.plots and not b.board.empty:
+            from .report import make_plots
+
+            with lock:
+                if not b.plots:
+                    b.plots = make_plots(os.path.join(plots_cache, sweep), b.board, b.results)
+        return b.plots
 
     # ---- Classify
     def trial_choices(sweep: str | None) -> tuple[list, str | None, str]:
@@ -613,13 +629,15 @@ def build_app(config: AppConfig):
         if not b.board.empty and "ranked_by" in b.board:
             head += f", ranked by {b.board['ranked_by'].iloc[0]}"
         if b.live:
-            head += f"; rebuilt from the trial folders at {_dt.datetime.now():%H:%M:%S}"
+            head += (f"; rebuilt from the trial folders at "
+                     f"{_dt.datetime.fromtimestamp(b.built):%H:%M:%S}")
             if status == "running":
                 head += f" (refreshes every {BOARD_REFRESH_S:g} s)"
         if b.note:
             head += f"\n\n{b.note}"
-        lb = next((p for p in b.plots if p.endswith("leaderboard.png")), None)
-        cv = next((p for p in b.plots if p.endswith("curves.png")), None)
+        plots = plots_of(sweep, b)
+        lb = next((p for p in plots if p.endswith("leaderboard.png")), None)
+        cv = next((p for p in plots if p.endswith("curves.png")), None)
         trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
                   for _, r in b.board.iterrows()] if not b.board.empty else []
         return (head, display_board(b.board), lb, cv,
