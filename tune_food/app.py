@@ -256,7 +256,7 @@ def classify_images(model, classes: list[str], paths: Sequence[str]) -> tuple[li
     t0 = time.perf_counter()
     try:
         rows = predict(model, classes, list(paths), top_k=len(classes))
-    except DataError:  # find the unreadable ones; classify the rest
+    except (DataError, OSError, ValueError, RuntimeError):  # find the bad ones; the rest answer
         rows = []
         for p in paths:
             try:
@@ -265,6 +265,8 @@ def classify_images(model, classes: list[str], paths: Sequence[str]) -> tuple[li
                 reason = str(exc).split(f"{p} (", 1)[-1]
                 reason = reason[:-1] if reason.endswith(")") else reason
                 rows.append({"image": p, "error": reason})
+            except (OSError, ValueError, RuntimeError) as exc:  # decoded, but not classifiable
+                rows.append({"image": p, "error": f"{type(exc).__name__}: {exc}"})
     return rows, time.perf_counter() - t0
 
 
