@@ -984,9 +984,12 @@ def _curves_figure(logdir: str | None, title: str):
             ax2.plot(df["epoch"], df[f"{split}_loss"], marker="o", ms=3, label=split)
     ax1.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax2.set(xlabel="epoch", ylabel="loss (per image)", title="loss")
+    from matplotlib.ticker import MaxNLocator
+
     for a in (ax1, ax2):
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     plt.close(fig)
