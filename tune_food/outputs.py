@@ -216,13 +216,15 @@ def read_predictions(board: pd.DataFrame, root: str, exp_path: str) -> dict[str,
 
 
 def data_root(state: dict) -> str | None:
-    """Where the sweep's images are on this machine: ``$TUNE_FOOD_DATA_DIR``, else the
-    sweep's ``--data-dir``, else ``./data`` (prediction files name images relative to
-    it); None when that folder does not exist."""
-    root = os.environ.get("TUNE_FOOD_DATA_DIR") or (state.get("args") or {}).get("data_dir") \
-        or "data"
-    root = os.path.abspath(os.path.expanduser(root))
-    return root if os.path.isdir(root) else None
+    """Where the sweep's images are on this machine: the sweep's ``--data-dir``, else
+    ``$TUNE_FOOD_DATA_DIR``, else ``./data``, the first that exists (prediction files
+    name images relative to it; a sweep copied to another machine finds its images
+    through the variable); None when none exists."""
+    for root in ((state.get("args") or {}).get("data_dir"), os.environ.get("TUNE_FOOD_DATA_DIR"),
+                 "data"):
+        if root and os.path.isdir(os.path.expanduser(root)):
+            return os.path.abspath(os.path.expanduser(root))
+    return None
 
 
 def driver_alive(state: dict) -> bool:
