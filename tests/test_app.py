@@ -494,3 +494,35 @@ def test_real_browser_classify_leaderboard_and_a_sweep(app, tmp_path):
     import json
 
     assert json.load(open(state))["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_stop_and_resume_a_sweep_started_from_the_page(tmp_path, tiny_root):
+    """Stop = SIGINT to the driver: the sweep ends "interrupted" (exit 130); Resume
+    continues it to "finished" with every trial complete."""
+    import pandas as pd
+
+    from tune_food.app import Launcher
+
+    spaces = tmp_path / "spaces"
+    spaces.mkdir()
+    (spaces / "long.yaml").write_text(
+        "parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 400\n"
+        "  batch_size: 4\nseeds: [0, 1, 2, 3]\n")
+    launcher = Launcher(str(tmp_path / "results"), str(spaces), tiny_root, str(tmp_path / "cache"))
+    name = launcher.start("long.yaml", "grid", "long", None, 1, 0)
+    deadline = time.time() + 300
+    while "[1/4]" not in launcher.log(name) and time.time() < deadline:
+        assert launcher.alive(name), launcher.log(name)
+        time.sleep(0.5)
+    launcher.stop(name)
+    proc = launcher.procs[name]
+    assert proc.wait(timeout=60) == 130, launcher.log(name)
+    assert launcher.status(name) == "interrupted"
+    board = pd.read_csv(tmp_path / "results" / name / "leaderboard.csv")
+    assert (board["status"] != "TERMINATED").any()
+    launcher.resume(name, 1, 0)
+    assert launcher.procs[name].wait(timeout=600) == 0, launcher.log(name)
+    assert launcher.status(name) == "finished"
+    board = pd.read_csv(tmp_path / "results" / name / "leaderboard.csv")
+    assert (board["status"] == "TERMINATED").all() and (board["epochs_done"] == 400).all()
