@@ -22,13 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tune_food.app import checkpointed, list_sweeps, load_board, test_images  # noqa: E402
+from tune_food.app import (checkpointed, list_sweeps, load_board, test_images,  # noqa: E402
+                           wait_until_serving)
 
 
 def pct(values, q):
@@ -164,17 +164,10 @@ def main() -> int:
 
     rows_out: dict[str, list] = {}
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    log.seek(0)
-                    print(log.read().decode()[-3000:], file=sys.stderr)
-                    return 1
-                time.sleep(0.5)
+        if not wait_until_serving(url, server):
+            log.seek(0)
+            print(log.read().decode()[-3000:], file=sys.stderr)
+            return 1
         # rounds interleave the floor and the app, so a busy machine affects both alike
         for r in range(args.rounds):
             single, batch_ips = in_process()

@@ -13,11 +13,12 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.request
 import zlib
 
 import pytest
 from PIL import Image
+
+from tune_food.app import wait_until_serving
 
 from conftest import REPO, run_cli, shared_dataset
 
@@ -54,16 +55,9 @@ def app(small_sweep, tiny_root, tmp_path_factory):
          str(spaces), "--data-dir", tiny_root, "--cache-dir", cache],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=5).read()
-            break
-        except OSError:
-            if server.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                pytest.fail(f"the app did not start: {log.read()[-3000:]}")
-            time.sleep(0.5)
+    if not wait_until_serving(url, server):
+        log.seek(0)
+        pytest.fail(f"the app did not start: {log.read()[-3000:]}")
     yield url, exp
     # sweeps started from the page run in their own sessions: end any still running
     from tune_food.app import Launcher
@@ -135,14 +129,7 @@ def test_auth_is_required_when_given(small_sweep, tmp_path):
         cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5).read()
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "app did not start"
-                time.sleep(0.5)
+        assert wait_until_serving(url, server), "app did not start"
         with pytest.raises(Exception, match="credentials were not provided"):
             Client(url, verbose=False)  # no login: the API is closed
         with pytest.raises(ValueError, match="Could not login"):

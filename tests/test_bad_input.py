@@ -3,7 +3,6 @@ code 2, no traceback, and no sweep folder that looks like a finished sweep."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil

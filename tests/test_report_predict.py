@@ -21,6 +21,12 @@ def test_sweep_draws_both_plots(small_sweep):
         path = os.path.join(exp, "plots", name)
         with Image.open(path) as img:
             assert img.format == "PNG" and img.width >= 600 and img.height >= 150
+    with Image.open(os.path.join(exp, "plots", "confusion.png")) as img:
+        assert img.format == "PNG" and img.width >= 200
+    best = pd.read_csv(os.path.join(exp, "leaderboard.csv")).iloc[0]
+    # the thumbnails of the best trial's wrong test images, when it has any
+    assert os.path.isfile(os.path.join(exp, "plots", "errors.png")) == \
+        bool(best["test_correct"] < best["test_images"])
 
 
 @pytest.mark.slow

@@ -123,6 +123,9 @@ def test_repeated_seeds_and_leaderboard_by_config(tmp_path, tiny_root):
         accs = board[board["epochs"] == row["epochs"]]["test_acc"]
         assert row["test_acc_mean"] == pytest.approx(accs.mean())
         assert row["test_acc_std"] == pytest.approx(accs.std())
+        half = 4.302653 * accs.std() / 3 ** 0.5   # t(0.975, 2 degrees of freedom)
+        assert row["test_acc_mean_ci_low"] == pytest.approx(accs.mean() - half)
+        assert row["test_acc_mean_ci_high"] == pytest.approx(accs.mean() + half)
     assert by["test_acc_mean"].is_monotonic_decreasing
 
 

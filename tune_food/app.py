@@ -63,6 +63,23 @@ STATE_FILE = "sweep.json"
 
 # --------------------------------------------------------------------------- sweep folders
 
+def wait_until_serving(url: str, process, timeout: float = 120.0) -> bool:
+    """Poll ``url`` every 0.5 s until it answers (True), or until ``process`` (a
+    ``subprocess.Popen`` of the app) has exited or ``timeout`` seconds have passed
+    (False)."""
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            return True
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                return False
+            time.sleep(0.5)
+
+
 def is_sweep(path: str) -> bool:
     """True when ``path`` is a folder holding a ``sweep.json``."""
     return os.path.isfile(os.path.join(path, STATE_FILE))

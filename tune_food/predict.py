@@ -13,7 +13,6 @@ holds only the head and metadata. Prints each image's top-k classes with probabi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

@@ -13,7 +13,6 @@ and prints the leaderboard.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
