@@ -146,3 +146,24 @@ def test_optuna_search_with_asha_and_a_validation_split(tmp_path, tiny_root):
     assert {"val_acc", "val_acc_ci_low", "test_acc", "test_acc_ci_high"} <= set(board.columns)
     assert (board["val_images"] == 6).all() and (board["test_images"] == 12).all()
     assert (board["epochs_done"] <= 6).all() and (board["epochs_done"] >= 2).all()  # ASHA grace period 2
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(tmp_path, tiny_root):
+    proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "0")
+    exp = tmp_path / "results" / "r"
+    pid, deadline = None, time.time() + 300
+    while pid is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        for text in _trial_results(exp).values():
+            rows = [json.loads(x) for x in text.splitlines()]
+            if rows:
+                pid = rows[0]["pid"]
+    assert pid is not None, "the trial never reported"
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1, out[-3000:]
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "finished with errors"
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert list(board["status"]) == ["ERROR"] and pd.isna(board["rank"][0])
+    assert isinstance(board["error"][0], str) and board["error"][0]

@@ -143,6 +143,8 @@ def test_signal_during_feature_extraction(tmp_path, tiny_root, sig):
     assert proc.returncode == 130, out[-3000:] + err[-3000:]
     assert took < 10
     assert _state(tmp_path / "results" / "x")["status"] == "interrupted"
+    board = pd.read_csv(tmp_path / "results" / "x" / "leaderboard.csv")   # every trial listed
+    assert len(board) == 6 and (board["status"] == "NOT_STARTED").all() and board["rank"].isna().all()
     # one line of ours, no Ray noise, no traceback
     assert err.strip().splitlines() == [
         f"sweep interrupted; continue it with: python -m tune_food.sweep --resume --name x "
@@ -209,6 +211,9 @@ def _rejections(tmp_path, tiny_root):
     big_val = tmp_path / "val.yaml"
     big_val.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
                        "  val_fraction: 0.95\n")
+    worst_first = tmp_path / "worst.yaml"
+    worst_first.write_text("metric: test_acc\nmode: min\nparameters:\n  model: efficientnet_lite0\n"
+                           "  data: tiny\n")
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     (tmp_path / "results" / "taken").mkdir(parents=True)
@@ -233,6 +238,11 @@ def _rejections(tmp_path, tiny_root):
         ("GPU on a CPU machine", ["--grid", "--space", str(grid), "--gpus-per-trial", "1", *base]),
         ("existing name", ["--grid", "--space", str(grid), "--name", "taken", *base]),
         ("resume of an unknown sweep", ["--resume", "--name", "nope", *base]),
+        ("accuracy ranked worst first", ["--grid", "--space", str(worst_first), *base]),
+        ("grid and search on resume", ["--grid", "--search", "random", "--resume", "--name",
+                                       "taken", *base]),
+        ("nothing listens at the address", ["--grid", "--space", str(grid), "--address",
+                                            "127.0.0.1:1", *base]),
     ]
 
 
@@ -287,3 +297,26 @@ def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch):
         with redirect_stderr(err), redirect_stdout(io.StringIO()):
             assert main(argv) == 2
         assert shown in err.getvalue() and "~" not in err.getvalue(), err.getvalue()
+
+
+def test_resume_refuses_data_that_changed_since_the_sweep_started(tmp_path, tiny_root):
+    """The trials already done saw other images: resuming would rank trials on
+    different data. Refused before launch, in --dry-run too."""
+    from tune_food import sweep
+
+    exp = tmp_path / "results" / "old"
+    exp.mkdir(parents=True)
+    (exp / "space.yaml").write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                                    "  epochs: 1\n")
+    args = vars(sweep.build_parser().parse_args(["--grid", "--data-dir", tiny_root]))
+    (exp / "sweep.json").write_text(json.dumps({
+        "name": "old", "metric": "test_acc", "mode": "max", "status": "interrupted",
+        "args": args, "datasets": {"tiny": {"path": "tiny", "files": 35, "bytes": 1,
+                                            "sha256": "0" * 64}}}))
+    for extra in (["--dry-run"], []):
+        err = io.StringIO()
+        with redirect_stderr(err), redirect_stdout(io.StringIO()):
+            assert sweep.main(["--resume", "--name", "old", "--results-dir",
+                               str(tmp_path / "results"), *extra]) == 2
+        assert "the data changed since sweep 'old' started: tiny (35 files then, 36 now)" \
+            in err.getvalue(), err.getvalue()

@@ -255,8 +255,14 @@ def tie_summary(board: pd.DataFrame, split: str) -> str:
     images = board.iloc[0].get(f"{split}_images")
     on = f" on these {int(images)} {split} images" if images == images and images else ""
     who = "trial is" if tied == 1 else "trials are"
-    return (f"{tied} {who} statistically indistinguishable from the best{on} "
+    text = (f"{tied} {who} statistically indistinguishable from the best{on} "
             "(exact McNemar test, p >= 0.05)")
+    ranked = board[board["rank"].notna()] if "rank" in board else board
+    apart = int(ranked["p_vs_best"].isna().sum()) if "p_vs_best" in ranked else 0
+    if apart:
+        text += (f"; {apart} ranked trial(s) were evaluated on other images and cannot be "
+                 "compared with it (p_vs_best empty)")
+    return text
 
 
 def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: str,

@@ -67,8 +67,9 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
         analysis = ExperimentAnalysis(path)
         results = list(ResultGrid(analysis))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise SweepError(f"{exp_path}: no trial results yet ({reason})") from None
+        raise SweepError(f"{exp_path}: no trial has been created yet (the sweep stopped before "
+                         "Ray Tune saved any); continue it with python -m tune_food.sweep "
+                         "--resume --name <its name>") from None
     finally:
         analysis_log.setLevel(level)
     records = []
@@ -76,6 +77,13 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
         error = None
         if result.error is not None:
             error = (str(result.error).strip().splitlines() or [""])[-1][:300]
+        elif str(trial.status) != "TERMINATED" and "://" not in path and \
+                os.path.isfile(os.path.join(result.path, "error.txt")):
+            # a trial whose worker died with no retries left: Ray wrote its error.txt
+            # but may have saved the trial as still running
+            with open(os.path.join(result.path, "error.txt")) as fh:
+                lines = [x for x in fh.read().strip().splitlines() if x.strip()]
+            error = (lines[-1] if lines else "the trial's worker died")[:300]
         records.append(TrialRecord(
             trial_id=trial.trial_id, ray_status=str(trial.status),
             # the resolved config as the trial reported it; Ray's saved trial may hold
@@ -149,7 +157,12 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
     """
     from .spaces import PARAMS
 
-    records, root = load_trials(exp_path)
+    try:
+        records, root = load_trials(exp_path)
+    except SweepError:
+        if not state.get("planned"):
+            raise
+        records, root = [], exp_path   # stopped before Ray Tune saved any trial
     records += unstarted_records(records, state.get("planned") or {}, root)
     keys = list(PARAMS)
     board = make_leaderboard(records, state["metric"], state["mode"], keys, root)
@@ -185,7 +198,7 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
     board, frame = out.board, out.results
     out.files = [write_csv_atomic(board, os.path.join(local_dir, LEADERBOARD_FILE)),
                  write_csv_atomic(frame, os.path.join(local_dir, RESULTS_FILE))]
-    if "seed" in board and board["seed"].nunique() > 1:
+    if "seed" in board and board["seed"].nunique() > 1 and board["rank"].notna().any():
         by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
         out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
     out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state))

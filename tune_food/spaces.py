@@ -285,5 +285,9 @@ def load_space(path: str) -> SearchSpace:
     mode = raw.get("mode", "max" if metric.endswith("_acc") else "min")
     if mode not in ("max", "min"):
         raise SpaceError(f"{path}: mode: {mode!r} is not allowed; use max or min")
+    natural = "max" if metric.endswith("_acc") else "min"
+    if mode != natural:
+        raise SpaceError(f"{path}: mode: {mode} would rank the worst {metric} first; use "
+                         f"mode: {natural} (or leave mode out)")
     varied = [k for k in PARAMS if len(values[k]) > 1 or _is_sampler(param_space[k])]
     return SearchSpace(path, metric, mode, param_space, values, varied, raw)

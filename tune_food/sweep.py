@@ -13,6 +13,18 @@ prints it as one line on stderr and returns 2.
 
 from __future__ import annotations
 
+if __name__ == "__main__":   # a signal while the modules below import: nothing was written yet
+    import os as _os
+    import signal as _signal
+
+    def _early_exit(signum, frame):
+        _os.write(2, b"python -m tune_food.sweep: interrupted before the sweep started; "
+                     b"nothing was written\n")
+        _os._exit(130)
+
+    _signal.signal(_signal.SIGINT, _early_exit)
+    _signal.signal(_signal.SIGTERM, _early_exit)
+
 import argparse
 import datetime as _dt
 import hashlib
@@ -21,6 +33,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -471,6 +484,9 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
         TuneFoodError: any problem found before launch.
     """
     out = out or sys.stdout
+    if args.grid and args.search:
+        raise SweepError("--grid and --search exclude each other: --grid runs every "
+                         "combination of a grid space, --search samples a space; pass one")
     if args.resume:
         args = _resume_args(args)
     if args.grid and args.search:
@@ -528,6 +544,8 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
     concurrent = check_resources(args, cluster)
     checks_start = time.perf_counter()
     plan = plan_sweep(space, args)
+    if args.resume:
+        _check_same_data(plan, args)
     plan.timings["checks_s"] = time.perf_counter() - checks_start
     _print_plan(plan, args, cluster, concurrent, out)
     if args.dry_run:
@@ -535,6 +553,25 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
     if not _is_uri(exp_dir):
         _warn_local_storage(args, cluster, out)
     return _launch(plan, args, name, exp_dir, concurrent, out)
+
+
+def _check_same_data(plan: Plan, args: argparse.Namespace) -> None:
+    """A resumed sweep must see the data its finished trials saw.
+
+    Raises:
+        SweepError: a dataset whose files (names, sizes) differ from the fingerprint in
+            the sweep's ``sweep.json``.
+    """
+    with open(os.path.join(args.sweep_dir, STATE_FILE)) as fh:
+        saved = json.load(fh).get("datasets", {})
+    changed = [f"{name} ({saved[name]['files']} files then, {now['files']} now)"
+               for name, path in plan.datasets.items() if name in saved and os.path.isdir(path)
+               for now in [_dataset_fingerprint(path, plan.data_root)]
+               if now["sha256"] != saved[name].get("sha256")]
+    if changed:
+        raise SweepError(f"the data changed since sweep {args.name!r} started: "
+                         f"{', '.join(changed)}; its trials would be ranked on different "
+                         "images: restore the data, or start a new sweep with another --name")
 
 
 def _check_writable_folder(flag: str, folder: str) -> None:
@@ -592,6 +629,27 @@ class _Progress(Callback):
         self._line(trial, "ERROR")
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ``host:port`` or ``ray://host:port`` address must accept a TCP connection
+    (Ray itself retries an unreachable GCS for minutes).
+
+    Raises:
+        ResourceError: nothing listens there.
+    """
+    import socket as _socket
+
+    target = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        _socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ResourceError(f"cannot connect to the Ray cluster at --address {address} "
+                            f"({exc}); start it (ray start --head, or ray up cluster.yaml) or "
+                            "fix the address") from None
+
+
 def _init_ray(args: argparse.Namespace) -> None:
     import ray
 
@@ -600,6 +658,7 @@ def _init_ray(args: argparse.Namespace) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=False)
     if args.address:
+        _check_reachable(args.address)
         kwargs["address"] = args.address
     else:
         # "local": always a new local Ray. Plain ray.init() would join a cluster named in
@@ -654,9 +713,11 @@ def _resume_command(args: argparse.Namespace, name: str, portable: bool = False)
     """The command that continues sweep ``name``; ``portable`` (for ``sweep.json``)
     names the results folder by what it is, not where it was."""
     if portable:
-        return f"{PROG} --resume --name {name} --results-dir <the folder that holds {name}>"
-    results = "" if args.results_dir == "results" else f" --results-dir {args.results_dir}"
-    return f"{PROG} --resume --name {name}{results}"
+        return (f"{PROG} --resume --name {shlex.quote(name)} --results-dir "
+                f"<the folder that holds {name}>")
+    results = "" if args.results_dir == "results" else \
+        f" --results-dir {shlex.quote(args.results_dir)}"
+    return f"{PROG} --resume --name {shlex.quote(name)}{results}"
 
 
 def _write_state(state: dict, local_dir: str) -> None:
@@ -725,6 +786,11 @@ def _run_trials(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, l
     ray_start = time.perf_counter()
     _init_ray(args)
     plan.timings["ray_init_s"] = time.perf_counter() - ray_start
+    search_alg, scheduler, num_samples = make_search(
+        space, args.search, args.scheduler, args.seed, args.max_concurrent, args.num_samples)
+    state.setdefault("planned", {"trials": len(plan.trials) or num_samples,
+                                 "configs": [dict(t) for t in plan.trials]})
+    _write_state(state, local_dir)
     cache_dir = args.cache_dir or os.environ.get("TUNE_FOOD_CACHE_DIR") or \
         os.path.join(os.path.expanduser("~"), ".cache", "tune_food", "features")
     features, feature_info = {}, []
@@ -745,11 +811,7 @@ def _run_trials(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, l
             info["split_dir"] = "+".join(_relative_to_data(d, plan)
                                          for d in info["split_dir"].split("+"))
     plan.timings["features_s"] = time.perf_counter() - t0
-    search_alg, scheduler, num_samples = make_search(
-        space, args.search, args.scheduler, args.seed, args.max_concurrent, args.num_samples)
-    state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"],
-                 planned={"trials": len(plan.trials) or num_samples,
-                          "configs": [{k: v for k, v in t.items()} for t in plan.trials]})
+    state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"])
     _write_state(state, local_dir)
 
     rungs = rungs_of(scheduler, space)
@@ -861,7 +923,7 @@ def _print_summary(board, space: SearchSpace, local_dir: str, exp_dir: str, wall
                            "display.float_format", "{:.4f}".format):
         print(board[cols].head(10).to_string(index=False), file=out)
     print(f"\nleaderboard: {local_dir}/leaderboard.csv", file=out)
-    print(f"TensorBoard: tensorboard --logdir {exp_dir}", file=out)
+    print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
