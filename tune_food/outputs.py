@@ -66,7 +66,7 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
     try:
         analysis = ExperimentAnalysis(path)
         results = list(ResultGrid(analysis))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError):
         raise SweepError(f"{exp_path}: no trial has been created yet (the sweep stopped before "
                          "Ray Tune saved any); continue it with python -m tune_food.sweep "
                          "--resume --name <its name>") from None
