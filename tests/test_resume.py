@@ -30,6 +30,20 @@ def _start(tmp_path, tiny_root, epochs, *extra):
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
+def _kill_the_trial_worker(proc, exp) -> int:
+    """SIGKILL the worker process of the first trial that reports; return its pid."""
+    pid, deadline = None, time.time() + 300
+    while pid is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        for text in _trial_results(exp).values():
+            rows = [json.loads(x) for x in text.splitlines()]
+            if rows:
+                pid = rows[0]["pid"]
+    assert pid is not None, "the trial never reported"
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def _trial_results(exp) -> dict[str, str]:
     return {p.parent.name: p.read_text() for p in exp.glob("*/result.json")}
 
@@ -86,15 +100,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
 def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_root):
     proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "1")
     exp = tmp_path / "results" / "r"
-    pid, deadline = None, time.time() + 300
-    while pid is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-        for text in _trial_results(exp).values():
-            rows = [json.loads(x) for x in text.splitlines()]
-            if rows:
-                pid = rows[0]["pid"]
-    assert pid is not None, "the trial never reported"
-    os.kill(pid, signal.SIGKILL)
+    pid = _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
@@ -152,15 +158,7 @@ def test_optuna_search_with_asha_and_a_validation_split(tmp_path, tiny_root):
 def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(tmp_path, tiny_root):
     proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "0")
     exp = tmp_path / "results" / "r"
-    pid, deadline = None, time.time() + 300
-    while pid is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-        for text in _trial_results(exp).values():
-            rows = [json.loads(x) for x in text.splitlines()]
-            if rows:
-                pid = rows[0]["pid"]
-    assert pid is not None, "the trial never reported"
-    os.kill(pid, signal.SIGKILL)
+    pid = _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1, out[-3000:]
     assert json.loads((exp / "sweep.json").read_text())["status"] == "finished with errors"
