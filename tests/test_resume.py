@@ -158,7 +158,7 @@ def test_optuna_search_with_asha_and_a_validation_split(tmp_path, tiny_root):
 def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(tmp_path, tiny_root):
     proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "0")
     exp = tmp_path / "results" / "r"
-    pid = _kill_the_trial_worker(proc, exp)
+    _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1, out[-3000:]
     assert json.loads((exp / "sweep.json").read_text())["status"] == "finished with errors"
