@@ -195,25 +195,22 @@ def test_early_stopped_trials_have_the_checkpoint_of_their_last_epoch(tmp_path, 
 
 def _rejections(tmp_path, tiny_root):
     """(case, argv) pairs the real run rejects before launch."""
-    optuna_grid = tmp_path / "optuna_grid.yaml"
-    optuna_grid.write_text("parameters:\n  model: efficientnet_lite0\n"
-                           "  data: {grid_search: [tiny, tiny2]}\n  lr: {loguniform: [0.001, 0.1]}\n")
-    grid = tmp_path / "grid.yaml"
-    grid.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
-    sampled = tmp_path / "sampled.yaml"
-    sampled.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
-                       "  lr: {loguniform: [0.001, 0.1]}\n")
-    b_models = tmp_path / "b.yaml"
-    b_models.write_text("parameters:\n  model: {grid_search: [efficientnet_b0, efficientnet_b3]}\n"
-                        "  data: tiny\n")
-    unknown_data = tmp_path / "unknown.yaml"
-    unknown_data.write_text("parameters:\n  model: efficientnet_lite0\n  data: nowhere\n")
-    big_val = tmp_path / "val.yaml"
-    big_val.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
-                       "  val_fraction: 0.95\n")
-    worst_first = tmp_path / "worst.yaml"
-    worst_first.write_text("metric: test_acc\nmode: min\nparameters:\n  model: efficientnet_lite0\n"
-                           "  data: tiny\n")
+    lite = "parameters:\n  model: efficientnet_lite0\n"
+    spaces = {   # file name -> its YAML
+        "optuna_grid": lite + "  data: {grid_search: [tiny, tiny2]}\n"
+                              "  lr: {loguniform: [0.001, 0.1]}\n",
+        "grid": lite + "  data: tiny\n  epochs: 1\n",
+        "sampled": lite + "  data: tiny\n  lr: {loguniform: [0.001, 0.1]}\n",
+        "b": "parameters:\n  model: {grid_search: [efficientnet_b0, efficientnet_b3]}\n"
+             "  data: tiny\n",
+        "unknown": lite + "  data: nowhere\n",
+        "val": lite + "  data: tiny\n  val_fraction: 0.95\n",
+        "worst": "metric: test_acc\nmode: min\n" + lite + "  data: tiny\n",
+    }
+    for name, text in spaces.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    optuna_grid, grid, sampled, b_models, unknown_data, big_val, worst_first = (
+        tmp_path / f"{name}.yaml" for name in spaces)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     (tmp_path / "results" / "taken").mkdir(parents=True)

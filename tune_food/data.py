@@ -304,7 +304,8 @@ def scan_split(split_dir: str, check_images: bool = True) -> SplitInfo:
 
 
 def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
-                          test_dir: str | None = None) -> DatasetInfo:
+                          test_dir: str | None = None,
+                          scanned: dict[str, SplitInfo] | None = None) -> DatasetInfo:
     """Validate a dataset before any trial uses it.
 
     Args:
@@ -313,6 +314,8 @@ def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
             ``DatasetInfo.bad_images``) instead of raising.
         test_dir: use this split folder as the test split instead of
             ``<dataset_dir>/test`` (a sweep may test every trial on one shared split).
+        scanned: split folder -> its :func:`scan_split`, kept across calls, so a sweep
+            that pairs one training split with several test splits decodes each once.
 
     Returns:
         A :class:`DatasetInfo` with absolute paths.
@@ -329,8 +332,13 @@ def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
     if missing and not (missing == ["test"] and test_dir):
         raise DataError(f"dataset folder {dataset_dir} has no {' or '.join(m + '/' for m in missing)} "
                         "folder; a dataset needs train/ and test/, each with one folder per class")
-    train = scan_split(os.path.join(dataset_dir, "train"))
-    test = scan_split(os.path.abspath(test_dir or os.path.join(dataset_dir, "test")))
+    scanned = {} if scanned is None else scanned
+    for split_dir in (os.path.join(dataset_dir, "train"),
+                      os.path.abspath(test_dir or os.path.join(dataset_dir, "test"))):
+        if split_dir not in scanned:
+            scanned[split_dir] = scan_split(split_dir)
+    train = scanned[os.path.join(dataset_dir, "train")]
+    test = scanned[os.path.abspath(test_dir or os.path.join(dataset_dir, "test"))]
     if train.classes != test.classes:
         only_train = sorted(set(train.classes) - set(test.classes))
         only_test = sorted(set(test.classes) - set(train.classes))
@@ -399,13 +407,15 @@ def _visible_classes(directory: str) -> tuple[list[str], dict[str, int]]:
     return classes, {c: i for i, c in enumerate(classes)}
 
 
-Split = "str | tuple[str, ...]"   # one split folder, or several united (a test set)
+def split_folders(split) -> list[str]:
+    """The absolute folders of a split: one split folder, or a tuple of them united (a
+    test set drawn from several datasets)."""
+    return [os.path.abspath(d) for d in ([split] if isinstance(split, str) else split)]
 
 
 def split_id(split) -> str:
     """A split as one string: the absolute folder, or several joined by ``+``."""
-    dirs = [split] if isinstance(split, str) else list(split)
-    return "+".join(os.path.abspath(d) for d in dirs)
+    return "+".join(split_folders(split))
 
 
 def split_samples(split, exclude: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, int]]]:
@@ -426,11 +436,11 @@ def split_samples(split, exclude: Iterable[str] = ()) -> tuple[list[str], list[t
     from torchvision.datasets.folder import make_dataset
 
     skip = {os.path.abspath(p) for p in exclude}
-    dirs = [split] if isinstance(split, str) else list(split)
+    dirs = split_folders(split)
     classes: list[str] | None = None
     samples: list[tuple[str, int]] = []
     seen: set[str] = set()
-    for split_dir in (os.path.abspath(d) for d in dirs):
+    for split_dir in dirs:
         these, class_to_idx = _visible_classes(split_dir)
         if classes is not None and these != classes:
             raise DataError(f"the test splits united in test_data have different class folders: "

@@ -20,7 +20,7 @@ from typing import Iterable
 import torch
 from torch.utils.data import DataLoader
 
-from .data import LOADER, ImageList, cached_sha256, split_id, split_samples
+from .data import LOADER, ImageList, cached_sha256, split_folders, split_id, split_samples
 from .files import atomic_write
 from .models import build_backbone, describe_transform, get_transform, weights_sha256
 
@@ -62,19 +62,21 @@ class FeatureSet:
 
 
 def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
-                split_dir: str, hashes: list[str] | None = None) -> str:
+                split_dir, hashes: list[str] | None = None) -> str:
     """SHA-256 (hex) identifying a feature set.
 
     It covers the model name, the SHA-256 of its weights file, how images are decoded
-    (:data:`tune_food.data.LOADER`: EXIF orientation), the transform's description, the class names, and for every image its path relative to the split
-    folder, its size and the SHA-256 of its bytes; so a changed, added, removed or
-    relabelled image, other weights or another transform give another fingerprint.
+    (:data:`tune_food.data.LOADER`: EXIF orientation), the transform's description, the
+    class names, and for every image its path relative to the split folder (the folders'
+    common parent for a united split), its size and the SHA-256 of its bytes; so a
+    changed, added, removed or relabelled image, other weights or another transform give
+    another fingerprint. ``hashes``: the images' SHA-256 when already known.
     """
     digest = hashlib.sha256()
     head = [model, weights_sha256(model), LOADER, describe_transform(get_transform(model)),
             *classes]
     digest.update("\n".join(head).encode())
-    root = os.path.commonpath(split_dir.split("+")) if "+" in split_dir else split_dir
+    root = os.path.commonpath(split_folders(split_dir))
     hashes = hashes if hashes is not None else [cached_sha256(p) for p, _ in samples]
     for (path, label), sha in zip(samples, hashes):
         rel = os.path.relpath(path, root)
@@ -146,9 +148,9 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
     """
     start = time.perf_counter()
     classes, samples = split_samples(split_dir, exclude)
-    split_dir = split_id(split_dir)
     hashes = [cached_sha256(p) for p, _ in samples]
     fp = fingerprint(model, samples, classes, split_dir, hashes)
+    split_dir = split_id(split_dir)
     if cache is not None:
         hit = cache.load(model, fp)
         if hit is not None:
@@ -178,7 +180,8 @@ def _extract_task(model: str, split_dir, exclude: list[str], cache_dir: str | No
     device = "cuda" if torch.cuda.is_available() else "cpu"
     fs = extract_features(model, split_dir, exclude, batch_size=batch_size,
                           device=device, cache=FeatureCache(cache_dir) if cache_dir else None)
-    info = {"model": model, "split_dir": split_id(split_dir), "images": len(fs), "source": fs.source,
+    info = {"model": model, "split_dir": split_id(split_dir),
+            "split_dirs": split_folders(split_dir), "images": len(fs), "source": fs.source,
             "seconds": fs.seconds, "node_id": ray.get_runtime_context().get_node_id(),
             "node_ip": ray.util.get_node_ip_address(), "device": device}
     return fs, info
@@ -195,8 +198,9 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
 
     Returns:
         ``(refs, infos)``: ``refs[feature_key(model, split_dir)]`` is the object ref of
-        the set; ``infos`` holds per set ``model, split_dir, images, source, seconds,
-        node_id, node_ip, device``.
+        the set; ``infos`` holds per set ``model, split_dir`` (its id),
+        ``split_dirs`` (its folders), ``images, source, seconds, node_id, node_ip,
+        device``.
 
     Raises:
         ray.exceptions.RayTaskError: wrapping the task's exception (e.g. WeightsError).
@@ -219,8 +223,7 @@ def _cost(pair: tuple[str, str]) -> float:
     from .models import get_spec
 
     model, split = pair
-    dirs = [split] if isinstance(split, str) else list(split)
-    images = sum(len(files) for d in dirs for _, _, files in os.walk(d))
+    images = sum(len(files) for d in split_folders(split) for _, _, files in os.walk(d))
     return images * get_spec(model).input_size ** 2
 
 

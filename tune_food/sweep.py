@@ -225,6 +225,7 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
                 datasets[name] = resolve_dataset(name, data_root)
         weights = {m: ensure_weights(m) for m in space.models}
     bad: list[tuple[str, str]] = []
+    scanned: dict = {}   # each split folder decoded once, however many pairs use it
     train_samples: dict[str, list[tuple[str, int]]] = {}
     test_samples: dict[str, list[tuple[str, int]]] = {}
     for name in space.values["data"]:
@@ -234,7 +235,8 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
             for test_name in _test_names(test_value, name):
                 test_dir = os.path.join(datasets[test_name], "test")
                 info = validate_image_folder(datasets[name], args.skip_bad_images,
-                                             test_dir=test_dir if os.path.isdir(test_dir) else None)
+                                             test_dir=test_dir if os.path.isdir(test_dir) else None,
+                                             scanned=scanned)
                 bad.extend(b for b in info.bad_images if b not in bad)
                 train_samples[name] = info.train.samples
             test_split = split_dirs({"data": name, "test_data": test_value}, datasets)[1]
@@ -290,7 +292,7 @@ def _check_content(train: dict, test: dict, space: SearchSpace, args) -> list[st
             if found:
                 leaks[(name, label)] = found
     notes = []
-    if leaks and not getattr(args, "allow_leakage", False):
+    if leaks and not args.allow_leakage:
         raise leakage_error(leaks)
     if leaks:
         total = sum(len(v) for v in leaks.values())
@@ -488,10 +490,7 @@ def run_sweep(args: argparse.Namespace, out=None) -> int:
         raise SweepError("--grid and --search exclude each other: --grid runs every "
                          "combination of a grid space, --search samples a space; pass one")
     if args.resume:
-        args = _resume_args(args)
-    if args.grid and args.search:
-        raise SweepError("--grid and --search exclude each other: --grid runs every "
-                         "combination of a grid space, --search samples a space; pass one")
+        args = _resume_args(args)   # a saved sweep passed the checks above when it started
     if not args.grid and not args.search:
         raise SweepError("choose what to run: --grid (every combination of a grid space) "
                          "or --search optuna|random (sample a space)")
@@ -636,14 +635,12 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     Raises:
         ResourceError: nothing listens there.
     """
-    import socket as _socket
-
     target = address.split("://", 1)[-1]
     if address == "auto" or ":" not in target:
         return
     host, _, port = target.rpartition(":")
     try:
-        _socket.create_connection((host, int(port)), timeout=timeout).close()
+        socket.create_connection((host, int(port)), timeout=timeout).close()
     except (OSError, ValueError) as exc:
         raise ResourceError(f"cannot connect to the Ray cluster at --address {address} "
                             f"({exc}); start it (ray start --head, or ray up cluster.yaml) or "
@@ -809,7 +806,7 @@ def _run_trials(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, l
             print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
                   f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
             info["split_dir"] = "+".join(_relative_to_data(d, plan)
-                                         for d in info["split_dir"].split("+"))
+                                         for d in info.pop("split_dirs"))
     plan.timings["features_s"] = time.perf_counter() - t0
     state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"])
     _write_state(state, local_dir)

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_indices,
-                   split_samples, workers_for)
+from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_folders,
+                   split_indices, split_samples, workers_for)
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
 from .models import build_model, describe_transform, get_spec, make_head, train_transform
@@ -108,6 +108,7 @@ class Trial:
     total_params: int
     device: torch.device
     image_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    data_root: str = ""       # the datasets' parent: predictions name images relative to it
     last_probs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @property
@@ -179,9 +180,12 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     optimizer = torch.optim.Adam(head.parameters(), lr=float(config["lr"]),
                                  weight_decay=float(config.get("weight_decay") or 0.0))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing") or 0.0))
+    roots = [os.path.dirname(os.path.dirname(d))   # <root>/<dataset>/<split>
+             for d in split_folders(train_dir) + split_folders(test_dir)]
     return Trial(config, net, head, optimizer, loss_fn, loaders[0], loaders[1], loaders[2],
                  classes, dropout, transform, cache_mode,
-                 sum(p.numel() for p in head.parameters()), total, device, ids)
+                 sum(p.numel() for p in head.parameters()), total, device, ids,
+                 os.path.commonpath(roots))
 
 
 def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
@@ -244,10 +248,8 @@ def write_predictions(trial: Trial, path: str) -> None:
         ids = trial.image_ids.get(split, [])
         if probs is None or len(ids) != len(labels):
             continue
-        root = os.path.commonpath([os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.dirname(p)))) for p, _ in ids]) if ids else ""
         frame = pd.DataFrame({"split": split,
-                              "image": [os.path.relpath(p, root) for p, _ in ids],
+                              "image": [os.path.relpath(p, trial.data_root) for p, _ in ids],
                               "sha256": [h for _, h in ids],
                               "label": [trial.classes[i] for i in labels.tolist()],
                               "predicted": [trial.classes[i] for i in probs.argmax(1).tolist()]})
