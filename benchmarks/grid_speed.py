@@ -37,7 +37,7 @@ sys.path.insert(0, REPO)
 from tune_food.data import resolve_data_root  # noqa: E402
 from tune_food.features import extract_features  # noqa: E402
 from tune_food.spaces import load_space  # noqa: E402
-from tune_food.sweep import expand_grid  # noqa: E402
+from tune_food.plan import expand_grid  # noqa: E402
 
 
 def run_sweep(space: str, work: str, name: str, data_root: str, *extra: str) -> float:

@@ -245,7 +245,8 @@ def test_more_gpus_than_any_node(capsys, tmp_path, root):
     ("--num-samples", "0", "--num-samples must be >= 1"),
     ("--name", "a/b", "must be a plain, non-empty folder name"),
     ("--name", "", "must be a plain, non-empty folder name"),
-    ("--num-samples", "2", "would repeat identical trials"),
+    ("--num-samples", "2", "--num-samples applies to --search only"),
+    ("--num-samples", "1", "--num-samples applies to --search only"),
 ])
 def test_bad_flags(capsys, tmp_path, root, flag, value, fragment):
     code, lines, _ = cli(capsys, tmp_path, flag, value, data_root=root, space=good())

@@ -9,7 +9,7 @@ from ray import tune
 
 from tune_food.errors import SpaceError
 from tune_food.spaces import default_space_dir, load_space
-from tune_food.sweep import expand_grid, trial_name
+from tune_food.plan import expand_grid, trial_name
 
 SPACES = default_space_dir()
 

@@ -273,19 +273,18 @@ def test_the_dry_run_rejects_what_the_real_run_rejects(tmp_path, tiny_root, monk
 def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch):
     from tune_food.predict import main as predict_main
     from tune_food.report import main as report_main
-    from tune_food.sweep import build_parser
+    from tune_food.cli import parse_options
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SWEEPS", str(tmp_path / "sweeps"))
-    args = build_parser().parse_args(["--grid", "--results-dir", "~/res", "--data-dir",
+    args = parse_options(["--grid", "--results-dir", "~/res", "--data-dir",
                                       "$SWEEPS/data", "--cache-dir", "~/c", "--space",
                                       "${SWEEPS}/s.yaml"])
     assert args.results_dir == str(tmp_path / "res")
     assert args.data_dir == str(tmp_path / "sweeps" / "data")
     assert args.cache_dir == str(tmp_path / "c")
     assert args.space == str(tmp_path / "sweeps" / "s.yaml")
-    assert build_parser().parse_args(["--grid", "--results-dir", "s3://b/~x"]).results_dir \
-        == "s3://b/~x"
+    assert parse_options(["--grid", "--results-dir", "s3://b/~x"]).results_dir == "s3://b/~x"
     for main, argv, shown in (
             (report_main, ["~/gone"], str(tmp_path / "gone")),
             (predict_main, ["--checkpoint", "~/ck", "img.jpg"], str(tmp_path / "ck")),
@@ -305,7 +304,9 @@ def test_resume_refuses_data_that_changed_since_the_sweep_started(tmp_path, tiny
     exp.mkdir(parents=True)
     (exp / "space.yaml").write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
                                     "  epochs: 1\n")
-    args = vars(sweep.build_parser().parse_args(["--grid", "--data-dir", tiny_root]))
+    from tune_food.cli import parse_options
+
+    args = parse_options(["--grid", "--data-dir", tiny_root]).saved()
     (exp / "sweep.json").write_text(json.dumps({
         "name": "old", "metric": "test_acc", "mode": "max", "status": "interrupted",
         "args": args, "datasets": {"tiny": {"path": "tiny", "files": 35, "bytes": 1,

@@ -48,6 +48,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import pandas as pd
 
 from .errors import DataError, SweepError, TuneFoodError, cli_call, quiet_broken_pipe
+from .layout import LEADERBOARD_FILE, PLOTS_DIR, PREDICTIONS_FILE, RESULTS_FILE, STATE_FILE
+from .state import peek_state
 
 PROG = "python -m tune_food.app"
 MAX_FILE_SIZE = "20mb"     # Gradio refuses larger uploads (HTTP 413)
@@ -58,7 +60,6 @@ SWEEPS_REFRESH_S = 2.0     # Sweeps page: table and log refresh
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-STATE_FILE = "sweep.json"
 
 
 # --------------------------------------------------------------------------- sweep folders
@@ -85,15 +86,6 @@ def is_sweep(path: str) -> bool:
     return os.path.isfile(os.path.join(path, STATE_FILE))
 
 
-def read_state(exp_dir: str) -> dict:
-    """The ``sweep.json`` of a sweep folder (``{}`` when it is missing or half-written)."""
-    try:
-        with open(os.path.join(exp_dir, STATE_FILE)) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
 def list_sweeps(results_dir: str) -> list[str]:
     """Names of the sweep folders directly under ``results_dir``, newest first (by the
     ``started`` time of their ``sweep.json``, else its modification time)."""
@@ -103,7 +95,7 @@ def list_sweeps(results_dir: str) -> list[str]:
     for name in os.listdir(results_dir):
         path = os.path.join(results_dir, name)
         if is_sweep(path):
-            state = read_state(path)
+            state = peek_state(path)
             key = state.get("started") or _dt.datetime.fromtimestamp(
                 os.path.getmtime(os.path.join(path, STATE_FILE))).isoformat(timespec="seconds")
             found.append((key, name))
@@ -126,7 +118,7 @@ def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
     """
     from .trainable import split_dirs
 
-    state = read_state(exp_dir)
+    state = peek_state(exp_dir)
     datasets = {n: d.get("path") for n, d in (state.get("datasets") or {}).items()
                 if isinstance(d, dict) and d.get("path")}
     if config is None:
@@ -170,16 +162,17 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
     :func:`tune_food.report.make_plots` under ``plots_cache``
     (the sweep folder is never written to).
     """
-    state = read_state(exp_dir)
-    csv = os.path.join(exp_dir, "leaderboard.csv")
+    state = peek_state(exp_dir)
+    csv = os.path.join(exp_dir, LEADERBOARD_FILE)
     if state.get("status") != "running" and os.path.isfile(csv):
         board = pd.read_csv(csv)
-        res_csv = os.path.join(exp_dir, "results.csv")
+        res_csv = os.path.join(exp_dir, RESULTS_FILE)
         results = pd.read_csv(res_csv) if os.path.isfile(res_csv) else pd.DataFrame()
-        plots = [p for p in (os.path.join(exp_dir, "plots", n)
+        plots = [p for p in (os.path.join(exp_dir, PLOTS_DIR, n)
                              for n in ("leaderboard.png", "curves.png")) if os.path.isfile(p)]
         return Board(board, results, state, plots, live=False)
-    from .outputs import build_outputs, data_root
+    from .outputs import build_outputs
+    from .state import data_root
     from .report import make_plots
 
     try:
@@ -362,7 +355,7 @@ class Launcher:
         args += ["--space", os.path.join(os.path.abspath(self.spaces_dir), space),
                  "--cpus-per-trial", f"{cpus_per_trial:g}",
                  "--gpus-per-trial", f"{gpus_per_trial:g}"]
-        if num_samples:
+        if num_samples and kind != "grid":   # a grid runs each combination once
             args += ["--num-samples", str(int(num_samples))]
         self._spawn(name, args)
         return name
@@ -406,7 +399,7 @@ class Launcher:
             raise SweepError(f"no sweep named {name!r} in {self.results_dir}")
         if self.alive(name):
             raise SweepError(f"sweep {name!r} is running; stop it first")
-        if read_state(os.path.join(self.results_dir, name)).get("status") == "finished":
+        if peek_state(os.path.join(self.results_dir, name)).get("status") == "finished":
             raise SweepError(f"sweep {name!r} finished; there is nothing to resume")
         if not cpus_per_trial or cpus_per_trial <= 0 or gpus_per_trial is None \
                 or gpus_per_trial < 0:
@@ -418,7 +411,7 @@ class Launcher:
         """``running``, ``finished``, ``interrupted``, ``finished with errors`` (from
         ``sweep.json``), ``starting`` (process up, no ``sweep.json`` yet), ``failed to
         start`` or ``stopped`` (the driver is gone while ``sweep.json`` says running)."""
-        state = read_state(os.path.join(self.results_dir, name))
+        state = peek_state(os.path.join(self.results_dir, name))
         alive = self.alive(name)
         if not state:
             if alive:
@@ -453,11 +446,11 @@ class Launcher:
         rows = []
         for name in self.names():
             exp = os.path.join(self.results_dir, name)
-            state = read_state(exp)
+            state = peek_state(exp)
             row = {"sweep": name, "status": self.status(name),
                    "started": state.get("started", ""), "trials": state.get("trials", ""),
                    "best trial": "", "best": ""}
-            csv = os.path.join(exp, "leaderboard.csv")
+            csv = os.path.join(exp, LEADERBOARD_FILE)
             if os.path.isfile(csv):
                 try:
                     board = pd.read_csv(csv)
@@ -522,7 +515,7 @@ def build_app(config: AppConfig):
 
     def signature(exp: str) -> tuple:
         """Changes whenever a trial reports or the sweep's files change."""
-        files = [os.path.join(exp, f) for f in (STATE_FILE, "leaderboard.csv")]
+        files = [os.path.join(exp, f) for f in (STATE_FILE, LEADERBOARD_FILE)]
         files += glob.glob(os.path.join(exp, "*", "result.json"))
         sig = []
         for f in files:
@@ -662,9 +655,9 @@ def build_app(config: AppConfig):
     def refresh_board(sweep: str | None):
         """Timer: rebuild only while the sweep runs."""
         if not sweep or sweep not in list_sweeps(results_dir) or \
-                read_state(os.path.join(results_dir, sweep)).get("status") != "running":
+                peek_state(os.path.join(results_dir, sweep)).get("status") != "running":
             if sweep and sweep in boards and boards[sweep][1].live and \
-                    read_state(os.path.join(results_dir, sweep)).get("status") != "running":
+                    peek_state(os.path.join(results_dir, sweep)).get("status") != "running":
                 return board_view(sweep)[:4] + (gr.skip(),)  # it just ended: the final board
             return (gr.skip(),) * 5
         head, table, lb, cv, _ = board_view(sweep)
@@ -712,7 +705,7 @@ def build_app(config: AppConfig):
         ``predict`` from its checkpoint (cached)."""
         logdir = _abs_in(exp, row.get("logdir"))
         for folder in (ckpt, logdir):
-            csv = os.path.join(folder, "predictions.csv") if folder else None
+            csv = os.path.join(folder, PREDICTIONS_FILE) if folder else None
             if csv and os.path.isfile(csv):
                 return _read_predictions(csv, exp)
         with lock:
@@ -843,8 +836,8 @@ def build_app(config: AppConfig):
                                 elem_id="kind")
                 name_tb = gr.Textbox(label="name (empty: space-date-time)", elem_id="name")
             with gr.Row():
-                num_samples = gr.Number(1, label="num-samples (search: trials; grid: "
-                                        "repeats)", precision=0, minimum=1, elem_id="num-samples")
+                num_samples = gr.Number(1, label="num-samples (search only: trials; a "
+                                        "grid runs each combination once)", precision=0, minimum=1, elem_id="num-samples")
                 cpus = gr.Number(1, label="cpus per trial", minimum=0.1, elem_id="cpus")
                 gpus = gr.Number(0, label="gpus per trial", minimum=0, elem_id="gpus")
                 start_btn = gr.Button("Start sweep", variant="primary", elem_id="start")
@@ -888,7 +881,7 @@ def build_app(config: AppConfig):
         sweeps_timer.tick(sweep_choices, None, sweep_dd, show_progress="hidden",
                           api_visibility="private")
         # a running sweep's first checkpoints become classifiable without a reload
-        board_timer.tick(_refresh_trials(trial_choices, read_state, results_dir), [sweep_dd,
+        board_timer.tick(_refresh_trials(trial_choices, peek_state, results_dir), [sweep_dd,
                          trial_dd], [trial_dd, note], show_progress="hidden",
                          api_visibility="private")
     demo.queue(default_concurrency_limit=1)
@@ -897,11 +890,11 @@ def build_app(config: AppConfig):
     return demo, allowed
 
 
-def _refresh_trials(trial_choices, read_state, results_dir):
+def _refresh_trials(trial_choices, peek_state, results_dir):
     import gradio as gr
 
     def tick(sweep, trial):
-        if not sweep or read_state(os.path.join(results_dir, sweep)).get("status") != "running":
+        if not sweep or peek_state(os.path.join(results_dir, sweep)).get("status") != "running":
             return gr.skip(), gr.skip()
         choices, value, text = trial_choices(sweep)
         values = [v for _, v in choices]
@@ -962,7 +955,7 @@ def _thumb(path: str, size: int = 256):
 def _read_predictions(csv: str, exp: str) -> pd.DataFrame:
     """A ``predictions.csv`` (columns ``image, label, predicted, prob_<class>``) as
     image (absolute), label, predicted, probability of the prediction."""
-    from .outputs import data_root
+    from .state import data_root
 
     df = pd.read_csv(csv)
     missing = {"image", "label", "predicted"} - set(df)
@@ -970,7 +963,7 @@ def _read_predictions(csv: str, exp: str) -> pd.DataFrame:
         raise SweepError(f"{csv} lacks the column(s) {', '.join(sorted(missing))}")
     if "split" in df:   # the sweep's own file: test and validation rows
         df = df[df["split"] == "test"].reset_index(drop=True)
-    base, root = os.path.dirname(csv), data_root(read_state(exp))   # images: data-root relative
+    base, root = os.path.dirname(csv), data_root(peek_state(exp))   # images: data-root relative
     df["image"] = [p if os.path.isabs(p) else next(
         (c for c in [os.path.join(d, p) for d in (root, base, exp) if d] if os.path.exists(c)), p)
         for p in df["image"].astype(str)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,13 +23,8 @@ from .files import write_csv_atomic
 from .leaderboard import (TrialRecord, compare_with_best, dedupe_history, leaderboard_by_config,
                           make_leaderboard, results_dataframe, tie_summary)
 
-STATE_FILE = "sweep.json"
-LEADERBOARD_FILE = "leaderboard.csv"
-RESULTS_FILE = "results.csv"
-BY_CONFIG_FILE = "leaderboard_by_config.csv"
-SPACE_FILE = "space.yaml"   # the sweep's own copy of its search space
-CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
-PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
+from .layout import (BY_CONFIG_FILE, LEADERBOARD_FILE, PREDICTIONS_FILE, RESULTS_FILE,
+                     SWEEP_FILES, is_uri)
 
 
 @dataclass
@@ -59,7 +53,7 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
     """
     from ray.tune import ExperimentAnalysis, ResultGrid
 
-    path = exp_path if "://" in exp_path else os.path.abspath(exp_path)
+    path = exp_path if is_uri(exp_path) else os.path.abspath(exp_path)
     analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = analysis_log.level
     analysis_log.setLevel(logging.ERROR)  # "Failed to fetch metrics" of trials never started
@@ -77,7 +71,7 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
         error = None
         if result.error is not None:
             error = (str(result.error).strip().splitlines() or [""])[-1][:300]
-        elif str(trial.status) != "TERMINATED" and "://" not in path and \
+        elif str(trial.status) != "TERMINATED" and not is_uri(path) and \
                 os.path.isfile(os.path.join(result.path, "error.txt")):
             # a trial whose worker died with no retries left: Ray wrote its error.txt
             # but may have saved the trial as still running
@@ -193,6 +187,7 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
     """
     from .report import make_plots
     from .spaces import PARAMS
+    from .state import data_root
 
     out = build_outputs(exp_path, state)
     board, frame = out.board, out.results
@@ -211,7 +206,7 @@ def read_predictions(board: pd.DataFrame, root: str, exp_path: str) -> dict[str,
     import pyarrow.fs
 
     out = {}
-    if "://" in exp_path:
+    if is_uri(exp_path):
         fs, _ = pyarrow.fs.FileSystem.from_uri(exp_path)
     else:
         fs = pyarrow.fs.LocalFileSystem()
@@ -228,28 +223,18 @@ def read_predictions(board: pd.DataFrame, root: str, exp_path: str) -> dict[str,
     return out
 
 
-def data_root(state: dict) -> str | None:
-    """Where the sweep's images are on this machine: the sweep's ``--data-dir``, else
-    ``$TUNE_FOOD_DATA_DIR``, else ``./data``, the first that exists (prediction files
-    name images relative to it; a sweep copied to another machine finds its images
-    through the variable); None when none exists."""
-    for root in ((state.get("args") or {}).get("data_dir"), os.environ.get("TUNE_FOOD_DATA_DIR"),
-                 "data"):
-        if root and os.path.isdir(os.path.expanduser(root)):
-            return os.path.abspath(os.path.expanduser(root))
-    return None
+def upload(local_dir: str, exp_dir: str) -> None:
+    """Copy the sweep's own files (:data:`tune_food.layout.SWEEP_FILES`) to a URI
+    experiment folder with pyarrow's filesystems (the ones Ray Tune uses for
+    ``storage_path``); nothing to do for a local folder."""
+    if not is_uri(exp_dir):
+        return
+    import pyarrow.fs
 
-
-def driver_alive(state: dict) -> bool:
-    """True when ``state`` (a ``sweep.json``) names a driver process that still runs on
-    this host: its sweep may still be going."""
-    pid, host = state.get("driver_pid"), state.get("driver_host")
-    if not pid or host != socket.gethostname():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+    fs, root = pyarrow.fs.FileSystem.from_uri(exp_dir)
+    for entry in SWEEP_FILES:
+        src = os.path.join(local_dir, entry)
+        if os.path.isdir(src):
+            fs.create_dir(f"{root}/{entry}", recursive=True)
+        if os.path.exists(src):
+            pyarrow.fs.copy_files(src, f"{root}/{entry}", destination_filesystem=fs)

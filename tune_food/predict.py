@@ -23,7 +23,7 @@ import torch
 
 from .cliargs import Parser, path_arg
 from .errors import DataError, SweepError, cli_call, quiet_broken_pipe
-from .outputs import CHECKPOINT_FILE, LEADERBOARD_FILE
+from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE
 
 PROG = "python -m tune_food.predict"
 

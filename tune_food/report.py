@@ -13,7 +13,6 @@ and prints the leaderboard.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Sequence
@@ -22,7 +21,7 @@ import pandas as pd
 
 from .cliargs import Parser, path_arg
 from .errors import SweepError, cli_call, quiet_broken_pipe
-from .outputs import STATE_FILE
+from .layout import PLOTS_DIR
 
 PROG = "python -m tune_food.report"
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
@@ -55,7 +54,7 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     board = board.dropna(subset=["test_acc"]) if "test_acc" in board else board.iloc[0:0]
     if board.empty:
         return []
-    out_dir = os.path.join(exp_dir, "plots")
+    out_dir = os.path.join(exp_dir, PLOTS_DIR)
     os.makedirs(out_dir, exist_ok=True)
     names = board["trial_name"].astype(str).tolist()
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
@@ -174,33 +173,13 @@ def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
     return paths
 
 
-def read_state(exp_dir: str) -> dict:
-    """The ``sweep.json`` of a sweep folder.
-
-    Raises:
-        SweepError: the folder is not a tune_food sweep, or its ``sweep.json`` is damaged.
-    """
-    state_file = os.path.join(exp_dir, STATE_FILE)
-    if not os.path.isfile(state_file):
-        raise SweepError(f"{exp_dir} is not a tune_food sweep (no {STATE_FILE}); pass "
-                         "results/<sweep-name>")
-    try:
-        with open(state_file) as fh:
-            state = json.load(fh)
-        state["metric"], state["mode"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SweepError(f"{state_file} is damaged ({type(exc).__name__}: {exc}); it is "
-                         "written by python -m tune_food.sweep") from None
-    return state
-
-
 def rebuild(exp_dir: str, out=None) -> pd.DataFrame:
     """Rebuild the CSV files and plots of ``exp_dir`` from its trial folders (the same
     :func:`tune_food.outputs.write_outputs` the sweep ends with); print and return the
     leaderboard. A sweep whose ``sweep.json`` still says ``running`` while its driver is
     gone (killed) is marked with the status its trials show (``interrupted``)."""
-    from .files import write_json_atomic
-    from .outputs import driver_alive, write_outputs
+    from .outputs import write_outputs
+    from .state import driver_alive, read_state, write_state
 
     out = out or sys.stdout
     state = read_state(exp_dir)
@@ -211,7 +190,7 @@ def rebuild(exp_dir: str, out=None) -> pd.DataFrame:
     if state.get("status") == "running" and not driver_alive(state):
         state["status"], changed = result.status, True
     if changed:   # a finished sweep's sweep.json stays byte-identical
-        write_json_atomic(state, os.path.join(exp_dir, STATE_FILE))
+        write_state(state, exp_dir)
     cols = [c for c in ["rank", "trial_name", "status", "epochs_done", state["metric"],
                         "test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
                         "p_vs_best"]

@@ -33,7 +33,7 @@ from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_folder
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
 from .models import build_model, describe_transform, get_spec, make_head, train_transform
-from .outputs import CHECKPOINT_FILE, PREDICTIONS_FILE
+from .layout import CHECKPOINT_FILE, PREDICTIONS_FILE
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 META_FILE = "meta.json"

@@ -1,0 +1,264 @@
+"""Run a planned sweep: ``sweep.json``, the feature sets, the Ray Tune trials, the outputs.
+
+:func:`launch` is the whole running phase of ``python -m tune_food.sweep`` after the
+checks: it writes ``sweep.json`` (status ``running``), starts Ray, computes every
+(model, split) feature set once (:func:`tune_food.features.compute_feature_sets`),
+runs the trials with ``tune.Tuner`` (or restores it on ``--resume``), then writes the
+leaderboard, results and plots (:func:`tune_food.outputs.write_outputs`) and the final
+``sweep.json``. A SIGINT (or SIGTERM, turned into SIGINT) in any phase ends the sweep
+as ``interrupted`` with exit code 130 and the resume command on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+import warnings
+from typing import Any
+
+from ray.tune import Callback
+
+from .cluster import init_ray, shutdown_ray
+from .errors import SweepError, TuneFoodError
+from .layout import LEADERBOARD_FILE, is_uri, local_dir as local_dir_of
+from .options import SweepOptions
+from .outputs import upload, write_outputs
+from .plan import Plan, TrialNamer
+from .search import Relocatable, make_search, rungs_of
+from .state import now, resume_command, start_state, write_state
+
+
+def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> int:
+    """Run the sweep; return the exit code (0 finished, 1 some trial failed, 130
+    interrupted).
+
+    Raises:
+        TuneFoodError: a problem a feature-extraction task found (e.g. a bad image).
+    """
+    local_dir = local_dir_of(exp_dir, name)
+    state = start_state(plan, options, name, local_dir)
+    started = time.time()
+    interrupted = False
+    try:
+        _run_trials(plan, options, name, exp_dir, local_dir, state, out)
+    except KeyboardInterrupt:
+        interrupted = True
+    try:
+        code = _finish(plan, exp_dir, local_dir, state, started, interrupted, out)
+    except KeyboardInterrupt:
+        state.update(status="interrupted", resume=resume_command(name, None))
+        write_state(state, local_dir)
+        code = 130
+    if code == 130:
+        print(f"sweep interrupted; continue it with: "
+              f"{resume_command(name, options.results_dir)}", file=sys.stderr)
+    shutdown_ray()
+    return code
+
+
+def feature_cache_dir(options: SweepOptions) -> str:
+    """``--cache-dir``, else ``$TUNE_FOOD_CACHE_DIR``, else ``~/.cache/tune_food/features``."""
+    return options.cache_dir or os.environ.get("TUNE_FOOD_CACHE_DIR") or \
+        os.path.join(os.path.expanduser("~"), ".cache", "tune_food", "features")
+
+
+def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
+                state: dict, out) -> None:
+    """Start Ray, compute the feature sets once, run the Tuner (interruptible)."""
+    # Our TensorBoardCallback is a plain LoggerCallback: keep Tune from adding its own
+    # TensorBoard logger beside it (the CSV and JSON loggers are passed explicitly).
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not is_uri(exp_dir):  # cheap on local disk; makes --resume lose at most 2 s of work
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    ray_start = time.perf_counter()
+    init_ray(options.address)
+    plan.timings["ray_init_s"] = time.perf_counter() - ray_start
+    search_alg, scheduler, num_samples = make_search(
+        plan.space, options.search, options.scheduler, options.seed, options.max_concurrent,
+        options.num_samples)
+    state.setdefault("planned", {"trials": len(plan.trials) or num_samples,
+                                 "configs": [dict(t) for t in plan.trials]})
+    write_state(state, local_dir)
+    features = _features(plan, options, state, local_dir, out)
+    tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, num_samples, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fit_start = time.perf_counter()
+        try:
+            tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials and returns
+        finally:
+            plan.timings["trials_s"] = time.perf_counter() - fit_start
+
+
+def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
+              out) -> dict[str, Any]:
+    """Compute (or read from the cache) every feature set of the plan, once; record
+    what each cost in ``sweep.json``. Returns feature key -> object reference."""
+    import ray
+
+    from .features import compute_feature_sets
+
+    features, feature_info = {}, []
+    t0 = time.perf_counter()
+    if plan.pairs:
+        print(f"computing {len(plan.pairs)} feature sets once ...", file=out, flush=True)
+        try:
+            features, feature_info = compute_feature_sets(
+                plan.pairs, options.cpus_per_trial, options.gpus_per_trial,
+                feature_cache_dir(options), plan.exclude)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, TuneFoodError):
+                raise cause from None
+            raise
+        for info in feature_info:
+            print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
+                  f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
+            info["split_dir"] = "+".join(plan.relative(d) for d in info.pop("split_dirs"))
+    plan.timings["features_s"] = time.perf_counter() - t0
+    state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"])
+    write_state(state, local_dir)
+    return features
+
+
+def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features: dict,
+           search_alg, scheduler, num_samples: int, out):
+    """A new ``tune.Tuner`` for the plan, or on ``--resume`` the restored one."""
+    from ray import tune
+
+    from .trainable import train_food
+
+    space = plan.space
+    param_space = dict(space.param_space, feature_cache=options.feature_cache)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_food, datasets=plan.datasets, features=features,
+                             exclude=plan.exclude, checkpoint_epochs=rungs_of(scheduler, space),
+                             val_sets=plan.validation.sets or None),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    # trials created from here on go where the sweep is now (see tune_food.search)
+    Relocatable.location = None if is_uri(exp_dir) else (os.path.dirname(exp_dir), name)
+    if options.resume and tune.Tuner.can_restore(exp_dir):
+        return tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
+                                  resume_unfinished=True, resume_errored=False,
+                                  restart_errored=True)
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        run_config=_run_config(plan, options, name, exp_dir, num_samples, out),
+        tune_config=tune.TuneConfig(
+            metric=space.metric, mode=space.mode, num_samples=num_samples,
+            search_alg=search_alg, scheduler=scheduler,
+            max_concurrent_trials=options.max_concurrent or None, reuse_actors=True,
+            trial_name_creator=TrialNamer(space.varied, False),
+            trial_dirname_creator=TrialNamer(space.varied, True)))
+
+
+def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_samples: int,
+                out):
+    """Ray Tune's ``RunConfig``: where, the loggers (TensorBoard, CSV, JSON, progress
+    lines), retries, and every checkpoint kept."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from .tb import TensorBoardCallback
+
+    return tune.RunConfig(
+        name=name, storage_path=os.path.dirname(exp_dir) if not is_uri(exp_dir)
+        else exp_dir.rsplit("/", 1)[0],
+        callbacks=[TensorBoardCallback(), CSVLoggerCallback(), JsonLoggerCallback(),
+                   Progress(len(plan.trials) or num_samples, plan.space.metric, out)],
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
+        # snapshots the whole experiment state after every checkpoint
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        verbose=0)
+
+
+class Progress(Callback):
+    """A Ray Tune callback printing one line per finished, stopped or failed trial:
+    ``[3/8] done    <trial id>  <name>  test_acc 0.9242 [0.885, 0.951]  epochs 10``."""
+
+    def __init__(self, total: int | None, metric: str, out):
+        self.total, self.metric, self.out, self.done = total, metric, out, 0
+
+    def _line(self, trial, what: str) -> None:
+        self.done += 1
+        r, metric = trial.last_result or {}, self.metric
+        score = f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), float) else ""
+        if "test_acc" in r and metric != "test_acc":
+            score += f"  test_acc {r['test_acc']:.4f}"
+        ci = (f" [{r['test_acc_ci_low']:.3f}, {r['test_acc_ci_high']:.3f}]"
+              if "test_acc_ci_low" in r else "")
+        of = f"/{self.total}" if self.total else ""
+        print(f"[{self.done}{of}] {what:<7} {trial.trial_id}  {str(trial):<60} "
+              f"{score}{ci}  epochs {r.get('epoch', 0)}", file=self.out, flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = (trial.last_result or {}).get("epoch", 0)
+        self._line(trial, "done" if epochs >= int(trial.config.get("epochs", 0)) else "stopped")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "ERROR")
+
+
+def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: float,
+            interrupted: bool, out) -> int:
+    """Write the outputs and the final ``sweep.json``; print the summary; return the
+    exit code (0 finished, 1 some trial failed, 130 interrupted)."""
+    outputs_start = time.perf_counter()
+    try:
+        result = write_outputs(exp_dir, local_dir, state)
+    except SweepError:   # interrupted before Tune saved any trial
+        if not interrupted:
+            raise
+        result = None
+    status = "interrupted" if interrupted or result is None else result.status
+    plan.timings["outputs_s"] = time.perf_counter() - outputs_start
+    wall = time.time() - started
+    board = result.board if result is not None else None
+    errored = [] if board is None or board.empty else \
+        list(board.loc[board["status"] == "ERROR", "trial_name"])
+    state.update(status=status, finished=now(), wall_s=wall, timings=plan.timings,
+                 comparison=result.summary if result is not None else "",
+                 trials=0 if board is None else len(board), errored=errored)
+    if status == "interrupted":
+        state["resume"] = resume_command(state["name"], None)
+    write_state(state, local_dir)
+    if result is not None:
+        _print_summary(result, plan, local_dir, exp_dir, wall, status, out)
+    upload(local_dir, exp_dir)
+    if status == "interrupted":
+        return 130
+    if errored:
+        print(f"{len(errored)} trial(s) failed: {', '.join(errored)}; see their error.txt in "
+              "the trial folders", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str, wall: float,
+                   status: str, out) -> None:
+    """The top of the leaderboard, the tie summary, the time per phase, the files."""
+    import pandas as pd
+
+    board, space = result.board, plan.space
+    cols = [c for c in ["rank", "trial_name", "status", "epochs_done", space.metric, "test_acc",
+                        "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best",
+                        "feature_cache", "time_total_s"]
+            if c in board]
+    detail = ", ".join(f"{n} {s}" for s, n in board["status"].value_counts().items())
+    print(f"\nsweep {status} after {wall:.1f} s: {len(board)} trials ({detail}), ranked by "
+          f"{space.metric} ({space.mode})", file=out)
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.float_format", "{:.4f}".format):
+        print(board[list(dict.fromkeys(cols))].head(10).to_string(index=False), file=out)
+    print(f"\nleaderboard: {os.path.join(local_dir, LEADERBOARD_FILE)}", file=out)
+    print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
+    if result.summary:
+        print(result.summary, file=out)
+    print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)
+    for path in result.files:
+        if path.endswith(".png"):
+            print(f"plot: {path}", file=out)

@@ -1,0 +1,42 @@
+"""The layout of a sweep folder: the names of the files tune_food writes there, and
+where the folder is (a local folder, or a storage URI such as ``s3://bucket/path``).
+
+::
+
+    <results dir>/<sweep name>/
+        sweep.json  space.yaml  leaderboard.csv  leaderboard_by_config.csv  results.csv
+        plots/  <trial folders>/checkpoint_NNNNNN/{checkpoint.pt, meta.json, predictions.csv}
+"""
+
+from __future__ import annotations
+
+import os
+
+STATE_FILE = "sweep.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+RESULTS_FILE = "results.csv"
+BY_CONFIG_FILE = "leaderboard_by_config.csv"
+SPACE_FILE = "space.yaml"           # the sweep's own copy of its search space
+PLOTS_DIR = "plots"
+CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
+PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
+# what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
+SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, STATE_FILE, SPACE_FILE,
+               PLOTS_DIR)
+
+
+def is_uri(path: str) -> bool:
+    """True for a storage URI (``s3://...``, ``gs://...``), False for a local path."""
+    return "://" in path
+
+
+def experiment_dir(results_dir: str, name: str) -> str:
+    """The sweep folder: ``<results_dir>/<name>``, absolute unless a URI."""
+    return f"{results_dir.rstrip('/')}/{name}" if is_uri(results_dir) else \
+        os.path.join(os.path.abspath(results_dir), name)
+
+
+def local_dir(exp_dir: str, name: str) -> str:
+    """Where the sweep's own files (CSV, JSON, plots) are written on this machine: the
+    experiment folder itself, or for a URI ``./results/<name>`` (then uploaded)."""
+    return os.path.abspath(os.path.join("results", name)) if is_uri(exp_dir) else exp_dir

@@ -1,0 +1,162 @@
+"""``sweep.json``: a sweep's own record, written only through this module.
+
+It holds the status (``running``, ``finished``, ``finished with errors``,
+``interrupted`` + how to resume), the search space, the options the sweep started
+with, versions, dataset fingerprints, skipped images, the validation set, the plan of
+trials, feature-extraction figures, timings and the McNemar summary. Everything in it
+that points into the sweep or at the data is relative, so a moved folder stays valid.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import socket
+from typing import Any
+
+from .errors import SweepError
+from .files import write_json_atomic
+from .layout import SPACE_FILE, STATE_FILE
+
+PROG = "python -m tune_food.sweep"
+
+
+def now() -> str:
+    """The local time in ISO format, to the second (``started``, ``finished``)."""
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def read_state(exp_dir: str) -> dict:
+    """The ``sweep.json`` of a sweep folder.
+
+    Raises:
+        SweepError: the folder is not a tune_food sweep, or its ``sweep.json`` is damaged.
+    """
+    state_file = os.path.join(exp_dir, STATE_FILE)
+    if not os.path.isfile(state_file):
+        raise SweepError(f"{exp_dir} is not a tune_food sweep (no {STATE_FILE}); pass "
+                         "results/<sweep-name>")
+    try:
+        with open(state_file) as fh:
+            state = json.load(fh)
+        state["metric"], state["mode"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SweepError(f"{state_file} is damaged ({type(exc).__name__}: {exc}); it is "
+                         f"written by {PROG}") from None
+    return state
+
+
+def peek_state(exp_dir: str) -> dict:
+    """``sweep.json`` as far as it can be read now: ``{}`` when it is missing or
+    half-written (for views that poll a sweep while it runs)."""
+    try:
+        with open(os.path.join(exp_dir, STATE_FILE)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(state: dict, local_dir: str) -> None:
+    """Write ``state`` to ``<local_dir>/sweep.json`` atomically."""
+    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
+
+
+def versions() -> dict[str, str]:
+    """Python's and the key packages' versions (``not installed`` where absent)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("tune_food", "torch", "torchvision", "timm", "ray", "optuna", "pandas"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def start_state(plan, options, name: str, local_dir: str) -> dict:
+    """Create (or on ``--resume``, reopen) ``sweep.json`` with status ``running`` and
+    keep a copy of the search space in the sweep folder (``space.yaml``).
+
+    Args:
+        plan: the :class:`tune_food.plan.Plan`; options: the
+            :class:`tune_food.options.SweepOptions`.
+    """
+    from .plan import dataset_fingerprint
+
+    os.makedirs(local_dir, exist_ok=True)
+    state_file = os.path.join(local_dir, STATE_FILE)
+    if options.resume and os.path.isfile(state_file):
+        with open(state_file) as fh:
+            state = json.load(fh)
+        state.setdefault("resumed", []).append(now())
+    else:
+        space = plan.space
+        shutil.copyfile(space.path, os.path.join(local_dir, SPACE_FILE))
+        state = {"name": name, "space_file": SPACE_FILE,
+                 "space": space.raw, "metric": space.metric, "mode": space.mode,
+                 "args": options.saved(), "versions": versions(),
+                 "datasets": {n: dataset_fingerprint(p, plan.data_root)
+                              for n, p in plan.datasets.items()},
+                 "skipped_bad_images": [{"path": plan.relative(p), "reason": r}
+                                        for p, r in plan.bad_images],
+                 "validation": plan.validation.summary(),
+                 "allow_leakage": options.allow_leakage, "started": now()}
+    state.update(status="running", driver_pid=os.getpid(), driver_host=socket.gethostname())
+    state.pop("resume", None)
+    write_state(state, local_dir)
+    return state
+
+
+def resume_command(name: str, results_dir: str | None) -> str:
+    """The command that continues sweep ``name``. ``results_dir`` None (what
+    ``sweep.json`` records) names the results folder by what it is, not where it was."""
+    if results_dir is None:
+        return (f"{PROG} --resume --name {shlex.quote(name)} --results-dir "
+                f"<the folder that holds {name}>")
+    results = "" if results_dir == "results" else f" --results-dir {shlex.quote(results_dir)}"
+    return f"{PROG} --resume --name {shlex.quote(name)}{results}"
+
+
+def saved_args(state_file: str, name: str, results_dir: str) -> dict[str, Any]:
+    """The ``args`` a sweep started with, from its ``sweep.json`` at ``state_file``.
+
+    Raises:
+        SweepError: there is no such sweep (wrong ``--name`` or ``--results-dir``).
+    """
+    if not os.path.isfile(state_file):
+        raise SweepError(f"no sweep named {name!r} in {os.path.abspath(results_dir)} "
+                         f"({state_file} not found); check --name and --results-dir")
+    with open(state_file) as fh:
+        return json.load(fh)["args"]
+
+
+def data_root(state: dict) -> str | None:
+    """Where the sweep's images are on this machine: the sweep's ``--data-dir``, else
+    ``$TUNE_FOOD_DATA_DIR``, else ``./data``, the first that exists (prediction files
+    name images relative to it; a sweep copied to another machine finds its images
+    through the variable); None when none exists."""
+    for root in ((state.get("args") or {}).get("data_dir"), os.environ.get("TUNE_FOOD_DATA_DIR"),
+                 "data"):
+        if root and os.path.isdir(os.path.expanduser(root)):
+            return os.path.abspath(os.path.expanduser(root))
+    return None
+
+
+def driver_alive(state: dict) -> bool:
+    """True when ``state`` (a ``sweep.json``) names a driver process that still runs on
+    this host: its sweep may still be going."""
+    pid, host = state.get("driver_pid"), state.get("driver_host")
+    if not pid or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
