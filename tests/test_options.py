@@ -1,0 +1,112 @@
+"""Unit tests of the sweep's options: parsing, checks, resuming, and the resource check
+against a cluster description (no Ray, no data needed)."""
+
+import pytest
+
+from tune_food.cli import parse_options
+from tune_food.cluster import ClusterInfo, check_resources
+from tune_food.errors import ResourceError, SweepError
+from tune_food.options import SweepOptions, resume_options
+
+
+def test_parsing_fills_defaults_from_the_options_and_records_the_flags_given():
+    options = parse_options(["--grid", "--cpus-per-trial", "1", "--name", "x"])
+    assert options == SweepOptions(grid=True, cpus_per_trial=1.0, name="x")
+    assert options.given == {"grid", "cpus_per_trial", "name"}
+    assert isinstance(options.max_concurrent, int) and options.results_dir == "results"
+    with pytest.raises(Exception):   # frozen: nothing below the CLI changes them
+        options.grid = False
+
+
+def test_saved_options_leave_out_where_the_sweep_is():
+    saved = parse_options(["--grid", "--results-dir", "/tmp/r"]).saved()
+    assert "results_dir" not in saved and "sweep_dir" not in saved and "given" not in saved
+    assert saved["grid"] is True and saved["cpus_per_trial"] == 1.0
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--grid", "--search", "optuna"], "exclude each other"),
+    ([], "choose what to run"),
+    (["--grid", "--num-samples", "1"], "--num-samples applies to --search only"),
+    (["--search", "random", "--num-samples", "0"], "--num-samples must be >= 1, got 0"),
+    (["--grid", "--max-failures", "-1"], "--max-failures must be >= 0"),
+    (["--grid", "--autoscale"], "--autoscale needs --address"),
+])
+def test_option_checks(argv, fragment):
+    with pytest.raises(SweepError, match=fragment):
+        parse_options(argv).check()
+
+
+def test_a_search_with_its_samples_passes_the_checks():
+    parse_options(["--search", "optuna", "--num-samples", "5"]).check()   # no exception
+
+
+SAVED = SweepOptions(search="optuna", num_samples=30, space="/spaces/s.yaml", seed=7,
+                     cpus_per_trial=2.0, max_concurrent=3, data_dir="/data").saved()
+
+
+def test_resume_keeps_what_was_swept_and_takes_resources_given_now():
+    now = parse_options(["--resume", "--name", "s", "--cpus-per-trial", "1",
+                         "--results-dir", "/moved"])
+    merged = resume_options(now, SAVED, "/moved/s")
+    # what is swept: from the saved sweep
+    assert (merged.search, merged.num_samples, merged.seed, merged.space) == \
+        ("optuna", 30, 7, "/spaces/s.yaml")
+    # given now, even when equal to the default (1 CPU): taken
+    assert merged.cpus_per_trial == 1.0
+    # not given now: the saved value stays
+    assert merged.max_concurrent == 3 and merged.data_dir == "/data"
+    # where the sweep is now, never where it was
+    assert (merged.results_dir, merged.sweep_dir, merged.resume) == ("/moved", "/moved/s", True)
+
+
+def test_resume_refuses_another_space():
+    now = parse_options(["--resume", "--name", "s", "--space", "/spaces/other.yaml"])
+    with pytest.raises(SweepError, match="with its own search space"):
+        resume_options(now, SAVED, "/r/s")
+
+
+def test_resume_of_an_old_grid_that_saved_num_samples_1_still_passes_the_checks():
+    saved = dict(SweepOptions(grid=True).saved(), num_samples=1)
+    merged = resume_options(parse_options(["--resume", "--name", "g"]), saved, "/r/g")
+    merged.check()
+    assert merged.grid and merged.num_samples is None
+
+
+TWO_NODES = ClusterInfo([{"CPU": 4.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 0.0}], "10.0.0.1:6379")
+
+
+@pytest.mark.parametrize("cpus,gpus,max_concurrent,fits", [
+    (1.0, 0.0, 0, 6),      # 4 + 2 trials
+    (2.0, 0.0, 0, 3),      # 2 + 1
+    (3.0, 0.0, 0, 1),      # only the 4-CPU node, once
+    (1.0, 0.5, 0, 2),      # GPU-bound: 2 halves on the GPU node, none on the other
+    (1.0, 0.0, 4, 4),      # capped by --max-concurrent
+    (0.5, 0.0, 0, 12),     # fractions of a CPU
+])
+def test_check_resources_counts_trials_per_node(cpus, gpus, max_concurrent, fits):
+    options = SweepOptions(grid=True, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                           max_concurrent=max_concurrent)
+    assert check_resources(options, TWO_NODES) == fits
+
+
+@pytest.mark.parametrize("cpus,gpus,max_concurrent,fragment", [
+    (0.0, 0.0, 0, "--cpus-per-trial must be > 0"),
+    (1.0, -1.0, 0, "--gpus-per-trial must be >= 0"),
+    (1.0, 1.5, 0, "above 1 a trial needs whole GPUs"),
+    (1.0, 0.0, -1, "--max-concurrent must be >= 0"),
+    (5.0, 0.0, 0, "no node of the Ray cluster at 10.0.0.1:6379 can run a trial with 5 CPUs"),
+    (1.0, 2.0, 0, "largest node: 4 CPUs, 1 GPUs"),
+])
+def test_check_resources_refuses_what_no_node_can_run(cpus, gpus, max_concurrent, fragment):
+    options = SweepOptions(grid=True, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                           max_concurrent=max_concurrent)
+    with pytest.raises(ResourceError, match=fragment.replace("(", r"\(")):
+        check_resources(options, TWO_NODES)
+
+
+def test_an_autoscaling_cluster_accepts_a_node_it_does_not_have_yet():
+    options = SweepOptions(grid=True, cpus_per_trial=8.0, address="auto", autoscale=True)
+    assert check_resources(options, TWO_NODES) == 1
+    assert check_resources(SweepOptions(grid=True, cpus_per_trial=8.0, address="auto",
+                                        autoscale=True, max_concurrent=5), TWO_NODES) == 5
