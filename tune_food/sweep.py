@@ -822,7 +822,7 @@ def _run_trials(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, l
     run_config = tune.RunConfig(
         name=name, storage_path=os.path.dirname(exp_dir) if not _is_uri(exp_dir)
         else exp_dir.rsplit("/", 1)[0],
-        callbacks=[TensorBoardCallback(), CSVLoggerCallback(), JsonLoggerCallback(),
+        callbacks=[TensorBoardCallback.for_space(space), CSVLoggerCallback(), JsonLoggerCallback(),
                    _Progress(len(plan.trials) or num_samples, space.metric, out)],
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
         # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
