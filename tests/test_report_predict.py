@@ -146,3 +146,28 @@ def test_hidden_twins_need_identical_curves():
     assert hidden_twins(board, results) == {"b": ("a", 2)}
     results.loc[4, "test_loss"] = 0.85
     assert hidden_twins(board, results) == {}
+
+
+@pytest.mark.slow
+def test_leaderboard_is_points_with_whiskers(small_sweep):
+    """leaderboard.png's figure: one errorbar (point + Wilson whiskers) per ranked trial
+    at its test accuracy, no bars."""
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    from tune_food.report import leaderboard_figure
+
+    proc, exp = small_sweep
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    fig = leaderboard_figure(board, list(board["trial_name"]), "small")
+    try:
+        ax = fig.axes[0]
+        bars = [c for c in ax.containers if not isinstance(c, ErrorbarContainer)]
+        points = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert bars == [] and not ax.patches and len(points) == len(board)
+        xs = sorted(float(c.lines[0].get_xdata()[0]) for c in points)
+        assert xs == pytest.approx(sorted(board["test_acc"]))
+        lows = sorted(float(c.lines[2][0].get_segments()[0][0][0]) for c in points)
+        assert lows == pytest.approx(sorted(board["test_acc_ci_low"]))
+    finally:
+        plt.close(fig)

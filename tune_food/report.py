@@ -53,8 +53,6 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import numpy as np
-
     if "rank" in board:
         board = board[board["rank"].notna()]   # complete trials only
     board = board.dropna(subset=["test_acc"]) if "test_acc" in board else board.iloc[0:0]
@@ -64,8 +62,32 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     os.makedirs(out_dir, exist_ok=True)
     names = board["trial_name"].astype(str).tolist()
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
-    n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
+    fig = leaderboard_figure(board, labels, os.path.basename(exp_dir))
+    paths = [os.path.join(out_dir, "leaderboard.png")]
+    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
+    if not results.empty and "epoch" in results:
+        fig = curves_figure(board, results, labels)
+        paths.append(os.path.join(out_dir, "curves.png"))
+        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    if predictions is not None and not predictions.empty:
+        paths += error_plots(out_dir, predictions[predictions["split"] == "test"],
+                             str(board.iloc[0]["trial_name"]), data_root)
+    return paths
+
+
+def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
+    """The figure of ``leaderboard.png``: for the best :data:`MAX_BARS` ranked rows of
+    ``board`` (``labels`` in the same order), a point at the test accuracy with its 95 %
+    Wilson interval as whiskers (no bars: a cut axis would exaggerate differences), rank
+    1 red, the trials McNemar cannot tell from it orange, the rest blue. Returns the
+    matplotlib ``Figure`` (the caller closes it)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
     total = len(board)
     bars = board.head(MAX_BARS)
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)))
@@ -96,21 +118,9 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
             bbox_to_anchor=(0.5, -0.11), ncol=3, frameon=False)   # below: covers no point
     ranked = board["ranked_by"].iloc[0] if "ranked_by" in board else ""
     shown = f"top {len(bars)} of {total} trials" if total > len(bars) else f"{total} trials"
-    ax.set_title(f"leaderboard: {os.path.basename(exp_dir)}, {shown}, ranked by {ranked}")
+    ax.set_title(f"leaderboard: {name}, {shown}, ranked by {ranked}")
     ax.grid(axis="x", alpha=0.3)
-    paths = [os.path.join(out_dir, "leaderboard.png")]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-    if not results.empty and "epoch" in results:
-        fig = curves_figure(board, results, labels)
-        paths.append(os.path.join(out_dir, "curves.png"))
-        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
-        plt.close(fig)
-    if predictions is not None and not predictions.empty:
-        paths += error_plots(out_dir, predictions[predictions["split"] == "test"],
-                             str(board.iloc[0]["trial_name"]), data_root)
-    return paths
+    return fig
 
 
 def hidden_twins(board: pd.DataFrame, results: pd.DataFrame) -> dict:
