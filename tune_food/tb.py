@@ -5,7 +5,8 @@ interface) that writes with tensorboardX, in the driver, into each trial's folde
 
 * scalars ``loss/train``, ``loss/test``, ``accuracy/train``, ``accuracy/test`` (and
   ``loss/val``, ``accuracy/val`` with a validation split) at step = epoch;
-* with the trial's first result, the HParams summaries, written with TensorBoard's own
+* with the trial's first result (so a running sweep's table fills as it goes), the
+  HParams summaries, written with TensorBoard's own
   public ``tensorboard.plugins.hparams.summary_v2`` protos through tensorboardX's file
   writer: the experiment (every hyperparameter of the search space with its domain,
   the ones that vary marked ``differs``, and the metrics) and the trial's values.
@@ -21,12 +22,12 @@ What the HParams table shows, and why:
 * TensorBoard prints every number with 5 significant digits (``32`` as ``32.000``).
   A hyperparameter whose values can be listed (a constant, ``grid_search``, ``choice``,
   ``randint``) is therefore written as text with a discrete domain: ``32``, ``0.001``,
-  ``0.2``, ``true``. One drawn from a range (``uniform``, ``loguniform``) stays a
+  ``0.2`` (booleans stay booleans). One drawn from a range (``uniform``, ``loguniform``) stays a
   number with an interval domain, so the dashboard can filter and plot it on an axis.
 * Dataset names that share a long common start are shortened so the narrow columns
   still tell them apart: ``pizza_steak_sushi`` -> ``pss``,
-  ``pizza_steak_sushi_20_percent`` -> ``pss_20%`` (the description of the column,
-  shown on hover, lists the full names).
+  ``pizza_steak_sushi_20_percent`` -> ``pss_20%`` (the hyperparameter's description in
+  the experiment summary lists the full names).
 * The HParams metrics are the last value of each per-epoch tag (``accuracy/test``
   etc.: the epoch the trial ended at), so no extra tags are written.
 
