@@ -84,3 +84,90 @@ def test_predict_bad_image_is_one_line(small_sweep, tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "2 image(s) cannot be read" in lines[0]
     assert "fake.jpg" in lines[0] and "missing.jpg (not found)" in lines[0]
+
+
+def test_predict_checkpoint_not_found(capsys, tmp_path):
+    """--checkpoint naming a folder that does not exist: one line "not found", exit 2."""
+    from tune_food.predict import main
+
+    image = tmp_path / "photo.jpg"
+    Image.new("RGB", (8, 8)).save(image)
+    code = main(["--checkpoint", str(tmp_path / "no_such_checkpoint"), str(image)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("python -m tune_food.predict: error: checkpoint ")
+    assert "no_such_checkpoint not found" in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.slow
+def test_curves_colour_by_rank_and_dash_hidden_twins(small_sweep):
+    """curves.png's figure: rank 1 in the first (strongest) rank colour and thickest, not
+    grey; the 1-epoch trial, whose curve is the 2-epoch trial's first epoch (same seed,
+    same batches), dashed with a note naming its twin."""
+    from matplotlib.colors import to_hex
+
+    from tune_food.report import RANK_COLOURS, curves_figure, hidden_twins
+
+    proc, exp = small_sweep
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    results = pd.read_csv(os.path.join(exp, "results.csv"))
+    one = board.loc[board["epochs"] == 1, "trial_id"].item()
+    two = board.loc[board["epochs"] == 2, "trial_id"].item()
+    assert hidden_twins(board, results) == {one: (two, 1)}
+    fig = curves_figure(board, results, list(board["trial_name"]))
+    try:
+        for ax in fig.axes:
+            lines = {line.get_label(): line for line in ax.get_lines()}
+            best = next(line for label, line in lines.items() if label.startswith("#1 "))
+            second = next(line for label, line in lines.items() if label.startswith("#2 "))
+            assert to_hex(best.get_color()) == RANK_COLOURS[0] != to_hex(second.get_color())
+            assert best.get_linewidth() > second.get_linewidth()
+            rank_one = int(board.index[board["trial_id"] == one][0]) + 1
+            hidden = best if rank_one == 1 else second
+            shown = second if rank_one == 1 else best
+            assert hidden.get_linestyle() == "--" and shown.get_linestyle() == "-"
+            rank_two = int(board.index[board["trial_id"] == two][0]) + 1
+            assert f"same curve as #{rank_two} up to epoch 1" in hidden.get_label()
+            assert hidden.get_zorder() > shown.get_zorder()   # drawn over its twin
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_hidden_twins_need_identical_curves():
+    """A shorter trial whose curve differs from the longer one's is no twin."""
+    from tune_food.report import hidden_twins
+
+    board = pd.DataFrame({"trial_id": ["a", "b"]})
+    results = pd.DataFrame({"trial_id": ["a", "a", "a", "b", "b"], "epoch": [1, 2, 3, 1, 2],
+                            "test_acc": [0.5, 0.6, 0.7, 0.5, 0.6],
+                            "test_loss": [1.0, 0.9, 0.8, 1.0, 0.9]})
+    assert hidden_twins(board, results) == {"b": ("a", 2)}
+    results.loc[4, "test_loss"] = 0.85
+    assert hidden_twins(board, results) == {}
+
+
+@pytest.mark.slow
+def test_leaderboard_is_points_with_whiskers(small_sweep):
+    """leaderboard.png's figure: one errorbar (point + Wilson whiskers) per ranked trial
+    at its test accuracy, no bars."""
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    from tune_food.report import leaderboard_figure
+
+    proc, exp = small_sweep
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    fig = leaderboard_figure(board, list(board["trial_name"]), "small")
+    try:
+        ax = fig.axes[0]
+        bars = [c for c in ax.containers if not isinstance(c, ErrorbarContainer)]
+        points = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert bars == [] and not ax.patches and len(points) == len(board)
+        xs = sorted(float(c.lines[0].get_xdata()[0]) for c in points)
+        assert xs == pytest.approx(sorted(board["test_acc"]))
+        lows = sorted(float(c.lines[2][0].get_segments()[0][0][0]) for c in points)
+        assert lows == pytest.approx(sorted(board["test_acc_ci_low"]))
+    finally:
+        plt.close(fig)

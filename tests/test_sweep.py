@@ -100,33 +100,6 @@ def test_dry_run_lists_the_default_grid():
 
 
 @pytest.mark.slow
-def test_small_sweep_fills_the_hparams_tab(small_sweep):
-    """Every trial's event files carry TensorBoard HParams summaries: its
-    hyperparameters and its final metrics."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    proc, exp = small_sweep
-    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
-    for _, row in board.iterrows():
-        logdir = os.path.join(exp, row["logdir"])
-        acc = EventAccumulator(logdir)
-        acc.Reload()
-        content = acc.PluginTagToContent("hparams")
-        start = plugin_data_pb2.HParamsPluginData.FromString(
-            content["_hparams_/session_start_info"]).session_start_info.hparams
-        assert start["model"].string_value == "efficientnet_lite0"
-        assert start["epochs"].number_value == row["epochs"]
-        assert start["lr"].number_value == pytest.approx(0.01)
-        experiment = plugin_data_pb2.HParamsPluginData.FromString(
-            content["_hparams_/experiment"]).experiment
-        metrics = {m.name.tag for m in experiment.metric_infos}
-        assert {"final/test_acc", "final/test_loss"} <= metrics
-        final = read_scalars(logdir)["final/test_acc"]
-        assert final[-1][1] == pytest.approx(row["test_acc"], abs=1e-6)
-
-
-@pytest.mark.slow
 def test_storage_uri(tiny_root, tmp_path):
     """--results-dir takes a URI (pyarrow filesystems, as Ray Tune's storage_path): trial
     folders and the sweep's own files land there, and a local copy of the leaderboard

@@ -68,6 +68,14 @@ def cell(value: Any) -> Any:
     return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
 
+def resolved_dropout(config: dict, metrics: dict) -> float | None:
+    """The head dropout a trial used: its config's ``dropout``, or where that is
+    ``None`` the model's default, as the trial reported it (``head_dropout``; ``None``
+    before its first report)."""
+    value = config.get("dropout")
+    return metrics.get("head_dropout") if value is None else value
+
+
 def dedupe_history(history: pd.DataFrame | None) -> pd.DataFrame:
     """Each epoch once, sorted. A resumed trial replays the epochs after its last
     checkpoint and Ray appends them to ``progress.csv`` again; the later report of an
@@ -158,8 +166,8 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
                "epochs_planned": _planned(record),
                "ranked_by": f"{metric} ({mode})"}
         row.update({k: cell(record.config.get(k)) for k in param_keys})
-        if row.get("dropout") is None and "dropout" in param_keys:
-            row["dropout"] = m.get("head_dropout")  # the model's default, as used
+        if "dropout" in param_keys:
+            row["dropout"] = resolved_dropout(record.config, m)
         row.update({k: m.get(k) for k in METRIC_COLUMNS + INFO_COLUMNS})
         row["checkpoint_path"] = relative_to(record.checkpoint, root)
         row["checkpoint_epoch"] = _checkpoint_epoch(record)

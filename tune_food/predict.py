@@ -3,7 +3,7 @@
 ::
 
     python -m tune_food.predict --sweep results/<name> photo.jpg [more.jpg ...]
-    python -m tune_food.predict --checkpoint results/<name>/<trial>/checkpoint_000009 photo.jpg
+    python -m tune_food.predict --checkpoint results/<name>/<trial>/checkpoint_000000 photo.jpg
 
 ``--sweep`` takes the best trial of the sweep's ``leaderboard.csv`` (rank 1). The frozen
 backbone is rebuilt from its pretrained weights with its own transform; the checkpoint

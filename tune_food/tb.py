@@ -5,8 +5,31 @@ interface) that writes with tensorboardX, in the driver, into each trial's folde
 
 * scalars ``loss/train``, ``loss/test``, ``accuracy/train``, ``accuracy/test`` (and
   ``loss/val``, ``accuracy/val`` with a validation split) at step = epoch;
-* when the trial ends, the HParams summaries: the trial's hyperparameters (resolved:
-  the head dropout actually used, not ``None``) and its final metrics.
+* with the trial's first result (so a running sweep's table fills as it goes), the
+  HParams summaries, written with TensorBoard's own
+  public ``tensorboard.plugins.hparams.summary_v2`` protos through tensorboardX's file
+  writer: the experiment (every hyperparameter of the search space with its domain,
+  the ones that vary marked ``differs``, and the metrics) and the trial's values.
+
+What the HParams table shows, and why:
+
+* TensorBoard lists hyperparameters that differ first and ticks the first five; only
+  the experiment summary says which differ (tensorboardX's ``hparams()`` helper writes
+  none as differing, hence TensorBoard's own protos here).
+* Values as they were used: the head dropout resolved to the model's default
+  (:func:`tune_food.leaderboard.resolved_dropout`, the leaderboard's own rule), not
+  ``None``.
+* TensorBoard prints every number with 5 significant digits (``32`` as ``32.000``).
+  A hyperparameter whose values can be listed (a constant, ``grid_search``, ``choice``,
+  ``randint``) is therefore written as text with a discrete domain: ``32``, ``0.001``,
+  ``0.2`` (booleans stay booleans). One drawn from a range (``uniform``, ``loguniform``) stays a
+  number with an interval domain, so the dashboard can filter and plot it on an axis.
+* Dataset names that share a long common start are shortened so the narrow columns
+  still tell them apart: ``pizza_steak_sushi`` -> ``pss``,
+  ``pizza_steak_sushi_20_percent`` -> ``pss_20%`` (the hyperparameter's description in
+  the experiment summary lists the full names).
+* The HParams metrics are the last value of each per-epoch tag (``accuracy/test``
+  etc.: the epoch the trial ended at), so no extra tags are written.
 
 A resumed trial replays the epochs after its last checkpoint. Its new writer starts
 with tensorboardX's ``purge_step`` at the first replayed epoch, so TensorBoard drops the
@@ -19,76 +42,216 @@ JSON logger callbacks beside this one, so Tune adds no second TensorBoard logger
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
+import time
+from typing import Any, Dict, Iterable, Mapping, Sequence
 
 from ray.tune.logger import LoggerCallback
+
+from .leaderboard import resolved_dropout
 
 #: reported metric -> TensorBoard tag
 TAGS = {"train_loss": "loss/train", "test_loss": "loss/test", "train_acc": "accuracy/train",
         "test_acc": "accuracy/test", "val_loss": "loss/val", "val_acc": "accuracy/val"}
-#: final metrics shown in the HParams tab (as ``final/<metric>`` scalars)
-HPARAM_METRICS = ("test_acc", "test_loss", "test_acc_ci_low", "test_acc_ci_high", "train_acc",
-                  "train_loss", "val_acc", "val_loss")
+#: HParams metrics: tag -> the column title TensorBoard shows (the tag's last value)
+METRIC_TITLES = {"accuracy/test": "test accuracy", "loss/test": "test loss",
+                 "accuracy/val": "val accuracy", "loss/val": "val loss",
+                 "accuracy/train": "train accuracy", "loss/train": "train loss"}
+#: parameters whose values are dataset names (shortened, see the module doc)
+DATASET_PARAMS = ("data", "test_data")
+#: a ``randint`` range with at most this many values is listed as text; wider: a number
+MAX_LISTED = 100
 
 
-def hparam_values(config: Dict[str, Any], result: Dict[str, Any]) -> Dict[str, Any]:
-    """The hyperparameters of a trial as TensorBoard shows them: scalars only, the
-    dropout resolved to the value the head used (``head_dropout``)."""
-    params: Dict[str, Any] = {}
-    for key, value in config.items():
-        if key == "dropout" and value is None:
-            value = result.get("head_dropout")
-        if isinstance(value, (bool, int, float, str)):
-            params[key] = value
-    return params
+def short_labels(names: Iterable[str]) -> Dict[str, str]:
+    """Short labels that keep dataset names apart in a narrow column.
+
+    Names sharing a start of two or more ``_``-separated words have that start replaced
+    by its initials, and ``_N_percent`` becomes ``_N%``: ``pizza_steak_sushi`` and
+    ``pizza_steak_sushi_20_percent`` -> ``pss`` and ``pss_20%``. A lone name, or names
+    without such a common start, only get the ``%`` rule.
+
+    Returns:
+        ``{name: label}``; the labels are distinct whenever the names are.
+    """
+    names = sorted(set(names))
+    words = [n.split("_") for n in names]
+    common = 0
+    if len(names) > 1:
+        while all(len(w) > common and w[common] == words[0][common] for w in words):
+            common += 1
+    labels = {}
+    for name, w in zip(names, words):
+        head = ["".join(x[:1] for x in w[:common])] if common >= 2 else w[:common]
+        label = "_".join(head + w[common:]).replace("_percent", "%")
+        labels[name] = label
+    if len(set(labels.values())) < len(labels):   # never merge two names
+        return {n: n for n in names}
+    return labels
+
+
+def _text(value: Any, labels: Mapping[str, str]) -> Any:
+    """A listed hyperparameter value as TensorBoard shows it (bool stays bool)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "+".join(str(_text(v, labels)) for v in value)
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return labels.get(value, value)
+    return str(value)
 
 
 class TensorBoardCallback(LoggerCallback):
-    """Write the scalar tags per epoch and the HParams of every trial (module doc)."""
+    """Write the scalar tags per epoch and the HParams of every trial (module doc).
 
-    def __init__(self) -> None:
+    Args:
+        varied: the hyperparameters that vary across the sweep (the search space's
+            ``varied``); marked ``differs`` and so listed first by TensorBoard.
+        values: every value each hyperparameter can take (the space's ``values``:
+            constants, ``grid_search`` and ``choice`` lists; for a ``uniform``,
+            ``loguniform`` or ``randint`` parameter its ``[low, high]`` bounds). Its keys,
+            in order, are the hyperparameters shown.
+        ranges: the parameters in ``values`` drawn from a range (their values are the
+            bounds): ``uniform``/``loguniform`` floats, ``randint`` integers.
+        default_dropout: ``{model: head dropout}`` used where ``dropout`` is ``None``
+            (to list the dropout's domain before any trial ran).
+
+    Without ``values`` (e.g. a test driving the callback alone) every scalar entry of a
+    trial's config is shown, none marked as differing.
+    """
+
+    def __init__(self, varied: Sequence[str] = (), values: Mapping[str, Sequence] | None = None,
+                 ranges: Sequence[str] = (), default_dropout: Mapping[str, float] | None = None
+                 ) -> None:
         self._writers: Dict[Any, Any] = {}
-        self._final: Dict[Any, Dict[str, float]] = {}
+        self._varied = list(varied)
+        self._values = {k: list(v) for k, v in (values or {}).items()}
+        self._ranges = set(ranges)
+        datasets = set()
+        for key in DATASET_PARAMS:
+            for v in self._values.get(key, []):
+                datasets.update(v if isinstance(v, (list, tuple)) else [v] if v else [])
+        self._labels = {k: v for k, v in short_labels(datasets).items() if k != v}
+        if "dropout" in self._values and default_dropout:
+            self._values["dropout"] = sorted({
+                default_dropout[m] if d is None else d
+                for d in self._values["dropout"] for m in self._values.get("model", [])
+                if d is not None or m in default_dropout}) or self._values["dropout"]
+        self._experiment = self._experiment_summary() if self._values else None
 
-    def _writer(self, trial, first_step: int):
+    @classmethod
+    def for_space(cls, space) -> "TensorBoardCallback":
+        """The callback for a :class:`~tune_food.spaces.SearchSpace`: its ``varied``
+        parameters, listed values and ranges, and each model's default dropout."""
+        from ray.tune.search.sample import Categorical, Domain
+
+        from .models import get_spec
+
+        ranges = [k for k, v in space.param_space.items()
+                  if isinstance(v, Domain) and not isinstance(v, Categorical)]
+        return cls(varied=space.varied, values=space.values, ranges=ranges,
+                   default_dropout={m: get_spec(m).default_dropout for m in space.models})
+
+    # ------------------------------------------------------------------ values, domains
+
+    def _listed(self, key: str) -> bool:
+        """Whether ``key`` is written as text from a list (else a number in a range)."""
+        if key not in self._ranges:
+            return True
+        low, high = self._values[key]
+        return isinstance(low, int) and isinstance(high, int) and high - low <= MAX_LISTED
+
+    def _domain_values(self, key: str) -> list:
+        vals = self._values[key]
+        if key in self._ranges:   # a randint range [low, high): every integer in it
+            vals = list(range(vals[0], vals[1]))
+        out = list(dict.fromkeys(_text(v, self._labels) for v in vals))
+        return out
+
+    def hparam_values(self, config: Dict[str, Any], result: Dict[str, Any]) -> Dict[str, Any]:
+        """A trial's hyperparameters as TensorBoard shows them: ``{name: bool | str |
+        float}`` (module doc), the dropout resolved to the one the head used."""
+        config = dict(config, dropout=resolved_dropout(config, result)) \
+            if "dropout" in config else config
+        keys = list(self._values) or [k for k, v in config.items()
+                                      if isinstance(v, (bool, int, float, str, list))]
+        params: Dict[str, Any] = {}
+        for key in keys:
+            value = config.get(key)
+            if self._values and not self._listed(key):
+                params[key] = float(value)
+            else:
+                params[key] = _text(value, self._labels)
+        return params
+
+    def _experiment_summary(self):
+        """TensorBoard's experiment summary: hyperparameters (varied ones ``differs``)
+        with domains and descriptions, and the metrics (tensorboard's protos)."""
+        from tensorboard.plugins.hparams import plugin_data_pb2, summary_v2 as hp
+
+        params = []
+        for key in self._values:
+            if self._listed(key):
+                domain = hp.Discrete(self._domain_values(key))
+            elif all(isinstance(v, int) for v in self._values[key]):
+                domain = hp.IntInterval(*self._values[key])
+            else:
+                domain = hp.RealInterval(*map(float, self._values[key]))
+            names = [f"{s} = {n}" for n, s in sorted(self._labels.items())
+                     if key in DATASET_PARAMS]
+            params.append(hp.HParam(key, domain, description="; ".join(names) or None))
+        metrics = [hp.Metric(tag, display_name=title) for tag, title in METRIC_TITLES.items()
+                   if not tag.endswith("/val") or self._values.get("val_fraction", [0]) != [0]]
+        summary = hp.hparams_config_pb(params, metrics, time_created_secs=time.time())
+        # summary_v2 has no `differs`: set it on its experiment proto
+        meta = summary.value[0].metadata.plugin_data
+        data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
+        varied = set(self._varied)
+        for info in data.experiment.hparam_infos:
+            info.differs = info.name in varied or len(info.domain_discrete.values) > 1
+        meta.content = data.SerializeToString()
+        return summary
+
+    # ------------------------------------------------------------------ writing
+
+    @staticmethod
+    def _add(writer, summary) -> None:
+        """Write a tensorboard ``Summary`` proto with tensorboardX's file writer."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        writer.file_writer.add_summary(Summary.FromString(summary.SerializeToString()))
+
+    def _writer(self, trial, first_step: int, result: Dict):
         if trial not in self._writers:
+            from tensorboard.plugins.hparams import summary_v2 as hp
             from tensorboardX import SummaryWriter
 
             # steps >= purge_step in earlier event files are dropped by TensorBoard
             purge = first_step if first_step > 1 else None
-            self._writers[trial] = SummaryWriter(logdir=trial.local_path, purge_step=purge,
-                                                 flush_secs=30)
+            writer = SummaryWriter(logdir=trial.local_path, purge_step=purge, flush_secs=30)
+            if self._experiment is not None:
+                self._add(writer, self._experiment)
+            self._add(writer, hp.hparams_pb(self.hparam_values(trial.config, result),
+                                            trial_id=str(trial.trial_id)))
+            self._writers[trial] = writer
         return self._writers[trial]
 
     def log_trial_result(self, iteration: int, trial, result: Dict) -> None:
         step = int(result.get("epoch", iteration))
-        writer = self._writer(trial, step)
+        writer = self._writer(trial, step, result)
         for key, tag in TAGS.items():
             value = result.get(key)
             if isinstance(value, (int, float)) and not math.isnan(value):
                 writer.add_scalar(tag, value, global_step=step)
-        self._final[trial] = {k: result[k] for k in HPARAM_METRICS
-                              if isinstance(result.get(k), (int, float))}
-        self._final[trial]["_step"] = step
         writer.flush()
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
         writer = self._writers.pop(trial, None)
-        final = self._final.pop(trial, None)
-        if writer is None:
-            return
-        if final:
-            from tensorboardX.summary import hparams
-
-            step = int(final.pop("_step"))
-            metrics = {f"final/{k}": v for k, v in final.items()}
-            params = hparam_values(trial.config, trial.last_result or {})
-            for summary in hparams(hparam_dict=params, metric_dict=metrics):
-                writer.file_writer.add_summary(summary)
-            # HParams needs the metric tags to exist as scalars in the same run
-            for tag, value in metrics.items():
-                writer.add_scalar(tag, value, global_step=step)
-        writer.close()
+        if writer is not None:
+            writer.close()
 
     def on_experiment_end(self, trials, **info) -> None:
         for trial in list(self._writers):
