@@ -167,7 +167,8 @@ def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_
     return tune.RunConfig(
         name=name, storage_path=os.path.dirname(exp_dir) if not is_uri(exp_dir)
         else exp_dir.rsplit("/", 1)[0],
-        callbacks=[TensorBoardCallback.for_space(plan.space), CSVLoggerCallback(), JsonLoggerCallback(),
+        callbacks=[TensorBoardCallback.for_space(plan.space), CSVLoggerCallback(),
+                   JsonLoggerCallback(),
                    Progress(len(plan.trials) or num_samples, plan.space.metric, out)],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
