@@ -222,6 +222,18 @@ def load_space(path: str) -> SearchSpace:
             names the file and the key and says what is allowed.
     """
     path = os.path.abspath(path)
+    raw = _read_yaml(path)
+    params = _check_keys(path, raw)
+    param_space, values = _parse_params(path, params)
+    if "seeds" in raw:
+        param_space["seed"], values["seed"] = _parse_seeds(path, raw["seeds"], params)
+    metric, mode = _metric_and_mode(path, raw, params, param_space, values)
+    varied = [k for k in PARAMS if len(values[k]) > 1 or _is_sampler(param_space[k])]
+    return SearchSpace(path, metric, mode, param_space, values, varied, raw)
+
+
+def _read_yaml(path: str) -> Any:
+    """The parsed YAML of the file at ``path`` (absolute)."""
     if os.path.isdir(path):
         raise SpaceError(f"search space {path} is a folder; pass a YAML file with --space "
                          f"(examples in {default_space_dir()})")
@@ -230,12 +242,17 @@ def load_space(path: str) -> SearchSpace:
                          f"with --space (examples in {default_space_dir()})")
     try:
         with open(path) as fh:
-            raw = yaml.load(fh, Loader=_Loader)
+            return yaml.load(fh, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpaceError(f"{path}: YAML syntax error{where}: {problem}") from None
+
+
+def _check_keys(path: str, raw: Any) -> dict[str, Any]:
+    """The ``parameters`` mapping of ``raw``, once the top-level and parameter keys
+    are known ones."""
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     unknown = [k for k in raw if k not in TOP_KEYS]
@@ -250,6 +267,13 @@ def load_space(path: str) -> SearchSpace:
     if unknown:
         raise SpaceError(f"{path}: parameters.{unknown[0]}: unknown parameter; allowed: "
                          f"{', '.join(PARAMS)}")
+    return params
+
+
+def _parse_params(path: str, params: dict[str, Any]) -> tuple[dict[str, Any],
+                                                               dict[str, list[Any]]]:
+    """``(param_space, values)`` of every known parameter, in :data:`PARAMS` order;
+    those the file leaves out get their default."""
     param_space: dict[str, Any] = {}
     values: dict[str, list[Any]] = {}
     for key, param in PARAMS.items():
@@ -260,16 +284,25 @@ def load_space(path: str) -> SearchSpace:
                              f"({param.allowed})")
         else:
             param_space[key], values[key] = param.default, [param.default]
-    if "seeds" in raw:
-        seeds = raw["seeds"]
-        if not (isinstance(seeds, list) and seeds and all(PARAMS["seed"].check(s) for s in seeds)
-                and len(set(seeds)) == len(seeds)):
-            raise SpaceError(f"{path}: seeds: needs a list of distinct integers >= 0, got {seeds!r}")
-        if "seed" in params:
-            raise SpaceError(f"{path}: seeds: use either seeds or parameters.seed, not both")
-        from ray import tune
+    return param_space, values
 
-        param_space["seed"], values["seed"] = tune.grid_search(list(seeds)), list(seeds)
+
+def _parse_seeds(path: str, seeds: Any, params: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """``seeds: [..]`` as ``(a grid over the seeds, the seeds)``."""
+    if not (isinstance(seeds, list) and seeds and all(PARAMS["seed"].check(s) for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        raise SpaceError(f"{path}: seeds: needs a list of distinct integers >= 0, got {seeds!r}")
+    if "seed" in params:
+        raise SpaceError(f"{path}: seeds: use either seeds or parameters.seed, not both")
+    from ray import tune
+
+    return tune.grid_search(list(seeds)), list(seeds)
+
+
+def _metric_and_mode(path: str, raw: dict[str, Any], params: dict[str, Any],
+                     param_space: dict[str, Any], values: dict[str, list[Any]]) -> tuple[str, str]:
+    """The ranking metric and mode: given, or the defaults (``val_acc`` when trials
+    validate, else ``test_acc``; ``max`` for accuracies, ``min`` for losses)."""
     uses_val = any(v > 0 for v in values["val_fraction"])
     metric = raw.get("metric", "val_acc" if uses_val else "test_acc")
     if metric not in METRICS:
@@ -289,5 +322,4 @@ def load_space(path: str) -> SearchSpace:
     if mode != natural:
         raise SpaceError(f"{path}: mode: {mode} would rank the worst {metric} first; use "
                          f"mode: {natural} (or leave mode out)")
-    varied = [k for k in PARAMS if len(values[k]) > 1 or _is_sampler(param_space[k])]
-    return SearchSpace(path, metric, mode, param_space, values, varied, raw)
+    return metric, mode

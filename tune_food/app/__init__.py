@@ -1,0 +1,55 @@
+"""The web page of a sweep: ``python -m tune_food.app [results/<name>]`` (Gradio).
+
+::
+
+    python -m tune_food.app                      # the newest sweep under ./results
+    python -m tune_food.app results/grid-run1 --port 7861
+    python -m tune_food.app --host 0.0.0.0 --auth me:secret
+
+Three pages, all built on the sweep folder's own files and on the functions the CLIs use
+(nothing here re-implements the leaderboard or the classifier):
+
+* **Classify**: drop photos (or pick test images of the sweep); each gets its top classes
+  from :func:`tune_food.predict.predict` with the classifier of the chosen trial
+  (:func:`tune_food.predict.load_classifier`, loaded once per trial and kept), the time
+  per image in ms, and which trial and checkpoint answered.
+* **Leaderboard**: ``leaderboard.csv`` as a table, the plots, and per trial its
+  hyperparameters, curves (``progress.csv``), the test images it gets wrong and its
+  confusion matrix. While the sweep runs, the page rebuilds every few seconds from the
+  trial folders with :func:`tune_food.outputs.build_outputs`, the code the sweep and
+  ``python -m tune_food.report`` write their outputs with.
+* **Sweeps**: the sweeps under the results folder with their status and best result;
+  start one (a space file of ``search_spaces/`` and a few flags) as a background
+  ``python -m tune_food.sweep`` process in its own session, watch its output, stop it
+  (SIGINT: the sweep ends "interrupted") and resume it (``--resume``).
+
+Offline: Gradio's analytics are switched off and the theme uses the system's fonts, so no
+request leaves the machine. Uploads above :data:`MAX_FILE_SIZE` are refused by Gradio.
+
+Modules, each one job (Gradio is imported only when the page is built):
+
+* :mod:`.folders`: reading sweep folders (sweeps, boards, test images, predictions).
+* :mod:`.launcher`: starting, stopping and resuming sweep processes; the sweeps table.
+* :mod:`.boards`: the boards the page's requests share, read again when files change.
+* :mod:`.classify`, :mod:`.leaderboard_page` (+ :mod:`.figures`), :mod:`.sweeps_page`:
+  the three pages, each its layout and event handlers.
+* :mod:`.page`: the ``Blocks`` of the three pages and their events (:func:`build_app`).
+* :mod:`.cli`: ``python -m tune_food.app`` (flags, checks, serving).
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+from .classify import MAX_IMAGES, Classifiers, classify_images  # noqa: E402
+from .cli import MAX_FILE_SIZE, PROG, main, wait_until_serving  # noqa: E402
+from .folders import (Board, checkpointed, display_board, is_sweep, list_sweeps,  # noqa: E402
+                      load_board, test_images)
+from .launcher import Launcher  # noqa: E402
+from .page import AppConfig, build_app  # noqa: E402
+
+
+__all__ = ["AppConfig", "Board", "Classifiers", "Launcher", "MAX_FILE_SIZE", "MAX_IMAGES",
+           "PROG", "build_app", "checkpointed", "classify_images", "display_board",
+           "is_sweep", "list_sweeps", "load_board", "main", "test_images",
+           "wait_until_serving"]

@@ -1,0 +1,84 @@
+"""The leaderboards the page's requests share: each sweep's board read once and read
+again only when the sweep's files change (one trial reports, the sweep ends)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import threading
+
+from ..errors import SweepError
+from ..layout import LEADERBOARD_FILE, STATE_FILE
+from ..state import peek_state
+from .folders import Board, list_sweeps, load_board
+
+
+class SweepBoards:
+    """The boards of the sweeps under ``results_dir`` (thread-safe; ``lock`` also
+    guards the pages' own caches)."""
+
+    def __init__(self, results_dir: str):
+        self.results_dir = results_dir
+        self.plots_cache = tempfile.mkdtemp(prefix="tune_food_app_plots_")
+        self.lock = threading.Lock()
+        self._boards: dict[str, tuple] = {}   # sweep -> (signature, Board)
+
+    def exp_dir(self, sweep: str | None) -> str:
+        """The folder of sweep ``sweep``.
+
+        Raises:
+            SweepError: no sweep of that name under the results folder.
+        """
+        if not sweep or sweep not in list_sweeps(self.results_dir):
+            raise SweepError(f"no sweep named {sweep!r} under {self.results_dir}; pick one of "
+                             "the list (or start one on the Sweeps page)")
+        return os.path.join(self.results_dir, sweep)
+
+    def status(self, sweep: str) -> str | None:
+        """The status in sweep ``sweep``'s ``sweep.json`` (None when it has none yet)."""
+        return peek_state(os.path.join(self.results_dir, sweep)).get("status")
+
+    def get(self, sweep: str) -> tuple[str, Board]:
+        """``(sweep folder, its Board)``; the board without plots (see :meth:`plots`).
+
+        Raises:
+            SweepError: no sweep of that name under the results folder.
+        """
+        exp = self.exp_dir(sweep)
+        sig = _signature(exp)
+        with self.lock:
+            cached = self._boards.get(sweep)
+            if cached is None or cached[0] != sig:
+                cached = self._boards[sweep] = (sig, load_board(exp))  # classify needs no plots
+        return exp, cached[1]
+
+    def cached(self, sweep: str) -> Board | None:
+        """The board of ``sweep`` as last read, if it was."""
+        cached = self._boards.get(sweep)
+        return cached[1] if cached else None
+
+    def plots(self, sweep: str, b: Board) -> list[str]:
+        """The board's plots; a live board's drawn once (by report.make_plots) on demand."""
+        if b.live and not b.plots and not b.board.empty:
+            from ..report import make_plots
+
+            with self.lock:
+                if not b.plots:
+                    b.plots = make_plots(os.path.join(self.plots_cache, sweep), b.board,
+                                         b.results)
+        return b.plots
+
+
+def _signature(exp: str) -> tuple:
+    """Changes whenever a trial reports (Ray's ``result.json``) or the sweep's files
+    change."""
+    files = [os.path.join(exp, f) for f in (STATE_FILE, LEADERBOARD_FILE)]
+    files += glob.glob(os.path.join(exp, "*", "result.json"))
+    sig = []
+    for f in files:
+        try:
+            sig.append((f, os.path.getmtime(f), os.path.getsize(f)))
+        except OSError:  # not written yet, or replaced just now
+            continue
+    return tuple(sorted(sig))

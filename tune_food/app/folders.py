@@ -1,0 +1,210 @@
+"""Reading sweep folders for the page: which sweeps there are, their leaderboard (read,
+or rebuilt while the sweep runs), their test images and a trial's predictions.
+
+Nothing here writes into a sweep folder; the file names are those of
+:mod:`tune_food.layout`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..errors import SweepError
+from ..layout import LEADERBOARD_FILE, PLOTS_DIR, PREDICTIONS_FILE, RESULTS_FILE, STATE_FILE
+from ..state import data_root, peek_state
+
+PLOT_FILES = ("leaderboard.png", "curves.png")   # of tune_food.report.make_plots, shown
+
+
+def is_sweep(path: str) -> bool:
+    """True when ``path`` is a folder holding a ``sweep.json``."""
+    return os.path.isfile(os.path.join(path, STATE_FILE))
+
+
+def list_sweeps(results_dir: str) -> list[str]:
+    """Names of the sweep folders directly under ``results_dir``, newest first (by the
+    ``started`` time of their ``sweep.json``, else its modification time)."""
+    if not os.path.isdir(results_dir):
+        return []
+    found = []
+    for name in os.listdir(results_dir):
+        path = os.path.join(results_dir, name)
+        if is_sweep(path):
+            state = peek_state(path)
+            key = state.get("started") or _dt.datetime.fromtimestamp(
+                os.path.getmtime(os.path.join(path, STATE_FILE))).isoformat(timespec="seconds")
+            found.append((key, name))
+    return [n for _, n in sorted(found, reverse=True)]
+
+
+def abs_in(exp_dir: str, path: Any) -> str | None:
+    """A path of a leaderboard row made absolute (new leaderboards store them relative
+    to the sweep folder); None for an empty or missing one."""
+    if not isinstance(path, str) or not path:
+        return None
+    return path if os.path.isabs(path) else os.path.join(exp_dir, path)
+
+
+def _first_trial_config(state: dict) -> dict:
+    """``data`` and ``test_data`` of a sweep's first trial, from its search space (of a
+    ``grid_search`` or ``choice``: the first value)."""
+    params = (state.get("space") or {}).get("parameters") or {}
+    config = {}
+    for key in ("data", "test_data"):
+        value = params.get(key)
+        if isinstance(value, dict):  # grid_search / choice: the first value
+            value = next(iter(value.values()), [None])
+            value = value[0] if isinstance(value, list) and value else None
+        config[key] = value
+    return config
+
+
+def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
+    """The test-split images of a sweep (of the trial with ``config``; default: the
+    first trial's), sorted, from the dataset folders recorded in ``sweep.json``.
+
+    Returns ``[]`` when the folders are not there (another machine's sweep).
+    """
+    from ..trainable import split_dirs
+
+    state = peek_state(exp_dir)
+    datasets = {n: d.get("path") for n, d in (state.get("datasets") or {}).items()
+                if isinstance(d, dict) and d.get("path")}
+    if config is None:
+        config = _first_trial_config(state)
+    if not config.get("data"):
+        return []
+    try:
+        _, test_dir = split_dirs(config, datasets)
+    except (ValueError, KeyError):
+        return []
+    return sorted(p for p in glob.glob(os.path.join(test_dir, "*", "*")) if os.path.isfile(p))
+
+
+@dataclass
+class Board:
+    """What the Leaderboard page shows of one sweep."""
+
+    board: pd.DataFrame           # leaderboard rows, best first
+    results: pd.DataFrame         # one row per trial and epoch
+    state: dict                   # sweep.json
+    plots: list[str]              # leaderboard.png / curves.png paths
+    live: bool                    # rebuilt from the trial folders (the sweep is running)
+    note: str = ""                # why the board is empty, if it is
+    built: float = field(default_factory=time.time)   # when it was read (epoch seconds)
+
+
+def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
+    """The leaderboard of a sweep folder.
+
+    A finished (or interrupted) sweep: its ``leaderboard.csv``, ``results.csv`` and
+    ``plots/``. A running one, or one without ``leaderboard.csv`` yet: rebuilt in memory
+    from the trial folders with :func:`tune_food.outputs.build_outputs` (what the sweep
+    and ``python -m tune_food.report`` write), its plots drawn by
+    :func:`tune_food.report.make_plots` under ``plots_cache``
+    (the sweep folder is never written to).
+    """
+    state = peek_state(exp_dir)
+    csv = os.path.join(exp_dir, LEADERBOARD_FILE)
+    if state.get("status") != "running" and os.path.isfile(csv):
+        board = pd.read_csv(csv)
+        res_csv = os.path.join(exp_dir, RESULTS_FILE)
+        results = pd.read_csv(res_csv) if os.path.isfile(res_csv) else pd.DataFrame()
+        plots = [p for p in (os.path.join(exp_dir, PLOTS_DIR, n) for n in PLOT_FILES)
+                 if os.path.isfile(p)]
+        return Board(board, results, state, plots, live=False)
+    return _rebuild_board(exp_dir, state, plots_cache)
+
+
+def _rebuild_board(exp_dir: str, state: dict, plots_cache: str | None) -> Board:
+    """The live board of :func:`load_board`: built from the trial folders."""
+    from ..outputs import build_outputs
+    from ..report import make_plots
+
+    try:
+        built = build_outputs(exp_dir, state)
+    except SweepError as exc:
+        return Board(pd.DataFrame(), pd.DataFrame(), state, [], live=True, note=str(exc))
+    board, frame = built.board, built.results
+    plots = []
+    if plots_cache and not board.empty:
+        out = os.path.join(plots_cache, os.path.basename(os.path.abspath(exp_dir)))
+        plots = make_plots(out, board, frame, built.best_predictions, data_root(state))
+    return Board(board, frame, state, plots, live=True)
+
+
+def checkpointed(board: pd.DataFrame, exp_dir: str) -> pd.DataFrame:
+    """The rows of ``board`` whose checkpoint folder exists, best first, with the
+    checkpoint as an absolute path in ``checkpoint``."""
+    if board.empty or "checkpoint_path" not in board:
+        return board.iloc[0:0].assign(checkpoint=[])
+    ckpt = board["checkpoint_path"].map(lambda p: abs_in(exp_dir, p))
+    rows = board.assign(checkpoint=ckpt)
+    keep = rows["checkpoint"].map(lambda p: bool(p) and os.path.isdir(p))
+    return rows[keep].sort_values("rank")
+
+
+def display_board(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's columns a person reads: rank, trial, status, the
+    hyperparameters that differ between trials (and model, data, epochs), the ranking
+    metric, test accuracy with its 95 % interval, and ``p_vs_best``,
+    ``tied_with_best``, ``epochs_done`` / ``epochs_planned`` when the sweep has them."""
+    from ..spaces import PARAMS
+
+    if board.empty:
+        return pd.DataFrame({"rank": [], "trial": [], "status": []})
+    out = pd.DataFrame({"rank": board["rank"], "trial": board.get("trial_name"),
+                        "status": board.get("status")})
+    for key in PARAMS:
+        if key in board and (key in ("model", "data", "epochs") or
+                             board[key].astype(str).nunique() > 1):
+            out[key] = board[key]
+    ranked = ranked_by(board)
+    if ranked != "test_acc" and ranked in board:
+        out[ranked] = board[ranked].round(4)
+    if "test_acc" in board:
+        out["test_acc"] = board["test_acc"].round(4)
+        if {"test_acc_ci_low", "test_acc_ci_high"} <= set(board):
+            out["test_acc 95% CI"] = [
+                "" if pd.isna(lo) else f"{lo:.3f} – {hi:.3f}"
+                for lo, hi in zip(board["test_acc_ci_low"], board["test_acc_ci_high"])]
+    for col in ("p_vs_best", "tied_with_best", "epochs_done", "epochs_planned"):
+        if col in board:
+            out[col] = board[col].round(4) if col == "p_vs_best" else board[col]
+    return out.reset_index(drop=True)
+
+
+def ranked_by(board: pd.DataFrame) -> str:
+    """The metric the leaderboard ``board`` (non-empty) is ranked by (``test_acc`` when
+    it does not say)."""
+    return str(board["ranked_by"].iloc[0]).split()[0] if "ranked_by" in board else "test_acc"
+
+
+def read_predictions(csv: str, exp: str) -> pd.DataFrame:
+    """A ``predictions.csv`` (columns ``image, label, predicted, prob_<class>``) as
+    image (absolute), label, predicted, probability of the prediction.
+
+    Raises:
+        SweepError: the file lacks one of the columns image, label, predicted.
+    """
+    df = pd.read_csv(csv)
+    missing = {"image", "label", "predicted"} - set(df)
+    if missing:
+        raise SweepError(f"{csv} lacks the column(s) {', '.join(sorted(missing))}")
+    if "split" in df:   # the sweep's own file: test and validation rows
+        df = df[df["split"] == "test"].reset_index(drop=True)
+    base, root = os.path.dirname(csv), data_root(peek_state(exp))   # images: data-root relative
+    df["image"] = [p if os.path.isabs(p) else next(
+        (c for c in [os.path.join(d, p) for d in (root, base, exp) if d] if os.path.exists(c)), p)
+        for p in df["image"].astype(str)]
+    probs = [f"prob_{c}" for c in df["predicted"]]
+    df["probability"] = [row.get(c, float("nan")) for (_, row), c in zip(df.iterrows(), probs)]
+    df.attrs["source"] = f"{os.path.basename(os.path.dirname(csv))}/{PREDICTIONS_FILE}"
+    return df[["image", "label", "predicted", "probability"]]

@@ -1,0 +1,185 @@
+"""The Leaderboard page: ``leaderboard.csv`` as a table, the plots, and per trial its
+hyperparameters, curves, the test images it gets wrong and its confusion matrix. While
+the sweep runs, the board is rebuilt every :data:`BOARD_REFRESH_S` seconds from the
+trial folders (:func:`tune_food.app.folders.load_board`)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from types import SimpleNamespace
+
+import pandas as pd
+
+from ..errors import SweepError, TuneFoodError
+from ..layout import PREDICTIONS_FILE
+from .boards import SweepBoards
+from .classify import Classifiers, classify_images
+from .figures import confusion_figure, curves_figure, thumb
+from .folders import Board, abs_in, display_board, list_sweeps, read_predictions, test_images
+
+BOARD_REFRESH_S = 5.0      # Leaderboard page refresh while the selected sweep runs
+
+
+class LeaderboardPage:
+    """The Leaderboard page's layout and event handlers."""
+
+    def __init__(self, boards: SweepBoards, classifiers: Classifiers):
+        self.boards = boards
+        self.classifiers = classifiers
+        self._predictions: dict[str, pd.DataFrame] = {}   # checkpoint -> computed ones
+
+    @staticmethod
+    def layout() -> SimpleNamespace:
+        """The page's components (inside ``gr.Tab``)."""
+        import gradio as gr
+
+        ui = SimpleNamespace()
+        ui.head = gr.Markdown(elem_id="board-head")
+        ui.table = gr.Dataframe(interactive=False, wrap=True, elem_id="board",
+                                label="leaderboard (click a header to sort)")
+        with gr.Row():
+            ui.lb_img = gr.Image(label="leaderboard.png", type="filepath", interactive=False)
+            ui.cv_img = gr.Image(label="curves.png", type="filepath", interactive=False)
+        ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial")
+        ui.trial_note = gr.Markdown()
+        with gr.Row():
+            ui.params = gr.JSON(label="hyperparameters")
+            ui.curves = gr.Plot(label="curves (progress.csv)")
+        with gr.Row():
+            ui.wrong = gr.Gallery(label="test images it gets wrong (true → predicted, p)",
+                                  columns=4, height=360)
+            ui.confusion = gr.Plot(label="confusion matrix (test split)")
+        return ui
+
+    def board_view(self, sweep: str | None):
+        """Head line, table, the two plots and the trial dropdown of sweep ``sweep``."""
+        import gradio as gr
+
+        if not sweep:
+            return ("No sweep yet.", pd.DataFrame(), None, None, gr.update(choices=[], value=None))
+        try:
+            _, b = self.boards.get(sweep)
+        except SweepError as exc:
+            return (str(exc), pd.DataFrame(), None, None, gr.update(choices=[], value=None))
+        plots = self.boards.plots(sweep, b)
+        lb = next((p for p in plots if p.endswith("leaderboard.png")), None)
+        cv = next((p for p in plots if p.endswith("curves.png")), None)
+        trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
+                  for _, r in b.board.iterrows()] if not b.board.empty else []
+        return (_head(sweep, b), display_board(b.board), lb, cv,
+                gr.update(choices=trials, value=trials[0][1] if trials else None))
+
+    def refresh_board(self, sweep: str | None):
+        """Timer: rebuild only while the sweep runs (and once when it has just ended)."""
+        import gradio as gr
+
+        if not sweep or sweep not in list_sweeps(self.boards.results_dir) or \
+                self.boards.status(sweep) != "running":
+            last = self.boards.cached(sweep) if sweep else None
+            if last is not None and last.live and self.boards.status(sweep) != "running":
+                return self.board_view(sweep)[:4] + (gr.skip(),)  # it just ended: the final board
+            return (gr.skip(),) * 5
+        head, table, lb, cv, _ = self.board_view(sweep)
+        return head, table, lb, cv, gr.skip()
+
+    def trial_view(self, sweep: str | None, trial: str | None):
+        """Hyperparameters, curves, wrong test images, confusion matrix and a note of
+        trial ``trial`` of sweep ``sweep``."""
+        from ..spaces import PARAMS
+
+        if not sweep or not trial:
+            return ({}, None, [], None, "")
+        try:
+            exp, b = self.boards.get(sweep)
+        except SweepError as exc:
+            return ({}, None, [], None, str(exc))
+        rows = b.board[b.board["trial_id"].astype(str) == str(trial)] if not b.board.empty \
+            else b.board
+        if rows.empty:
+            return ({}, None, [], None, f"no trial {trial!r} in {sweep}")
+        row = rows.iloc[0]
+        params = {k: _plain(row[k]) for k in PARAMS if k in row}
+        curves = curves_figure(abs_in(exp, row.get("logdir")), str(row.get("trial_name")))
+        ckpt = abs_in(exp, row.get("checkpoint_path"))
+        if not ckpt or not os.path.isdir(ckpt):
+            return params, curves, [], None, "This trial has no checkpoint (yet): no predictions."
+        try:
+            preds = self.trial_predictions(exp, row, ckpt)
+        except TuneFoodError as exc:
+            return params, curves, [], None, str(exc)
+        if preds is None or preds.empty:
+            return params, curves, [], None, ("The test images of this sweep are not on this "
+                                              "machine; no predictions to show.")
+        gallery, note = _wrong_images(preds)
+        return params, curves, gallery, confusion_figure(preds), note
+
+    def trial_predictions(self, exp: str, row: pd.Series, ckpt: str) -> pd.DataFrame | None:
+        """image, label, predicted, probability (of the prediction) per test image: the
+        trial's ``predictions.csv`` when the sweep wrote one, else computed with
+        ``predict`` from its checkpoint (cached); None when the test images are not on
+        this machine."""
+        logdir = abs_in(exp, row.get("logdir"))
+        for folder in (ckpt, logdir):
+            csv = os.path.join(folder, PREDICTIONS_FILE) if folder else None
+            if csv and os.path.isfile(csv):
+                return read_predictions(csv, exp)
+        with self.boards.lock:
+            if ckpt in self._predictions:
+                return self._predictions[ckpt]
+        config = {k: row.get(k) for k in ("data", "test_data")}
+        config = {k: (None if pd.isna(v) else v) for k, v in config.items()}
+        images = test_images(exp, config)
+        if not images:
+            return None
+        preds = self._predict(ckpt, images)
+        with self.boards.lock:
+            self._predictions[ckpt] = preds
+        return preds
+
+    def _predict(self, ckpt: str, images: list[str]) -> pd.DataFrame:
+        """The predictions of checkpoint ``ckpt`` for ``images`` (of the test split)."""
+        model, classes = self.classifiers.get(ckpt)
+        rows, _ = classify_images(model, classes, images)
+        rows = [r for r in rows if "predictions" in r]
+        preds = pd.DataFrame({
+            "image": [r["image"] for r in rows],
+            "label": [os.path.basename(os.path.dirname(r["image"])) for r in rows],
+            "predicted": [r["predictions"][0]["class"] for r in rows],
+            "probability": [r["predictions"][0]["probability"] for r in rows]})
+        preds.attrs["source"] = "its checkpoint (predict over the test split)"
+        return preds
+
+
+def _head(sweep: str, b: Board) -> str:
+    """The line above the board: status, trials, ranking, when it was rebuilt."""
+    status = b.state.get("status", "unknown")
+    head = f"**{sweep}**: {status}, {len(b.board)} trial(s)"
+    if not b.board.empty and "ranked_by" in b.board:
+        head += f", ranked by {b.board['ranked_by'].iloc[0]}"
+    if b.live:
+        head += (f"; rebuilt from the trial folders at "
+                 f"{_dt.datetime.fromtimestamp(b.built):%H:%M:%S}")
+        if status == "running":
+            head += f" (refreshes every {BOARD_REFRESH_S:g} s)"
+    if b.note:
+        head += f"\n\n{b.note}"
+    return head
+
+
+def _wrong_images(preds: pd.DataFrame) -> tuple[list, str]:
+    """``(gallery of the wrongly classified test images, a note with the counts)``."""
+    wrong = preds[preds["label"] != preds["predicted"]]
+    gallery = [(thumb(p), f"true {t} → {pr} ({prob:.2f})")
+               for p, t, pr, prob in zip(wrong["image"], wrong["label"], wrong["predicted"],
+                                         wrong["probability"]) if os.path.isfile(p)]
+    note = (f"{len(wrong)} of {len(preds)} test images wrong "
+            f"(accuracy {1 - len(wrong) / len(preds):.4f}), from {preds.attrs.get('source')}")
+    return gallery, note
+
+
+def _plain(v):
+    """A table cell as a plain Python value for JSON (NaN: None)."""
+    if isinstance(v, float) and pd.isna(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
