@@ -32,8 +32,12 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            subprocess.run([sys.executable, *argv], capture_output=True)
+            proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
             times.append(time.perf_counter() - start)
+            expected = 2 if "error" in label else 0
+            if proc.returncode != expected:
+                sys.exit(f"{label}: exit {proc.returncode}, expected {expected}: "
+                         f"{proc.stderr.strip()[-500:]}")
         medians[label] = statistics.median(times)
     base = medians["python -c pass (baseline)"]
     print(f"{'command':<28} {'median s':>9} {'x baseline':>11}  goal")

@@ -106,7 +106,7 @@ def test_curves_colour_by_rank_and_dash_hidden_twins(small_sweep):
     same batches), dashed with a note naming its twin."""
     from matplotlib.colors import to_hex
 
-    from tune_food.report import RANK_COLOURS, curves_figure, hidden_twins
+    from tune_food.plots import RANK_COLOURS, curves_figure, hidden_twins
 
     proc, exp = small_sweep
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
@@ -137,7 +137,7 @@ def test_curves_colour_by_rank_and_dash_hidden_twins(small_sweep):
 
 def test_hidden_twins_need_identical_curves():
     """A shorter trial whose curve differs from the longer one's is no twin."""
-    from tune_food.report import hidden_twins
+    from tune_food.plots import hidden_twins
 
     board = pd.DataFrame({"trial_id": ["a", "b"]})
     results = pd.DataFrame({"trial_id": ["a", "a", "a", "b", "b"], "epoch": [1, 2, 3, 1, 2],
@@ -155,7 +155,7 @@ def test_leaderboard_is_points_with_whiskers(small_sweep):
     import matplotlib.pyplot as plt
     from matplotlib.container import ErrorbarContainer
 
-    from tune_food.report import leaderboard_figure
+    from tune_food.plots import leaderboard_figure
 
     proc, exp = small_sweep
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))

@@ -70,7 +70,7 @@ def test_no_function_is_longer_than_60_lines():
 
 def _loaded_after(code: str) -> set[str]:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted("
-                          "m for m in ('ray', 'torch', 'pandas', 'tune_food.sweep') "
+                          "m for m in ('ray', 'torch', 'pandas', 'gradio', 'tune_food.sweep') "
                           "if m in sys.modules)))"],
                          capture_output=True, text=True, timeout=120,
                          cwd=PACKAGE.parent, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
@@ -80,6 +80,12 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_predict_imports_no_ray():
     assert "ray" not in _loaded_after("import tune_food.predict")
+
+
+def test_the_other_clis_parse_before_loading_anything_heavy():
+    """``report``, ``predict`` and ``app`` import their heavy modules after parsing."""
+    for module in ("tune_food.report", "tune_food.predict", "tune_food.app.cli"):
+        assert _loaded_after(f"import {module}") == set(), module
 
 
 def test_the_sweep_parser_loads_neither_ray_nor_torch_nor_pandas():

@@ -185,7 +185,7 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
     Raises:
         SweepError: see :func:`load_trials`.
     """
-    from .report import make_plots
+    from .plots import make_plots
     from .spaces import PARAMS
     from .state import data_root
 

@@ -19,8 +19,6 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
-
 from .cliargs import Parser, path_arg
 from .errors import DataError, SweepError, cli_call, quiet_broken_pipe
 from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE
@@ -87,7 +85,7 @@ def best_checkpoint(sweep_dir: str) -> ChosenCheckpoint:
                             float(best[metric]) if metric in best else float("nan"))
 
 
-def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
+def load_classifier(checkpoint_dir: str, device="cpu"):
     """Rebuild the trained classifier of a trial checkpoint.
 
     Returns:
@@ -99,6 +97,8 @@ def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
             differs from the one the model registry builds now.
         WeightsError: the backbone's pretrained weights are missing.
     """
+    import torch
+
     from .models import build_model, describe_transform
 
     if os.path.basename(checkpoint_dir) == CHECKPOINT_FILE and os.path.isfile(checkpoint_dir):
@@ -119,7 +119,6 @@ def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu"):
     return model.to(device).eval(), list(meta["classes"])
 
 
-@torch.no_grad()
 def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
             batch_size: int = 32) -> list[dict]:
     """Top-k classes of each image.
@@ -131,6 +130,8 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     Raises:
         DataError: images that are missing or cannot be decoded (all listed).
     """
+    import torch
+
     from .data import _check_image, rgb_loader
 
     problems = [(p, "a folder, not an image") if os.path.isdir(p) else
@@ -146,8 +147,8 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     for i in range(0, len(images), batch_size):
         chunk = images[i:i + batch_size]
         x = torch.stack([model.transform(rgb_loader(p)) for p in chunk]).to(device)
-        probs = model(x).softmax(dim=1).cpu()
-        values, indices = probs.topk(k, dim=1)
+        with torch.inference_mode():
+            values, indices = model(x).softmax(dim=1).cpu().topk(k, dim=1)
         for path, vs, ix in zip(chunk, values.tolist(), indices.tolist()):
             out.append({"image": path, "predictions": [{"class": classes[j], "probability": v}
                                                        for v, j in zip(vs, ix)]})

@@ -1,16 +1,10 @@
-"""Pictures and the leaderboard of a sweep: ``python -m tune_food.report results/<name>``.
+"""``python -m tune_food.report results/<name>``: rebuild a sweep's leaderboard, CSV files
+and plots from its trial folders and print the leaderboard.
 
-:func:`make_plots` draws, with matplotlib, into ``results/<name>/plots/``:
-
-* ``leaderboard.png``: a point per trial, best on top, its test accuracy with the 95 %
-  Wilson interval as whiskers (no bars, so no truncated axis exaggerates differences),
-  labelled by the trial's hyperparameters;
-* ``curves.png``: test accuracy and test loss per epoch, a line per trial, coloured in
-  rank order (:func:`curves_figure`); a trial whose curve lies under a twin's is dashed.
-
-The CLI rebuilds both, and the CSV files, from the trial folders of a finished or an
-interrupted sweep (Ray Tune's ``ExperimentAnalysis`` reads them; no cluster needed)
-and prints the leaderboard.
+It works on a finished, an interrupted or a killed sweep (Ray Tune's
+``ExperimentAnalysis`` reads the trial folders; no cluster needed), through the same
+:func:`tune_food.outputs.write_outputs` the sweep ends with, so on a finished sweep every
+file stays byte-identical. Heavy modules are imported after the command line is parsed.
 """
 
 from __future__ import annotations
@@ -19,233 +13,26 @@ import os
 import sys
 from typing import Sequence
 
-import pandas as pd
-
 from .cliargs import Parser, path_arg
 from .errors import SweepError, cli_call, quiet_broken_pipe
-from .layout import PLOTS_DIR
 
 PROG = "python -m tune_food.report"
-MAX_BARS = 25     # leaderboard.png shows the best 25 trials
-MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)
-#: curves.png colours by rank, strongest first (matplotlib's tab10 without its grey)
-RANK_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-                "#e377c2", "#17becf", "#bcbd22", "#aec7e8")
 
 
-def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
-               predictions: pd.DataFrame | None = None, data_root: str | None = None) -> list[str]:
-    """Write ``plots/leaderboard.png`` (points with 95 % Wilson whiskers, the trials
-    tied with the best marked), ``plots/curves.png`` and, given the best trial's
-    ``predictions``, ``plots/confusion.png`` and ``plots/errors.png`` under ``exp_dir``.
-
-    Args:
-        board: the leaderboard (:func:`~tune_food.leaderboard.make_leaderboard`).
-        results: every reported row (one per trial and epoch) with ``trial_id``,
-            ``epoch``, ``test_acc``, ``test_loss``.
-
-    Returns:
-        The paths written (none when no trial reported a metric).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if "rank" in board:
-        board = board[board["rank"].notna()]   # complete trials only
-    board = board.dropna(subset=["test_acc"]) if "test_acc" in board else board.iloc[0:0]
-    if board.empty:
-        return []
-    out_dir = os.path.join(exp_dir, PLOTS_DIR)
-    os.makedirs(out_dir, exist_ok=True)
-    names = board["trial_name"].astype(str).tolist()
-    labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
-    fig = leaderboard_figure(board, labels, os.path.basename(exp_dir))
-    paths = [os.path.join(out_dir, "leaderboard.png")]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-    if not results.empty and "epoch" in results:
-        fig = curves_figure(board, results, labels)
-        paths.append(os.path.join(out_dir, "curves.png"))
-        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
-        plt.close(fig)
-    if predictions is not None and not predictions.empty:
-        paths += error_plots(out_dir, predictions[predictions["split"] == "test"],
-                             str(board.iloc[0]["trial_name"]), data_root)
-    return paths
-
-
-def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
-    """The figure of ``leaderboard.png``: for the best :data:`MAX_BARS` ranked rows of
-    ``board`` (``labels`` in the same order), a point at the test accuracy with its 95 %
-    Wilson interval as whiskers (no bars: a cut axis would exaggerate differences), rank
-    1 red, the trials McNemar cannot tell from it orange, the rest blue. Returns the
-    matplotlib ``Figure`` (the caller closes it)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
-    total = len(board)
-    bars = board.head(MAX_BARS)
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)))
-    acc = bars["test_acc"].to_numpy(dtype=float)
-    err = [acc - bars["test_acc_ci_low"].to_numpy(dtype=float),
-           bars["test_acc_ci_high"].to_numpy(dtype=float) - acc]
-    y = list(range(len(bars)))[::-1]
-    tied = (bars["tied_with_best"].fillna(False).astype(bool).to_numpy()
-            if "tied_with_best" in bars else [False] * len(bars))
-    colors = ["#c44e52" if i == 0 else "#dd8452" if t else "#4c72b0"
-              for i, t in enumerate(tied)]
-    for yi, a, lo, hi, c in zip(y, acc, err[0], err[1], colors):  # points, not truncated bars
-        ax.errorbar(a, yi, xerr=[[lo], [hi]], fmt="o", color=c, ecolor=c, capsize=4, ms=6)
-        ax.text(a, yi + 0.28, f"{a:.3f}", va="center", ha="center", fontsize=8)
-    ax.set_yticks(y)
-    ax.set_ylim(-0.6, len(bars) - 0.35)   # room for the top point's value
-    ax.set_yticklabels([f"#{r}  {lab}" for r, lab in zip(bars["rank"], labels)], fontsize=8)
-    ax.set_xlim(max(0.0, float(np.nanmin(acc - err[0])) - 0.03), 1.005)
-    ax.set_xlabel("test accuracy (point) with 95 % Wilson interval"
-                  + (f", {n_test} test images" if n_test else ""))
-    if "tied_with_best" in bars and bars["tied_with_best"].notna().any():
-        from matplotlib.lines import Line2D
-
-        ax.legend(handles=[Line2D([], [], marker="o", ls="", color=c, label=t) for c, t in (
-            ("#c44e52", "best (rank 1)"),
-            ("#dd8452", "indistinguishable from the best (McNemar p >= 0.05)"),
-            ("#4c72b0", "worse than the best (p < 0.05)"))], fontsize=8, loc="upper center",
-            bbox_to_anchor=(0.5, -0.11), ncol=3, frameon=False)   # below: covers no point
-    ranked = board["ranked_by"].iloc[0] if "ranked_by" in board else ""
-    shown = f"top {len(bars)} of {total} trials" if total > len(bars) else f"{total} trials"
-    ax.set_title(f"leaderboard: {name}, {shown}, ranked by {ranked}")
-    ax.grid(axis="x", alpha=0.3)
-    return fig
-
-
-def hidden_twins(board: pd.DataFrame, results: pd.DataFrame) -> dict:
-    """Trials whose curves lie under another trial's: ``{trial_id: (twin_id, epochs)}``
-    for every trial whose test accuracy and loss equal (to 1e-9) those of a trial with
-    more epochs at each of its epochs, e.g. the 5-epoch trial of a grid under the
-    10-epoch trial with the same other hyperparameters (same seed, same batches). The
-    twin is the best-ranked such trial; ``epochs`` is the hidden trial's last epoch."""
-    import numpy as np
-
-    curves = {}
-    for trial_id in board["trial_id"]:
-        rows = results[results["trial_id"] == trial_id].sort_values("epoch")
-        curves[trial_id] = rows[["epoch", "test_acc", "test_loss"]].to_numpy(dtype=float)
-    twins = {}
-    for trial_id, mine in curves.items():
-        if not len(mine):
-            continue
-        for other_id, other in curves.items():
-            if other_id == trial_id or len(other) <= len(mine):
-                continue
-            if np.allclose(other[:len(mine)], mine, rtol=0, atol=1e-9):
-                twins[trial_id] = (other_id, int(mine[-1, 0]))
-                break
-    return twins
-
-
-def curves_figure(board: pd.DataFrame, results: pd.DataFrame, labels: list[str]):
-    """The figure of ``curves.png``: test accuracy (left) and test loss (right) per
-    epoch, a line per trial of ``board`` (ranked rows, best first; ``labels`` in the same
-    order). The best :data:`MAX_CURVES` are coloured in rank order (:data:`RANK_COLOURS`:
-    #1 red, thickest and on top), the rest thin and grey; a trial hidden under a
-    twin (:func:`hidden_twins`) is dashed, drawn above its twin, and its legend entry says
-    whose curve hides it. Returns the matplotlib ``Figure`` (the caller closes it)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    total = len(board)
-    twins = hidden_twins(board, results)
-    rank_of = {t: i + 1 for i, t in enumerate(board["trial_id"])}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    # drawn worst first, so that better ranks lie on top
-    for i, (trial_id, label) in reversed(list(enumerate(zip(board["trial_id"], labels)))):
-        rows = results[results["trial_id"] == trial_id].sort_values("epoch")
-        if i < MAX_CURVES:
-            style = dict(color=RANK_COLOURS[i % len(RANK_COLOURS)], marker="o",
-                         ms=4 if i else 5, lw=2.6 if i == 0 else 1.6,
-                         label=f"#{i + 1} {label}", zorder=3 + MAX_CURVES - i)
-        else:
-            style = dict(color="0.75", lw=0.7, zorder=1)
-        if trial_id in twins:
-            twin, last = twins[trial_id]
-            style.update(ls="--", dashes=(3, 3), marker="s", zorder=3 + 2 * MAX_CURVES)
-            if "label" in style:
-                style["label"] += f"  (dashed: same curve as #{rank_of[twin]} up to epoch {last})"
-        ax1.plot(rows["epoch"], rows["test_acc"], **style)
-        ax2.plot(rows["epoch"], rows["test_loss"], **style)
-    handles, names_ = ax2.get_legend_handles_labels()
-    order = sorted(range(len(names_)), key=lambda k: int(names_[k][1:].split()[0]))
-    ax1.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch"
-            + (f" (best {MAX_CURVES} in colour)" if total > MAX_CURVES else ""))
-    ax2.set(xlabel="epoch", ylabel="test loss (cross-entropy per image)",
-            title="test loss per epoch")
-    for a in (ax1, ax2):
-        a.grid(alpha=0.3)
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
-    fig.tight_layout()
-    fig.legend([handles[k] for k in order], [names_[k] for k in order], fontsize=8,
-               loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=1 if total > 4 else 2,
-               frameon=False)
-    return fig
-
-
-def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
-                data_root: str | None) -> list[str]:
-    """``confusion.png`` (the best trial's confusion matrix on the test split: counts,
-    rows = true class, and per-class recall) and ``errors.png`` (the test images it gets
-    wrong: thumbnails with true / predicted class and the predicted probability; drawn
-    when the images are found under ``data_root``)."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
-
-    classes = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
-    matrix = confusion_matrix(predictions["label"], predictions["predicted"], labels=classes)
-    recall = matrix.diagonal() / matrix.sum(axis=1).clip(min=1)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(classes), 1.2 + 1.0 * len(classes)))
-    ConfusionMatrixDisplay(matrix, display_labels=[
-        f"{c}\nrecall {r:.2f}" for c, r in zip(classes, recall)]).plot(
-        ax=ax, colorbar=False, cmap="Blues")
-    ax.set_xticklabels(classes)
-    ax.set_title(f"{trial}: {len(predictions)} test images, "
-                 f"{int(matrix.trace())} correct", fontsize=9)
-    paths = [os.path.join(out_dir, "confusion.png")]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    wrong = predictions[predictions["label"] != predictions["predicted"]]
-    if wrong.empty or not data_root:
-        return paths
-    from .data import rgb_loader
-
-    wrong = wrong.head(24)
-    cols = min(6, len(wrong))
-    rows = (len(wrong) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (_, row) in zip(axes.flat, wrong.iterrows()):
-        path = os.path.join(data_root, row["image"])
-        if os.path.isfile(path):
-            img = rgb_loader(path)
-            img.thumbnail((200, 200))
-            ax.imshow(img)
-        ax.set_title(f"true {row['label']}\npred {row['predicted']} "
-                     f"{row['prob_' + row['predicted']]:.2f}", fontsize=8)
-    fig.suptitle(f"{trial}: the {len(wrong)} test images it gets wrong", fontsize=10)
-    paths.append(os.path.join(out_dir, "errors.png"))
-    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def rebuild(exp_dir: str, out=None) -> pd.DataFrame:
+def rebuild(exp_dir: str, out=None):
     """Rebuild the CSV files and plots of ``exp_dir`` from its trial folders (the same
     :func:`tune_food.outputs.write_outputs` the sweep ends with); print and return the
     leaderboard. A sweep whose ``sweep.json`` still says ``running`` while its driver is
-    gone (killed) is marked with the status its trials show (``interrupted``)."""
+    gone (killed) is marked with the status its trials show (``interrupted``).
+
+    Returns:
+        the leaderboard (a ``pandas.DataFrame``, one row per trial, ranked first).
+
+    Raises:
+        SweepError: not a sweep folder, a damaged ``sweep.json``, or no trial yet.
+    """
+    import pandas as pd
+
     from .outputs import write_outputs
     from .state import driver_alive, read_state, write_state
 
@@ -275,6 +62,7 @@ def rebuild(exp_dir: str, out=None) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0, or 2 after one line on stderr)."""
     parser = Parser(prog=PROG, description="Rebuild the leaderboard and plots of a sweep.")
     parser.add_argument("sweep", type=path_arg, help="the sweep folder, results/<name>")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

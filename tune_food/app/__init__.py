@@ -41,15 +41,20 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
-from .classify import MAX_IMAGES, Classifiers, classify_images  # noqa: E402
-from .cli import MAX_FILE_SIZE, PROG, main, wait_until_serving  # noqa: E402
-from .folders import (Board, checkpointed, display_board, is_sweep, list_sweeps,  # noqa: E402
-                      load_board, test_images)
-from .launcher import Launcher  # noqa: E402
-from .page import AppConfig, build_app  # noqa: E402
+# Where each public name lives; imported on first use (PEP 562), so that
+# ``python -m tune_food.app --help`` loads neither pandas nor gradio.
+_HOME = {"MAX_IMAGES": "classify", "Classifiers": "classify", "classify_images": "classify",
+         "MAX_FILE_SIZE": "cli", "PROG": "cli", "main": "cli", "wait_until_serving": "cli",
+         "Board": "folders", "checkpointed": "folders", "display_board": "folders",
+         "is_sweep": "folders", "list_sweeps": "folders", "load_board": "folders",
+         "test_images": "folders", "Launcher": "launcher", "AppConfig": "page",
+         "build_app": "page"}
+__all__ = sorted(_HOME)
 
 
-__all__ = ["AppConfig", "Board", "Classifiers", "Launcher", "MAX_FILE_SIZE", "MAX_IMAGES",
-           "PROG", "build_app", "checkpointed", "classify_images", "display_board",
-           "is_sweep", "list_sweeps", "load_board", "main", "test_images",
-           "wait_until_serving"]
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'tune_food.app' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

@@ -59,9 +59,9 @@ class SweepBoards:
         return cached[1] if cached else None
 
     def plots(self, sweep: str, b: Board) -> list[str]:
-        """The board's plots; a live board's drawn once (by report.make_plots) on demand."""
+        """The board's plots; a live board's drawn once (by plots.make_plots) on demand."""
         if b.live and not b.plots and not b.board.empty:
-            from ..report import make_plots
+            from ..plots import make_plots
 
             with self.lock:
                 if not b.plots:

@@ -9,8 +9,6 @@ from typing import Sequence
 
 from ..errors import SweepError, TuneFoodError, cli_call
 from ..layout import STATE_FILE
-from .folders import checkpointed, is_sweep, list_sweeps, load_board
-from .page import AppConfig, build_app, default_spaces_dir, theme
 
 PROG = "python -m tune_food.app"
 MAX_FILE_SIZE = "20mb"     # Gradio refuses larger uploads (HTTP 413)
@@ -58,6 +56,8 @@ def serve(args) -> int:
     Raises:
         SweepError: a bad flag, or the port cannot be served on.
     """
+    from .page import AppConfig, build_app, default_spaces_dir, theme
+
     auth = _parse_auth(args.auth, args.host)
     if not 1 <= args.port <= 65535:
         raise SweepError(f"--port must be 1..65535, got {args.port}")
@@ -80,6 +80,8 @@ def serve(args) -> int:
 
 def _preload(info: dict, results_dir: str) -> None:
     """Load the default classifier (the first sweep's rank 1) before serving."""
+    from .folders import checkpointed, load_board
+
     if not (info["first"] and info["trial0"]):
         return
     try:
@@ -97,6 +99,8 @@ def _resolve_sweep(sweep: str | None, results_dir: str) -> tuple[str, str | None
     Raises:
         SweepError: ``sweep`` is not a sweep folder.
     """
+    from .folders import is_sweep, list_sweeps
+
     if sweep:
         if not os.path.isdir(sweep):
             what = "is a file, not a folder" if os.path.exists(sweep) else "does not exist"

@@ -20,7 +20,7 @@ from ..errors import SweepError
 from ..layout import LEADERBOARD_FILE, PLOTS_DIR, PREDICTIONS_FILE, RESULTS_FILE, STATE_FILE
 from ..state import data_root, peek_state
 
-PLOT_FILES = ("leaderboard.png", "curves.png")   # of tune_food.report.make_plots, shown
+PLOT_FILES = ("leaderboard.png", "curves.png")   # of tune_food.plots.make_plots, shown
 
 
 def is_sweep(path: str) -> bool:
@@ -108,7 +108,7 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
     ``plots/``. A running one, or one without ``leaderboard.csv`` yet: rebuilt in memory
     from the trial folders with :func:`tune_food.outputs.build_outputs` (what the sweep
     and ``python -m tune_food.report`` write), its plots drawn by
-    :func:`tune_food.report.make_plots` under ``plots_cache``
+    :func:`tune_food.plots.make_plots` under ``plots_cache``
     (the sweep folder is never written to).
     """
     state = peek_state(exp_dir)
@@ -126,7 +126,7 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
 def _rebuild_board(exp_dir: str, state: dict, plots_cache: str | None) -> Board:
     """The live board of :func:`load_board`: built from the trial folders."""
     from ..outputs import build_outputs
-    from ..report import make_plots
+    from ..plots import make_plots
 
     try:
         built = build_outputs(exp_dir, state)
