@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tune_food.features import FeatureCache, extract_features, feature_key, fingerprint
-from tune_food.data import split_samples
+from tune_food.images import split_samples
 from tune_food.trainable import prepare, run_epoch
 
 CONFIG = {"model": "efficientnet_lite0", "data": "tiny", "test_data": None, "epochs": 3,

@@ -952,7 +952,7 @@ def _classify_result(rows: list[dict], ms: float, sweep: str, trow: pd.Series, c
 
 
 def _thumb(path: str, size: int = 256):
-    from .data import rgb_loader
+    from .images import rgb_loader
 
     img = rgb_loader(path)
     img.thumbnail((size, size))

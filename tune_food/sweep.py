@@ -180,8 +180,8 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     Raises:
         DataError, WeightsError: see :mod:`tune_food.data` and :mod:`tune_food.models`.
     """
-    from .data import (DATASETS, resolve_data_root, resolve_dataset, split_samples,
-                       url_reachable, validate_image_folder)
+    from .datasets import DATASETS, resolve_data_root, resolve_dataset, url_reachable
+    from .images import split_samples, validate_image_folder
     from .validation import shared_validation
     from .errors import WeightsError
     from .models import ensure_weights, get_spec, weights_path, weights_url

@@ -28,8 +28,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_folders,
-                   split_indices, split_samples, workers_for)
+from .data import make_dataloaders, seeded_loaders, split_indices, workers_for
+from .files import cached_sha256
+from .images import split_folders, split_samples
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
 from .models import build_model, describe_transform, get_spec, make_head, train_transform
@@ -52,7 +53,7 @@ def split_dirs(config: dict[str, Any], datasets: dict[str, str] | None):
     ``datasets`` maps dataset names to absolute folders (the sweep resolves them in the
     driver); without it ``config["data"]`` and ``config["test_data"]`` must be absolute
     dataset folders themselves. A ``test_data`` list gives a tuple of test folders,
-    united by :func:`tune_food.data.split_samples`.
+    united by :class:`tune_food.imagesplit.ImageSplit`.
 
     Raises:
         ValueError: a dataset that is neither in ``datasets`` nor an absolute path.
