@@ -184,7 +184,7 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     from .images import split_samples, validate_image_folder
     from .validation import shared_validation
     from .errors import WeightsError
-    from .models import ensure_weights, get_spec, weights_path, weights_url
+    from .models import ensure_weights, weights_path, weights_url
 
     data_root = resolve_data_root(args.data_dir)
     notes: list[str] = []
@@ -203,7 +203,7 @@ def plan_sweep(space: SearchSpace, args: argparse.Namespace) -> Plan:
     weights: dict[str, str] = {}
     for model in space.models:
         path = weights_path(model)
-        if not os.path.isfile(path) and get_spec(model).family == "torchvision":
+        if not os.path.isfile(path) and weights_url(model):   # None: comes with a package
             url = weights_url(model)
             if not url_reachable(url):
                 unreachable.append(f"weights of {model} ({url} -> {path})")

@@ -33,7 +33,8 @@ from .files import cached_sha256
 from .images import split_folders, split_samples
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
-from .models import build_model, describe_transform, get_spec, make_head, train_transform
+from .models import (build_model, describe_transform, get_spec, head_dropout, make_head,
+                     train_transform)
 from .outputs import CHECKPOINT_FILE, PREDICTIONS_FILE
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
@@ -136,7 +137,7 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     seed = int(config["seed"])
     spec = get_spec(config["model"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dropout = spec.default_dropout if config.get("dropout") is None else float(config["dropout"])
+    dropout = head_dropout(spec.name, config.get("dropout"))
     train_dir, test_dir = split_dirs(config, datasets)
     bs, val_fraction = int(config["batch_size"]), float(config.get("val_fraction") or 0.0)
     val_paths = (val_sets or {}).get(config["data"]) if val_sets else None
