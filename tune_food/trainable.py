@@ -98,7 +98,7 @@ class Trial:
     net: nn.Module            # the head (cached features) or the whole frozen model
     head: nn.Sequential
     optimizer: torch.optim.Optimizer
-    loss_fn: nn.Module
+    loss_fn: nn.Module        # the training criterion (evaluation is plain cross-entropy)
     train_loader: DataLoader
     val_loader: DataLoader | None
     test_loader: DataLoader
@@ -195,14 +195,16 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
 
     Returns ``epoch, train_loss, train_acc, test_loss, test_acc, test_acc_ci_low,
     test_acc_ci_high, test_correct, test_images`` and, with a validation split,
-    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_correct, val_images``. Losses are mean
-    cross-entropy per image (nats); accuracies correct / images with 95 % Wilson
-    intervals (:func:`~tune_food.engine.accuracy_ci`).
+    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_correct, val_images``. Losses are
+    means per image (nats): ``train_loss`` of the training criterion (cross-entropy with
+    the trial's label smoothing), ``test_loss`` and ``val_loss`` plain cross-entropy;
+    accuracies correct / images with 95 % Wilson intervals
+    (:func:`~tune_food.engine.accuracy_ci`).
     """
     amp = trial.mixed_precision
     tr = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
                      trial.device, amp)
-    te = evaluate(trial.net, trial.test_loader, trial.loss_fn, trial.device, amp, keep_probs=True)
+    te = evaluate(trial.net, trial.test_loader, trial.device, amp, keep_probs=True)
     trial.last_probs["test"] = (te.probs, te.labels)
     low, high = accuracy_ci(te.correct, te.images)
     metrics: dict[str, Any] = {
@@ -210,8 +212,7 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
         "test_acc": te.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
         "test_correct": te.correct, "test_images": te.images}
     if trial.val_loader is not None:
-        va = evaluate(trial.net, trial.val_loader, trial.loss_fn, trial.device, amp,
-                      keep_probs=True)
+        va = evaluate(trial.net, trial.val_loader, trial.device, amp, keep_probs=True)
         trial.last_probs["val"] = (va.probs, va.labels)
         vlow, vhigh = accuracy_ci(va.correct, va.images)
         metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,
