@@ -111,7 +111,7 @@ def main() -> int:
         return 2
     import pandas as pd
 
-    from tune_food.data import resolve_data_root, resolve_dataset
+    from tune_food.datasets import resolve_data_root, resolve_dataset
     from tune_food.errors import TuneFoodError
 
     try:

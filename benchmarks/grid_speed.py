@@ -34,7 +34,7 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tune_food.data import resolve_data_root  # noqa: E402
+from tune_food.datasets import resolve_data_root  # noqa: E402
 from tune_food.features import extract_features  # noqa: E402
 from tune_food.spaces import load_space  # noqa: E402
 from tune_food.plan import expand_grid  # noqa: E402

@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import make_subset, run_cli, shared_dataset
 from tune_food import sweep
-from tune_food.data import ImageList, rgb_loader, validate_image_folder
+from tune_food.images import rgb_loader, validate_image_folder
+from tune_food.imagesplit import ImageSplit
 from tune_food.files import write_csv_atomic
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: {data}\n"
@@ -165,7 +166,7 @@ def test_non_images_and_hidden_folders_are_ignored(root):
     (root / "ds" / "test" / ".ipynb_checkpoints").mkdir()
     info = validate_image_folder(str(root / "ds"))
     assert info.classes == ["pizza", "steak", "sushi"] and len(info.train.samples) == 9
-    from tune_food.data import split_samples
+    from tune_food.images import split_samples
 
     classes, samples = split_samples(str(root / "ds" / "train"))
     assert classes == info.classes and len(samples) == 9
@@ -179,7 +180,8 @@ def test_any_pillow_mode_becomes_rgb(tmp_path, mode):
     img = photo.convert(mode) if mode != "I;16" else Image.fromarray(
         (np.asarray(photo.convert("L"), dtype=np.uint16) * 256).astype("<u2"))
     assert img.mode == mode
-    path = tmp_path / ("x.png" if mode != "CMYK" else "x.jpg")
+    (tmp_path / "split" / "pizza").mkdir(parents=True)
+    path = tmp_path / "split" / "pizza" / ("x.png" if mode != "CMYK" else "x.jpg")
     img.save(path)
     rgb = rgb_loader(str(path))
     assert rgb.mode == "RGB" and rgb.size == photo.size
@@ -187,8 +189,8 @@ def test_any_pillow_mode_becomes_rgb(tmp_path, mode):
         assert 20 < np.asarray(rgb).mean() < 235
     from tune_food.models import get_transform
 
-    x, _ = ImageList([(str(path), 0)], get_transform("efficientnet_lite0"))[0]
-    assert tuple(x.shape) == (3, 224, 224)
+    x, label = ImageSplit(str(tmp_path / "split"), get_transform("efficientnet_lite0"))[0]
+    assert tuple(x.shape) == (3, 224, 224) and label == 0
 
 
 # 4. search space --------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_lite_transform_equals_timms_own(name):
     import timm
     from timm.data import create_transform, resolve_data_config
 
-    from tune_food.data import rgb_loader
+    from tune_food.images import rgb_loader
     from tune_food.models import get_spec, get_transform
 
     model = timm.create_model(f"tf_{name}.in1k", pretrained=False)
@@ -46,7 +46,7 @@ def test_lite_transform_equals_timms_own(name):
 def test_b0_transform_is_the_weights_own(use_torch_home):
     import torchvision
 
-    from tune_food.data import rgb_loader
+    from tune_food.images import rgb_loader
     from tune_food.models import build_model
 
     photo = _photo("test", "steak", 2)
@@ -60,7 +60,7 @@ def test_b0_transform_is_the_weights_own(use_torch_home):
 def test_exif_rotated_photo_gives_the_upright_features(tmp_path):
     """A copy saved sideways with EXIF Orientation=6 decodes upright and has the same
     features as the upright original (to 1e-6)."""
-    from tune_food.data import rgb_loader
+    from tune_food.images import rgb_loader
     from tune_food.models import build_backbone, get_transform
 
     upright = Image.open(_photo("test", "sushi", 0)).convert("RGB")
@@ -94,7 +94,7 @@ def test_exact_mcnemar_matches_a_hand_count():
 
 
 def test_the_united_test_set_of_the_shipped_data_has_211_images():
-    from tune_food.data import split_samples
+    from tune_food.images import split_samples
     from tune_food.validation import find_leakage
 
     root = os.path.dirname(shared_dataset())
@@ -108,7 +108,8 @@ def test_the_united_test_set_of_the_shipped_data_has_211_images():
 
 
 def test_validation_is_shared_by_content_or_per_dataset_with_a_warning(tmp_path):
-    from tune_food.data import cached_sha256, split_samples
+    from tune_food.files import cached_sha256
+    from tune_food.images import split_samples
     from tune_food.validation import shared_validation
 
     small = make_subset(str(tmp_path / "small"), {"train": 10})

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tune_food.features import FeatureCache, extract_features, feature_key, fingerprint
-from tune_food.data import split_samples
+from tune_food.images import split_samples
 from tune_food.trainable import prepare, run_epoch
 
 CONFIG = {"model": "efficientnet_lite0", "data": "tiny", "test_data": None, "epochs": 3,
@@ -90,3 +90,20 @@ def test_disk_cache_is_reused(tmp_path, tiny_root):
     assert torch.equal(first.features, second.features)
     assert second.paths == first.paths and second.fingerprint == first.fingerprint
     assert second.seconds < first.seconds / 3
+
+
+def test_evaluation_loss_is_plain_cross_entropy_under_label_smoothing(tiny_root, tiny_features):
+    """A trial trained with label smoothing 0.3 reports test_loss and val_loss as plain
+    cross-entropy of its logits (the smoothed loss is about 0.3 nats higher here)."""
+    datasets = {"tiny": os.path.join(tiny_root, "tiny")}
+    trial = prepare(dict(CONFIG, label_smoothing=0.3), datasets, tiny_features)
+    metrics = run_epoch(trial, 1)
+    trial.net.eval()
+    for split, loader in (("test", trial.test_loader), ("val", trial.val_loader)):
+        with torch.no_grad():
+            logits = torch.cat([trial.net(x) for x, _ in loader])
+        labels = torch.cat([y for _, y in loader])
+        plain = float(torch.nn.functional.cross_entropy(logits, labels))
+        smoothed = float(torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.3))
+        assert abs(plain - smoothed) > 0.05, split  # the two losses really differ here
+        assert metrics[f"{split}_loss"] == pytest.approx(plain, rel=1e-5), split

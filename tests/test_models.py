@@ -53,7 +53,7 @@ def test_registry_backbone_parameter_counts(name):
     import torchvision
 
     with torch.device("meta"):
-        if MODELS[name].family == "torchvision":
+        if name.startswith("efficientnet_b"):
             net = torchvision.models.get_model(name, weights=None).features
         else:
             net = timm.create_model(f"tf_{name}", pretrained=False, num_classes=0)
@@ -95,18 +95,24 @@ def test_backbone_bit_identical_after_training_epoch():
 
 
 def test_transforms_come_from_the_weights(use_torch_home):
-    import torchvision
+    from torchvision import transforms as T
 
     lite2 = get_transform("efficientnet_lite2")
     text = repr(lite2)
     assert "size=292" in text and "(260, 260)" in text and "bicubic" in text  # crop_pct 0.89
     assert "0.5000" in text
-    b2 = get_transform("efficientnet_b2")
-    expected = torchvision.models.EfficientNet_B2_Weights.DEFAULT.transforms()
-    assert repr(b2) == repr(expected)
     img = Image.open(_images("test", "sushi", 1)[0]).convert("RGB")
     assert tuple(lite2(img).shape) == (3, 260, 260)
-    assert tuple(b2(img).shape) == (3, 288, 288)
+    # B2's weights were trained on: resize to 288 (bicubic), central crop 288, ImageNet
+    # mean / std (torchvision's model documentation). Stated here, not read from
+    # torchvision, so the comparison is with the documented preprocessing, not with the
+    # call the product makes.
+    documented = T.Compose([T.Resize(288, interpolation=T.InterpolationMode.BICUBIC),
+                            T.CenterCrop(288), T.ToTensor(),
+                            T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    b2 = get_transform("efficientnet_b2")(img)
+    assert tuple(b2.shape) == (3, 288, 288)
+    assert torch.equal(b2, documented(img))
 
 
 def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 
@@ -81,13 +82,20 @@ def test_small_sweep_records_its_inputs(small_sweep):
     proc, exp = small_sweep
     state = json.load(open(os.path.join(exp, "sweep.json")))
     assert state["status"] == "finished" and state["trials"] == 2
-    assert state["versions"]["torch"] and state["versions"]["ray"]
+    assert state["versions"]["torch"] == md.version("torch")   # not "not installed"
+    assert state["versions"]["ray"] == md.version("ray")
     assert state["datasets"]["tiny"]["files"] == 36
     assert state["args"]["name"] == "small"
     assert {s["images"] for s in state["feature_sets"]} == {24, 12}
 
 
 def test_dry_run_lists_the_default_grid():
+    results = os.path.join(REPO, "results")   # the default --results-dir, from the CLI's cwd
+
+    def entries() -> set[str]:
+        return set(os.listdir(results)) if os.path.isdir(results) else set()
+
+    before = entries()
     proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--data-dir",
                    os.path.dirname(shared_dataset()))
     assert proc.returncode == 0, proc.stderr
@@ -96,7 +104,7 @@ def test_dry_run_lists_the_default_grid():
     assert "efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs" in out
     assert "1 CPU, no GPU per trial" in out and "trial(s) at a time" in out
     assert "feature sets to compute once" in out
-    assert not os.path.exists(os.path.join(REPO, "results", "grid"))
+    assert entries() - before == set()   # no sweep folder (grid-<date>-<time>) written
 
 
 @pytest.mark.slow

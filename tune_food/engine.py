@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """Per-image metrics of one pass: ``loss`` (mean cross-entropy per image, nats),
+    """Per-image metrics of one pass: ``loss`` (mean loss per image, nats: the training
+    criterion for :func:`train_epoch`, plain cross-entropy for :func:`evaluate`),
     ``acc`` (correct / images, in [0, 1]), ``correct`` and ``images`` (counts); from
     :func:`evaluate` with ``keep_probs``: ``probs`` ``float32 [N, C]`` (softmax) and
     ``labels`` ``int64 [N]`` in loader order."""
@@ -85,14 +86,17 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-             device: torch.device | str = "cpu", mixed_precision: bool = False,
-             keep_probs: bool = False) -> EpochMetrics:
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu",
+             mixed_precision: bool = False, keep_probs: bool = False) -> EpochMetrics:
     """Evaluate ``model`` (in eval mode) on every image of ``loader``.
 
+    The loss is plain cross-entropy (no label smoothing, whatever the training loss
+    was), so every trial's evaluation loss is the same quantity and tie-breaks compare
+    like with like.
+
     Returns:
-        :class:`EpochMetrics`: mean loss per image and correct / images; with
-        ``keep_probs`` also every image's softmax probabilities and label.
+        :class:`EpochMetrics`: mean cross-entropy per image (nats) and correct /
+        images; with ``keep_probs`` also every image's softmax probabilities and label.
 
     Raises:
         ValueError: the loader is empty.
@@ -105,7 +109,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
         x, y = _to(batch, device)
         with _autocast(device, mixed_precision):
             logits = model(x)
-        loss_sum += loss_fn(logits.float(), y).item() * y.numel()
+        loss_sum += nn.functional.cross_entropy(logits.float(), y).item() * y.numel()
         correct += int((logits.argmax(dim=1) == y).sum())
         images += y.numel()
         if keep_probs:

@@ -20,8 +20,8 @@ from typing import Iterable
 import torch
 from torch.utils.data import DataLoader
 
-from .data import LOADER, ImageList, cached_sha256, split_folders, split_id, split_samples
-from .files import atomic_write
+from .files import atomic_write, cached_sha256
+from .images import LOADER, split_folders, split_id
 from .models import build_backbone, describe_transform, get_transform, weights_sha256
 
 
@@ -66,7 +66,7 @@ def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
     """SHA-256 (hex) identifying a feature set.
 
     It covers the model name, the SHA-256 of its weights file, how images are decoded
-    (:data:`tune_food.data.LOADER`: EXIF orientation), the transform's description, the
+    (:data:`tune_food.images.LOADER`: EXIF orientation), the transform's description, the
     class names, and for every image its path relative to the split folder (the folders'
     common parent for a united split), its size and the SHA-256 of its bytes; so a
     changed, added, removed or relabelled image, other weights or another transform give
@@ -132,7 +132,7 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
     Args:
         model: a registry name (:data:`tune_food.models.MODELS`).
         split_dir: absolute split folder (one sub-folder per class), or a tuple of
-            them united (:func:`tune_food.data.split_samples`).
+            them united (:class:`tune_food.imagesplit.ImageSplit`).
         exclude: image paths to leave out (bad images the user chose to skip).
         batch_size: images per forward pass.
         num_workers: DataLoader processes decoding images.
@@ -147,7 +147,10 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
         WeightsError: the model's weights are missing.
     """
     start = time.perf_counter()
-    classes, samples = split_samples(split_dir, exclude)
+    from .imagesplit import ImageSplit  # torchvision: imported only where images are read
+
+    images = ImageSplit(split_dir, exclude=exclude)
+    classes, samples = images.classes, images.samples
     hashes = [cached_sha256(p) for p, _ in samples]
     fp = fingerprint(model, samples, classes, split_dir, hashes)
     split_dir = split_id(split_dir)
@@ -158,9 +161,8 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
             return hit
     device = torch.device(device)
     backbone = build_backbone(model).to(device)
-    transform = get_transform(model)
-    loader = DataLoader(ImageList(samples, transform), batch_size=batch_size,
-                        num_workers=num_workers)
+    images.transform = transform = get_transform(model)
+    loader = DataLoader(images, batch_size=batch_size, num_workers=num_workers)
     chunks = [backbone(x.to(device)).float().cpu() for x, _ in loader]
     fs = FeatureSet(model, split_dir, torch.cat(chunks),
                     torch.tensor([t for _, t in samples], dtype=torch.int64), classes,
@@ -229,5 +231,5 @@ def _cost(pair: tuple[str, str]) -> float:
 
 def feature_key(model: str, split_dir) -> str:
     """The key of a feature set in the mapping handed to trials: ``"<model>|<split id>"``
-    (:func:`tune_food.data.split_id`)."""
+    (:func:`tune_food.images.split_id`)."""
     return f"{model}|{split_id(split_dir)}"

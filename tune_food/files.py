@@ -1,13 +1,19 @@
-"""Atomic file writes: a crash never leaves half a file behind.
+"""Files: atomic writes (a crash never leaves half a file behind) and content hashes.
 
 Every file tune_food writes for the user (leaderboards, results, ``sweep.json``,
 feature-cache entries) goes through :func:`atomic_write`: the content is written to a
 temporary file in the target's folder and renamed over the target with ``os.replace``
 (atomic on POSIX), so readers see the old file or the complete new one.
+
+Every file tune_food hashes (images for the feature fingerprints, leakage and
+validation checks; dataset manifests; weights files) goes through
+:func:`cached_sha256`.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -49,3 +55,24 @@ def write_json_atomic(obj: Any, path: str) -> str:
             json.dump(obj, fh, indent=2, default=str)
 
     return atomic_write(path, write)
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256_memo(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_sha256(path: str) -> str:
+    """SHA-256 (hex) of a file's bytes, memoised per (absolute path, size, modification
+    time): a file is read once however often it is asked about, and a rewritten file is
+    read again.
+
+    Raises:
+        OSError: the file cannot be read (``FileNotFoundError`` when it does not exist).
+    """
+    st = os.stat(path)
+    return _sha256_memo(os.path.abspath(path), st.st_size, st.st_mtime_ns)

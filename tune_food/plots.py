@@ -213,7 +213,7 @@ def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
     wrong = predictions[predictions["label"] != predictions["predicted"]]
     if wrong.empty or not data_root:
         return paths
-    from .data import rgb_loader
+    from .images import rgb_loader
 
     wrong = wrong.head(24)
     cols = min(6, len(wrong))

@@ -132,10 +132,10 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     """
     import torch
 
-    from .data import _check_image, rgb_loader
+    from .images import check_image, rgb_loader
 
     problems = [(p, "a folder, not an image") if os.path.isdir(p) else
-                (p, "not found") if not os.path.isfile(p) else (p, _check_image(p))
+                (p, "not found") if not os.path.isfile(p) else (p, check_image(p))
                 for p in images]
     problems = [(p, r) for p, r in problems if r]
     if problems:

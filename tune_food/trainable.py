@@ -28,12 +28,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_folders,
-                   split_indices, split_samples, workers_for)
+from .data import make_dataloaders, seeded_loaders, split_indices, workers_for
+from .files import cached_sha256
+from .images import split_folders, split_samples
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
-from .models import build_model, describe_transform, get_spec, make_head, train_transform
 from .layout import CHECKPOINT_FILE, PREDICTIONS_FILE
+from .models import (build_model, describe_transform, get_spec, head_dropout, make_head,
+                     train_transform)
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 META_FILE = "meta.json"
@@ -52,7 +54,7 @@ def split_dirs(config: dict[str, Any], datasets: dict[str, str] | None):
     ``datasets`` maps dataset names to absolute folders (the sweep resolves them in the
     driver); without it ``config["data"]`` and ``config["test_data"]`` must be absolute
     dataset folders themselves. A ``test_data`` list gives a tuple of test folders,
-    united by :func:`tune_food.data.split_samples`.
+    united by :class:`tune_food.imagesplit.ImageSplit`.
 
     Raises:
         ValueError: a dataset that is neither in ``datasets`` nor an absolute path.
@@ -96,7 +98,7 @@ class Trial:
     net: nn.Module            # the head (cached features) or the whole frozen model
     head: nn.Sequential
     optimizer: torch.optim.Optimizer
-    loss_fn: nn.Module
+    loss_fn: nn.Module        # the training criterion (evaluation is plain cross-entropy)
     train_loader: DataLoader
     val_loader: DataLoader | None
     test_loader: DataLoader
@@ -135,7 +137,7 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     seed = int(config["seed"])
     spec = get_spec(config["model"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dropout = spec.default_dropout if config.get("dropout") is None else float(config["dropout"])
+    dropout = head_dropout(spec.name, config.get("dropout"))
     train_dir, test_dir = split_dirs(config, datasets)
     bs, val_fraction = int(config["batch_size"]), float(config.get("val_fraction") or 0.0)
     val_paths = (val_sets or {}).get(config["data"]) if val_sets else None
@@ -193,14 +195,16 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
 
     Returns ``epoch, train_loss, train_acc, test_loss, test_acc, test_acc_ci_low,
     test_acc_ci_high, test_correct, test_images`` and, with a validation split,
-    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_correct, val_images``. Losses are mean
-    cross-entropy per image (nats); accuracies correct / images with 95 % Wilson
-    intervals (:func:`~tune_food.engine.accuracy_ci`).
+    ``val_loss, val_acc, val_acc_ci_low, val_acc_ci_high, val_correct, val_images``. Losses are
+    means per image (nats): ``train_loss`` of the training criterion (cross-entropy with
+    the trial's label smoothing), ``test_loss`` and ``val_loss`` plain cross-entropy;
+    accuracies correct / images with 95 % Wilson intervals
+    (:func:`~tune_food.engine.accuracy_ci`).
     """
     amp = trial.mixed_precision
     tr = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
                      trial.device, amp)
-    te = evaluate(trial.net, trial.test_loader, trial.loss_fn, trial.device, amp, keep_probs=True)
+    te = evaluate(trial.net, trial.test_loader, trial.device, amp, keep_probs=True)
     trial.last_probs["test"] = (te.probs, te.labels)
     low, high = accuracy_ci(te.correct, te.images)
     metrics: dict[str, Any] = {
@@ -208,8 +212,7 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
         "test_acc": te.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
         "test_correct": te.correct, "test_images": te.images}
     if trial.val_loader is not None:
-        va = evaluate(trial.net, trial.val_loader, trial.loss_fn, trial.device, amp,
-                      keep_probs=True)
+        va = evaluate(trial.net, trial.val_loader, trial.device, amp, keep_probs=True)
         trial.last_probs["val"] = (va.probs, va.labels)
         vlow, vhigh = accuracy_ci(va.correct, va.images)
         metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,

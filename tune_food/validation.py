@@ -21,8 +21,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .data import cached_sha256, stratified_split
+from .data import stratified_split
 from .errors import DataError
+from .files import cached_sha256
 
 
 @dataclass

@@ -12,7 +12,7 @@ PROGRESS_FILE = "progress.csv"   # Ray Tune's per-trial history, one row per epo
 
 def thumb(path: str, size: int = 256):
     """The image at ``path`` as RGB, at most ``size`` x ``size`` pixels (PIL image)."""
-    from ..data import rgb_loader
+    from ..images import rgb_loader
 
     img = rgb_loader(path)
     img.thumbnail((size, size))
