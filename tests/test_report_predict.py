@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -31,7 +32,9 @@ def test_sweep_draws_both_plots(small_sweep):
 
 @pytest.mark.slow
 def test_report_rebuilds_from_trial_folders(small_sweep, tmp_path):
-    proc, exp = small_sweep
+    proc, shared = small_sweep
+    exp = str(tmp_path / "copy")   # a copy: other tests read the shared sweep as it was
+    shutil.copytree(shared, exp)
     before = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
     os.remove(os.path.join(exp, "leaderboard.csv"))
     os.remove(os.path.join(exp, "plots", "curves.png"))
