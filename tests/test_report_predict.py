@@ -78,12 +78,15 @@ def test_predict_agrees_with_the_leaderboard(small_sweep, tiny_root):
 
 
 @pytest.mark.slow
-def test_predict_bad_image_is_one_line(small_sweep, tmp_path):
+def test_predict_bad_image_is_one_line(small_sweep, tmp_path, capsys):
+    """In process (the CLI's own main; the subprocess path of the same error handler is
+    run by test_report_rebuilds_from_trial_folders)."""
+    from tune_food.predict import main as predict_main
+
     proc, exp = small_sweep
     fake = tmp_path / "fake.jpg"
     fake.write_text("not an image")
-    out = run_cli("tune_food.predict", "--sweep", exp, str(fake), str(tmp_path / "missing.jpg"))
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
+    assert predict_main(["--sweep", exp, str(fake), str(tmp_path / "missing.jpg")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "2 image(s) cannot be read" in lines[0]
     assert "fake.jpg" in lines[0] and "missing.jpg (not found)" in lines[0]
