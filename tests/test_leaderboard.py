@@ -244,7 +244,7 @@ def test_compare_with_best_without_the_best_predictions_leaves_it_empty():
 # ------------------------------------------------------------------------ by config
 
 # Student t, 0.975 quantile (two-sided 95 %), from printed tables (to 10 digits)
-T975 = {1: 12.706204736174707, 2: 4.302652729911275, 3: 3.182446305284263}
+T975 = {1: 12.7062047362, 2: 4.3026527297, 3: 3.1824463053}
 
 
 def test_leaderboard_by_config_means_stds_and_t_intervals():
