@@ -48,6 +48,17 @@ def tiny_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def default_grid_root(tmp_path_factory) -> str:
+    """A data root holding the two datasets the default grid names
+    (``pizza_steak_sushi``, ``pizza_steak_sushi_20_percent``), each 2 train / 1 test
+    real images per class: a dry run of the default grid checks 18 images, not 900."""
+    root = tmp_path_factory.mktemp("default_grid_data")
+    for name in ("pizza_steak_sushi", "pizza_steak_sushi_20_percent"):
+        make_subset(str(root / name), {"train": 2, "test": 1}, source=shared_dataset(name))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def torch_home(tmp_path_factory) -> str:
     """A TORCH_HOME whose hub cache holds B0, B2 and B4 checkpoints (random weights saved
     under the exact file names torchvision looks for), so the torchvision path of the

@@ -321,7 +321,7 @@ def test_csv_writes_are_atomic(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["leaderboard.csv", "naive.csv"]
 
 
-def test_output_piped_to_head_ends_quietly():
+def test_output_piped_to_head_ends_quietly(default_grid_root):
     """`sweep ... | head -2` closes the pipe early: no BrokenPipeError traceback."""
     import subprocess
     import sys
@@ -329,7 +329,7 @@ def test_output_piped_to_head_ends_quietly():
     from conftest import REPO
 
     proc = subprocess.run(f"{sys.executable} -m tune_food.sweep --grid --dry-run --data-dir "
-                          f"{os.path.dirname(shared_dataset())} | head -2", shell=True,
+                          f"{default_grid_root} | head -2", shell=True,
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert len(proc.stdout.splitlines()) == 2
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -31,7 +32,9 @@ def test_sweep_draws_both_plots(small_sweep):
 
 @pytest.mark.slow
 def test_report_rebuilds_from_trial_folders(small_sweep, tmp_path):
-    proc, exp = small_sweep
+    proc, shared = small_sweep
+    exp = str(tmp_path / "copy")   # a copy: other tests read the shared sweep as it was
+    shutil.copytree(shared, exp)
     before = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
     os.remove(os.path.join(exp, "leaderboard.csv"))
     os.remove(os.path.join(exp, "plots", "curves.png"))
@@ -75,13 +78,16 @@ def test_predict_agrees_with_the_leaderboard(small_sweep, tiny_root):
 
 
 @pytest.mark.slow
-def test_predict_bad_image_is_one_line(small_sweep, tmp_path):
+def test_predict_bad_image_is_one_line(small_sweep, tmp_path, capsys):
+    """In process (the CLI's own main; the subprocess path of the same error handler is
+    run by test_report_rebuilds_from_trial_folders)."""
+    from tune_food.predict import main as predict_main
+
     proc, exp = small_sweep
     fake = tmp_path / "fake.jpg"
     fake.write_text("not an image")
-    out = run_cli("tune_food.predict", "--sweep", exp, str(fake), str(tmp_path / "missing.jpg"))
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
+    assert predict_main(["--sweep", exp, str(fake), str(tmp_path / "missing.jpg")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "2 image(s) cannot be read" in lines[0]
     assert "fake.jpg" in lines[0] and "missing.jpg (not found)" in lines[0]
 

@@ -95,3 +95,23 @@ def test_seeds_repeat_every_configuration(tmp_path):
     space = load_space(_write(tmp_path, BASE + "  epochs: {grid_search: [1, 2]}\nseeds: [1, 2, 3]\n"))
     trials = expand_grid(space)
     assert len(trials) == 6 and sorted({t["seed"] for t in trials}) == [1, 2, 3]
+
+
+def test_random_search_gets_rays_seeded_variant_generator_and_asha(tmp_path):
+    """``--search random`` (end to end only the Optuna search runs a real sweep, in
+    test_truth.py): Ray's variant generator, 20 samples by default, and ASHA
+    with rungs at epochs 2 and 6 of 9."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from tune_food.search import make_search, rungs_of
+
+    space = load_space(_write(tmp_path, BASE + "  lr: {loguniform: [0.001, 0.1]}\n"
+                                               "  epochs: 9\n"))
+    alg, scheduler, samples = make_search(space, "random", None, 7, 0, None)
+    assert isinstance(alg, BasicVariantGenerator) and samples == 20
+    assert isinstance(scheduler, AsyncHyperBandScheduler)
+    assert rungs_of(scheduler, space) == (2, 6, 9)
+    assert make_search(space, "random", None, 7, 0, 5)[2] == 5
+    _, fifo, once = make_search(space, None, None, 7, 0, None)
+    assert not isinstance(fifo, AsyncHyperBandScheduler) and once == 1

@@ -9,7 +9,7 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli, shared_dataset
+from conftest import REPO, run_cli
 
 LEADERBOARD_COLUMNS = [
     "rank", "trial_id", "trial_name", "status", "model", "data", "epochs", "lr", "batch_size",
@@ -89,15 +89,14 @@ def test_small_sweep_records_its_inputs(small_sweep):
     assert {s["images"] for s in state["feature_sets"]} == {24, 12}
 
 
-def test_dry_run_lists_the_default_grid():
+def test_dry_run_lists_the_default_grid(default_grid_root):
     results = os.path.join(REPO, "results")   # the default --results-dir, from the CLI's cwd
 
     def entries() -> set[str]:
         return set(os.listdir(results)) if os.path.isdir(results) else set()
 
     before = entries()
-    proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--data-dir",
-                   os.path.dirname(shared_dataset()))
+    proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--data-dir", default_grid_root)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "8 trials" in out

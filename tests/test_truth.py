@@ -115,6 +115,17 @@ def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny
     assert _state(moved)["status"] == "finished"
     final = pd.read_csv(moved / "leaderboard.csv")
     assert (final["status"] == "TERMINATED").all() and (final["epochs_done"] == 600).all()
+    # six seeds of one configuration: one row of leaderboard_by_config.csv (the
+    # aggregation itself is unit-tested in test_leaderboard.py)
+    assert sorted(final["seed"]) == [0, 1, 2, 3, 4, 5]
+    by = pd.read_csv(moved / "leaderboard_by_config.csv")
+    assert len(by) == 1 and "seed" not in by and by["test_acc_count"][0] == 6
+    mean, std = final["test_acc"].mean(), final["test_acc"].std()
+    assert by["test_acc_mean"][0] == pytest.approx(mean)
+    assert by["test_acc_std"][0] == pytest.approx(std, abs=1e-12)
+    half = 2.5705818356 * std / 6 ** 0.5   # t(0.975, 5 degrees of freedom)
+    assert by["test_acc_mean_ci_low"][0] == pytest.approx(mean - half)
+    assert by["test_acc_mean_ci_high"][0] == pytest.approx(mean + half)
     results = pd.read_csv(moved / "results.csv")
     assert len(results) == 6 * 600
     assert not results.duplicated(["trial_id", "epoch"]).any()
@@ -152,21 +163,31 @@ def test_signal_during_feature_extraction(tmp_path, tiny_root, sig):
 
 
 @pytest.mark.slow
-def test_early_stopped_trials_have_the_checkpoint_of_their_last_epoch(tmp_path, tiny_root):
-    """Failure 2: ASHA stops most trials; each ranked row carries the checkpoint of the
-    epoch it shows, and predict uses rank 1 or fails, never another trial."""
+def test_optuna_asha_search_early_stopped_trials_have_the_checkpoint_of_their_last_epoch(
+        tmp_path, tiny_root):
+    """Failure 2 on a real Optuna (TPE) + ASHA search with a validation split: ASHA stops
+    most trials; each ranked row carries the checkpoint of the epoch it shows, and
+    predict uses rank 1 or fails, never another trial. (One sweep for both: this was
+    also test_resume's Optuna test.)"""
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
-                     "  lr: {loguniform: [0.3, 3]}\n  epochs: 9\n  val_fraction: 0.34\n"
-                     "  batch_size: 4\n")
-    out = run_cli("tune_food.sweep", "--search", "random", "--num-samples", "16", "--space",
+                     "  lr: {loguniform: [0.3, 3]}\n  dropout: {uniform: [0.0, 0.5]}\n"
+                     "  batch_size: {choice: [4, 8]}\n  epochs: 9\n  val_fraction: 0.25\n")
+    out = run_cli("tune_food.sweep", "--search", "optuna", "--num-samples", "16", "--space",
                   str(space), "--data-dir", tiny_root, "--results-dir",
                   str(tmp_path / "results"), "--name", "e", "--cache-dir",
-                  str(tmp_path / "cache"))
+                  str(tmp_path / "cache"), "--seed", "3")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     exp = tmp_path / "results" / "e"
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 16 and board["rank"].notna().all()
+    # what Optuna sampled, and the validation split that ranks
+    assert board["lr"].nunique() == 16 and board["lr"].between(0.3, 3).all()
+    assert set(board["batch_size"]) <= {4, 8} and board["dropout"].between(0, 0.5).all()
+    assert board["ranked_by"][0] == "val_acc (max)"
+    assert board["val_acc"].is_monotonic_decreasing
+    assert {"val_acc", "val_acc_ci_low", "test_acc", "test_acc_ci_high"} <= set(board.columns)
+    assert (board["val_images"] == 6).all() and (board["test_images"] == 12).all()
     stopped = board[board["status"] == "EARLY_STOPPED"]
     assert len(stopped) >= 4                                   # ASHA did stop trials
     assert set(stopped["epochs_done"]) <= {2, 6}               # its rungs (grace 2, factor 3)

@@ -1,0 +1,348 @@
+"""Unit tests of the leaderboard logic on hand-built trials and frames: statuses,
+ranking and tie-breaks, paired McNemar p-values, seed aggregation with t-intervals, the
+results table, and the Wilson interval. Expected values are worked out here from the
+formulas (binomial sums with ``math.comb``, Student t from printed tables, Wilson's
+closed form), not by calling the function under test again."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import pandas as pd
+import pytest
+
+from tune_food.engine import accuracy_ci
+from tune_food.leaderboard import (STATUSES, TrialRecord, compare_with_best, dedupe_history,
+                                   leaderboard_by_config, make_leaderboard, mcnemar_exact,
+                                   results_dataframe, tie_summary, trial_status)
+
+ROOT = "/sweeps/s"
+KEYS = ["model", "epochs", "lr", "seed", "dropout", "test_data"]
+
+
+def history(epochs: int, test_acc: float | None = 0.5, test_loss: float = 1.0,
+            val: tuple[float, float] | None = None, saved: tuple[int, ...] = ()) -> pd.DataFrame:
+    """``epochs`` reported epochs; the last one carries the given metrics."""
+    rows = []
+    for e in range(1, epochs + 1):
+        last = e == epochs
+        row = {"epoch": e, "test_acc": test_acc if last else 0.1, "test_loss":
+               test_loss if last else 9.0, "train_acc": 0.5, "train_loss": 1.0,
+               "test_correct": None, "test_images": 20, "head_dropout": 0.2,
+               "checkpoint_saved": e in saved, "trial_name": None}
+        if val is not None:
+            row["val_acc"], row["val_loss"] = val if last else (0.1, 9.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def record(trial_id: str, ray_status: str = "TERMINATED", planned: int = 3,
+           done: int | None = None, error: str | None = None, **metrics) -> TrialRecord:
+    done = planned if done is None else done
+    h = history(done, **metrics) if done else pd.DataFrame()
+    ckpt = f"{ROOT}/t_{trial_id}/checkpoint_000001" if done else None
+    return TrialRecord(trial_id=trial_id, ray_status=ray_status,
+                       config={"model": "efficientnet_lite0", "epochs": planned, "lr": 0.01,
+                               "seed": 0, "dropout": None, "test_data": ["a", "b"]},
+                       history=h, path=f"{ROOT}/t_{trial_id}", checkpoint=ckpt, error=error)
+
+
+# ------------------------------------------------------------------------ statuses
+
+@pytest.mark.parametrize("rec,expected", [
+    (record("a", "TERMINATED", planned=3, done=3), "TERMINATED"),
+    (record("a", "TERMINATED", planned=9, done=2), "EARLY_STOPPED"),   # ASHA stopped it
+    (record("a", "RUNNING", planned=9, done=2), "INTERRUPTED"),
+    (record("a", "PAUSED", planned=9, done=2), "INTERRUPTED"),
+    (record("a", "PENDING", planned=9, done=0), "NOT_STARTED"),
+    (record("a", "TERMINATED", planned=9, done=0), "NOT_STARTED"),
+    (record("a", "ERROR", planned=3, done=1), "ERROR"),
+    (record("a", "TERMINATED", planned=3, done=3, error="worker died"), "ERROR"),
+    (record("a", "RUNNING", planned=3, done=3), "TERMINATED"),   # all epochs reported
+])
+def test_trial_status(rec, expected):
+    assert trial_status(rec) == expected
+
+
+# ------------------------------------------------------------------------ ranking
+
+def _mixed_records() -> list[TrialRecord]:
+    # given in an order that is neither the ranking nor the status order
+    return [
+        record("err", "ERROR", planned=3, done=1, error="boom", test_acc=0.99),
+        record("low", test_acc=0.80, test_loss=0.60),
+        record("int", "RUNNING", planned=3, done=2, test_acc=0.97),     # better, not complete
+        record("tie_hi_loss", test_acc=0.90, test_loss=0.50),
+        record("none", "PENDING", planned=3, done=0),
+        record("early", "TERMINATED", planned=9, done=2, test_acc=0.85, test_loss=0.40),
+        record("tie_lo_loss", test_acc=0.90, test_loss=0.30),
+        record("int2", "PAUSED", planned=3, done=1, test_acc=0.95),
+    ]
+
+
+def test_complete_trials_rank_first_ties_by_lower_loss_then_the_rest_by_status():
+    board = make_leaderboard(_mixed_records(), "test_acc", "max", KEYS, ROOT)
+    assert list(board["trial_id"]) == ["tie_lo_loss", "tie_hi_loss", "early", "low",
+                                       "int", "int2", "none", "err"]
+    assert list(board["status"]) == ["TERMINATED", "TERMINATED", "EARLY_STOPPED", "TERMINATED",
+                                     "INTERRUPTED", "INTERRUPTED", "NOT_STARTED", "ERROR"]
+    assert board["rank"].dtype == "Int64"
+    assert board["rank"].tolist()[:4] == [1, 2, 3, 4] and board["rank"][4:].isna().all()
+    assert list(board["epochs_done"]) == [3, 3, 2, 3, 2, 1, 0, 1]
+    assert list(board["epochs_planned"]) == [3, 3, 9, 3, 3, 3, 3, 3]
+    assert (board["ranked_by"] == "test_acc (max)").all()
+    assert board.loc[board["trial_id"] == "err", "error"].item() == "boom"
+
+
+def test_the_order_of_the_input_does_not_change_the_ranking():
+    forward = make_leaderboard(_mixed_records(), "test_acc", "max", KEYS, ROOT)
+    backward = make_leaderboard(_mixed_records()[::-1], "test_acc", "max", KEYS, ROOT)
+    assert list(forward["trial_id"][:4]) == list(backward["trial_id"][:4])
+    assert list(forward["status"]) == list(backward["status"])
+
+
+def test_unranked_rows_keep_the_status_order_of_STATUSES():
+    board = make_leaderboard(_mixed_records(), "test_acc", "max", KEYS, ROOT)
+    rest = board[board["rank"].isna()]["status"].tolist()
+    assert rest == sorted(rest, key=STATUSES.index)
+
+
+def test_mode_min_ranks_the_lowest_first():
+    recs = [record("a", test_acc=0.7), record("b", test_acc=0.9), record("c", test_acc=0.8)]
+    board = make_leaderboard(recs, "test_acc", "min", KEYS, ROOT)
+    assert list(board["trial_id"]) == ["a", "c", "b"]
+    assert board["ranked_by"][0] == "test_acc (min)"
+
+
+def test_val_acc_ties_are_broken_by_val_loss_not_test_loss():
+    # equal val_acc; "a" has the lower test_loss but the higher val_loss
+    recs = [record("a", test_acc=0.9, test_loss=0.1, val=(0.8, 0.7)),
+            record("b", test_acc=0.6, test_loss=0.9, val=(0.8, 0.2)),
+            record("c", test_acc=0.99, test_loss=0.0, val=(0.7, 0.1))]
+    board = make_leaderboard(recs, "val_acc", "max", KEYS, ROOT)
+    assert list(board["trial_id"]) == ["b", "a", "c"]
+
+
+def test_a_complete_trial_without_the_metric_is_not_ranked():
+    recs = [record("a", test_acc=0.7), record("nan", test_acc=None)]
+    board = make_leaderboard(recs, "test_acc", "max", KEYS, ROOT)
+    assert list(board["trial_id"]) == ["a", "nan"]
+    assert board["rank"][0] == 1 and pd.isna(board["rank"][1])
+    assert board["status"][1] == "TERMINATED"
+
+
+def test_row_values_paths_and_columns():
+    recs = [record("a", test_acc=0.75, test_loss=0.5)]
+    recs[0].history["checkpoint_saved"] = [True, True, False]   # epoch 3 not checkpointed
+    outside = TrialRecord("b", "TERMINATED", {"epochs": 1, "dropout": 0.3},
+                          history(1, test_acc=0.5), path="/elsewhere/t_b",
+                          checkpoint="/elsewhere/t_b/ck")
+    board = make_leaderboard(recs + [outside], "test_acc", "max", KEYS, ROOT)
+    a, b = board.iloc[0], board.iloc[1]
+    assert a["checkpoint_path"] == "t_a/checkpoint_000001" and a["logdir"] == "t_a"
+    assert a["checkpoint_epoch"] == 2                 # the last epoch flagged as saved
+    assert b["checkpoint_path"] == "/elsewhere/t_b/ck"  # outside the sweep: as it was
+    assert pd.isna(b["checkpoint_epoch"])             # no epoch flagged
+    assert a["dropout"] == 0.2                        # None in the config: the model's default
+    assert b["dropout"] == 0.3
+    assert a["test_data"] == "a+b" and a["trial_name"] == "t_a"
+    assert a["test_acc"] == 0.75 and a["test_loss"] == 0.5 and a["test_images"] == 20
+    assert "test_correct" not in board              # no trial reported it: column dropped
+    assert "val_acc" not in board                   # no validation split held out
+
+
+def test_empty_records_give_an_empty_board():
+    assert make_leaderboard([], "test_acc", "max", KEYS, ROOT).empty
+
+
+# ------------------------------------------------------------------------ McNemar
+
+def exact_mcnemar_by_hand(b: int, c: int) -> float:
+    """2 * P(X <= min(b, c)) for X ~ Binomial(b + c, 1/2), at most 1 (McNemar, exact)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+@pytest.mark.parametrize("b,c", [(1, 6), (0, 8), (3, 3), (2, 9), (10, 4), (0, 0), (12, 30)])
+def test_mcnemar_exact_equals_the_binomial_sum(b, c):
+    same = 5
+    best = [True] * same + [True] * b + [False] * c + [False] * 2
+    other = [True] * same + [False] * b + [True] * c + [False] * 2
+    assert mcnemar_exact(best, other) == pytest.approx(exact_mcnemar_by_hand(b, c), rel=1e-12)
+    assert mcnemar_exact(other, best) == pytest.approx(exact_mcnemar_by_hand(b, c), rel=1e-12)
+
+
+def test_mcnemar_known_values():
+    # 2 * (1 + 7) / 128 and 2 / 256, as statsmodels' mcnemar(exact=True) gives them
+    assert exact_mcnemar_by_hand(1, 6) == 0.125
+    assert mcnemar_exact([1, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 1, 1, 1]) == pytest.approx(0.125)
+    assert mcnemar_exact([True] * 8, [False] * 8) == pytest.approx(0.0078125)
+
+
+def _predictions(correct: list[bool], sha: list[str], split: str = "test") -> pd.DataFrame:
+    return pd.DataFrame({"split": split, "sha256": sha, "label": 0,
+                         "predicted": [0 if ok else 1 for ok in correct]})
+
+
+def test_compare_with_best_pairs_images_by_content():
+    n = 20
+    sha = [f"h{i:02d}" for i in range(n)]
+    best = [True] * 16 + [False] * 4
+    # b = 1 (only the best right), c = 3 (only the other right): p = 2 * (1 + 4) / 16
+    close = list(best)
+    close[0] = False
+    close[16:19] = [True, True, True]
+    # b = 8, c = 0: p = 2 / 2**8
+    far = [False] * 8 + best[8:]
+    recs = [record("best", test_acc=0.80), record("close", test_acc=0.75),
+            record("far", test_acc=0.40), record("apart", test_acc=0.30),
+            record("int", "RUNNING", planned=3, done=1, test_acc=0.99)]
+    board = make_leaderboard(recs, "test_acc", "max", KEYS, ROOT)
+    val_noise = _predictions([False] * n, sha, split="val")   # another split: ignored
+    preds = {
+        "best": pd.concat([_predictions(best, sha), val_noise]),
+        # shuffled rows and a duplicated image: paired by sha256, each image once
+        "close": pd.concat([_predictions(close, sha).iloc[::-1],
+                            _predictions(close[:1], sha[:1])]),
+        "far": _predictions(far, sha),
+        "apart": _predictions(best, [s + "x" for s in sha]),   # other images
+        "int": _predictions(best, sha),
+    }
+    out = compare_with_best(board, preds, "test")
+    p = dict(zip(out["trial_id"], out["p_vs_best"]))
+    tied = dict(zip(out["trial_id"], out["tied_with_best"]))
+    assert p["best"] == 1.0 and tied["best"]
+    assert p["close"] == pytest.approx(exact_mcnemar_by_hand(1, 3)) == pytest.approx(0.625)
+    assert tied["close"]
+    assert p["far"] == pytest.approx(2 / 256) and not tied["far"]
+    assert pd.isna(p["apart"]) and pd.isna(tied["apart"])       # not the same images
+    assert pd.isna(p["int"]) and pd.isna(tied["int"])           # not ranked
+    assert out["p_vs_best"].dtype == "Float64" and out["tied_with_best"].dtype == "boolean"
+    assert "p_vs_best" not in board                              # the input is left alone
+
+    summary = tie_summary(out, "test")
+    assert summary.startswith("1 trial is statistically indistinguishable from the best on "
+                              "these 20 test images (exact McNemar test, p >= 0.05)")
+    assert "; 1 ranked trial(s) were evaluated on other images" in summary
+
+    stricter = compare_with_best(board, preds, "test", alpha=0.7)
+    assert not stricter.loc[stricter["trial_id"] == "close", "tied_with_best"].item()
+
+
+def test_compare_with_best_without_the_best_predictions_leaves_it_empty():
+    board = make_leaderboard([record("a", test_acc=0.8), record("b", test_acc=0.7)],
+                             "test_acc", "max", KEYS, ROOT)
+    out = compare_with_best(board, {"b": _predictions([True], ["h"])}, "test")
+    assert out["p_vs_best"].isna().all() and out["tied_with_best"].isna().all()
+    assert tie_summary(out, "test") == ""
+
+
+# ------------------------------------------------------------------------ by config
+
+# Student t, 0.975 quantile (two-sided 95 %), from printed tables (to 10 digits)
+T975 = {1: 12.7062047362, 2: 4.3026527297, 3: 3.1824463053}
+
+
+def test_leaderboard_by_config_means_stds_and_t_intervals():
+    rows = []
+    accs = {5: [0.80, 0.90, 0.85], 10: [0.95, 0.85], 20: [0.70]}
+    for epochs, values in accs.items():
+        for seed, acc in enumerate(values):
+            rows.append({"rank": 0, "model": "m", "epochs": epochs, "seed": seed,
+                         "test_acc": acc, "test_loss": 1 - acc})
+    # not complete: left out of every aggregate
+    rows.append({"rank": pd.NA, "model": "m", "epochs": 5, "seed": 9, "test_acc": 0.0,
+                 "test_loss": 5.0})
+    board = pd.DataFrame(rows)
+    board["rank"] = pd.array([1, 2, 3, 4, 5, 6, pd.NA], dtype="Int64")
+    by = leaderboard_by_config(board, ["model", "epochs", "seed"], "test_acc", "max")
+    assert list(by["rank"]) == [1, 2, 3]
+    assert list(by["epochs"]) == ["10", "5", "20"]     # ranked by the mean: 0.90, 0.85, 0.70
+    assert "seed" not in by
+    assert list(by["test_acc_count"]) == [2, 3, 1]
+    assert list(by["test_acc_mean"]) == pytest.approx([0.90, 0.85, 0.70])
+    # sample standard deviations (n - 1): sqrt(0.005) and 0.05
+    assert by["test_acc_std"][0] == pytest.approx(math.sqrt(0.005))
+    assert by["test_acc_std"][1] == pytest.approx(0.05)
+    half10 = T975[1] * math.sqrt(0.005) / math.sqrt(2)   # = 12.706 * 0.05
+    half5 = T975[2] * 0.05 / math.sqrt(3)
+    assert by["test_acc_mean_ci_low"][0] == pytest.approx(0.90 - half10)
+    assert by["test_acc_mean_ci_high"][0] == pytest.approx(0.90 + half10)
+    assert by["test_acc_mean_ci_low"][1] == pytest.approx(0.85 - half5)
+    assert by["test_acc_mean_ci_high"][1] == pytest.approx(0.85 + half5)
+    assert half5 == pytest.approx(0.124207, abs=1e-6)
+    assert pd.isna(by["test_acc_mean_ci_low"][2]) and pd.isna(by["test_acc_mean_ci_high"][2])
+    assert by["test_loss_mean"][1] == pytest.approx(0.15)
+
+    worst_first = leaderboard_by_config(board, ["model", "epochs", "seed"], "test_loss", "min")
+    assert list(worst_first["epochs"]) == ["10", "5", "20"]
+
+
+def test_scipy_t_quantiles_match_the_printed_table():
+    """The tables T975 above are the values scipy.stats.t gives (the function the
+    module uses), so the interval test checks the formula, not a second call of it."""
+    from scipy.stats import t
+
+    for df, value in T975.items():
+        assert t.ppf(0.975, df) == pytest.approx(value, rel=1e-9)
+
+
+# ------------------------------------------------------------------------ results table
+
+def test_dedupe_history_keeps_the_last_report_of_each_epoch():
+    raw = pd.DataFrame({"epoch": [1, 2, 3, 2, 3, 4, None],
+                        "test_acc": [0.1, 0.2, 0.3, 0.22, 0.33, 0.4, 0.9]})
+    out = dedupe_history(raw)
+    assert list(out["epoch"]) == [1, 2, 3, 4]
+    assert list(out["test_acc"]) == [0.1, 0.22, 0.33, 0.4]
+    assert list(out.index) == [0, 1, 2, 3]
+    assert dedupe_history(None).empty and dedupe_history(pd.DataFrame({"x": [1]})).empty
+
+
+def test_results_dataframe_holds_each_trial_epoch_once_with_its_config():
+    replayed = pd.DataFrame({"epoch": [1, 2, 2, 3], "test_acc": [0.5, 0.6, 0.65, 0.7],
+                             "trial_id": "a"})
+    recs = [TrialRecord("a", "TERMINATED", {"epochs": 3, "test_data": ["x", "y"], "lr": 0.1},
+                        dedupe_history(replayed), "/s/a"),
+            TrialRecord("n", "PENDING", {"epochs": 3}, pd.DataFrame(), "/s/n"),
+            TrialRecord("b", "TERMINATED", {"epochs": 1, "test_data": "x", "lr": 0.2},
+                        pd.DataFrame({"epoch": [1], "test_acc": [0.4], "trial_id": "b"}),
+                        "/s/b")]
+    df = results_dataframe(recs, ["epochs", "lr", "test_data"])
+    assert list(zip(df["trial_id"], df["epoch"])) == [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
+    assert list(df["test_acc"]) == [0.5, 0.65, 0.7, 0.4]        # the replayed epoch 2 wins
+    assert list(df["config/test_data"]) == ["x+y"] * 3 + ["x"]
+    assert list(df["config/lr"]) == [0.1] * 3 + [0.2]
+    assert results_dataframe([recs[1]], ["epochs"]).empty
+
+
+# ------------------------------------------------------------------------ Wilson
+
+def wilson_by_hand(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize("k,n,conf", [(70, 75, 0.95), (0, 10, 0.95), (10, 10, 0.95),
+                                      (1, 3, 0.95), (37, 75, 0.9), (211, 211, 0.99)])
+def test_accuracy_ci_is_the_wilson_interval(k, n, conf):
+    low, high = accuracy_ci(k, n, conf)
+    exp_low, exp_high = wilson_by_hand(k, n, conf)
+    assert low == pytest.approx(max(0.0, exp_low), abs=1e-12)
+    assert high == pytest.approx(min(1.0, exp_high), abs=1e-12)
+
+
+def test_accuracy_ci_known_values():
+    low, high = accuracy_ci(70, 75)
+    assert (round(low, 3), round(high, 3)) == (0.853, 0.971)   # as the docstring says
+    # 0 of 10: [0, z^2 / (n + z^2)] with z = 1.959964
+    assert accuracy_ci(0, 10) == pytest.approx((0.0, 3.841459 / 13.841459), abs=1e-6)
+    with pytest.raises(ValueError, match="0 <= correct <= total"):
+        accuracy_ci(3, 2)
