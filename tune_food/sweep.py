@@ -796,15 +796,14 @@ def _run_trials(plan: Plan, args: argparse.Namespace, name: str, exp_dir: str, l
         print(f"computing {len(plan.pairs)} feature sets once ...", file=out, flush=True)
         try:
             features, feature_info = compute_feature_sets(
-                plan.pairs, args.cpus_per_trial, args.gpus_per_trial, cache_dir, plan.exclude)
+                plan.pairs, args.cpus_per_trial, args.gpus_per_trial, cache_dir, plan.exclude,
+                out=out)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
             if isinstance(cause, TuneFoodError):
                 raise cause from None
             raise
         for info in feature_info:
-            print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
-                  f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
             info["split_dir"] = "+".join(_relative_to_data(d, plan)
                                          for d in info.pop("split_dirs"))
     plan.timings["features_s"] = time.perf_counter() - t0

@@ -145,12 +145,13 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
         test_fs = _get_features(features, spec.name, test_dir)
     if train_fs is not None and test_fs is not None:
         classes = train_fs.classes
-        train_ds = TensorDataset(train_fs.features, train_fs.labels)
+        # torch views of the object store's read-only shared memory: no copy per trial
+        train_ds = TensorDataset(*train_fs.tensors())
         train_idx, val_idx = split_indices(train_fs.paths, train_fs.labels.tolist(), val_paths,
                                            val_fraction, seed)
         loaders = seeded_loaders(Subset(train_ds, train_idx),
                                  Subset(train_ds, val_idx) if val_idx else None,
-                                 TensorDataset(test_fs.features, test_fs.labels), bs, seed)
+                                 TensorDataset(*test_fs.tensors()), bs, seed)
         ids = {"test": list(zip(test_fs.paths, test_fs.hashes)),
                "val": [(train_fs.paths[i], train_fs.hashes[i]) for i in val_idx]}
         cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
