@@ -96,7 +96,7 @@ def test_store_is_reused_and_grows_by_the_new_images_only(tmp_path, tiny_root):
     again = extract_features("efficientnet_lite0", str(split), store=store)
     assert (again.source, again.computed) == ("disk", 0)
     assert np.array_equal(first.features, again.features)
-    assert again.paths == first.paths and again.fingerprint == first.fingerprint
+    assert list(again.paths) == list(first.paths) and again.fingerprint == first.fingerprint
     # the dataset grows by 3 images: only those 3 run through the backbone
     for cls in ("pizza", "steak", "sushi"):
         name = sorted(os.listdir(os.path.join(src, cls)))[3]
@@ -218,7 +218,7 @@ def test_trials_read_features_from_shared_memory_without_a_copy(local_ray, tiny_
         from tune_food.trainable import _get_features, prepare
 
         trial = prepare(dict(CONFIG, val_fraction=0.0), datasets, features)
-        tensor = trial.train_loader.dataset.dataset.tensors[0]
+        tensor = trial.train_loader.dataset.features
         key = feature_key("efficientnet_lite0", os.path.join(datasets["tiny"], "train"))
         arr = _get_features(features, "efficientnet_lite0", os.path.join(datasets["tiny"],
                                                                           "train")).features

@@ -61,13 +61,15 @@ class FeatureSet:
             it came out of the Ray object store.
         labels: NumPy ``int64 [N]`` class indices into ``classes``.
         classes: class-folder names.
-        paths: the N absolute image paths.
+        paths: NumPy unicode ``[N]``: the absolute image paths.
         fingerprint: see :func:`fingerprint`.
         transform: description of the transform the images went through.
         source: ``"computed"`` (some of its images ran through the backbone now) or
             ``"disk"`` (all read from a :class:`FeatureStore`).
         seconds: wall time spent producing it.
-        hashes: the N images' SHA-256 (hex): their identity across datasets.
+        hashes: NumPy unicode ``[N]``: the images' SHA-256 (hex), their identity
+            across datasets. (Arrays, not lists: like the features they cross the object
+            store without a per-trial copy.)
         computed: how many of its images ran through the backbone for it.
     """
 
@@ -76,12 +78,12 @@ class FeatureSet:
     features: np.ndarray
     labels: np.ndarray
     classes: list[str]
-    paths: list[str]
+    paths: np.ndarray
     fingerprint: str
     transform: str = ""
     source: str = "computed"
     seconds: float = 0.0
-    hashes: list[str] = field(default_factory=list)
+    hashes: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
     computed: int = 0
 
     def __len__(self) -> int:
@@ -268,8 +270,9 @@ def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np
         features[i] = vectors[sha]
     return FeatureSet(model, split_id(split), features,
                       np.array([t for _, t in samples], dtype=np.int64), classes,
-                      [p for p, _ in samples], fingerprint(model, samples, classes, split, hashes),
-                      transform, source, seconds, list(hashes), computed)
+                      np.array([p for p, _ in samples], dtype=str),
+                      fingerprint(model, samples, classes, split, hashes),
+                      transform, source, seconds, np.array(hashes, dtype=str), computed)
 
 
 def extract_features(model: str, split_dir, exclude: Iterable[str] = (),

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from torch.utils.data import DataLoader
 
-from .data import (cached_sha256, make_dataloaders, seeded_loaders, split_folders,
+from .data import (cached_sha256, make_dataloaders, split_folders,
                    split_indices, split_samples, workers_for)
 from .engine import accuracy_ci, evaluate, train_epoch
 from .features import FeatureSet, feature_key
@@ -88,6 +88,47 @@ def _get_features(features: dict[str, Any] | None, model: str, split: str) -> Fe
     return ray.get(value)
 
 
+class FeatureRows(torch.utils.data.Dataset):
+    """Rows ``index`` of a feature matrix, fetched a whole batch at a time.
+
+    ``rows[[i, j, ...]]`` -> ``(features float32 [B, D], labels int64 [B])``: one gather
+    per batch instead of B item fetches and a stack (at Food-101 scale, 75,750 rows, that
+    is most of an epoch). ``features`` may be read-only shared memory: it is only read.
+    """
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, index=None):
+        self.features, self.labels = features, labels
+        self.index = None if index is None else torch.as_tensor(index, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels) if self.index is None else len(self.index)
+
+    def __getitem__(self, rows):
+        rows = torch.as_tensor(rows, dtype=torch.int64)
+        if self.index is not None:
+            rows = self.index[rows]
+        return self.features[rows], self.labels[rows]
+
+
+def feature_loaders(train: FeatureRows, val: FeatureRows | None, test: FeatureRows,
+                    batch_size: int, seed: int):
+    """``(train, val or None, test)`` loaders over feature rows that yield exactly the
+    batches :func:`tune_food.data.seeded_loaders` yields over images: the same samplers
+    (``RandomSampler`` for train, sequential otherwise) drawing from the same seeded
+    generators in the same order, batched by ``BatchSampler``, fetched one gather per
+    batch (:class:`FeatureRows`)."""
+    from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+    def loader(ds, shuffle, offset):
+        generator = torch.Generator().manual_seed(seed + offset)
+        sampler = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
+        return DataLoader(ds, batch_size=None, generator=generator,
+                          sampler=BatchSampler(sampler, batch_size, drop_last=False))
+
+    return (loader(train, True, 0), loader(val, False, 1) if val is not None else None,
+            loader(test, False, 2))
+
+
 @dataclass
 class Trial:
     """Everything one trial trains with (built by :func:`prepare`)."""
@@ -107,7 +148,9 @@ class Trial:
     trainable_params: int
     total_params: int
     device: torch.device
-    image_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # split (test | val) -> (image paths, their SHA-256): lists, or NumPy string arrays
+    # shared with the feature set (no per-trial copy of 25,000 strings at Food-101 scale)
+    image_ids: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     data_root: str = ""       # the datasets' parent: predictions name images relative to it
     last_probs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
@@ -146,14 +189,14 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     if train_fs is not None and test_fs is not None:
         classes = train_fs.classes
         # torch views of the object store's read-only shared memory: no copy per trial
-        train_ds = TensorDataset(*train_fs.tensors())
+        train_x, train_y = train_fs.tensors()
         train_idx, val_idx = split_indices(train_fs.paths, train_fs.labels.tolist(), val_paths,
                                            val_fraction, seed)
-        loaders = seeded_loaders(Subset(train_ds, train_idx),
-                                 Subset(train_ds, val_idx) if val_idx else None,
-                                 TensorDataset(*test_fs.tensors()), bs, seed)
-        ids = {"test": list(zip(test_fs.paths, test_fs.hashes)),
-               "val": [(train_fs.paths[i], train_fs.hashes[i]) for i in val_idx]}
+        loaders = feature_loaders(FeatureRows(train_x, train_y, train_idx),
+                                  FeatureRows(train_x, train_y, val_idx) if val_idx else None,
+                                  FeatureRows(*test_fs.tensors()), bs, seed)
+        ids = {"test": (test_fs.paths, test_fs.hashes),
+               "val": (train_fs.paths[val_idx], train_fs.hashes[val_idx])}
         cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
         backbone = None
         transform = train_fs.transform  # its description: timm is not even imported
@@ -165,7 +208,8 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
                                              num_workers=workers_for(cpus),
                                              exclude=exclude or (), seed=seed,
                                              val_fraction=val_fraction, val_paths=val_paths)
-        ids = {name: [(p, cached_sha256(p)) for p, _ in loader.dataset.samples]
+        ids = {name: ([p for p, _ in loader.dataset.samples],
+                      [cached_sha256(p) for p, _ in loader.dataset.samples])
                for name, loader in (("test", loaders[2]), ("val", loaders[1])) if loader}
         if config.get("augment"):
             loaders[0].dataset.transform = train_transform(spec.name)
@@ -246,12 +290,12 @@ def write_predictions(trial: Trial, path: str) -> None:
 
     frames = []
     for split, (probs, labels) in trial.last_probs.items():
-        ids = trial.image_ids.get(split, [])
-        if probs is None or len(ids) != len(labels):
+        paths, hashes = trial.image_ids.get(split, ((), ()))
+        if probs is None or len(paths) != len(labels):
             continue
         frame = pd.DataFrame({"split": split,
-                              "image": [os.path.relpath(p, trial.data_root) for p, _ in ids],
-                              "sha256": [h for _, h in ids],
+                              "image": [os.path.relpath(p, trial.data_root) for p in paths],
+                              "sha256": list(hashes),
                               "label": [trial.classes[i] for i in labels.tolist()],
                               "predicted": [trial.classes[i] for i in probs.argmax(1).tolist()]})
         for j, name in enumerate(trial.classes):
