@@ -8,7 +8,10 @@ small checkpoint (head, optimizer, RNG states and the metadata ``predict`` needs
 When the configuration is cacheable (frozen backbone, no random augmentation) and the
 sweep handed over feature sets, the head trains on the features (``feature_cache``
 ``"shared"``: computed in this sweep, or ``"disk"``: read from the cache); otherwise the
-full image pipeline runs (``"off"``). Both paths build the head from the same seed,
+full image pipeline runs (``"off"``). Feature sets arrive as object refs; their NumPy
+arrays are read-only views of the Ray object store's shared memory, wrapped by
+``torch.from_numpy`` without a copy, and fetched one gather per batch
+(:func:`feature_loaders`). Both paths build the head from the same seed,
 see the same batches in the same order and draw the same dropout masks, so they give
 the same numbers (tests/test_features.py checks to 1e-5).
 """
