@@ -307,7 +307,8 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
         vectors.update(zip(missing, new))
         if store is not None:
             store.put(key, list(missing), new)
-    return _assemble(model, split_dir, classes, samples, hashes, vectors, key[2],
+    return _assemble(model, split_dir, classes, samples, hashes, vectors,
+                     describe_transform(get_transform(model)),
                      "computed" if missing or store is None else "disk",
                      time.perf_counter() - start, len(missing))
 
@@ -424,7 +425,7 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
         fs = sets.pop(key)
         seconds = time.perf_counter() - start
         feature_set = _assemble(fs.model, fs.split, fs.classes, fs.samples, fs.hashes,
-                                vectors[fs.model], keys[fs.model][2],
+                                vectors[fs.model], describe_transform(get_transform(fs.model)),
                                 "computed" if fs.fresh or store is None else "disk",
                                 seconds, fs.computed)
         refs[key] = ray.put(feature_set)
