@@ -38,7 +38,10 @@ RTOL = 1e-3
 
 
 def rel_diff(a, b) -> float:
-    """max over rows of ||a_i - b_i|| / ||b_i|| (float32 [N, D] tensors)."""
+    """max over rows of ||a_i - b_i|| / ||b_i|| (float32 [N, D] arrays or tensors)."""
+    import torch
+
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     return float(((a - b).norm(dim=1) / b.norm(dim=1).clamp_min(1e-12)).max())
 
 

@@ -1,28 +1,53 @@
-"""Run a frozen backbone once over a split and keep the pooled features.
+"""Run a frozen backbone once per distinct image and keep the pooled features.
 
 A frozen backbone in eval mode, fed the weights' deterministic eval transform, maps each
-image to a constant feature vector. Training the head on those vectors is the same
-computation as running the whole network every epoch (DESIGN.md, decision 3), so a
-sweep computes each (model, split) :class:`FeatureSet` once, as a Ray task
-(:func:`compute_feature_sets`), shares it with every trial through the Ray object
-store, and keeps it on disk (:class:`FeatureCache`) keyed by a fingerprint of the
-weights, the transform and the image files.
+image to a constant feature vector: a pure function of (backbone, weights file,
+decoder + transform, image bytes). Training the head on those vectors is the same
+computation as running the whole network every epoch (docs: "features are computed
+once"), so:
+
+- :class:`FeatureStore` keeps one vector per image under exactly that key, in an SQLite
+  database (stdlib ``sqlite3``: ACID transactions that are safe across processes), so
+  overlapping datasets share work and a grown dataset computes only its new images;
+- :func:`compute_feature_sets` (the sweep) looks every image of every needed
+  ``(model, split)`` up in the store, runs the backbone as Ray tasks over the distinct
+  missing images only (each once, however many splits contain it), writes them to the
+  store and puts one :class:`FeatureSet` per split into the Ray object store, as NumPy
+  arrays: every trial on a node maps the same read-only shared memory, no copy;
+- :func:`extract_features` does the same for one split in this process.
+
+The forward pass (:func:`tune_food.models.forward_settings`: ``channels_last``, ``torch.inference_mode``,
+float32) is the same one the image pipeline (``--feature-cache off``) uses, so both paths
+agree.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import sqlite3
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from .files import atomic_write, cached_sha256
-from .images import LOADER, split_folders, split_id
-from .models import build_backbone, describe_transform, get_transform, weights_sha256
+from .files import cached_sha256
+from .images import LOADER, rgb_loader, split_folders, split_id, split_samples
+from .models import (build_backbone, describe_transform, forward_settings, get_spec, get_transform,
+                     to_forward_input, weights_sha256)
+
+#: images per forward pass of the extraction (measured: benchmarks/extract_settings.py)
+BATCH_SIZE = 32
+#: images per extraction task: small enough that the tasks of several models balance
+#: over the cores (and progress shows every few seconds), large enough that a task's
+#: fixed cost (about 0.1 s once the worker holds the backbone) does not matter
+CHUNK_IMAGES = 96
+STORE_FILE = "features.sqlite"
 
 
 @dataclass
@@ -31,34 +56,58 @@ class FeatureSet:
 
     Attributes:
         model: registry name of the backbone.
-        split_dir: absolute split folder.
-        features: ``float32 [N, D]`` pooled backbone outputs (D = the model's
-            ``num_features``), in ``ImageFolder`` order.
-        labels: ``int64 [N]`` class indices into ``classes``.
+        split_dir: the split's id (:func:`tune_food.images.split_id`).
+        features: NumPy ``float32 [N, D]`` pooled backbone outputs (D = the model's
+            ``num_features``), in ``ImageFolder`` order. Read-only shared memory when
+            it came out of the Ray object store.
+        labels: NumPy ``int64 [N]`` class indices into ``classes``.
         classes: class-folder names.
-        paths: the N absolute image paths.
+        paths: NumPy unicode ``[N]``: the absolute image paths.
         fingerprint: see :func:`fingerprint`.
-        hashes: the N images' SHA-256 (hex): their identity across datasets.
         transform: description of the transform the images went through.
-        source: ``"computed"`` (this process ran the backbone) or ``"disk"`` (read from
-            a :class:`FeatureCache`).
-        seconds: wall time spent producing it (extraction or disk read).
+        source: ``"computed"`` (some of its images ran through the backbone now) or
+            ``"disk"`` (all read from a :class:`FeatureStore`).
+        seconds: wall time spent producing it.
+        hashes: NumPy unicode ``[N]``: the images' SHA-256 (hex), their identity
+            across datasets. (Arrays, not lists: like the features they cross the object
+            store without a per-trial copy.)
+        computed: how many of its images ran through the backbone for it.
     """
 
     model: str
     split_dir: str
-    features: torch.Tensor
-    labels: torch.Tensor
+    features: np.ndarray
+    labels: np.ndarray
     classes: list[str]
-    paths: list[str]
+    paths: np.ndarray
     fingerprint: str
     transform: str = ""
     source: str = "computed"
     seconds: float = 0.0
-    hashes: list[str] = field(default_factory=list)
+    hashes: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+    computed: int = 0
 
     def __len__(self) -> int:
-        return self.labels.numel()
+        return int(self.labels.shape[0])
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features float32 [N, D], labels int64 [N])`` as torch tensors that share
+        the arrays' memory (``torch.from_numpy``: no copy, also of read-only shared
+        memory, which nothing here writes to)."""
+        with warnings.catch_warnings():  # "non-writable": the head never writes its inputs
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(self.features), torch.from_numpy(self.labels)
+
+
+def extractor_id(model: str) -> tuple[str, str, str]:
+    """The part of a feature's key that is not the image: ``(backbone name, SHA-256 of
+    its weights file, decoder + eval transform description)``.
+
+    Raises:
+        WeightsError: unknown model or missing weights.
+    """
+    return (model, weights_sha256(model),
+            f"{LOADER} | {describe_transform(get_transform(model))}")
 
 
 def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
@@ -73,8 +122,7 @@ def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
     another fingerprint. ``hashes``: the images' SHA-256 when already known.
     """
     digest = hashlib.sha256()
-    head = [model, weights_sha256(model), LOADER, describe_transform(get_transform(model)),
-            *classes]
+    head = [*extractor_id(model), *classes]
     digest.update("\n".join(head).encode())
     root = os.path.commonpath(split_folders(split_dir))
     hashes = hashes if hashes is not None else [cached_sha256(p) for p, _ in samples]
@@ -84,149 +132,387 @@ def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
     return digest.hexdigest()
 
 
-class FeatureCache:
-    """Feature sets on disk, one ``<model>-<fingerprint[:24]>.pt`` file each.
+class FeatureStore:
+    """Per-image backbone features on disk: ``<directory>/features.sqlite``.
 
-    Writes go to a temporary file that is renamed into place, so a crash never leaves
-    a half file and concurrent writers of the same key are harmless.
+    One row per (backbone, weights SHA-256, transform description, image SHA-256), the
+    vector a ``float32`` BLOB. SQLite (the stdlib's ``sqlite3``) gives atomic
+    transactions that are safe with several processes writing at once (file locks, a
+    busy timeout, write-ahead log); ``INSERT OR IGNORE`` makes a second writer of the
+    same image harmless. Local disks (or a shared disk with working POSIX locks) only.
+
+    Raises (constructor):
+        OSError / sqlite3.Error: the folder cannot be created or is not a database.
     """
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, timeout_s: float = 120.0):
         self.directory = os.path.abspath(os.path.expanduser(directory))
+        os.makedirs(self.directory, exist_ok=True)
+        self.path = os.path.join(self.directory, STORE_FILE)
+        self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction():
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS extractors (id INTEGER PRIMARY KEY, "
+                "backbone TEXT NOT NULL, weights_sha256 TEXT NOT NULL, transform TEXT NOT NULL, "
+                "dim INTEGER NOT NULL, UNIQUE (backbone, weights_sha256, transform))")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS features (extractor INTEGER NOT NULL "
+                "REFERENCES extractors(id), image_sha256 TEXT NOT NULL, vector BLOB NOT NULL, "
+                "PRIMARY KEY (extractor, image_sha256)) WITHOUT ROWID")
 
-    def path(self, model: str, fp: str) -> str:
-        return os.path.join(self.directory, f"{model}-{fp[:24]}.pt")
+    def _transaction(self):
+        conn = self._conn
 
-    def load(self, model: str, fp: str) -> FeatureSet | None:
-        """The cached set for ``(model, fp)``, or None when absent or unreadable."""
-        path = self.path(model, fp)
-        if not os.path.isfile(path):
-            return None
-        start = time.perf_counter()
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a corrupt cache entry is only a cache miss
-            return None
-        if blob.get("fingerprint") != fp or "transform" not in blob:  # other or older entry
-            return None
-        return FeatureSet(model, blob["split_dir"], blob["features"], blob["labels"],
-                          blob["classes"], blob["paths"], fp, blob["transform"], "disk",
-                          time.perf_counter() - start, blob.get("hashes", []))
+        class _Tx:
+            def __enter__(self):
+                conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlocks
 
-    def save(self, fs: FeatureSet) -> str:
-        """Write ``fs`` atomically; return its path."""
-        blob = {"fingerprint": fs.fingerprint, "split_dir": fs.split_dir,
-                "features": fs.features, "labels": fs.labels, "classes": fs.classes,
-                "paths": fs.paths, "transform": fs.transform, "hashes": fs.hashes}
-        path = atomic_write(self.path(fs.model, fs.fingerprint), lambda tmp: torch.save(blob, tmp))
-        return path
+            def __exit__(self, kind, value, tb):
+                conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        return _Tx()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _extractor(self, key: tuple[str, str, str], dim: int | None) -> int | None:
+        row = self._conn.execute(
+            "SELECT id, dim FROM extractors WHERE backbone=? AND weights_sha256=? AND "
+            "transform=?", key).fetchone()
+        if row is not None or dim is None:
+            return None if row is None else row[0]
+        self._conn.execute("INSERT OR IGNORE INTO extractors (backbone, weights_sha256, "
+                           "transform, dim) VALUES (?, ?, ?, ?)", (*key, dim))
+        return self._extractor(key, None)
+
+    def get(self, key: tuple[str, str, str], hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors (``float32 [D]``, read-only) of those of ``hashes`` that
+        the store has for extractor ``key`` (:func:`extractor_id`)."""
+        ext = self._extractor(key, None)
+        if ext is None:
+            return {}
+        found: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(hashes))
+        for i in range(0, len(wanted), 500):
+            part = wanted[i:i + 500]
+            rows = self._conn.execute(
+                f"SELECT image_sha256, vector FROM features WHERE extractor=? AND "
+                f"image_sha256 IN ({','.join('?' * len(part))})", (ext, *part))
+            for sha, blob in rows:
+                found[sha] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, key: tuple[str, str, str], hashes: Sequence[str], vectors: np.ndarray) -> int:
+        """Store ``vectors`` (``float32 [N, D]``, row i the image ``hashes[i]``) in one
+        transaction; images already stored keep their vector. Returns rows added."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(hashes) != vectors.shape[0]:
+            raise ValueError(f"{len(hashes)} hashes for {vectors.shape[0]} vectors")
+        with self._transaction():
+            ext = self._extractor(key, int(vectors.shape[1]))
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO features (extractor, image_sha256, vector) VALUES (?, ?, ?)",
+                ((ext, sha, vec.tobytes()) for sha, vec in zip(hashes, vectors)))
+            return self._conn.total_changes - before
+
+    def count(self, key: tuple[str, str, str] | None = None) -> int:
+        """Stored vectors (of extractor ``key``, or all)."""
+        if key is None:
+            return self._conn.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+        ext = self._extractor(key, None)
+        return 0 if ext is None else self._conn.execute(
+            "SELECT COUNT(*) FROM features WHERE extractor=?", (ext,)).fetchone()[0]
 
 
-@torch.no_grad()
+# ----------------------------------------------------------------------------- forward
+
+@functools.lru_cache(maxsize=2)
+def _backbone(model: str, device: str) -> torch.nn.Module:
+    """The backbone of ``model`` on ``device``, built once per process (a Ray worker
+    runs many extraction tasks)."""
+    return forward_settings(build_backbone(model).to(device))
+
+
+class _Images(Dataset):
+    """Item ``i``: ``(transform(rgb_loader(paths[i])), 0)``: images from anywhere
+    (the distinct images of several splits), decoded as every split is."""
+
+    def __init__(self, paths: Sequence[str], transform: Callable):
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return self.transform(rgb_loader(self.paths[i])), 0
+
+
+def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZE,
+                   device: torch.device | str = "cpu", num_workers: int = 0) -> np.ndarray:
+    """Pooled features of images: ``float32 [len(paths), D]`` NumPy array.
+
+    Decodes with :func:`tune_food.images.rgb_loader`, applies the weights' eval transform,
+    runs the frozen backbone under ``torch.inference_mode`` in ``channels_last`` layout
+    (float32), ``batch_size`` images at a time; ``num_workers`` DataLoader processes
+    decode ahead of the forward pass.
+
+    Raises:
+        WeightsError: the model's weights are missing.
+    """
+    device = str(torch.device(device))
+    backbone = _backbone(model, device)
+    out = np.empty((len(paths), get_spec(model).num_features), dtype=np.float32)
+    if not len(paths):
+        return out
+    loader = DataLoader(_Images(paths, get_transform(model)),
+                        batch_size=batch_size, num_workers=num_workers)
+    row = 0
+    with torch.inference_mode():
+        for x, _ in loader:
+            y = backbone(to_forward_input(x, device)).float().cpu().numpy()
+            out[row:row + len(y)] = y
+            row += len(y)
+    return out
+
+
+def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np.ndarray],
+              transform: str, source: str, seconds: float, computed: int) -> FeatureSet:
+    dim = get_spec(model).num_features
+    features = np.empty((len(samples), dim), dtype=np.float32)
+    for i, sha in enumerate(hashes):
+        features[i] = vectors[sha]
+    return FeatureSet(model, split_id(split), features,
+                      np.array([t for _, t in samples], dtype=np.int64), classes,
+                      np.array([p for p, _ in samples], dtype=str),
+                      fingerprint(model, samples, classes, split, hashes),
+                      transform, source, seconds, np.array(hashes, dtype=str), computed)
+
+
 def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
-                     batch_size: int = 32, num_workers: int = 0,
+                     batch_size: int = BATCH_SIZE, num_workers: int = 0,
                      device: torch.device | str = "cpu",
-                     cache: FeatureCache | None = None) -> FeatureSet:
-    """Run the frozen, eval-mode backbone of ``model`` once over every image of a split.
+                     store: FeatureStore | None = None) -> FeatureSet:
+    """The features of every image of a split, computed in this process.
 
     Args:
         model: a registry name (:data:`tune_food.models.MODELS`).
         split_dir: absolute split folder (one sub-folder per class), or a tuple of
             them united (:class:`tune_food.imagesplit.ImageSplit`).
         exclude: image paths to leave out (bad images the user chose to skip).
-        batch_size: images per forward pass.
-        num_workers: DataLoader processes decoding images.
-        device: where the backbone runs.
-        cache: when given, a hit is returned without running the backbone and a miss
-            is written to it.
+        batch_size, num_workers, device: see :func:`extract_images`.
+        store: when given, images it holds are read from it, the others (each
+            distinct content once) run through the backbone and are added to it.
 
     Returns:
-        A :class:`FeatureSet` with ``features float32 [N, D]`` on the CPU.
+        A :class:`FeatureSet` (NumPy ``features float32 [N, D]``).
 
     Raises:
         WeightsError: the model's weights are missing.
     """
     start = time.perf_counter()
-    from .imagesplit import ImageSplit  # torchvision: imported only where images are read
-
-    images = ImageSplit(split_dir, exclude=exclude)
-    classes, samples = images.classes, images.samples
+    classes, samples = split_samples(split_dir, exclude)
     hashes = [cached_sha256(p) for p, _ in samples]
-    fp = fingerprint(model, samples, classes, split_dir, hashes)
-    split_dir = split_id(split_dir)
-    if cache is not None:
-        hit = cache.load(model, fp)
-        if hit is not None:
-            hit.seconds = time.perf_counter() - start
-            return hit
-    device = torch.device(device)
-    backbone = build_backbone(model).to(device)
-    images.transform = transform = get_transform(model)
-    loader = DataLoader(images, batch_size=batch_size, num_workers=num_workers)
-    chunks = [backbone(x.to(device)).float().cpu() for x, _ in loader]
-    fs = FeatureSet(model, split_dir, torch.cat(chunks),
-                    torch.tensor([t for _, t in samples], dtype=torch.int64), classes,
-                    [p for p, _ in samples], fp, describe_transform(transform), "computed",
-                    time.perf_counter() - start, hashes)
-    if cache is not None:
-        cache.save(fs)
-    return fs
+    key = extractor_id(model)
+    vectors = store.get(key, hashes) if store is not None else {}
+    missing = {sha: p for (p, _), sha in zip(samples, hashes) if sha not in vectors}
+    if missing:
+        new = extract_images(model, list(missing.values()), batch_size, device, num_workers)
+        vectors.update(zip(missing, new))
+        if store is not None:
+            store.put(key, list(missing), new)
+    return _assemble(model, split_dir, classes, samples, hashes, vectors,
+                     describe_transform(get_transform(model)),
+                     "computed" if missing or store is None else "disk",
+                     time.perf_counter() - start, len(missing))
 
 
-def _extract_task(model: str, split_dir, exclude: list[str], cache_dir: str | None,
-                  batch_size: int) -> tuple[FeatureSet, dict]:
+# ----------------------------------------------------------------------------- sweep
+
+def _extract_task(model: str, paths: list[str], batch_size: int) -> tuple[np.ndarray, dict]:
+    """Ray task: the features of ``paths`` (:func:`extract_images`) on this worker's
+    CPUs (or its GPU), and where and how fast they were computed."""
     import ray
 
+    start = time.perf_counter()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    fs = extract_features(model, split_dir, exclude, batch_size=batch_size,
-                          device=device, cache=FeatureCache(cache_dir) if cache_dir else None)
-    info = {"model": model, "split_dir": split_id(split_dir),
-            "split_dirs": split_folders(split_dir), "images": len(fs), "source": fs.source,
-            "seconds": fs.seconds, "node_id": ray.get_runtime_context().get_node_id(),
-            "node_ip": ray.util.get_node_ip_address(), "device": device}
-    return fs, info
+    vectors = extract_images(model, paths, batch_size, device)
+    ctx = ray.get_runtime_context()
+    return vectors, {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                     "device": device, "seconds": time.perf_counter() - start}
+
+
+@dataclass
+class _Pending:
+    """One (model, split) feature set being assembled by :func:`compute_feature_sets`."""
+
+    model: str
+    split: Any
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    hashes: list[str]
+    waiting: set[str]          # hashes not yet computed
+    computed: int              # its images that run through the backbone for it
+    fresh: bool                # some of its images were not in the store
+    node_id: str = ""
+    node_ip: str = ""
+    device: str = "cpu"
 
 
 def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: float,
                          cache_dir: str | None, exclude: Iterable[str] = (),
-                         batch_size: int = 64) -> tuple[dict[str, "ray.ObjectRef"], list[dict]]:
-    """Compute each distinct ``(model, split_dir)`` feature set once, as Ray tasks.
+                         batch_size: int = BATCH_SIZE, out: TextIO | None = None
+                         ) -> tuple[dict[str, Any], list[dict]]:
+    """The feature set of each distinct ``(model, split_dir)``, each image computed once.
 
-    Each task gets ``cpus`` CPUs and ``gpus`` GPUs (the trial's resources), reads the
-    disk cache first, and leaves its :class:`FeatureSet` in the Ray object store.
-    Blocks until every task is done.
+    Every image of every split is looked up by content in the :class:`FeatureStore` in
+    ``cache_dir`` (None: no store); per model the distinct missing images run through
+    the backbone as Ray tasks of :data:`CHUNK_IMAGES` images, each with ``cpus`` CPUs
+    and ``gpus`` GPUs (the trial's resources), the most expensive first. This process
+    writes their vectors to the store and puts each set in the Ray object store as
+    NumPy arrays. With ``out``, a tqdm progress line (at least every 10 s) and one line
+    per finished set (images, source, seconds, images/s) are printed. Blocks until done.
 
     Returns:
         ``(refs, infos)``: ``refs[feature_key(model, split_dir)]`` is the object ref of
-        the set; ``infos`` holds per set ``model, split_dir`` (its id),
-        ``split_dirs`` (its folders), ``images, source, seconds, node_id, node_ip,
-        device``.
+        the :class:`FeatureSet`; ``infos`` holds per set ``model, split_dir`` (its id),
+        ``split_dirs`` (its folders), ``images``, ``computed`` (its images that ran
+        through the backbone for it: an image shared with another set counts once, so
+        the sum over sets is the number of backbone passes), ``source`` (computed |
+        disk), ``seconds`` (from the start until the set was complete), ``node_id,
+        node_ip, device`` (where its last images were computed; this process's node for
+        a set read whole from the store).
 
     Raises:
         ray.exceptions.RayTaskError: wrapping the task's exception (e.g. WeightsError).
+        WeightsError: unknown model or missing weights (raised here, before any task).
     """
     import ray
 
-    remote = ray.remote(num_returns=2)(_extract_task).options(num_cpus=cpus, num_gpus=gpus)
-    exclude = sorted(exclude)
-    refs, info_refs = {}, []
-    for model, split_dir in sorted(dict.fromkeys(pairs), key=_cost, reverse=True):
-        fs_ref, info_ref = remote.remote(model, split_dir, exclude, cache_dir, batch_size)
-        refs[feature_key(model, split_dir)] = fs_ref
-        info_refs.append(info_ref)
-    return refs, ray.get(info_refs)
+    job = _Extraction(FeatureStore(cache_dir) if cache_dir else None, out)
+    try:
+        for model, split in dict.fromkeys(pairs):
+            job.add(model, split, sorted(exclude))
+        job.run(ray.remote(_extract_task).options(num_cpus=cpus, num_gpus=gpus), batch_size)
+    finally:
+        job.close()
+    return job.refs, job.infos
 
 
-def _cost(pair: tuple[str, str]) -> float:
-    """Rough cost of a feature set (images x pixels of the model's input), so the
-    largest start first and the tasks finish together (longest-processing-time order)."""
-    from .models import get_spec
+class _Extraction:
+    """The state of one :func:`compute_feature_sets` call: per model the vectors known
+    so far (store hits and finished tasks) and the distinct images still to compute;
+    per set what it waits for. Sets are put in the object store as they complete."""
 
-    model, split = pair
-    images = sum(len(files) for d in split_folders(split) for _, _, files in os.walk(d))
-    return images * get_spec(model).input_size ** 2
+    def __init__(self, store: FeatureStore | None, out: TextIO | None):
+        import ray
+
+        self.store, self.out, self.start = store, out, time.perf_counter()
+        self.sets: dict[str, _Pending] = {}
+        self.vectors: dict[str, dict[str, np.ndarray]] = {}   # model -> sha -> vector
+        self.todo: dict[str, dict[str, str]] = {}              # model -> missing sha -> path
+        self.keys: dict[str, tuple[str, str, str]] = {}
+        self.refs: dict[str, Any] = {}
+        self.infos: list[dict] = []
+        self.running: dict[Any, tuple[str, list[str]]] = {}
+        self.bar = None
+        self.here = {"node_id": ray.get_runtime_context().get_node_id(),
+                     "node_ip": ray.util.get_node_ip_address(), "device": "cpu"}
+
+    def add(self, model: str, split, exclude: list[str]) -> None:
+        """List ``split``, hash its images, look them up in the store."""
+        classes, samples = split_samples(split, exclude)
+        hashes = [cached_sha256(p) for p, _ in samples]
+        if model not in self.keys:
+            self.keys[model] = extractor_id(model)
+            self.vectors[model], self.todo[model] = {}, {}
+        known, todo = self.vectors[model], self.todo[model]
+        if self.store is not None:
+            known.update(self.store.get(self.keys[model], [h for h in hashes if h not in known]))
+        waiting = {h for h in hashes if h not in known}
+        own = 0   # images first needed by this set: each distinct image counts once
+        for (path, _), sha in zip(samples, hashes):
+            if sha in waiting and sha not in todo:
+                todo[sha] = path
+                own += 1
+        self.sets[feature_key(model, split)] = _Pending(model, split, classes, samples, hashes,
+                                                        waiting, own, bool(waiting))
+
+    def _chunks(self) -> list[tuple[int, str, list[str], list[str]]]:
+        """``(cost, model, hashes, paths)`` of :data:`CHUNK_IMAGES` images each, the
+        most expensive (pixels) first, so that the last tasks finish together."""
+        chunks = []
+        for model, missing in self.todo.items():
+            items = list(missing.items())
+            for i in range(0, len(items), CHUNK_IMAGES):
+                part = items[i:i + CHUNK_IMAGES]
+                chunks.append((len(part) * get_spec(model).input_size ** 2, model,
+                               [h for h, _ in part], [p for _, p in part]))
+        return sorted(chunks, key=lambda c: c[0], reverse=True)
+
+    def run(self, remote, batch_size: int) -> None:
+        """Launch the tasks and collect them (a progress line at least every 10 s)."""
+        import ray
+        from tqdm import tqdm
+
+        chunks = self._chunks()
+        self.running = {remote.remote(model, paths, batch_size): (model, hashes)
+                        for _, model, hashes, paths in chunks}
+        total = sum(len(h) for _, _, h, _ in chunks)
+        self.bar = tqdm(total=total, unit="img", desc="features", file=self.out,
+                        mininterval=10, maxinterval=10, ascii=True, dynamic_ncols=False,
+                        ncols=80, disable=self.out is None or not total)
+        for key in [k for k, s in self.sets.items() if not s.waiting]:
+            self._finish(key, self.here)
+        while self.running:
+            done, _ = ray.wait(list(self.running), num_returns=1, timeout=10)
+            self.bar.refresh()
+            for ref in done:
+                model, hashes = self.running.pop(ref)
+                new, where = ray.get(ref)
+                self.vectors[model].update(zip(hashes, new))
+                if self.store is not None:
+                    self.store.put(self.keys[model], hashes, new)
+                self.bar.update(len(hashes))
+                for key in [k for k, s in self.sets.items() if s.model == model]:
+                    self.sets[key].waiting -= set(hashes)
+                    if not self.sets[key].waiting:
+                        self._finish(key, where)
+
+    def _finish(self, key: str, where: dict) -> None:
+        import ray
+
+        fs = self.sets.pop(key)
+        seconds = time.perf_counter() - self.start
+        feature_set = _assemble(fs.model, fs.split, fs.classes, fs.samples, fs.hashes,
+                                self.vectors[fs.model], describe_transform(get_transform(fs.model)),
+                                "computed" if fs.fresh or self.store is None else "disk",
+                                seconds, fs.computed)
+        self.refs[key] = ray.put(feature_set)
+        info = {"model": fs.model, "split_dir": split_id(fs.split),
+                "split_dirs": split_folders(fs.split), "images": len(feature_set),
+                "computed": fs.computed, "source": feature_set.source, "seconds": seconds,
+                **{k: where[k] for k in ("node_id", "node_ip", "device")}}
+        self.infos.append(info)
+        if self.out is not None:
+            self.bar.write(f"  {fs.model:<20} {len(feature_set):>5} images ({fs.computed} "
+                           f"computed) {feature_set.source:<8} {seconds:6.1f} s "
+                           f"{len(feature_set) / seconds:7.1f} img/s  {info['split_dir']}",
+                           file=self.out)
+
+    def close(self) -> None:
+        """Cancel what still runs (an interrupt), close the progress line and the store."""
+        import ray
+
+        for ref in self.running:
+            ray.cancel(ref)
+        if self.bar is not None:
+            self.bar.close()
+        if self.store is not None:
+            self.store.close()
 
 
 def feature_key(model: str, split_dir) -> str:

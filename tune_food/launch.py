@@ -108,15 +108,13 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
         try:
             features, feature_info = compute_feature_sets(
                 plan.pairs, options.cpus_per_trial, options.gpus_per_trial,
-                feature_cache_dir(options), plan.exclude)
+                feature_cache_dir(options), plan.exclude, out=out)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
             if isinstance(cause, TuneFoodError):
                 raise cause from None
             raise
         for info in feature_info:
-            print(f"  {info['model']:<20} {info['images']:>5} images  {info['source']:<8} "
-                  f"{info['seconds']:6.1f} s  {info['split_dir']}", file=out)
             info["split_dir"] = "+".join(plan.relative(d) for d in info.pop("split_dirs"))
     plan.timings["features_s"] = time.perf_counter() - t0
     state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"])

@@ -102,6 +102,15 @@ PARAMS: dict[str, Param] = {
                      "augmentation; disables the feature cache)", False),
 }
 
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every optional hyperparameter it leaves out set to its default
+    in :data:`PARAMS` (the one place defaults are stated). ``dropout`` None stays None:
+    the model's own default (:func:`tune_food.models.head_dropout`)."""
+    return {**{k: p.default for k, p in PARAMS.items() if not p.required}, **config}
+
+
 TOP_KEYS = ("metric", "mode", "parameters", "seeds")
 METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
 SAMPLERS = ("grid_search", "choice", "loguniform", "uniform", "randint")

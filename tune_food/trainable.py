@@ -8,7 +8,10 @@ small checkpoint (head, optimizer, RNG states and the metadata ``predict`` needs
 When the configuration is cacheable (frozen backbone, no random augmentation) and the
 sweep handed over feature sets, the head trains on the features (``feature_cache``
 ``"shared"``: computed in this sweep, or ``"disk"``: read from the cache); otherwise the
-full image pipeline runs (``"off"``). Both paths build the head from the same seed,
+full image pipeline runs (``"off"``). Feature sets arrive as object refs; their NumPy
+arrays are read-only views of the Ray object store's shared memory, wrapped by
+``torch.from_numpy`` without a copy, and fetched one gather per batch
+(:func:`feature_loaders`). Both paths build the head from the same seed,
 see the same batches in the same order and draw the same dropout masks, so they give
 the same numbers (tests/test_features.py checks to 1e-5).
 """
@@ -26,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from torch.utils.data import DataLoader
 
-from .data import make_dataloaders, seeded_loaders, split_indices, workers_for
+from .data import make_dataloaders, split_indices, workers_for
 from .files import cached_sha256
 from .images import split_folders, split_samples
 from .engine import accuracy_ci, evaluate, train_epoch
@@ -36,6 +39,7 @@ from .features import FeatureSet, feature_key
 from .layout import CHECKPOINT_FILE, PREDICTIONS_FILE
 from .models import (build_model, describe_transform, get_spec, head_dropout, make_head,
                      train_transform)
+from .spaces import with_defaults
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 META_FILE = "meta.json"
@@ -90,6 +94,47 @@ def _get_features(features: dict[str, Any] | None, model: str, split: str) -> Fe
     return ray.get(value)
 
 
+class FeatureRows(torch.utils.data.Dataset):
+    """Rows ``index`` of a feature matrix, fetched a whole batch at a time.
+
+    ``rows[[i, j, ...]]`` -> ``(features float32 [B, D], labels int64 [B])``: one gather
+    per batch instead of B item fetches and a stack (at Food-101 scale, 75,750 rows, that
+    is most of an epoch). ``features`` may be read-only shared memory: it is only read.
+    """
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, index=None):
+        self.features, self.labels = features, labels
+        self.index = None if index is None else torch.as_tensor(index, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels) if self.index is None else len(self.index)
+
+    def __getitem__(self, rows):
+        rows = torch.as_tensor(rows, dtype=torch.int64)
+        if self.index is not None:
+            rows = self.index[rows]
+        return self.features[rows], self.labels[rows]
+
+
+def feature_loaders(train: FeatureRows, val: FeatureRows | None, test: FeatureRows,
+                    batch_size: int, seed: int):
+    """``(train, val or None, test)`` loaders over feature rows that yield exactly the
+    batches :func:`tune_food.data.seeded_loaders` yields over images: the same samplers
+    (``RandomSampler`` for train, sequential otherwise) drawing from the same seeded
+    generators in the same order, batched by ``BatchSampler``, fetched one gather per
+    batch (:class:`FeatureRows`)."""
+    from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+    def loader(ds, shuffle, offset):
+        generator = torch.Generator().manual_seed(seed + offset)
+        sampler = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
+        return DataLoader(ds, batch_size=None, generator=generator,
+                          sampler=BatchSampler(sampler, batch_size, drop_last=False))
+
+    return (loader(train, True, 0), loader(val, False, 1) if val is not None else None,
+            loader(test, False, 2))
+
+
 @dataclass
 class Trial:
     """Everything one trial trains with (built by :func:`prepare`)."""
@@ -109,7 +154,9 @@ class Trial:
     trainable_params: int
     total_params: int
     device: torch.device
-    image_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # split (test | val) -> (image paths, their SHA-256): lists, or NumPy string arrays
+    # shared with the feature set (no per-trial copy of 25,000 strings at Food-101 scale)
+    image_ids: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     data_root: str = ""       # the datasets' parent: predictions name images relative to it
     last_probs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
@@ -118,76 +165,105 @@ class Trial:
         return self.device.type == "cuda"
 
 
+@dataclass
+class _Data:
+    """What :func:`prepare` reads trials' data from: the loaders, and what they hold."""
+
+    loaders: tuple            # (train, val or None, test) DataLoaders
+    classes: list[str]
+    image_ids: dict[str, tuple[Any, Any]]
+    feature_cache: str        # shared | disk | off
+    transform: str            # description of the eval transform
+    model: nn.Module | None = None   # the whole frozen model (image pipeline only)
+
+
+def _feature_data(config: dict[str, Any], features, train_dir, test_dir,
+                  val_paths) -> _Data | None:
+    """Loaders over the sweep's feature sets of this trial, or None without them."""
+    model = config["model"]
+    train_fs = _get_features(features, model, train_dir)
+    test_fs = _get_features(features, model, test_dir)
+    if train_fs is None or test_fs is None:
+        return None
+    seed = int(config["seed"])
+    # torch views of the object store's read-only shared memory: no copy per trial
+    train_x, train_y = train_fs.tensors()
+    train_idx, val_idx = split_indices(train_fs.paths, train_fs.labels.tolist(), val_paths,
+                                       float(config["val_fraction"]), seed)
+    loaders = feature_loaders(FeatureRows(train_x, train_y, train_idx),
+                              FeatureRows(train_x, train_y, val_idx) if val_idx else None,
+                              FeatureRows(*test_fs.tensors()), int(config["batch_size"]), seed)
+    ids = {"test": (test_fs.paths, test_fs.hashes),
+           "val": (train_fs.paths[val_idx], train_fs.hashes[val_idx])}
+    cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
+    # the transform's description: timm is not even imported
+    return _Data(loaders, train_fs.classes, ids, cache_mode, train_fs.transform)
+
+
+def _image_data(config: dict[str, Any], train_dir, test_dir, val_paths, exclude,
+                dropout: float) -> _Data:
+    """Loaders over the images through the whole frozen model (``feature_cache`` off,
+    augmentation, or no feature sets handed over)."""
+    name = get_spec(config["model"]).name
+    model = build_model(name, len(split_samples(train_dir, exclude)[0]), dropout)
+    *loaders, classes = make_dataloaders(train_dir, test_dir, model.transform,
+                                         int(config["batch_size"]),
+                                         num_workers=workers_for(_assigned_cpus()),
+                                         exclude=exclude, seed=int(config["seed"]),
+                                         val_fraction=float(config["val_fraction"]),
+                                         val_paths=val_paths)
+    ids = {split: ([p for p, _ in loader.dataset.samples],
+                   [cached_sha256(p) for p, _ in loader.dataset.samples])
+           for split, loader in (("test", loaders[2]), ("val", loaders[1])) if loader}
+    if config["augment"]:
+        loaders[0].dataset.transform = train_transform(name)
+    return _Data(tuple(loaders), classes, ids, "off", describe_transform(model.transform), model)
+
+
 def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
             features: dict[str, Any] | None = None, exclude: list[str] | None = None,
             device: torch.device | str | None = None,
             val_sets: dict[str, list[str]] | None = None) -> Trial:
     """Build a trial: data loaders (features or images), head, optimizer, loss.
 
-    Seeds everything from ``config["seed"]``; the head is initialised right after
-    seeding in both paths, so cached and uncached trials start from the same weights.
-    ``val_sets`` maps a dataset name to the absolute paths of its images that form the
-    sweep's validation set (the same images, by content, for every dataset); without
-    it a stratified ``val_fraction`` of the trial's own training split is held out.
+    Hyperparameters ``config`` leaves out take their defaults
+    (:func:`tune_food.spaces.with_defaults`). Seeds everything from ``config["seed"]``;
+    the head is initialised right after seeding in both paths, so cached and uncached
+    trials start from the same weights. ``val_sets`` maps a dataset name to the absolute
+    paths of its images that form the sweep's validation set (the same images, by
+    content, for every dataset); without it a stratified ``val_fraction`` of the trial's
+    own training split is held out.
 
     Raises:
         ValueError: unresolved dataset names (see :func:`split_dirs`).
         WeightsError: the model's weights are missing (image pipeline only).
     """
-    seed = int(config["seed"])
+    config = with_defaults(config)
     spec = get_spec(config["model"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dropout = head_dropout(spec.name, config.get("dropout"))
+    dropout = head_dropout(spec.name, config["dropout"])
     train_dir, test_dir = split_dirs(config, datasets)
-    bs, val_fraction = int(config["batch_size"]), float(config.get("val_fraction") or 0.0)
-    val_paths = (val_sets or {}).get(config["data"]) if val_sets else None
-    train_fs = test_fs = None
-    if is_cacheable(config):
-        train_fs = _get_features(features, spec.name, train_dir)
-        test_fs = _get_features(features, spec.name, test_dir)
-    if train_fs is not None and test_fs is not None:
-        classes = train_fs.classes
-        train_ds = TensorDataset(train_fs.features, train_fs.labels)
-        train_idx, val_idx = split_indices(train_fs.paths, train_fs.labels.tolist(), val_paths,
-                                           val_fraction, seed)
-        loaders = seeded_loaders(Subset(train_ds, train_idx),
-                                 Subset(train_ds, val_idx) if val_idx else None,
-                                 TensorDataset(test_fs.features, test_fs.labels), bs, seed)
-        ids = {"test": list(zip(test_fs.paths, test_fs.hashes)),
-               "val": [(train_fs.paths[i], train_fs.hashes[i]) for i in val_idx]}
-        cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
-        backbone = None
-        transform = train_fs.transform  # its description: timm is not even imported
-    else:
-        cpus = _assigned_cpus()
-        backbone = build_model(spec.name, len(split_samples(train_dir, exclude or ())[0]), dropout)
-        transform = describe_transform(backbone.transform)
-        *loaders, classes = make_dataloaders(train_dir, test_dir, backbone.transform, bs,
-                                             num_workers=workers_for(cpus),
-                                             exclude=exclude or (), seed=seed,
-                                             val_fraction=val_fraction, val_paths=val_paths)
-        ids = {name: [(p, cached_sha256(p)) for p, _ in loader.dataset.samples]
-               for name, loader in (("test", loaders[2]), ("val", loaders[1])) if loader}
-        if config.get("augment"):
-            loaders[0].dataset.transform = train_transform(spec.name)
-        cache_mode = "off"
-    seed_everything(seed)
-    head = make_head(spec.num_features, len(classes), dropout)
-    if backbone is not None:
-        backbone.head = head
-        net, total = backbone, backbone.total_params
+    val_paths = (val_sets or {}).get(config["data"])
+    data = _feature_data(config, features, train_dir, test_dir, val_paths) \
+        if is_cacheable(config) else None
+    if data is None:
+        data = _image_data(config, train_dir, test_dir, val_paths, exclude or (), dropout)
+    seed_everything(int(config["seed"]))
+    head = make_head(spec.num_features, len(data.classes), dropout)
+    if data.model is not None:
+        data.model.head = head
+        net, total = data.model, data.model.total_params
     else:
         net, total = head, sum(p.numel() for p in head.parameters()) + spec.backbone_params
     net.to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=float(config["lr"]),
-                                 weight_decay=float(config.get("weight_decay") or 0.0))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing") or 0.0))
+                                 weight_decay=float(config["weight_decay"]))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config["label_smoothing"]))
     roots = [os.path.dirname(os.path.dirname(d))   # <root>/<dataset>/<split>
              for d in split_folders(train_dir) + split_folders(test_dir)]
-    return Trial(config, net, head, optimizer, loss_fn, loaders[0], loaders[1], loaders[2],
-                 classes, dropout, transform, cache_mode,
-                 sum(p.numel() for p in head.parameters()), total, device, ids,
-                 os.path.commonpath(roots))
+    return Trial(config, net, head, optimizer, loss_fn, *data.loaders, data.classes, dropout,
+                 data.transform, data.feature_cache, sum(p.numel() for p in head.parameters()),
+                 total, device, data.image_ids, os.path.commonpath(roots))
 
 
 def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
@@ -248,17 +324,19 @@ def write_predictions(trial: Trial, path: str) -> None:
 
     frames = []
     for split, (probs, labels) in trial.last_probs.items():
-        ids = trial.image_ids.get(split, [])
-        if probs is None or len(ids) != len(labels):
+        paths, hashes = trial.image_ids.get(split, ((), ()))
+        if probs is None or len(paths) != len(labels):
             continue
-        frame = pd.DataFrame({"split": split,
-                              "image": [os.path.relpath(p, trial.data_root) for p, _ in ids],
-                              "sha256": [h for _, h in ids],
-                              "label": [trial.classes[i] for i in labels.tolist()],
-                              "predicted": [trial.classes[i] for i in probs.argmax(1).tolist()]})
-        for j, name in enumerate(trial.classes):
-            frame[f"prob_{name}"] = probs[:, j].numpy()
-        frames.append(frame)
+        columns = {"split": split,
+                   "image": [os.path.relpath(p, trial.data_root) for p in paths],
+                   "sha256": list(hashes),
+                   "label": [trial.classes[i] for i in labels.tolist()],
+                   "predicted": [trial.classes[i] for i in probs.argmax(1).tolist()]}
+        values = probs.numpy()
+        # all columns at once: one per class added one by one fragments the frame (101
+        # classes: a PerformanceWarning and most of a Food-101 checkpoint's time)
+        columns.update((f"prob_{name}", values[:, j]) for j, name in enumerate(trial.classes))
+        frames.append(pd.DataFrame(columns))
     if frames:
         pd.concat(frames, ignore_index=True).to_csv(path, index=False)
 
