@@ -179,8 +179,8 @@ def test_ray_up_three_nodes_grid_node_loss_ray_down(cluster):
     # 2a. the default grid with ray exec, cold feature cache in shared storage
     sweep = (f"cd ~/tune_food && python -m tune_food.sweep --grid --address auto "
              f"--results-dir {results} --cache-dir {cache}")
-    proc = step("ray exec: default grid (cold features)",
-                lambda: ok(cluster.exec(f"{sweep} --name grid-exec"), "ray exec grid"))
+    step("ray exec: default grid (cold features)",
+         lambda: ok(cluster.exec(f"{sweep} --name grid-exec"), "ray exec grid"))
     exec_dir = os.path.join(results, "grid-exec")
     board, state = _board(exec_dir), _state(exec_dir)
     assert state["status"] == "finished" and len(board) == 8
@@ -209,7 +209,7 @@ def test_ray_up_three_nodes_grid_node_loss_ray_down(cluster):
     note("grid-job trials", job_board[["trial_name", "node_ip"]].to_dict("records"))
 
     # 3. the same grid on one node (this machine, a local Ray): the same leaderboard
-    one = step("one node: default grid (local Ray)", lambda: ok(subprocess.run(
+    step("one node: default grid (local Ray)", lambda: ok(subprocess.run(
         [sys.executable, "-m", "tune_food.sweep", "--grid", "--results-dir",
          os.path.join(nodes.work, "local"), "--cache-dir", cache, "--name", "grid-one"],
         cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=600), "one node"))

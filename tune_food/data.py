@@ -1,10 +1,9 @@
 """DataLoaders of an image-folder dataset: train / validation / test, seeded.
 
-The rest of the data layer lives in two modules by job, re-exported here for callers of
-``tune_food.data``: :mod:`tune_food.datasets` (the data root, known datasets,
-download and manifest verification) and :mod:`tune_food.images` (decode, list and
-validate the images of a split; the listing itself is
-:class:`tune_food.imagesplit.ImageSplit`). File hashes: :func:`tune_food.files.cached_sha256`.
+The rest of the data layer lives in modules by job: :mod:`tune_food.datasets` (the data
+root, known datasets, download and manifest verification), :mod:`tune_food.images`
+(decode, list and validate the images of a split; the listing itself is
+:class:`tune_food.imagesplit.ImageSplit`); file hashes: :func:`tune_food.files.cached_sha256`.
 """
 
 from __future__ import annotations
@@ -15,22 +14,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from .datasets import (DATA_DIR_ENV, DATASETS, KnownDataset, download_dataset,
-                       load_manifest, resolve_data_root, resolve_dataset, url_reachable,
-                       verify_manifest)
 from .errors import DataError
-from .files import cached_sha256
-from .images import (LOADER, SPLITS, DatasetInfo, SplitInfo, check_image, is_image_file,
-                     rgb_loader, scan_split, split_folders, split_id, split_samples,
-                     validate_image_folder)
-
-__all__ = [  # this module's own names, then the re-exported ones
-    "workers_for", "stratified_split", "split_indices", "make_dataloaders", "seeded_loaders",
-    "DATA_DIR_ENV", "DATASETS", "KnownDataset", "download_dataset", "load_manifest",
-    "resolve_data_root", "resolve_dataset", "url_reachable", "verify_manifest",
-    "cached_sha256", "LOADER", "SPLITS", "DatasetInfo", "SplitInfo", "check_image",
-    "is_image_file", "rgb_loader", "scan_split", "split_folders", "split_id", "split_samples",
-    "validate_image_folder"]
 
 
 def workers_for(cpus: float) -> int:
