@@ -5,9 +5,22 @@ The rest of the data layer lives in two modules by job, re-exported here for cal
 download and manifest verification) and :mod:`tune_food.images` (decode, list and
 validate the images of a split; the listing itself is
 :class:`tune_food.imagesplit.ImageSplit`). File hashes: :func:`tune_food.files.cached_sha256`.
+
+``python -m tune_food.data COMMAND`` (e.g. ``subset``: cut a Food-101 subset) is the
+dataset tools' command line, :mod:`tune_food.datacli`; this module only hands it over,
+before importing torch.
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":   # the command line needs none of this module (nor torch)
+    import sys as _sys
+
+    from .datacli import main as _main
+    from .errors import quiet_broken_pipe as _quiet_broken_pipe
+
+    _quiet_broken_pipe()
+    _sys.exit(_main())
 
 import os
 from typing import Callable, Iterable, Sequence
