@@ -6,7 +6,7 @@ import pytest
 from tune_food.cli import parse_options
 from tune_food.cluster import ClusterInfo, check_resources
 from tune_food.errors import ResourceError, SweepError
-from tune_food.options import SweepOptions, resume_options
+from tune_food.options import MLFLOW_DEFAULT, SweepOptions, resume_options
 
 
 def test_parsing_fills_defaults_from_the_options_and_records_the_flags_given():
@@ -71,6 +71,29 @@ def test_resume_of_an_old_grid_that_saved_num_samples_1_still_passes_the_checks(
     merged = resume_options(parse_options(["--resume", "--name", "g"]), saved, "/r/g")
     merged.check()
     assert merged.grid and merged.num_samples is None
+
+
+def test_mlflow_without_a_value_means_the_store_beside_the_results():
+    assert parse_options(["--grid"]).mlflow is None
+    assert parse_options(["--grid", "--mlflow"]).mlflow == MLFLOW_DEFAULT
+    assert parse_options(["--grid", "--mlflow", "http://h:5000"]).mlflow == "http://h:5000"
+    assert parse_options(["--grid", "--mlflow"]).saved()["mlflow"] == MLFLOW_DEFAULT
+
+
+def test_resume_keeps_the_sweeps_own_mlflow_tracking():
+    """A restored Tuner keeps the callbacks it was started with: --mlflow cannot change
+    on --resume, and saying the same again is fine."""
+    saved = SweepOptions(grid=True, mlflow=MLFLOW_DEFAULT).saved()
+    for argv in (["--resume", "--name", "g"], ["--resume", "--name", "g", "--mlflow"]):
+        assert resume_options(parse_options(argv), saved, "/r/g").mlflow == MLFLOW_DEFAULT
+    with pytest.raises(SweepError, match=r"its own MLflow tracking \(--mlflow\)"):
+        resume_options(parse_options(["--resume", "--name", "g", "--mlflow", "http://h:5000"]),
+                       saved, "/r/g")
+    old = SweepOptions(grid=True).saved()
+    del old["mlflow"]   # a sweep.json from before --mlflow
+    assert resume_options(parse_options(["--resume", "--name", "g"]), old, "/r/g").mlflow is None
+    with pytest.raises(SweepError, match="started without --mlflow"):
+        resume_options(parse_options(["--resume", "--name", "g", "--mlflow"]), old, "/r/g")
 
 
 TWO_NODES = ClusterInfo([{"CPU": 4.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 0.0}], "10.0.0.1:6379")

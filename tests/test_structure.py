@@ -84,8 +84,19 @@ def test_predict_imports_no_ray():
 
 def test_the_other_clis_parse_before_loading_anything_heavy():
     """``report``, ``predict`` and ``app`` import their heavy modules after parsing."""
-    for module in ("tune_food.report", "tune_food.predict", "tune_food.app.cli"):
+    for module in ("tune_food.report", "tune_food.predict", "tune_food.app.cli",
+                   "tune_food.datacli"):
         assert _loaded_after(f"import {module}") == set(), module
+
+
+def test_python_m_tune_food_data_hands_over_before_importing_torch():
+    """``python -m tune_food.data subset ...`` runs :mod:`tune_food.datacli` from the top
+    of ``data.py``, before the DataLoader module imports torch (here: an argument error,
+    exit 2)."""
+    code = ("import runpy, sys\nsys.argv = ['data', 'subset']\ntry:\n"
+            "    runpy.run_module('tune_food.data', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as exc:\n    assert exc.code == 2, exc.code")
+    assert _loaded_after(code) == set()
 
 
 def test_the_sweep_parser_loads_neither_ray_nor_torch_nor_pandas():

@@ -11,7 +11,7 @@ import argparse
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .options import SweepOptions
+from .options import MLFLOW_DEFAULT, SweepOptions
 
 PROG = "python -m tune_food.sweep"
 _D = SweepOptions()   # the defaults, stated once in SweepOptions
@@ -58,6 +58,9 @@ def _where_flags(g) -> None:
     g.add_argument("--cache-dir", metavar="DIR", type=path_arg,
                    help="feature cache folder (default: $TUNE_FOOD_CACHE_DIR, else "
                    "~/.cache/tune_food/features)")
+    g.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="TRACKING_URI",
+                   help="also log every trial as an MLflow run (default URI: "
+                   f"{MLFLOW_DEFAULT}); see tune_food/tracking.py")
 
 
 def _how_flags(g) -> None:

@@ -4,9 +4,22 @@ The rest of the data layer lives in modules by job: :mod:`tune_food.datasets` (t
 root, known datasets, download and manifest verification), :mod:`tune_food.images`
 (decode, list and validate the images of a split; the listing itself is
 :class:`tune_food.imagesplit.ImageSplit`); file hashes: :func:`tune_food.files.cached_sha256`.
+
+``python -m tune_food.data COMMAND`` (e.g. ``subset``: cut a Food-101 subset) is the
+dataset tools' command line, :mod:`tune_food.datacli`; this module only hands it over,
+before importing torch.
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":   # the command line needs none of this module (nor torch)
+    import sys as _sys
+
+    from .datacli import main as _main
+    from .errors import quiet_broken_pipe as _quiet_broken_pipe
+
+    _quiet_broken_pipe()
+    _sys.exit(_main())
 
 import os
 from typing import Callable, Iterable, Sequence

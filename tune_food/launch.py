@@ -5,8 +5,10 @@ checks: it writes ``sweep.json`` (status ``running``), starts Ray, computes ever
 (model, split) feature set once (:func:`tune_food.features.compute_feature_sets`),
 runs the trials with ``tune.Tuner`` (or restores it on ``--resume``), then writes the
 leaderboard, results and plots (:func:`tune_food.outputs.write_outputs`) and the final
-``sweep.json``. A SIGINT (or SIGTERM, turned into SIGINT) in any phase ends the sweep
-as ``interrupted`` with exit code 130 and the resume command on stderr.
+``sweep.json``. With ``--mlflow`` it opens the sweep's MLflow runs before writing anything
+and closes them at the end (:mod:`tune_food.tracking`). A SIGINT (or SIGTERM, turned into
+SIGINT) in any phase ends the sweep as ``interrupted`` with exit code 130 and the resume
+command on stderr.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from .options import SweepOptions
 from .outputs import upload, write_outputs
 from .plan import Plan, TrialNamer
 from .search import Relocatable, make_search, rungs_of
-from .state import now, resume_command, start_state, write_state
+from .state import now, peek_state, resume_command, start_state, write_state
+from .tracking import log_sweep, mlflow_callbacks, start_runs
 
 
 def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> int:
@@ -36,9 +39,16 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
 
     Raises:
         TuneFoodError: a problem a feature-extraction task found (e.g. a bad image).
+        SweepError: ``--mlflow`` names a store that cannot be reached (checked first:
+            the sweep folder is not created then).
     """
     local_dir = local_dir_of(exp_dir, name)
+    mlflow = start_runs(options.mlflow, name, local_dir,
+                        peek_state(local_dir).get("mlflow") if options.resume else None)
     state = start_state(plan, options, name, local_dir)
+    if mlflow:
+        state["mlflow"] = mlflow
+        write_state(state, local_dir)
     started = time.time()
     interrupted = False
     try:
@@ -83,7 +93,8 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
                                  "configs": [dict(t) for t in plan.trials]})
     write_state(state, local_dir)
     features = _features(plan, options, state, local_dir, out)
-    tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, num_samples, out)
+    tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, num_samples,
+                   mlflow_callbacks(state.get("mlflow"), name), out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         fit_start = time.perf_counter()
@@ -123,8 +134,9 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
 
 
 def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features: dict,
-           search_alg, scheduler, num_samples: int, out):
-    """A new ``tune.Tuner`` for the plan, or on ``--resume`` the restored one."""
+           search_alg, scheduler, num_samples: int, mlflow: list, out):
+    """A new ``tune.Tuner`` for the plan, or on ``--resume`` the restored one (which
+    keeps the callbacks it was started with: ``mlflow`` goes unused then)."""
     from ray import tune
 
     from .trainable import train_food
@@ -144,7 +156,7 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
                                   restart_errored=True)
     return tune.Tuner(
         trainable, param_space=param_space,
-        run_config=_run_config(plan, options, name, exp_dir, num_samples, out),
+        run_config=_run_config(plan, options, name, exp_dir, num_samples, mlflow, out),
         tune_config=tune.TuneConfig(
             metric=space.metric, mode=space.mode, num_samples=num_samples,
             search_alg=search_alg, scheduler=scheduler,
@@ -154,9 +166,10 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
 
 
 def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_samples: int,
-                out):
+                mlflow: list, out):
     """Ray Tune's ``RunConfig``: where, the loggers (TensorBoard, CSV, JSON, progress
-    lines), retries, and every checkpoint kept."""
+    lines, and ``mlflow``: :func:`tune_food.tracking.mlflow_callbacks`), retries, and
+    every checkpoint kept."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -167,7 +180,7 @@ def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_
         else exp_dir.rsplit("/", 1)[0],
         callbacks=[TensorBoardCallback.for_space(plan.space), CSVLoggerCallback(),
                    JsonLoggerCallback(),
-                   Progress(len(plan.trials) or num_samples, plan.space.metric, out)],
+                   Progress(len(plan.trials) or num_samples, plan.space.metric, out), *mlflow],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
         # snapshots the whole experiment state after every checkpoint
@@ -225,6 +238,7 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     if status == "interrupted":
         state["resume"] = resume_command(state["name"], None)
     write_state(state, local_dir)
+    log_sweep(state, local_dir, result)   # --mlflow: statuses, ranks, the files as artifacts
     if result is not None:
         _print_summary(result, plan, local_dir, exp_dir, wall, status, out)
     upload(local_dir, exp_dir)

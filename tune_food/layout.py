@@ -5,7 +5,9 @@ where the folder is (a local folder, or a storage URI such as ``s3://bucket/path
 
     <results dir>/<sweep name>/
         sweep.json  space.yaml  leaderboard.csv  leaderboard_by_config.csv  results.csv
+        leaderboard.parquet  results.parquet
         plots/  <trial folders>/checkpoint_NNNNNN/{checkpoint.pt, meta.json, predictions.csv}
+    <results dir>/mlflow.db  <results dir>/mlartifacts/<sweep name>/   (--mlflow's default)
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ import os
 STATE_FILE = "sweep.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 RESULTS_FILE = "results.csv"
+LEADERBOARD_PARQUET = "leaderboard.parquet"   # the same tables with their dtypes (tables.py)
+RESULTS_PARQUET = "results.parquet"
 BY_CONFIG_FILE = "leaderboard_by_config.csv"
 SPACE_FILE = "space.yaml"           # the sweep's own copy of its search space
 PLOTS_DIR = "plots"
 CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
 PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
 # what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
-SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, STATE_FILE, SPACE_FILE,
-               PLOTS_DIR)
+SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
+               RESULTS_PARQUET, STATE_FILE, SPACE_FILE, PLOTS_DIR)
+# beside the sweep folders (in the results folder): --mlflow's default SQLite store and
+# the artifacts of its runs (tune_food.tracking)
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS_DIR = "mlartifacts"
 
 
 def is_uri(path: str) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SweepError
+from .layout import MLFLOW_DB
 
 # Flags a resumed sweep takes from the command that resumes it (where it runs and with
 # what), when given there; everything else (what is swept) comes from the saved sweep.
@@ -22,6 +23,8 @@ RESUME_OVERRIDES = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurre
                     "max_failures", "data_dir", "cache_dir")
 # Not saved in sweep.json: the sweep is where its folder is (it may be moved or copied).
 NOT_SAVED = ("results_dir", "sweep_dir", "given")
+# --mlflow without a value: a SQLite store beside the sweep folders (tune_food.tracking)
+MLFLOW_DEFAULT = f"sqlite:///<results folder>/{MLFLOW_DB}"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class SweepOptions:
     results_dir: str = "results"       # folder or storage URI holding sweep folders
     name: str | None = None            # sweep folder name (None: <space>-<date>-<time>)
     cache_dir: str | None = None       # feature cache (None: $TUNE_FOOD_CACHE_DIR, else ~/.cache)
+    mlflow: str | None = None          # MLflow tracking URI, MLFLOW_DEFAULT, or None: no MLflow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0            # 0: as many trials at once as resources allow
@@ -89,9 +93,12 @@ def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str)
     """The options of the sweep being resumed: what it swept comes from ``saved`` (its
     ``sweep.json`` ``args``); where and with what resources it runs comes from
     ``options`` for every flag of :data:`RESUME_OVERRIDES` given on the command line.
+    ``--mlflow`` is the sweep's own too: the restored Ray Tune run keeps the callbacks it
+    was started with, so a resumed sweep logs to MLflow exactly when it did before.
 
     Raises:
-        SweepError: ``--space`` names another space than the sweep's own.
+        SweepError: ``--space`` names another space than the sweep's own, or ``--mlflow``
+            another tracking than the sweep's own.
     """
     known = {f.name for f in dataclasses.fields(SweepOptions)} - set(NOT_SAVED)
     kept = {k: v for k, v in saved.items() if k in known}
@@ -102,7 +109,19 @@ def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str)
         raise SweepError(f"--resume continues sweep {options.name!r} with its own search space "
                          f"({saved['space']}); drop --space {options.space}, or start a new "
                          "sweep with another --name")
+    if "mlflow" in options.given and options.mlflow != saved.get("mlflow"):
+        raise SweepError(f"--resume continues sweep {options.name!r} with its own MLflow "
+                         f"tracking ({_mlflow_flag(saved.get('mlflow'))}): Ray Tune restores "
+                         f"it with the loggers it started with; drop --mlflow, or start a new "
+                         "sweep with another --name")
     kept.update({k: getattr(options, k) for k in RESUME_OVERRIDES if k in options.given})
     kept.update(results_dir=options.results_dir, sweep_dir=sweep_dir, resume=True,
                 dry_run=options.dry_run, name=options.name, given=options.given)
     return SweepOptions(**kept)
+
+
+def _mlflow_flag(value: str | None) -> str:
+    """How a saved ``--mlflow`` value reads on a command line."""
+    if value is None:
+        return "none: it was started without --mlflow"
+    return "--mlflow" if value == MLFLOW_DEFAULT else f"--mlflow {value}"

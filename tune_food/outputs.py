@@ -4,7 +4,8 @@ function for the sweep and for ``python -m tune_food.report`` alike.
 :func:`load_trials` reads every trial of a sweep folder (Ray Tune's
 ``ExperimentAnalysis``: saved trial statuses, ``progress.csv``, checkpoints, errors;
 no cluster needed). :func:`write_outputs` turns them into ``leaderboard.csv``,
-``results.csv``, ``leaderboard_by_config.csv`` (repeated seeds) and the plots, and
+``results.csv``, their Parquet copies with dtypes (:mod:`tune_food.tables`),
+``leaderboard_by_config.csv`` (repeated seeds) and the plots, and
 works out the sweep's status (:func:`sweep_status`). Because the sweep calls the same
 function at its end that ``report`` calls later, both write the same bytes.
 """
@@ -23,8 +24,9 @@ from .files import write_csv_atomic
 from .leaderboard import (TrialRecord, compare_with_best, dedupe_history, leaderboard_by_config,
                           make_leaderboard, results_dataframe, tie_summary)
 
-from .layout import (BY_CONFIG_FILE, LEADERBOARD_FILE, PREDICTIONS_FILE, RESULTS_FILE,
-                     SWEEP_FILES, is_uri)
+from .layout import (BY_CONFIG_FILE, LEADERBOARD_FILE, LEADERBOARD_PARQUET, PREDICTIONS_FILE,
+                     RESULTS_FILE, RESULTS_PARQUET, SWEEP_FILES, is_uri)
+from .tables import write_parquet_atomic
 
 
 @dataclass
@@ -171,7 +173,8 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
 
 
 def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
-    """Write the leaderboard, results, per-configuration table and plots of a sweep.
+    """Write the leaderboard and results (CSV and Parquet), per-configuration table and
+    plots of a sweep.
 
     Args:
         exp_path: the sweep's experiment folder or storage URI (where trials are).
@@ -192,7 +195,9 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
     out = build_outputs(exp_path, state)
     board, frame = out.board, out.results
     out.files = [write_csv_atomic(board, os.path.join(local_dir, LEADERBOARD_FILE)),
-                 write_csv_atomic(frame, os.path.join(local_dir, RESULTS_FILE))]
+                 write_csv_atomic(frame, os.path.join(local_dir, RESULTS_FILE)),
+                 write_parquet_atomic(board, os.path.join(local_dir, LEADERBOARD_PARQUET)),
+                 write_parquet_atomic(frame, os.path.join(local_dir, RESULTS_PARQUET))]
     if "seed" in board and board["seed"].nunique() > 1 and board["rank"].notna().any():
         by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
         out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
