@@ -301,6 +301,9 @@ def test_dedupe_history_keeps_the_last_report_of_each_epoch():
     assert list(out["test_acc"]) == [0.1, 0.22, 0.33, 0.4]
     assert list(out.index) == [0, 1, 2, 3]
     assert dedupe_history(None).empty and dedupe_history(pd.DataFrame({"x": [1]})).empty
+    # Tune's internal flag in the first result after a restore is not a metric
+    restored = pd.DataFrame({"epoch": [1, 2], "should_checkpoint": [None, True]})
+    assert list(dedupe_history(restored).columns) == ["epoch"]
 
 
 def test_results_dataframe_holds_each_trial_epoch_once_with_its_config():

@@ -129,11 +129,14 @@ def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny
     results = pd.read_csv(moved / "results.csv")
     assert len(results) == 6 * 600
     assert not results.duplicated(["trial_id", "epoch"]).any()
+    assert "should_checkpoint" not in results
     replayed = 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for _, row in final.iterrows():
+        # Ray's progress.csv stays readable across the resume (no row wider than its header)
         progress = pd.read_csv(moved / row["logdir"] / "progress.csv")
+        assert "should_checkpoint" not in progress
         replayed += len(progress) - progress["epoch"].nunique()
         acc = EventAccumulator(str(moved / row["logdir"]))
         acc.Reload()

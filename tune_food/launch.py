@@ -171,14 +171,14 @@ def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_
     lines, and ``mlflow``: :func:`tune_food.tracking.mlflow_callbacks`), retries, and
     every checkpoint kept."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.logger import JsonLoggerCallback
 
     from .tb import TensorBoardCallback
 
     return tune.RunConfig(
         name=name, storage_path=os.path.dirname(exp_dir) if not is_uri(exp_dir)
         else exp_dir.rsplit("/", 1)[0],
-        callbacks=[TensorBoardCallback.for_space(plan.space), CSVLoggerCallback(),
+        callbacks=[TensorBoardCallback.for_space(plan.space), _csv_logger(),
                    JsonLoggerCallback(),
                    Progress(len(plan.trials) or num_samples, plan.space.metric, out), *mlflow],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
@@ -186,6 +186,23 @@ def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_
         # snapshots the whole experiment state after every checkpoint
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0)
+
+
+def _csv_logger():
+    """Ray Tune's ``CSVLoggerCallback`` (each trial's ``progress.csv``) without Tune's
+    internal ``should_checkpoint`` flag. Tune leaves that flag in the first result after
+    a trial is restored when that result carries a checkpoint; the CSV logger, which
+    keeps the header it wrote before the interrupt, then writes rows one column wider
+    than their header (seen with Ray 2.60: ``pd.read_csv`` fails on the resumed file)."""
+    from ray.tune.logger import CSVLoggerCallback
+    from ray.tune.result import SHOULD_CHECKPOINT
+
+    class ProgressCSV(CSVLoggerCallback):
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            super().log_trial_result(iteration, trial, {k: v for k, v in result.items()
+                                                        if k != SHOULD_CHECKPOINT})
+
+    return ProgressCSV()
 
 
 class Progress(Callback):

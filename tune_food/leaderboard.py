@@ -79,10 +79,13 @@ def resolved_dropout(config: dict, metrics: dict) -> float | None:
 def dedupe_history(history: pd.DataFrame | None) -> pd.DataFrame:
     """Each epoch once, sorted. A resumed trial replays the epochs after its last
     checkpoint and Ray appends them to ``progress.csv`` again; the later report of an
-    epoch is the one the trial's final state descends from, so it is kept."""
+    epoch is the one the trial's final state descends from, so it is kept. Ray Tune's
+    internal ``should_checkpoint`` flag (left in the first result after a restore) is
+    not a metric and is dropped."""
     if history is None or history.empty or "epoch" not in history:
         return pd.DataFrame()
-    history = history.dropna(subset=["epoch"])
+    history = history.dropna(subset=["epoch"]).drop(columns=["should_checkpoint"],
+                                                    errors="ignore")
     return (history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable")
             .reset_index(drop=True))
 
