@@ -20,7 +20,7 @@ from PIL import Image
 
 from tune_food.app import wait_until_serving
 
-from conftest import REPO, run_cli, shared_dataset
+from conftest import REPO, make_subset, run_cli, shared_dataset
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -513,3 +513,30 @@ def test_stop_and_resume_a_sweep_started_from_the_page(tmp_path, tiny_root):
     assert launcher.status(name) == "finished"
     board = pd.read_csv(tmp_path / "results" / name / "leaderboard.csv")
     assert (board["status"] == "TERMINATED").all() and (board["epochs_done"] == 400).all()
+
+
+def test_test_images_of_a_sweep_with_a_united_test_set(tmp_path):
+    """The default grid tests every trial on two datasets' test splits united (a list in
+    ``test_data``), and ``sweep.json`` names datasets relative to the data root: the
+    page's example images are that united set, each distinct image once, found from any
+    working directory."""
+    import json
+
+    from tune_food.app.folders import test_images
+
+    root = tmp_path / "data"
+    make_subset(str(root / "a"), {"train": 2, "test": 2})
+    make_subset(str(root / "b"), {"train": 2, "test": 3})   # holds a's 2 test images + 1
+    exp = tmp_path / "results" / "grid"
+    exp.mkdir(parents=True)
+    state = {"args": {"data_dir": str(root)},
+             "datasets": {"a": {"path": "a"}, "b": {"path": "b"}},
+             "space": {"parameters": {"data": {"grid_search": ["a", "b"]},
+                                      "test_data": ["a", "b"]}}}
+    (exp / "sweep.json").write_text(json.dumps(state))
+    images = test_images(str(exp))
+    assert len(images) == 9                                  # 3 classes x 3 distinct images
+    assert all(p.startswith(str(root / "a" / "test")) for p in images if "/a/" in p)
+    assert sum("/b/test/" in p for p in images) == 3         # b's one extra image per class
+    assert test_images(str(exp), {"data": "a", "test_data": None}) == sorted(
+        str(p) for p in (root / "a" / "test").glob("*/*"))

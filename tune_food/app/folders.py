@@ -8,7 +8,6 @@ Nothing here writes into a sweep folder; the file names are those of
 from __future__ import annotations
 
 import datetime as _dt
-import glob
 import os
 import time
 from dataclasses import dataclass, field
@@ -68,24 +67,30 @@ def _first_trial_config(state: dict) -> dict:
 
 def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
     """The test-split images of a sweep (of the trial with ``config``; default: the
-    first trial's), sorted, from the dataset folders recorded in ``sweep.json``.
+    first trial's), sorted, from the dataset folders recorded in ``sweep.json``: the
+    test set the trial was scored on (several ``test_data`` folders united, each
+    distinct image once: :class:`tune_food.imagesplit.ImageSplit`).
 
     Returns ``[]`` when the folders are not there (another machine's sweep).
     """
+    from ..errors import DataError
+    from ..images import split_samples
     from ..trainable import split_dirs
 
     state = peek_state(exp_dir)
-    datasets = {n: d.get("path") for n, d in (state.get("datasets") or {}).items()
-                if isinstance(d, dict) and d.get("path")}
+    root = data_root(state)   # sweep.json names datasets relative to it (older: absolute)
+    datasets = {n: os.path.join(root or "", d["path"])
+                for n, d in (state.get("datasets") or {}).items()
+                if isinstance(d, dict) and d.get("path") and (root or os.path.isabs(d["path"]))}
     if config is None:
         config = _first_trial_config(state)
     if not config.get("data"):
         return []
-    try:
-        _, test_dir = split_dirs(config, datasets)
-    except (ValueError, KeyError):
+    try:   # one test folder, or several united (each distinct image once), as trials see it
+        _, samples = split_samples(split_dirs(config, datasets)[1])
+    except (ValueError, KeyError, DataError):
         return []
-    return sorted(p for p in glob.glob(os.path.join(test_dir, "*", "*")) if os.path.isfile(p))
+    return sorted(p for p, _ in samples)
 
 
 @dataclass
