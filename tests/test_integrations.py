@@ -308,3 +308,25 @@ def test_an_unreachable_mlflow_store_stops_the_sweep_before_it_writes(tiny_root,
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1 and f"MLflow tracking at {bad} failed" in proc.stderr
     assert not os.path.exists(tmp_path / "results" / "s")
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
+def test_a_tracking_server_that_does_not_answer_is_one_line_in_seconds(tiny_root, tmp_path,
+                                                                      dry_run):
+    """A refused connection (port 1) fails the checks, --dry-run included, without
+    MLflow's minutes of retries; nothing is written."""
+    import time
+
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
+    start = time.perf_counter()
+    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
+                   "--results-dir", str(tmp_path / "results"), "--name", "s",
+                   "--mlflow", "http://127.0.0.1:1", *(["--dry-run"] if dry_run else []))
+    took = time.perf_counter() - start
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "MLflow tracking at http://127.0.0.1:1 failed" in proc.stderr
+    assert "Connection refused" in proc.stderr
+    assert took < 60   # MLflow's default retries take about 4 minutes here
+    assert not os.path.exists(tmp_path / "results")

@@ -67,6 +67,10 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     for flag, folder in (("--results-dir", options.results_dir), ("--cache-dir", options.cache_dir)):
         if folder and not is_uri(folder):
             _check_writable_folder(flag, folder)
+    if options.mlflow:
+        from .tracking import check_store
+
+        check_store(options.mlflow, local_dir(exp_dir, name))
     cluster = local_cluster()
     if options.address:
         init_ray(options.address)

@@ -20,6 +20,7 @@ Needs MLflow: ``pip install "tune_food[mlflow]"`` (``mlflow-skinny``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from .errors import SweepError
@@ -64,10 +65,68 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+#: how long a tracking server may take to answer one request before the sweep gives
+#: up on it (s); no retries while the sweep checks and opens its runs (MLflow's own
+#: defaults retry with back-off for minutes, which looks like a hang)
+PROBE_TIMEOUT_S = 10
+
+
+@contextlib.contextmanager
+def _fail_fast():
+    """MLflow's HTTP client with no retries and a :data:`PROBE_TIMEOUT_S` timeout
+    (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT``), for the
+    requests of this block only."""
+    settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S)}
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _fail(uri: str, exc: Exception) -> SweepError:
-    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(reason) > 300:   # MLflow's HTTP errors nest urllib3's: keep the start and the cause
+        cause = reason.rfind("Caused by ")
+        reason = f"{reason[:150]} ... {reason[cause:] if cause > 150 else reason[-140:]}"[:400]
     return SweepError(f"MLflow tracking at {uri} failed ({reason}); check the --mlflow "
                       "tracking URI (e.g. sqlite:///abs/path/mlflow.db or http://host:5000)")
+
+
+def check_store(option: str | None, local_dir: str) -> None:
+    """Fail before launch (``--dry-run`` included) when ``--mlflow`` cannot work: MLflow
+    not installed, a SQLite store whose folder cannot be created, or a tracking server
+    that does not answer a read-only request within :data:`PROBE_TIMEOUT_S` seconds.
+    Writes nothing.
+
+    Raises:
+        SweepError: one line naming the URI and the cause.
+    """
+    if not option:
+        return
+    uri = tracking_uri(option, local_dir)
+    if uri.startswith("sqlite:///"):
+        folder = os.path.dirname(os.path.abspath(uri[len("sqlite:///"):]))
+        probe = folder
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+            raise _fail(uri, NotADirectoryError(f"{folder} cannot be created in {probe}"))
+        _client(uri)   # installed?
+        return
+    try:
+        with _fail_fast():
+            _client(uri).search_experiments(max_results=1)
+    except SweepError:
+        raise
+    except Exception as exc:   # MlflowException, HTTP and OS errors alike
+        raise _fail(uri, exc) from None
 
 
 def start_runs(option: str | None, name: str, local_dir: str,
@@ -97,7 +156,15 @@ def start_runs(option: str | None, name: str, local_dir: str,
     try:
         if uri.startswith("sqlite:///"):   # the results folder may not exist yet
             os.makedirs(os.path.dirname(uri[len("sqlite:///"):]) or ".", exist_ok=True)
-        client = _client(uri)
+        return _open_runs(_client(uri), uri, name, saved)
+    except SweepError:
+        raise
+    except Exception as exc:   # MlflowException, SQLAlchemy, OS and HTTP errors alike
+        raise _fail(uri, exc) from None
+
+
+def _open_runs(client, uri: str, name: str, saved: dict) -> dict:
+    with _fail_fast():
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(
             name, artifact_location=_artifact_location(uri, name),
@@ -109,10 +176,6 @@ def start_runs(option: str | None, name: str, local_dir: str,
         else:
             parent = client.create_run(experiment_id, run_name=name,
                                        tags={"sweep": name, "role": "sweep"}).info.run_id
-    except SweepError:
-        raise
-    except Exception as exc:   # MlflowException, SQLAlchemy, OS and HTTP errors alike
-        raise _fail(uri, exc) from None
     return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent}
 
 
