@@ -87,6 +87,14 @@ def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny
     assert (rest["epochs_done"] < 600).all()
     assert (board.loc[board["status"] == "NOT_STARTED", "epochs_done"] == 0).all()
     statuses = dict(zip(board["trial_id"], board["status"]))
+    # TensorBoard holds every epoch the interrupted trials reported, the last one too
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for _, row in board[board["status"] == "INTERRUPTED"].iterrows():
+        acc = EventAccumulator(str(exp / row["logdir"]))
+        acc.Reload()
+        assert sorted(e.step for e in acc.Scalars("accuracy/test")) == \
+            list(range(1, int(row["epochs_done"]) + 1)), row["trial_name"]
 
     # a moved sweep: every path in it is relative, nothing reads the original place
     moved = tmp_path / "elsewhere" / "b"
@@ -131,8 +139,6 @@ def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny
     assert not results.duplicated(["trial_id", "epoch"]).any()
     assert "should_checkpoint" not in results
     replayed = 0
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     for _, row in final.iterrows():
         # Ray's progress.csv stays readable across the resume (no row wider than its header)
         progress = pd.read_csv(moved / row["logdir"] / "progress.csv")

@@ -31,9 +31,11 @@ What the HParams table shows, and why:
 * The HParams metrics are the last value of each per-epoch tag (``accuracy/test``
   etc.: the epoch the trial ended at), so no extra tags are written.
 
-A resumed trial replays the epochs after its last checkpoint. Its new writer starts
-with tensorboardX's ``purge_step`` at the first replayed epoch, so TensorBoard drops the
-earlier file's events from that step on and shows one curve without doubled steps.
+A resumed trial replays the epochs after its last checkpoint. Its new event file starts
+with a purge record at the first replayed epoch (what tensorboardX's ``purge_step``
+writes), so TensorBoard drops the earlier file's events from that step on and shows one
+curve without doubled steps. Records are written synchronously (:class:`EventFile`), so
+each epoch is in the trial's folder when Tune syncs it, a Ctrl-C included.
 
 The sweep sets ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` and passes Tune's own CSV and
 JSON logger callbacks beside this one, so Tune adds no second TensorBoard logger.
@@ -48,6 +50,53 @@ from typing import Any, Dict, Iterable, Mapping, Sequence
 from ray.tune.logger import LoggerCallback
 
 from .leaderboard import resolved_dropout
+
+class EventFile:
+    """One TensorBoard event file, written synchronously with tensorboardX's
+    ``EventsWriter``: after :meth:`flush` every record is in the file.
+
+    Not tensorboardX's ``SummaryWriter``: it hands records to a background thread, and
+    ``flush()`` does not wait for that thread. Ray Tune copies a trial folder from the
+    driver's staging folder to the sweep folder on its own schedule, and on Ctrl-C for the
+    last time *before* it calls the callbacks' ``on_experiment_end``: a record still in
+    the queue then (the last epoch of each running trial, seen with Ray 2.60) never
+    reached the sweep folder.
+
+    Args:
+        logdir: the trial's folder (``trial.local_path``).
+        purge_step: a resumed trial's first replayed epoch: TensorBoard then drops the
+            earlier files' events from that step on (a ``SessionLog.START`` record, as
+            ``SummaryWriter(purge_step=...)`` writes it); None for a new trial.
+    """
+
+    def __init__(self, logdir: str, purge_step: int | None = None):
+        import os
+
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+        os.makedirs(logdir, exist_ok=True)
+        self._events = EventsWriter(os.path.join(logdir, "events"))
+        if purge_step is not None:
+            self._events.write_event(Event(step=purge_step, wall_time=time.time(),
+                                           session_log=SessionLog(status=SessionLog.START)))
+
+    def add(self, summary, step: int = 0) -> None:
+        """Append a ``Summary`` proto (tensorboardX's, or TensorBoard's own, e.g. the
+        HParams plugin's) at ``step``."""
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        if not isinstance(summary, Summary):
+            summary = Summary.FromString(summary.SerializeToString())
+        self._events.write_event(Event(wall_time=time.time(), step=step, summary=summary))
+
+    def flush(self) -> None:
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
+
 
 #: reported metric -> TensorBoard tag
 TAGS = {"train_loss": "loss/train", "test_loss": "loss/test", "train_acc": "accuracy/train",
@@ -217,36 +266,29 @@ class TensorBoardCallback(LoggerCallback):
 
     # ------------------------------------------------------------------ writing
 
-    @staticmethod
-    def _add(writer, summary) -> None:
-        """Write a tensorboard ``Summary`` proto with tensorboardX's file writer."""
-        from tensorboardX.proto.summary_pb2 import Summary
-
-        writer.file_writer.add_summary(Summary.FromString(summary.SerializeToString()))
-
-    def _writer(self, trial, first_step: int, result: Dict):
+    def _writer(self, trial, first_step: int, result: Dict) -> "EventFile":
         if trial not in self._writers:
             from tensorboard.plugins.hparams import summary_v2 as hp
-            from tensorboardX import SummaryWriter
 
-            # steps >= purge_step in earlier event files are dropped by TensorBoard
-            purge = first_step if first_step > 1 else None
-            writer = SummaryWriter(logdir=trial.local_path, purge_step=purge, flush_secs=30)
+            # steps >= first_step in earlier event files are dropped by TensorBoard
+            writer = EventFile(trial.local_path, first_step if first_step > 1 else None)
             if self._experiment is not None:
-                self._add(writer, self._experiment)
-            self._add(writer, hp.hparams_pb(self.hparam_values(trial.config, result),
-                                            trial_id=str(trial.trial_id)))
+                writer.add(self._experiment)
+            writer.add(hp.hparams_pb(self.hparam_values(trial.config, result),
+                                     trial_id=str(trial.trial_id)))
             self._writers[trial] = writer
         return self._writers[trial]
 
     def log_trial_result(self, iteration: int, trial, result: Dict) -> None:
+        from tensorboardX.summary import scalar
+
         step = int(result.get("epoch", iteration))
         writer = self._writer(trial, step, result)
         for key, tag in TAGS.items():
             value = result.get(key)
             if isinstance(value, (int, float)) and not math.isnan(value):
-                writer.add_scalar(tag, value, global_step=step)
-        writer.flush()
+                writer.add(scalar(tag, float(value)), step)
+        writer.flush()   # on disk before Tune's next sync of the trial folder
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
         writer = self._writers.pop(trial, None)
