@@ -271,6 +271,17 @@ def test_a_file_where_a_folder_belongs(capsys, tmp_path, root, flag):
     assert code == 2 and len(lines) == 1 and "is a file, not a folder" in lines[0], lines
 
 
+@pytest.mark.parametrize("flag", ["--results-dir", "--cache-dir"])
+def test_a_folder_that_cannot_be_made_where_permissions_say_it_could(capsys, tmp_path, root,
+                                                                    flag):
+    """/proc passes a permission check (for root) but refuses new folders: the checks
+    (a dry run included) try making one instead of trusting os.access."""
+    code, lines, _ = cli(capsys, tmp_path, flag, "/proc/tune_food_nope", "--dry-run",
+                         space=good(), data_root=root)
+    assert code == 2 and len(lines) == 1, lines
+    assert f"{flag} /proc/tune_food_nope cannot be created: making a folder in /proc" in lines[0]
+
+
 def test_argparse_errors_are_one_line_too():
     proc = run_cli("tune_food.sweep", "--grid", "--cpus-per-trial", "two")
     assert proc.returncode == 2

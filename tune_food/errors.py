@@ -34,7 +34,8 @@ class SweepError(TuneFoodError):
 
 
 def cli_call(prog: str, debug: bool, fn, *args) -> int:
-    """Run a CLI body; a :class:`TuneFoodError` becomes one line on stderr and exit 2.
+    """Run a CLI body; a :class:`TuneFoodError` (or an ``OSError`` no check foresaw,
+    e.g. a full disk) becomes one line on stderr and exit 2.
 
     ``fn(*args)`` returns the exit code. With ``debug`` the exception propagates with its
     traceback instead.
@@ -47,6 +48,13 @@ def cli_call(prog: str, debug: bool, fn, *args) -> int:
         if debug:
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:   # a file the checks could not foresee (disk full, permissions)
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{prog}: error: {exc.strerror or exc}{where} (--debug shows where)",
+              file=sys.stderr)
         return 2
 
 

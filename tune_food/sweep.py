@@ -30,6 +30,7 @@ import datetime as _dt
 import os
 import signal
 import sys
+import tempfile
 import time
 from typing import Sequence
 
@@ -160,8 +161,8 @@ def _check_writable_folder(flag: str, folder: str) -> None:
     """A folder flag must name a folder this process can create or write in.
 
     Raises:
-        SweepError: it is a file, or its nearest existing ancestor is a file or is not
-            writable.
+        SweepError: it is a file, or its nearest existing ancestor is a file, is not
+            writable, or refuses a new folder (a temporary one is made and removed).
     """
     path = os.path.abspath(folder)
     if os.path.exists(path) and not os.path.isdir(path):
@@ -175,6 +176,11 @@ def _check_writable_folder(flag: str, folder: str) -> None:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise SweepError(f"{flag} {folder} cannot be written: no write permission in {probe}; "
                          "pass a folder you can write to")
+    try:   # permissions are not the whole story (/proc, read-only mounts, quotas): try it
+        os.rmdir(tempfile.mkdtemp(prefix=".tune_food-probe-", dir=probe))
+    except OSError as exc:
+        raise SweepError(f"{flag} {folder} cannot be created: making a folder in {probe} "
+                         f"fails ({exc.strerror or exc}); pass a folder you can write to") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
