@@ -73,6 +73,7 @@ def test_subset_is_deterministic_per_class_and_disjoint(food101, tmp_path):
     manifest = json.load(open(os.path.join(a.out, "manifest.json")))
     assert manifest["files"] == {k: v for k, v in files_a.items() if k != "manifest.json"}
     verify_manifest(a.out, manifest["files"])
+    verify_manifest(a.out, manifest)          # the whole manifest.json as the README says
     assert (manifest["fraction"], manifest["seed"], manifest["classes"]) == \
         (0.3, 7, ["pizza", "steak", "sushi"])
     for split in ("train", "test"):

@@ -76,12 +76,18 @@ def load_manifest(name: str) -> dict[str, str]:
     return json.loads(text)["files"]
 
 
-def verify_manifest(dataset_dir: str, manifest: dict[str, str]) -> None:
+def verify_manifest(dataset_dir: str, manifest: dict) -> None:
     """Check that every file of ``manifest`` exists under ``dataset_dir`` with its hash.
+
+    Args:
+        manifest: ``{relative path: sha256}``, or a whole manifest file's content with
+            those under ``"files"`` (the shipped manifests, a subset's ``manifest.json``).
 
     Raises:
         DataError: listing the missing and mismatching files (first ten of each).
     """
+    if isinstance(manifest.get("files"), dict):
+        manifest = manifest["files"]
     missing, wrong = [], []
     for rel, sha in manifest.items():
         path = os.path.join(dataset_dir, rel)
@@ -93,7 +99,8 @@ def verify_manifest(dataset_dir: str, manifest: dict[str, str]) -> None:
         raise DataError(
             f"{dataset_dir} does not match its manifest: {len(missing)} files missing "
             f"{missing[:10]}, {len(wrong)} with a wrong SHA-256 {wrong[:10]}; "
-            "delete the folder to download it again")
+            "make it again (a known dataset: delete the folder and it is downloaded again; "
+            "a Food-101 subset: run the same subset command again)")
 
 
 def url_reachable(url: str, timeout: float = 10.0) -> bool:
