@@ -108,6 +108,24 @@ def test_unranked_rows_keep_the_status_order_of_STATUSES():
     assert rest == sorted(rest, key=STATUSES.index)
 
 
+def test_unranked_rows_follow_trial_order_within_a_status_and_keep_plain_names():
+    """After an interrupt: created trials that never reported are named like the others
+    (their folder without its ``_<number>``), and each status lists trials in order."""
+    recs = [TrialRecord(trial_id=f"abc_0000{i}", ray_status=status,
+                        config={"model": "efficientnet_lite0", "epochs": 3, "seed": i},
+                        history=history(done) if done else pd.DataFrame(),
+                        path=f"{ROOT}/seed={i}_0000{i}")
+            for i, status, done in [(3, "PENDING", 0), (0, "RUNNING", 1), (2, "PENDING", 0),
+                                    (1, "RUNNING", 2)]]
+    recs.append(TrialRecord(trial_id="", ray_status="NOT_CREATED", config={"seed": 4},
+                            history=pd.DataFrame(), path=f"{ROOT}/(not created)",
+                            extra={"trial_name": "seed=4"}))
+    board = make_leaderboard(recs, "test_acc", "max", KEYS, ROOT)
+    assert list(board["trial_id"]) == ["abc_00000", "abc_00001", "abc_00002", "abc_00003", ""]
+    assert list(board["status"]) == ["INTERRUPTED"] * 2 + ["NOT_STARTED"] * 3
+    assert list(board["trial_name"]) == ["seed=0", "seed=1", "seed=2", "seed=3", "seed=4"]
+
+
 def test_mode_min_ranks_the_lowest_first():
     recs = [record("a", test_acc=0.7), record("b", test_acc=0.9), record("c", test_acc=0.8)]
     board = make_leaderboard(recs, "test_acc", "min", KEYS, ROOT)

@@ -164,6 +164,9 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
     for record in records:
         m = record.metrics
         name = os.path.basename(record.path.rstrip("/"))
+        number = record.trial_id.rsplit("_", 1)[-1]   # Ray's ids: <experiment>_<number>
+        if "_" in record.trial_id and number.isdigit() and name.endswith("_" + number):
+            name = name[:-len(number) - 1]   # the folder is <trial name>_<number>
         row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or name,
                "status": trial_status(record), "epochs_done": _epochs_done(record),
                "epochs_planned": _planned(record),
@@ -193,7 +196,9 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
     if not top.empty:
         top = top.sort_values(sort_cols, ascending=ascending, kind="stable")
     order = {s: i for i, s in enumerate(STATUSES)}
-    rest = df[~ranked].sort_values("status", key=lambda s: s.map(order), kind="stable")
+    rest = df[~ranked]   # by status, then in trial order (trials never created last)
+    rest = rest.iloc[sorted(range(len(rest)), key=lambda i: (
+        order[rest["status"].iloc[i]], rest["trial_id"].iloc[i] == "", rest["trial_id"].iloc[i]))]
     df = pd.concat([top, rest])
     df.insert(0, "rank", pd.array(list(range(1, len(top) + 1)) + [pd.NA] * len(rest),
                                   dtype="Int64"))
