@@ -261,7 +261,9 @@ def check_same_data(plan: Plan, sweep_dir: str, name: str) -> None:
     """
     with open(os.path.join(sweep_dir, STATE_FILE)) as fh:
         saved = json.load(fh).get("datasets", {})
-    changed = [f"{n} ({saved[n]['files']} files then, {now['files']} now)"
+    changed = [f"{n} ({saved[n]['files']} files of {saved[n].get('bytes', '?')} bytes then, "
+               f"{now['files']} files of {now['bytes']} bytes now: a file was added, removed, "
+               "renamed or changed size)"
                for n, path in plan.datasets.items() if n in saved and os.path.isdir(path)
                for now in [dataset_fingerprint(path, plan.data_root)]
                if now["sha256"] != saved[n].get("sha256")]
