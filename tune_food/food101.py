@@ -285,10 +285,15 @@ def download_food101(root: str) -> str:
     from torchvision.datasets import Food101
 
     root = os.path.abspath(os.path.expanduser(root))
+    made = [] if os.path.isdir(root) else [root]   # folders this call made: removed on failure
+    while made and not os.path.isdir(os.path.dirname(made[-1])):
+        made.append(os.path.dirname(made[-1]))
     try:
         os.makedirs(root, exist_ok=True)
         Food101(root, split="train", download=True)
     except Exception as exc:  # urllib, ssl, tarfile, OSError: all "could not download"
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise DataError(f"downloading Food-101 from {Food101._URL} into {root} failed "
                         f"({reason}); without network, copy Food-101 ({LAYOUT}) there "
