@@ -53,6 +53,7 @@ BASE = "parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
 
 @pytest.mark.parametrize("extra,fragment", [
     ("  learning_rate: 0.1\n", "parameters.learning_rate: unknown parameter"),
+    ("  seeds: [0, 1]\n", "parameters.seeds: seeds is a top-level key, beside parameters"),
     ("  lr: 0\n", "parameters.lr: 0 is not allowed"),
     ("  lr: {loguniform: [0, 1]}\n", "low must be > 0"),
     ("  epochs: 0\n", "parameters.epochs: 0 is not allowed"),

@@ -70,7 +70,8 @@ def _how_flags(g) -> None:
                    help=f"GPUs for each trial; fractions share a GPU (default "
                    f"{_D.gpus_per_trial:g})")
     g.add_argument("--max-concurrent", type=int, metavar="N",
-                   help="at most N trials at once (default: as many as resources allow)")
+                   help="at most N trials at once (default 0: as many as resources allow; "
+                   "--search optuna: at most 4 suggestions in flight, or N)")
     g.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join, e.g. auto or ray://host:10001 (default: "
                    "start a local Ray)")

@@ -274,6 +274,10 @@ def _check_keys(path: str, raw: Any) -> dict[str, Any]:
                          f"({', '.join(PARAMS)})")
     unknown = [k for k in params if k not in PARAMS]
     if unknown:
+        top = [k for k in unknown if k in TOP_KEYS]
+        if top:   # e.g. seeds under parameters
+            raise SpaceError(f"{path}: parameters.{top[0]}: {top[0]} is a top-level key, "
+                             f"beside parameters (e.g. '{top[0]}: ...' unindented)")
         raise SpaceError(f"{path}: parameters.{unknown[0]}: unknown parameter; allowed: "
                          f"{', '.join(PARAMS)}")
     return params
