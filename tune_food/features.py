@@ -469,7 +469,7 @@ class _Extraction:
             self._finish(key, self.here)
         while self.running:
             done, _ = ray.wait(list(self.running), num_returns=1, timeout=10)
-            self.bar.refresh()
+            self.bar.update(0)   # a line when 10 s passed without a finished task
             for ref in done:
                 model, hashes = self.running.pop(ref)
                 new, where = ray.get(ref)
