@@ -216,6 +216,11 @@ def _make_trial_runs():
                     return
             super().log_trial_start(trial)
 
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            # Tune's internal flag (in the first result after a restore) is no metric
+            super().log_trial_result(iteration, trial, {k: v for k, v in result.items()
+                                                        if k != "should_checkpoint"})
+
     TrialRuns.__module__, TrialRuns.__qualname__ = __name__, "TrialRuns"   # picklable
     globals()["TrialRuns"] = TrialRuns
     return TrialRuns
