@@ -24,7 +24,8 @@ from ray.tune import Callback
 
 from .cluster import init_ray, shutdown_ray
 from .errors import SweepError, TuneFoodError
-from .layout import LEADERBOARD_FILE, is_uri, local_dir as local_dir_of
+from .layout import LEADERBOARD_FILE, TUNE_INTERNAL_KEYS, is_uri
+from .layout import local_dir as local_dir_of
 from .options import SweepOptions
 from .outputs import upload, write_outputs
 from .plan import Plan, TrialNamer
@@ -195,12 +196,11 @@ def _csv_logger():
     keeps the header it wrote before the interrupt, then writes rows one column wider
     than their header (seen with Ray 2.60: ``pd.read_csv`` fails on the resumed file)."""
     from ray.tune.logger import CSVLoggerCallback
-    from ray.tune.result import SHOULD_CHECKPOINT
 
     class ProgressCSV(CSVLoggerCallback):
         def log_trial_result(self, iteration: int, trial, result: dict) -> None:
             super().log_trial_result(iteration, trial, {k: v for k, v in result.items()
-                                                        if k != SHOULD_CHECKPOINT})
+                                                        if k not in TUNE_INTERNAL_KEYS})
 
     return ProgressCSV()
 

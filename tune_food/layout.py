@@ -48,3 +48,9 @@ def local_dir(exp_dir: str, name: str) -> str:
     """Where the sweep's own files (CSV, JSON, plots) are written on this machine: the
     experiment folder itself, or for a URI ``./results/<name>`` (then uploaded)."""
     return os.path.abspath(os.path.join("results", name)) if is_uri(exp_dir) else exp_dir
+
+
+#: keys Ray Tune adds to a trial's result that are no metric (Tune leaves its
+#: ``should_checkpoint`` flag in the first result after a restore): kept out of
+#: progress.csv, results.csv and MLflow
+TUNE_INTERNAL_KEYS = ("should_checkpoint",)

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from .layout import TUNE_INTERNAL_KEYS
+
 #: every status a leaderboard row can have
 STATUSES = ("TERMINATED", "EARLY_STOPPED", "INTERRUPTED", "NOT_STARTED", "ERROR")
 #: statuses of complete trials: only these are ranked
@@ -84,7 +86,7 @@ def dedupe_history(history: pd.DataFrame | None) -> pd.DataFrame:
     not a metric and is dropped."""
     if history is None or history.empty or "epoch" not in history:
         return pd.DataFrame()
-    history = history.dropna(subset=["epoch"]).drop(columns=["should_checkpoint"],
+    history = history.dropna(subset=["epoch"]).drop(columns=list(TUNE_INTERNAL_KEYS),
                                                     errors="ignore")
     return (history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable")
             .reset_index(drop=True))
@@ -139,6 +141,16 @@ def relative_to(path: str | None, root: str) -> str | None:
     return path[len(root) + 1:] if path.startswith(root + "/") else path
 
 
+def _name(record: TrialRecord) -> str:
+    """A trial's name from its folder ``<trial name>_<number>`` (for a trial that never
+    reported the name it runs under)."""
+    name = os.path.basename(record.path.rstrip("/"))
+    number = record.trial_id.rsplit("_", 1)[-1]   # Ray's ids: <experiment>_<number>
+    if "_" in record.trial_id and number.isdigit() and name.endswith("_" + number):
+        name = name[:-len(number) - 1]
+    return name
+
+
 def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
                      param_keys: list[str], root: str) -> pd.DataFrame:
     """Rank trials: complete ones first, best ``metric`` first, ties by lower loss.
@@ -163,11 +175,7 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
     rows = []
     for record in records:
         m = record.metrics
-        name = os.path.basename(record.path.rstrip("/"))
-        number = record.trial_id.rsplit("_", 1)[-1]   # Ray's ids: <experiment>_<number>
-        if "_" in record.trial_id and number.isdigit() and name.endswith("_" + number):
-            name = name[:-len(number) - 1]   # the folder is <trial name>_<number>
-        row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or name,
+        row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or _name(record),
                "status": trial_status(record), "epochs_done": _epochs_done(record),
                "epochs_planned": _planned(record),
                "ranked_by": f"{metric} ({mode})"}

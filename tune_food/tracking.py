@@ -24,7 +24,8 @@ import contextlib
 import os
 
 from .errors import SweepError
-from .layout import MLFLOW_ARTIFACTS_DIR, MLFLOW_DB, SPACE_FILE, STATE_FILE
+from .layout import (MLFLOW_ARTIFACTS_DIR, MLFLOW_DB, SPACE_FILE, STATE_FILE,
+                     TUNE_INTERNAL_KEYS)
 from .options import MLFLOW_DEFAULT
 
 #: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
@@ -219,7 +220,7 @@ def _make_trial_runs():
         def log_trial_result(self, iteration: int, trial, result: dict) -> None:
             # Tune's internal flag (in the first result after a restore) is no metric
             super().log_trial_result(iteration, trial, {k: v for k, v in result.items()
-                                                        if k != "should_checkpoint"})
+                                                        if k not in TUNE_INTERNAL_KEYS})
 
     TrialRuns.__module__, TrialRuns.__qualname__ = __name__, "TrialRuns"   # picklable
     globals()["TrialRuns"] = TrialRuns
