@@ -314,31 +314,42 @@ def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str,
     write_predictions(trial, os.path.join(directory, PREDICTIONS_FILE))
 
 
+#: rows of predictions.csv built and written at a time: the frame of a Food-101 test set
+#: (25,250 rows x 101 probabilities) at once would cost each trial ~80 MB at every
+#: checkpoint (benchmarks/scale.py)
+PREDICTION_ROWS = 2048
+
+
 def write_predictions(trial: Trial, path: str) -> None:
     """Per-image predictions of the last evaluated epoch, as CSV: one row per image of
     the test split and of the validation split, with ``split`` (test|val), ``image``
     (path relative to the data root), ``sha256`` (the image's identity across
     datasets, by which trials are paired), ``label`` and ``predicted`` (class names)
-    and ``prob_<class>`` (softmax probabilities)."""
+    and ``prob_<class>`` (softmax probabilities). Written :data:`PREDICTION_ROWS` rows
+    at a time (the same bytes as one frame)."""
     import pandas as pd
 
-    frames = []
-    for split, (probs, labels) in trial.last_probs.items():
-        paths, hashes = trial.image_ids.get(split, ((), ()))
-        if probs is None or len(paths) != len(labels):
-            continue
-        columns = {"split": split,
-                   "image": [os.path.relpath(p, trial.data_root) for p in paths],
-                   "sha256": list(hashes),
-                   "label": [trial.classes[i] for i in labels.tolist()],
-                   "predicted": [trial.classes[i] for i in probs.argmax(1).tolist()]}
-        values = probs.numpy()
-        # all columns at once: one per class added one by one fragments the frame (101
-        # classes: a PerformanceWarning and most of a Food-101 checkpoint's time)
-        columns.update((f"prob_{name}", values[:, j]) for j, name in enumerate(trial.classes))
-        frames.append(pd.DataFrame(columns))
-    if frames:
-        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+    header = True
+    with open(path, "w", newline="") as fh:
+        for split, (probs, labels) in trial.last_probs.items():
+            paths, hashes = trial.image_ids.get(split, ((), ()))
+            if probs is None or len(paths) != len(labels):
+                continue
+            values, labels, predicted = probs.numpy(), labels.tolist(), probs.argmax(1).tolist()
+            for start in range(0, len(labels), PREDICTION_ROWS):
+                rows = slice(start, start + PREDICTION_ROWS)
+                columns = {"split": split,
+                           "image": [os.path.relpath(p, trial.data_root) for p in paths[rows]],
+                           "sha256": list(hashes[rows]),
+                           "label": [trial.classes[i] for i in labels[rows]],
+                           "predicted": [trial.classes[i] for i in predicted[rows]]}
+                # all columns at once: one by one fragments the frame (101 classes)
+                columns.update((f"prob_{name}", values[rows, j])
+                               for j, name in enumerate(trial.classes))
+                pd.DataFrame(columns).to_csv(fh, index=False, header=header)
+                header = False
+    if header:   # nothing to write: no file, as before
+        os.remove(path)
 
 
 def load_checkpoint(trial: Trial, directory: str) -> int:
