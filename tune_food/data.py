@@ -13,13 +13,11 @@ before importing torch.
 from __future__ import annotations
 
 if __name__ == "__main__":   # the command line needs none of this module (nor torch)
-    import sys as _sys
-
     from .datacli import main as _main
-    from .errors import quiet_broken_pipe as _quiet_broken_pipe
+    from .errors import exit_program as _exit_program, quiet_broken_pipe as _quiet_broken_pipe
 
     _quiet_broken_pipe()
-    _sys.exit(_main())
+    _exit_program(_main())
 
 import os
 from typing import Callable, Iterable, Sequence

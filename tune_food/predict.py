@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .errors import DataError, SweepError, cli_call, quiet_broken_pipe
+from .errors import DataError, SweepError, cli_call, exit_program, quiet_broken_pipe
 from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE
 
 PROG = "python -m tune_food.predict"
@@ -198,4 +197,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     quiet_broken_pipe()  # only as a program: in-process callers keep their SIGPIPE handling
-    sys.exit(main())
+    exit_program(main())

@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .errors import SweepError, cli_call, quiet_broken_pipe
+from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
 
 PROG = "python -m tune_food.report"
 
@@ -80,4 +80,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     quiet_broken_pipe()  # only as a program: in-process callers keep their SIGPIPE handling
-    sys.exit(main())
+    exit_program(main())

@@ -35,7 +35,7 @@ import time
 from typing import Sequence
 
 from .cli import PROG, parse_options
-from .errors import SweepError, cli_call, quiet_broken_pipe
+from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
 from .layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
 from .options import SweepOptions, resume_options
 
@@ -208,4 +208,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     quiet_broken_pipe()  # only as a program: in-process callers keep their SIGPIPE handling
-    sys.exit(main())
+    exit_program(main())
