@@ -104,22 +104,26 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = 
     device = torch.device(device)
     model.eval()
     loss_sum, correct, images = 0.0, 0, 0
-    probs, labels = [], []
+    probs = labels = None
     for batch in loader:
         x, y = _to(batch, device)
         with _autocast(device, mixed_precision):
             logits = model(x)
         loss_sum += nn.functional.cross_entropy(logits.float(), y).item() * y.numel()
         correct += int((logits.argmax(dim=1) == y).sum())
-        images += y.numel()
         if keep_probs:
-            probs.append(logits.float().softmax(dim=1).cpu())
-            labels.append(y.cpu())
+            if probs is None:   # filled in place: no list of batches and no cat (2x peak)
+                total = len(loader.dataset)
+                probs = torch.empty(total, logits.shape[1], dtype=torch.float32)
+                labels = torch.empty(total, dtype=torch.int64)
+            probs[images:images + y.numel()] = logits.float().softmax(dim=1).cpu()
+            labels[images:images + y.numel()] = y.cpu()
+        images += y.numel()
     if images == 0:
         raise ValueError("the evaluation loader yielded no images")
     if keep_probs:
         return EpochMetrics(loss_sum / images, correct / images, correct, images,
-                            torch.cat(probs), torch.cat(labels))
+                            probs[:images], labels[:images])
     return EpochMetrics(loss_sum / images, correct / images, correct, images)
 
 

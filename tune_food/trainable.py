@@ -190,7 +190,8 @@ def _feature_data(config: dict[str, Any], features, train_dir, test_dir,
     train_x, train_y = train_fs.tensors()
     train_idx, val_idx = split_indices(train_fs.paths, train_fs.labels.tolist(), val_paths,
                                        float(config["val_fraction"]), seed)
-    loaders = feature_loaders(FeatureRows(train_x, train_y, train_idx),
+    # without a validation split every row trains, in order: no index to keep
+    loaders = feature_loaders(FeatureRows(train_x, train_y, train_idx if val_idx else None),
                               FeatureRows(train_x, train_y, val_idx) if val_idx else None,
                               FeatureRows(*test_fs.tensors()), int(config["batch_size"]), seed)
     ids = {"test": (test_fs.paths, test_fs.hashes),
@@ -278,6 +279,9 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
     (:func:`~tune_food.engine.accuracy_ci`).
     """
     amp = trial.mixed_precision
+    # the previous epoch's probabilities are only for its checkpoint, written by now: drop
+    # them before this epoch's are made (at Food-101 scale 10 MB per split and trial)
+    trial.last_probs.clear()
     tr = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
                      trial.device, amp)
     te = evaluate(trial.net, trial.test_loader, trial.device, amp, keep_probs=True)
@@ -314,10 +318,12 @@ def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str,
     write_predictions(trial, os.path.join(directory, PREDICTIONS_FILE))
 
 
-#: rows of predictions.csv built and written at a time: the frame of a Food-101 test set
-#: (25,250 rows x 101 probabilities) at once would cost each trial ~80 MB at every
-#: checkpoint (benchmarks/scale.py)
-PREDICTION_ROWS = 2048
+#: rows of predictions.csv built and written at a time. A trial's private memory after a
+#: checkpoint of a Food-101-sized test set (25,250 rows x 101 probabilities), beyond the
+#: same trial on 101 images: all rows at once ~80 MB, 2,048 rows 26 MB, 256 rows 7 MB
+#: (what pandas' CSV writer and Python's allocator keep of the strings); the file's bytes
+#: and the write time (~5 s on 2 slow cores) are the same
+PREDICTION_ROWS = 256
 
 
 def write_predictions(trial: Trial, path: str) -> None:
