@@ -33,6 +33,10 @@ def test_accuracy_is_per_image_with_an_uneven_last_batch():
     batch_mean = float(torch.stack([per_image[:2].mean(), per_image[2:4].mean(),
                                     per_image[4:].mean()]).mean())
     assert abs(m.loss - batch_mean) > 1e-3  # the two definitions really differ here
+    # every image's probabilities and label, in loader order, the uneven last batch too
+    kept = evaluate(Fixed(), loader, keep_probs=True)
+    assert kept.probs.shape == (5, 2) and kept.labels.tolist() == y.tolist()
+    assert torch.equal(kept.probs, x.softmax(dim=1))
 
 
 def test_train_epoch_counts_every_image_once():
@@ -59,3 +63,14 @@ def test_wilson_interval_matches_the_formula():
     assert accuracy_ci(75, 75)[1] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         accuracy_ci(3, 0)
+
+
+def test_optional_checkpoints_cost_at_most_a_tenth_of_a_trial():
+    from tune_food.trainable import CheckpointTimer
+
+    timer = CheckpointTimer(every_s=1.0, share=0.1, now=100.0)
+    assert not timer.due(100.9) and timer.due(101.0)     # cheap checkpoints: the 1 s timer
+    timer.saved(101.0, 101.01)
+    assert not timer.due(101.9) and timer.due(102.01)
+    timer.saved(110.0, 115.0)   # a 5 s checkpoint (a Food-101-sized predictions.csv)
+    assert not timer.due(159.9) and timer.due(160.0)    # 9 x 5 s later: 5 of every 50 s
