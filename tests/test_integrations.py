@@ -283,6 +283,9 @@ def test_mlflow_tracking_uri_default_and_unreachable_store(tmp_path):
     bad = f"sqlite:///{tmp_path}/a_file/mlflow.db"
     with pytest.raises(SweepError, match="MLflow tracking at " + bad):
         tracking.start_runs(bad, "grid", str(tmp_path / "grid"))
+    # the checks try to make a folder where permissions alone would let them (/proc)
+    with pytest.raises(SweepError, match="cannot be created: making a folder in /proc"):
+        tracking.check_store("sqlite:////proc/tune_food_nope/mlflow.db", str(tmp_path / "grid"))
     # the default store goes beside the sweep folder, whose parent need not exist yet
     info = tracking.start_runs(MLFLOW_DEFAULT, "grid", str(tmp_path / "results" / "grid"))
     assert info["tracking_uri"] == f"sqlite:///{tmp_path}/results/mlflow.db"

@@ -76,3 +76,32 @@ def cached_sha256(path: str) -> str:
     """
     st = os.stat(path)
     return _sha256_memo(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why this process cannot create ``folder`` or write in it, or None when it can.
+
+    The folder (created when missing) is checked through its nearest existing ancestor:
+    a file there, no write permission, or a file system that refuses a new folder
+    whatever the permissions say (``/proc``, read-only mounts, quotas: a temporary
+    folder is made and removed). Returns the reason as the end of a sentence that starts
+    with the folder's name, with how to fix it, e.g. ``"cannot be written: no write
+    permission in /srv; pass a folder you can write to"``.
+    """
+    path = os.path.abspath(folder)
+    if os.path.exists(path) and not os.path.isdir(path):
+        return "is a file, not a folder; pass a folder (it is created when missing)"
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f"cannot be created: {probe} is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return (f"cannot be written: no write permission in {probe}; pass a folder you can "
+                "write to")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tune_food-probe-", dir=probe))
+    except OSError as exc:
+        return (f"cannot be created: making a folder in {probe} fails "
+                f"({exc.strerror or exc}); pass a folder you can write to")
+    return None

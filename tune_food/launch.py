@@ -24,7 +24,7 @@ from ray.tune import Callback
 
 from .cluster import init_ray, shutdown_ray
 from .errors import SweepError, TuneFoodError
-from .layout import LEADERBOARD_FILE, TUNE_INTERNAL_KEYS, is_uri
+from .layout import LEADERBOARD_FILE, is_uri, without_internal_keys
 from .layout import local_dir as local_dir_of
 from .options import SweepOptions
 from .outputs import upload, write_outputs
@@ -199,8 +199,7 @@ def _csv_logger():
 
     class ProgressCSV(CSVLoggerCallback):
         def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-            super().log_trial_result(iteration, trial, {k: v for k, v in result.items()
-                                                        if k not in TUNE_INTERNAL_KEYS})
+            super().log_trial_result(iteration, trial, without_internal_keys(result))
 
     return ProgressCSV()
 

@@ -54,3 +54,9 @@ def local_dir(exp_dir: str, name: str) -> str:
 #: ``should_checkpoint`` flag in the first result after a restore): kept out of
 #: progress.csv, results.csv and MLflow
 TUNE_INTERNAL_KEYS = ("should_checkpoint",)
+
+
+def without_internal_keys(result: dict) -> dict:
+    """``result`` without :data:`TUNE_INTERNAL_KEYS`: what the per-result loggers
+    (progress.csv, MLflow) record."""
+    return {k: v for k, v in result.items() if k not in TUNE_INTERNAL_KEYS}

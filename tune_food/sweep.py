@@ -30,12 +30,12 @@ import datetime as _dt
 import os
 import signal
 import sys
-import tempfile
 import time
 from typing import Sequence
 
 from .cli import PROG, parse_options
 from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
+from .files import folder_problem
 from .layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
 from .options import SweepOptions, resume_options
 
@@ -161,26 +161,11 @@ def _check_writable_folder(flag: str, folder: str) -> None:
     """A folder flag must name a folder this process can create or write in.
 
     Raises:
-        SweepError: it is a file, or its nearest existing ancestor is a file, is not
-            writable, or refuses a new folder (a temporary one is made and removed).
+        SweepError: it cannot (:func:`tune_food.files.folder_problem` says why).
     """
-    path = os.path.abspath(folder)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise SweepError(f"{flag} {folder} is a file, not a folder; pass a folder (it is "
-                         "created when missing)")
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise SweepError(f"{flag} {folder} cannot be created: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SweepError(f"{flag} {folder} cannot be written: no write permission in {probe}; "
-                         "pass a folder you can write to")
-    try:   # permissions are not the whole story (/proc, read-only mounts, quotas): try it
-        os.rmdir(tempfile.mkdtemp(prefix=".tune_food-probe-", dir=probe))
-    except OSError as exc:
-        raise SweepError(f"{flag} {folder} cannot be created: making a folder in {probe} "
-                         f"fails ({exc.strerror or exc}); pass a folder you can write to") from None
+    problem = folder_problem(folder)
+    if problem:
+        raise SweepError(f"{flag} {folder} {problem}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

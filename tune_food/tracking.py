@@ -24,8 +24,9 @@ import contextlib
 import os
 
 from .errors import SweepError
+from .files import folder_problem
 from .layout import (MLFLOW_ARTIFACTS_DIR, MLFLOW_DB, SPACE_FILE, STATE_FILE,
-                     TUNE_INTERNAL_KEYS)
+                     without_internal_keys)
 from .options import MLFLOW_DEFAULT
 
 #: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
@@ -114,11 +115,9 @@ def check_store(option: str | None, local_dir: str) -> None:
     uri = tracking_uri(option, local_dir)
     if uri.startswith("sqlite:///"):
         folder = os.path.dirname(os.path.abspath(uri[len("sqlite:///"):]))
-        probe = folder
-        while not os.path.exists(probe):
-            probe = os.path.dirname(probe)
-        if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
-            raise _fail(uri, NotADirectoryError(f"{folder} cannot be created in {probe}"))
+        problem = folder_problem(folder)
+        if problem:
+            raise _fail(uri, OSError(f"its folder {folder} {problem}"))
         _client(uri)   # installed?
         return
     try:
@@ -219,8 +218,7 @@ def _make_trial_runs():
 
         def log_trial_result(self, iteration: int, trial, result: dict) -> None:
             # Tune's internal flag (in the first result after a restore) is no metric
-            super().log_trial_result(iteration, trial, {k: v for k, v in result.items()
-                                                        if k not in TUNE_INTERNAL_KEYS})
+            super().log_trial_result(iteration, trial, without_internal_keys(result))
 
     TrialRuns.__module__, TrialRuns.__qualname__ = __name__, "TrialRuns"   # picklable
     globals()["TrialRuns"] = TrialRuns
