@@ -1,10 +1,9 @@
-"""Where a sweep runs: start or join Ray, and check the resource request against it.
+"""Where a sweep runs: the cluster's nodes, and the resource request checked against them.
 
 :func:`check_resources` refuses a per-trial request no node can satisfy (trials would
-stay PENDING forever) before anything launches; :func:`init_ray` starts a new local Ray
-or joins ``--address`` (refusing at once an address where nothing listens, which Ray
-itself would retry for minutes). The signal helpers make SIGTERM end a sweep the way
-Ctrl-C does.
+stay PENDING forever) before anything launches. Ray itself is started or joined by
+:mod:`tune_food.ray_start`. The signal helpers make SIGTERM end a sweep the way Ctrl-C
+does.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import ResourceError
 from .options import SweepOptions
@@ -97,67 +94,6 @@ def check_resources(options: SweepOptions, cluster: ClusterInfo) -> int:
             "(ray up) pass --autoscale")
     slots = int(sum(f for f in fits if f >= 1))
     return min(slots, options.max_concurrent) if options.max_concurrent else slots
-
-
-def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """A ``host:port`` or ``ray://host:port`` address must accept a TCP connection
-    within ``timeout`` seconds (Ray itself retries an unreachable GCS for minutes).
-
-    Raises:
-        ResourceError: nothing listens there.
-    """
-    target = address.split("://", 1)[-1]
-    if address == "auto" or ":" not in target:
-        return
-    host, _, port = target.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except (OSError, ValueError) as exc:
-        raise ResourceError(f"cannot connect to the Ray cluster at --address {address} "
-                            f"({exc}); start it (ray start --head, or ray up cluster.yaml) or "
-                            "fix the address") from None
-
-
-def init_ray(address: str | None) -> None:
-    """Join the Ray cluster at ``address``, or start a new local Ray (None); no-op
-    when Ray is already initialised. Ray's own SIGTERM handler (an abort) is replaced
-    by :func:`sigterm_as_sigint`.
-
-    Raises:
-        ResourceError: the cluster at ``address`` cannot be reached.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=False)
-    if address:
-        check_reachable(address)
-        kwargs["address"] = address
-    else:
-        # "local": always a new local Ray. Plain ray.init() would join a cluster named in
-        # /tmp/ray/ray_current_cluster, and hang on a stale one left by a crashed `ray start`.
-        kwargs.update(address="local", include_dashboard=False)
-    try:
-        ray.init(**kwargs)
-        if in_main_thread():
-            signal.signal(signal.SIGTERM, sigterm_as_sigint)
-    except (ConnectionError, TimeoutError, ValueError) as exc:
-        if not address:
-            raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ResourceError(f"cannot connect to the Ray cluster at --address {address} "
-                            f"({type(exc).__name__}: {first}); start it (ray start --head, or "
-                            "ray up cluster.yaml) or fix the address") from None
-
-
-def shutdown_ray() -> None:
-    """Disconnect from (or stop the local) Ray, if this process started or joined one."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
 
 
 def sigterm_as_sigint(signum, frame) -> None:

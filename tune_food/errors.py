@@ -29,6 +29,11 @@ class ResourceError(TuneFoodError):
     """A resource request (CPUs, GPUs per trial) that the cluster cannot satisfy."""
 
 
+class RayStartError(TuneFoodError):
+    """Ray cannot be started here, or the cluster named by ``--address`` cannot be joined
+    (the message names the cause and the fix; see :mod:`tune_food.ray_start`)."""
+
+
 class SweepError(TuneFoodError):
     """A sweep cannot be started, resumed or reported (for example: unknown name)."""
 
@@ -47,7 +52,7 @@ def cli_call(prog: str, debug: bool, fn, *args) -> int:
     except TuneFoodError as exc:
         if debug:
             raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:   # a file the checks could not foresee (disk full, permissions)
         if debug:
@@ -56,6 +61,11 @@ def cli_call(prog: str, debug: bool, fn, *args) -> int:
         print(f"{prog}: error: {exc.strerror or exc}{where} (--debug shows where)",
               file=sys.stderr)
         return 2
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a cause quoted from a library may span several."""
+    return " ".join(message.split())
 
 
 def exit_program(code: int) -> None:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .errors import DataError
 from .files import cached_sha256
 from .images import LOADER, rgb_loader, split_folders, split_id, split_samples
 from .models import (build_backbone, describe_transform, forward_settings, get_spec, get_transform,
@@ -132,6 +133,29 @@ def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
     return digest.hexdigest()
 
 
+def check_store(directory: str) -> None:
+    """The feature store in ``directory``, where there is one, must be a readable SQLite
+    database (read only: nothing is created or changed).
+
+    Raises:
+        DataError: the file is damaged or not a database, with the fix (it is a cache:
+            delete it, or use another ``--cache-dir``).
+    """
+    path = os.path.join(os.path.abspath(os.path.expanduser(directory)), STORE_FILE)
+    if not os.path.isfile(path):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"the feature store {path} is damaged ({exc}); it is a cache of "
+                        "backbone features: delete it (they are computed again) or pass "
+                        "another --cache-dir") from None
+
+
 class FeatureStore:
     """Per-image backbone features on disk: ``<directory>/features.sqlite``.
 
@@ -149,6 +173,7 @@ class FeatureStore:
         self.directory = os.path.abspath(os.path.expanduser(directory))
         os.makedirs(self.directory, exist_ok=True)
         self.path = os.path.join(self.directory, STORE_FILE)
+        check_store(self.directory)
         self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")

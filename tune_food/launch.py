@@ -22,8 +22,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from .cluster import init_ray, shutdown_ray
-from .errors import SweepError, TuneFoodError
+from .ray_start import shutdown_ray
+from .errors import SweepError, TuneFoodError, one_line
 from .layout import LEADERBOARD_FILE, is_uri, without_internal_keys
 from .layout import local_dir as local_dir_of
 from .options import SweepOptions
@@ -36,7 +36,12 @@ from .tracking import log_sweep, mlflow_callbacks, start_runs
 
 def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> int:
     """Run the sweep; return the exit code (0 finished, 1 some trial failed, 130
-    interrupted).
+    interrupted). Ray is running already (:func:`tune_food.ray_start.start_ray`).
+
+    A failure after ``sweep.json`` is written and before the trials end (a bad image an
+    extraction task found, a store that broke, Ray Tune refusing to start) leaves the
+    sweep ``failed`` with the reason, and its leaderboard lists every planned trial that
+    never ran as ``NOT_STARTED``; ``--resume`` runs it.
 
     Raises:
         TuneFoodError: a problem a feature-extraction task found (e.g. a bad image).
@@ -44,18 +49,21 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
             the sweep folder is not created then).
     """
     local_dir = local_dir_of(exp_dir, name)
+    search = make_search(plan.space, options.search, options.scheduler, options.seed,
+                         options.max_concurrent, options.num_samples)
     mlflow = start_runs(options.mlflow, name, local_dir,
                         peek_state(local_dir).get("mlflow") if options.resume else None)
-    state = start_state(plan, options, name, local_dir)
-    if mlflow:
-        state["mlflow"] = mlflow
-        write_state(state, local_dir)
-    started = time.time()
-    interrupted = False
+    state = start_state(plan, options, name, local_dir,
+                        planned_trials=len(plan.trials) or search[2], mlflow=mlflow)
+    started, interrupted = time.time(), False
     try:
-        _run_trials(plan, options, name, exp_dir, local_dir, state, out)
+        _run_trials(plan, options, name, exp_dir, local_dir, state, search, out)
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException as exc:
+        _fail(exp_dir, local_dir, state, started, exc)
+        shutdown_ray()
+        raise
     try:
         code = _finish(plan, exp_dir, local_dir, state, started, interrupted, out)
     except KeyboardInterrupt:
@@ -69,6 +77,27 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
     return code
 
 
+def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
+          exc: BaseException) -> None:
+    """Leave the sweep ``failed``: the reason (the error's first line) in ``sweep.json``,
+    and the leaderboard and results as far as there are trials (planned trials that never
+    ran: ``NOT_STARTED``). Anything that fails here is left out: the first error counts."""
+    reason = one_line(str(exc)) if isinstance(exc, TuneFoodError) else \
+        f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    state.update(status="failed", error=reason, finished=now(),
+                 wall_s=state.get("wall_s", 0.0) + time.time() - started)
+    state["resume"] = resume_command(state["name"], None)
+    result = None
+    try:
+        result = write_outputs(exp_dir, local_dir, state)
+        state["trials"] = len(result.board)
+    except Exception:   # noqa: BLE001 - the sweep's own failure is what is reported
+        pass
+    write_state(state, local_dir)
+    log_sweep(state, local_dir, result)
+    upload(local_dir, exp_dir)
+
+
 def feature_cache_dir(options: SweepOptions) -> str:
     """``--cache-dir``, else ``$TUNE_FOOD_CACHE_DIR``, else ``~/.cache/tune_food/features``."""
     return options.cache_dir or os.environ.get("TUNE_FOOD_CACHE_DIR") or \
@@ -76,23 +105,16 @@ def feature_cache_dir(options: SweepOptions) -> str:
 
 
 def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
-                state: dict, out) -> None:
-    """Start Ray, compute the feature sets once, run the Tuner (interruptible)."""
+                state: dict, search: tuple, out) -> None:
+    """Compute the feature sets once, run the Tuner (interruptible). ``search``:
+    :func:`tune_food.search.make_search`'s ``(search_alg, scheduler, num_samples)``."""
     # Our TensorBoardCallback is a plain LoggerCallback: keep Tune from adding its own
     # TensorBoard logger beside it (the CSV and JSON loggers are passed explicitly).
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if not is_uri(exp_dir):  # cheap on local disk; makes --resume lose at most 2 s of work
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    ray_start = time.perf_counter()
-    init_ray(options.address)
-    plan.timings["ray_init_s"] = time.perf_counter() - ray_start
-    search_alg, scheduler, num_samples = make_search(
-        plan.space, options.search, options.scheduler, options.seed, options.max_concurrent,
-        options.num_samples)
-    state.setdefault("planned", {"trials": len(plan.trials) or num_samples,
-                                 "configs": [dict(t) for t in plan.trials]})
-    write_state(state, local_dir)
+    search_alg, scheduler, num_samples = search
     features = _features(plan, options, state, local_dir, out)
     tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, num_samples,
                    mlflow_callbacks(state.get("mlflow"), name), out)
@@ -122,9 +144,8 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
                 plan.pairs, options.cpus_per_trial, options.gpus_per_trial,
                 feature_cache_dir(options), plan.exclude, out=out)
         except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
-            if isinstance(cause, TuneFoodError):
-                raise cause from None
+            if isinstance(exc.cause, TuneFoodError):   # the task's own exception
+                raise exc.cause from None
             raise
         for info in feature_info:
             info["split_dir"] = "+".join(plan.relative(d) for d in info.pop("split_dirs"))
@@ -245,10 +266,11 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     status = "interrupted" if interrupted or result is None else result.status
     plan.timings["outputs_s"] = time.perf_counter() - outputs_start
     wall = time.time() - started
+    earlier = state.get("wall_s", 0.0)   # the runs before a --resume
     board = result.board if result is not None else None
     errored = [] if board is None or board.empty else \
         list(board.loc[board["status"] == "ERROR", "trial_name"])
-    state.update(status=status, finished=now(), wall_s=wall, timings=plan.timings,
+    state.update(status=status, finished=now(), wall_s=earlier + wall, timings=plan.timings,
                  comparison=result.summary if result is not None else "",
                  trials=0 if board is None else len(board), errored=errored)
     if status == "interrupted":
@@ -256,7 +278,7 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     write_state(state, local_dir)
     log_sweep(state, local_dir, result)   # --mlflow: statuses, ranks, the files as artifacts
     if result is not None:
-        _print_summary(result, plan, local_dir, exp_dir, wall, status, out)
+        _print_summary(result, plan, local_dir, exp_dir, (earlier, wall), status, out)
     upload(local_dir, exp_dir)
     if status == "interrupted":
         return 130
@@ -267,9 +289,10 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     return 0
 
 
-def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str, wall: float,
-                   status: str, out) -> None:
-    """The top of the leaderboard, the tie summary, the time per phase, the files."""
+def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
+                   wall: tuple[float, float], status: str, out) -> None:
+    """The top of the leaderboard, the tie summary, the time per phase, the files.
+    ``wall``: seconds of the earlier runs of a resumed sweep, and of this run."""
     import pandas as pd
 
     board, space = result.board, plan.space
@@ -278,7 +301,10 @@ def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str, wall: float
                         "feature_cache", "time_total_s"]
             if c in board]
     detail = ", ".join(f"{n} {s}" for s, n in board["status"].value_counts().items())
-    print(f"\nsweep {status} after {wall:.1f} s: {len(board)} trials ({detail}), ranked by "
+    earlier, this_run = wall
+    took = f"{earlier + this_run:.1f} s ({this_run:.1f} s in this run)" if earlier else \
+        f"{this_run:.1f} s"
+    print(f"\nsweep {status} after {took}: {len(board)} trials ({detail}), ranked by "
           f"{space.metric} ({space.mode})", file=out)
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.4f}".format):

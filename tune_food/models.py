@@ -351,8 +351,9 @@ def _load_file(path: str, name: str) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
         raise WeightsError(
-            f"cannot read the weights of {name} from {path} ({type(exc).__name__}: {exc}); "
+            f"cannot read the weights of {name} from {path} ({type(exc).__name__}: {first}); "
             "delete the file and let tune_food download it again"
         ) from None
 

@@ -50,7 +50,9 @@ def rebuild(exp_dir: str, out=None):
                         "test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
                         "p_vs_best"]
             if c in board]
-    print(f"sweep {os.path.basename(os.path.abspath(exp_dir))}: {state.get('status')}", file=out)
+    why = f" ({state['error']})" if state.get("status") == "failed" and state.get("error") else ""
+    print(f"sweep {os.path.basename(os.path.abspath(exp_dir))}: {state.get('status')}{why}",
+          file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         print(board[list(dict.fromkeys(cols))].to_string(index=False), file=out)
     if result.summary:

@@ -1,7 +1,7 @@
 """``sweep.json``: a sweep's own record, written only through this module.
 
 It holds the status (``running``, ``finished``, ``finished with errors``,
-``interrupted`` + how to resume), the search space, the options the sweep started
+``interrupted`` + how to resume, ``failed`` + the reason and how to resume), the search space, the options the sweep started
 with, versions, dataset fingerprints, skipped images, the validation set, the plan of
 trials, feature-extraction figures, timings and the McNemar summary. Everything in it
 that points into the sweep or at the data is relative, so a moved folder stays valid.
@@ -78,13 +78,18 @@ def versions() -> dict[str, str]:
     return out
 
 
-def start_state(plan, options, name: str, local_dir: str) -> dict:
+def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
+                mlflow: dict | None = None) -> dict:
     """Create (or on ``--resume``, reopen) ``sweep.json`` with status ``running`` and
     keep a copy of the search space in the sweep folder (``space.yaml``).
 
     Args:
         plan: the :class:`tune_food.plan.Plan`; options: the
             :class:`tune_food.options.SweepOptions`.
+        planned_trials: how many trials the sweep runs (a grid's trials, a search's
+            samples): ``planned``, from which the leaderboard lists the trials that never
+            started.
+        mlflow: ``--mlflow``'s runs (:func:`tune_food.tracking.start_runs`), or None.
     """
     from .plan import dataset_fingerprint
 
@@ -106,8 +111,13 @@ def start_state(plan, options, name: str, local_dir: str) -> dict:
                                         for p, r in plan.bad_images],
                  "validation": plan.validation.summary(),
                  "allow_leakage": options.allow_leakage, "started": now()}
+    state.setdefault("planned", {"trials": planned_trials,
+                                 "configs": [dict(t) for t in plan.trials]})
+    if mlflow:
+        state["mlflow"] = mlflow
     state.update(status="running", driver_pid=os.getpid(), driver_host=socket.gethostname())
     state.pop("resume", None)
+    state.pop("error", None)
     write_state(state, local_dir)
     return state
 

@@ -52,8 +52,11 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     Raises:
         TuneFoodError: any problem found before launch.
     """
-    from .cluster import check_resources, connected_cluster, init_ray, local_cluster
+    from .cluster import check_resources, connected_cluster, local_cluster
     from .plan import check_same_data, plan_sweep, print_plan
+    from .features import check_store
+    from .launch import feature_cache_dir
+    from .ray_start import shutdown_ray, start_ray
 
     out = out or sys.stdout
     if options.resume:
@@ -72,10 +75,13 @@ def run_sweep(options: SweepOptions, out=None) -> int:
         from .tracking import check_store
 
         check_store(options.mlflow, local_dir(exp_dir, name))
-    cluster = local_cluster()
-    if options.address:
-        init_ray(options.address)
+    ray_start = time.perf_counter()
+    if options.address:   # the cluster's nodes decide how many trials fit
+        start_ray(options.address)
         cluster = connected_cluster()
+    else:
+        cluster = local_cluster()
+    ray_s = time.perf_counter() - ray_start
     concurrent = check_resources(options, cluster)
     checks_start = time.perf_counter()
     plan = plan_sweep(space, options)
@@ -83,13 +89,20 @@ def run_sweep(options: SweepOptions, out=None) -> int:
         check_same_data(plan, options.sweep_dir, name)
     plan.timings["checks_s"] = time.perf_counter() - checks_start
     print_plan(plan, options, cluster, concurrent, out)
+    check_store(feature_cache_dir(options))
+    # Ray starts (or fails to, in one line) before the sweep folder exists, so a sweep
+    # is never left "running" by a Ray that could not start; a dry run starts it too
+    ray_start = time.perf_counter()
+    start_ray(options.address)
+    plan.timings["ray_init_s"] = ray_s + time.perf_counter() - ray_start
     if options.dry_run:
+        shutdown_ray()
         return 0
     if not is_uri(exp_dir) and len(cluster.nodes) > 1:
         print(f"warning: --results-dir {options.results_dir} is a local path on a "
               f"{len(cluster.nodes)}-node cluster; Ray does not copy trial folders to the "
               "head node, so use shared storage (an NFS mount on every node, or "
-              "s3://... / gs://...)", file=out)
+              "s3://... / gs://...)", file=sys.stderr)
     from .launch import launch
 
     return launch(plan, options, name, exp_dir, out)

@@ -34,7 +34,7 @@ RUN_STATUS = {"TERMINATED": "FINISHED", "EARLY_STOPPED": "FINISHED", "ERROR": "F
               "INTERRUPTED": "KILLED", "NOT_STARTED": "KILLED"}
 #: sweep status (sweep.json) -> MLflow's status of the parent run
 SWEEP_STATUS = {"finished": "FINISHED", "finished with errors": "FAILED",
-                "interrupted": "KILLED"}
+                "interrupted": "KILLED", "failed": "FAILED"}
 
 
 def tracking_uri(option: str, local_dir: str) -> str:

@@ -162,6 +162,8 @@ def _head(sweep: str, b: Board) -> str:
                  f"{_dt.datetime.fromtimestamp(b.built):%H:%M:%S}")
         if status == "running":
             head += f" (refreshes every {BOARD_REFRESH_S:g} s)"
+    if status == "failed":
+        head += f"\n\nIt failed before its trials ran: {b.state.get('error', '')}"
     if b.note:
         head += f"\n\n{b.note}"
     return head
