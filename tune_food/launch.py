@@ -13,6 +13,7 @@ command on stderr.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
@@ -121,9 +122,12 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         fit_start = time.perf_counter()
+        quiet = TrialFailureLines()
+        logging.getLogger(TrialFailureLines.LOGGER).addFilter(quiet)
         try:
             tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials and returns
         finally:
+            logging.getLogger(TrialFailureLines.LOGGER).removeFilter(quiet)
             plan.timings["trials_s"] = time.perf_counter() - fit_start
 
 
@@ -202,7 +206,8 @@ def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_
         else exp_dir.rsplit("/", 1)[0],
         callbacks=[TensorBoardCallback.for_space(plan.space), _csv_logger(),
                    JsonLoggerCallback(),
-                   Progress(len(plan.trials) or num_samples, plan.space.metric, out), *mlflow],
+                   Progress(len(plan.trials) or num_samples, plan.space.metric, out,
+                            options.max_failures), *mlflow],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
         # snapshots the whole experiment state after every checkpoint
@@ -229,8 +234,9 @@ class Progress(Callback):
     """A Ray Tune callback printing one line per finished, stopped or failed trial:
     ``[3/8] done    <trial id>  <name>  test_acc 0.9242 [0.885, 0.951]  epochs 10``."""
 
-    def __init__(self, total: int | None, metric: str, out):
+    def __init__(self, total: int | None, metric: str, out, max_failures: int = 0):
         self.total, self.metric, self.out, self.done = total, metric, out, 0
+        self.max_failures = max_failures
 
     def _line(self, trial, what: str) -> None:
         self.done += 1
@@ -250,6 +256,36 @@ class Progress(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._line(trial, "ERROR")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A trial that failed and is retried: one line on stderr, in place of Ray Tune's
+        own traceback (:class:`TrialFailureLines`)."""
+        retries = f"retry {trial.num_failures}" + \
+            (f" of {self.max_failures}" if self.max_failures >= 0 else "")
+        print(f"warning: trial {trial} failed ({_last_error_line(trial)}); Ray Tune runs "
+              f"it again from its last checkpoint ({retries})", file=sys.stderr, flush=True)
+
+
+def _last_error_line(trial) -> str:
+    """The last line of the error Ray Tune saved for ``trial`` (its ``error.txt``)."""
+    try:
+        with open(trial.error_file) as fh:
+            lines = [x.strip() for x in fh if x.strip()]
+        return lines[-1][:300] if lines else "no error text"
+    except (OSError, TypeError):
+        return "its worker died"
+
+
+class TrialFailureLines(logging.Filter):
+    """Drops Ray Tune's ``Trial task failed for trial ...`` records (an ERROR with the
+    whole traceback, logged by ``ray.tune.execution.tune_controller`` for every failure,
+    retried or not): :class:`Progress` says it in one line, and the traceback is in the
+    trial's ``error.txt``."""
+
+    LOGGER = "ray.tune.execution.tune_controller"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trial task failed for trial")
 
 
 def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: float,

@@ -318,7 +318,9 @@ def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: st
 
 def results_dataframe(records: Iterable[TrialRecord], param_keys: list[str]) -> pd.DataFrame:
     """Every reported epoch of every trial, each (trial, epoch) once, with the trial's
-    parameters as ``config/<key>`` columns; trials in the given order, epochs sorted."""
+    parameters as ``config/<key>`` columns; trials in the given order, epochs sorted.
+    With no reported epoch at all (a sweep that stopped before its first result) the
+    table is empty but keeps its key columns, so ``results.csv`` still has a header."""
     frames = []
     for record in records:
         if record.history.empty:
@@ -327,4 +329,5 @@ def results_dataframe(records: Iterable[TrialRecord], param_keys: list[str]) -> 
         for k in param_keys:
             df[f"config/{k}"] = cell(record.config.get(k))
         frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if frames else \
+        pd.DataFrame(columns=["trial_id", "epoch", *(f"config/{k}" for k in param_keys)])

@@ -231,9 +231,12 @@ def _check_content(train: dict, test: dict, space: SearchSpace, allow_leakage: b
                      "(--allow-leakage; recorded in sweep.json)")
     splits = {f"{n}/train": s for n, s in train.items()}
     splits.update({f"{n} test": s for n, s in test.items()})
-    for name, (images, extra) in group_duplicates(splits).items():
-        notes.append(f"warning: {name} holds {images} image(s) more than once "
-                     f"({extra} extra copies)")
+    for name, groups in group_duplicates(splits).items():
+        extra = sum(len(g) - 1 for g in groups)
+        shown = "; ".join(" = ".join(g) for g in groups[:3])
+        more = f"; and {len(groups) - 3} more" if len(groups) > 3 else ""
+        notes.append(f"warning: {name} holds {len(groups)} image(s) more than once "
+                     f"({extra} extra copies): {shown}{more}")
     return notes
 
 
@@ -309,5 +312,8 @@ def print_plan(plan: Plan, options: SweepOptions, cluster, concurrent: int,
         print(f"validation: {v.images} images, {v.source}"
               + (" by every training dataset (same images for every trial)"
                  if v.source == "shared" else ""), file=out)
-    for note in plan.notes:
-        print(note if note.startswith("warning:") else f"note: {note}", file=out)
+    for note in plan.notes:   # warnings go where errors go; notes with the plan
+        if note.startswith("warning:"):
+            print(note, file=sys.stderr)
+        else:
+            print(f"note: {note}", file=out)

@@ -108,9 +108,10 @@ def check_address(address: str) -> None:
         RayStartError: a malformed address, nothing listening, or a server that is not
             a Ray cluster's.
     """
-    target = address.split("://", 1)[-1]
     if address == "auto":
+        _check_auto()
         return
+    target = address.split("://", 1)[-1]
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise RayStartError(f"--address {address} is not an address of a Ray cluster: give "
@@ -127,6 +128,33 @@ def check_address(address: str) -> None:
                             f"({problem}); give the head node's GCS port (6379 unless "
                             "`ray start --head --port` said otherwise), or ray://HOST:10001 "
                             "for Ray Client")
+
+
+def _check_auto() -> None:
+    """``--address auto`` joins ``$RAY_ADDRESS``, else the cluster that ``ray start`` on
+    this machine recorded in ``<Ray's temporary folder>/ray/ray_current_cluster``. A
+    record left by a cluster that is gone makes ``ray.init`` wait for ever, so the
+    address it names is checked as any other.
+
+    Raises:
+        RayStartError: the address named there does not answer as a Ray cluster.
+    """
+    named = os.environ.get("RAY_ADDRESS")
+    record = os.path.join(ray_temp_root(), "ray", "ray_current_cluster")
+    if not named and os.path.isfile(record):
+        with open(record) as fh:
+            named = fh.read().strip()
+        source = f"{record} (written by `ray start` on this machine)"
+    else:
+        source = "RAY_ADDRESS"
+    if not named or named == "auto":
+        return
+    try:
+        check_address(named)
+    except RayStartError as exc:
+        raise RayStartError(f"--address auto joins {named}, named by {source}, and there: "
+                            f"{exc}; if that cluster is gone, run `ray stop` (or delete the "
+                            "file) and start a new one") from None
 
 
 def _grpc_health(target: str, client: bool) -> str | None:
@@ -181,10 +209,32 @@ def start_ray(address: str | None) -> None:
         except Exception as exc:   # noqa: BLE001 - every cause becomes one line
             _shutdown_quietly()
             raise RayStartError(explain(exc, held.text(), address)) from None
+    if not address:
+        _warn_slow_object_store()
     if threading.current_thread() is threading.main_thread():
         from .cluster import sigterm_as_sigint
 
         signal.signal(signal.SIGTERM, sigterm_as_sigint)
+
+
+def _warn_slow_object_store() -> None:
+    """One line on stderr when the local Ray's object store did not fit in /dev/shm: Ray
+    then keeps it in its temporary folder on disk, slower, and says so only in a log
+    record below the level the sweep shows (Ray 2.60's
+    ``services.determine_plasma_store_config``)."""
+    import ray
+
+    try:
+        shm = os.statvfs("/dev/shm")
+    except OSError:
+        return
+    free = shm.f_bavail * shm.f_frsize
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    if free < store:
+        print(f"warning: /dev/shm has {free / 2**20:.0f} MiB free, less than Ray's object "
+              f"store ({store / 2**30:.1f} GiB): Ray keeps it in {ray_temp_root()} instead, "
+              "which is slower; give the machine a larger /dev/shm (docker run "
+              "--shm-size=...)", file=sys.stderr)
 
 
 def explain(exc: BaseException, log: str, address: str | None) -> str:

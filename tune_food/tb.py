@@ -31,8 +31,8 @@ What the HParams table shows, and why:
 * The HParams metrics are the last value of each per-epoch tag (``accuracy/test``
   etc.: the epoch the trial ended at), so no extra tags are written.
 
-A resumed trial replays the epochs after its last checkpoint. Its new event file starts
-with a purge record at the first replayed epoch (what tensorboardX's ``purge_step``
+A resumed trial replays the epochs after its last checkpoint (all of them when it had
+none). Every event file starts with a purge record at its first epoch (what tensorboardX's ``purge_step``
 writes), so TensorBoard drops the earlier file's events from that step on and shows one
 curve without doubled steps. Records are written synchronously (:class:`EventFile`), so
 each epoch is in the trial's folder when Tune syncs it, a Ctrl-C included.
@@ -64,9 +64,10 @@ class EventFile:
 
     Args:
         logdir: the trial's folder (``trial.local_path``).
-        purge_step: a resumed trial's first replayed epoch: TensorBoard then drops the
-            earlier files' events from that step on (a ``SessionLog.START`` record, as
-            ``SummaryWriter(purge_step=...)`` writes it); None for a new trial.
+        purge_step: the first step this file holds: TensorBoard then drops the earlier
+            files' events from that step on (a ``SessionLog.START`` record, as
+            ``SummaryWriter(purge_step=...)`` writes it), so a resumed trial's replayed
+            epochs show once; None writes no such record.
     """
 
     def __init__(self, logdir: str, purge_step: int | None = None):
@@ -138,12 +139,14 @@ def short_labels(names: Iterable[str]) -> Dict[str, str]:
     return labels
 
 
-def _text(value: Any, labels: Mapping[str, str]) -> Any:
-    """A listed hyperparameter value as TensorBoard shows it (bool stays bool)."""
+def _text(value: Any, labels: Mapping[str, str], keep_bool: bool = True) -> Any:
+    """A listed hyperparameter value as TensorBoard shows it: text, except a boolean of
+    a parameter whose values are all booleans (``keep_bool``). TensorBoard's discrete
+    domains hold values of one type, so ``choice: [true, 1]`` shows ``true`` and ``1``."""
     if isinstance(value, bool):
-        return value
+        return value if keep_bool else str(value).lower()
     if isinstance(value, (list, tuple)):
-        return "+".join(str(_text(v, labels)) for v in value)
+        return "+".join(str(_text(v, labels, False)) for v in value)
     if value is None:
         return "null"
     if isinstance(value, float):
@@ -164,7 +167,9 @@ class TensorBoardCallback(LoggerCallback):
             ``loguniform`` or ``randint`` parameter its ``[low, high]`` bounds). Its keys,
             in order, are the hyperparameters shown.
         ranges: the parameters in ``values`` drawn from a range (their values are the
-            bounds): ``uniform``/``loguniform`` floats, ``randint`` integers.
+            bounds, both included): ``uniform``/``loguniform`` floats, ``randint``
+            integers.
+        int_ranges: those of ``ranges`` that draw integers (``randint``).
         default_dropout: ``{model: head dropout}`` used where ``dropout`` is ``None``
             (to list the dropout's domain before any trial ran).
 
@@ -173,12 +178,13 @@ class TensorBoardCallback(LoggerCallback):
     """
 
     def __init__(self, varied: Sequence[str] = (), values: Mapping[str, Sequence] | None = None,
-                 ranges: Sequence[str] = (), default_dropout: Mapping[str, float] | None = None
-                 ) -> None:
+                 ranges: Sequence[str] = (), default_dropout: Mapping[str, float] | None = None,
+                 int_ranges: Sequence[str] = ()) -> None:
         self._writers: Dict[Any, Any] = {}
         self._varied = list(varied)
         self._values = {k: list(v) for k, v in (values or {}).items()}
         self._ranges = set(ranges)
+        self._int_ranges = set(int_ranges) & self._ranges
         datasets = set()
         for key in DATASET_PARAMS:
             for v in self._values.get(key, []):
@@ -195,14 +201,15 @@ class TensorBoardCallback(LoggerCallback):
     def for_space(cls, space) -> "TensorBoardCallback":
         """The callback for a :class:`~tune_food.spaces.SearchSpace`: its ``varied``
         parameters, listed values and ranges, and each model's default dropout."""
-        from ray.tune.search.sample import Categorical, Domain
+        from ray.tune.search.sample import Categorical, Domain, Integer
 
         from .models import get_spec
 
         ranges = [k for k, v in space.param_space.items()
                   if isinstance(v, Domain) and not isinstance(v, Categorical)]
         return cls(varied=space.varied, values=space.values, ranges=ranges,
-                   default_dropout={m: get_spec(m).default_dropout for m in space.models})
+                   default_dropout={m: get_spec(m).default_dropout for m in space.models},
+                   int_ranges=[k for k in ranges if isinstance(space.param_space[k], Integer)])
 
     # ------------------------------------------------------------------ values, domains
 
@@ -211,14 +218,21 @@ class TensorBoardCallback(LoggerCallback):
         if key not in self._ranges:
             return True
         low, high = self._values[key]
-        return isinstance(low, int) and isinstance(high, int) and high - low <= MAX_LISTED
+        return key in self._int_ranges and high - low < MAX_LISTED
+
+    def _keep_bool(self, key: str) -> bool:
+        """Booleans stay booleans where every value of ``key`` is one."""
+        values = self._values.get(key)
+        return values is None or all(isinstance(v, bool) for v in values)
 
     def _domain_values(self, key: str) -> list:
+        """Every value a trial can show for a listed ``key``: a ``randint`` range's
+        integers from its low to its high bound, both included (the space's ``values``
+        hold ``randint: [low, high)`` as ``[low, high - 1]``)."""
         vals = self._values[key]
-        if key in self._ranges:   # a randint range [low, high): every integer in it
-            vals = list(range(vals[0], vals[1]))
-        out = list(dict.fromkeys(_text(v, self._labels) for v in vals))
-        return out
+        if key in self._ranges:
+            vals = list(range(vals[0], vals[1] + 1))
+        return list(dict.fromkeys(_text(v, self._labels, self._keep_bool(key)) for v in vals))
 
     def hparam_values(self, config: Dict[str, Any], result: Dict[str, Any]) -> Dict[str, Any]:
         """A trial's hyperparameters as TensorBoard shows them: ``{name: bool | str |
@@ -233,7 +247,7 @@ class TensorBoardCallback(LoggerCallback):
             if self._values and not self._listed(key):
                 params[key] = float(value)
             else:
-                params[key] = _text(value, self._labels)
+                params[key] = _text(value, self._labels, self._keep_bool(key))
         return params
 
     def _experiment_summary(self):
@@ -245,7 +259,7 @@ class TensorBoardCallback(LoggerCallback):
         for key in self._values:
             if self._listed(key):
                 domain = hp.Discrete(self._domain_values(key))
-            elif all(isinstance(v, int) for v in self._values[key]):
+            elif key in self._int_ranges:
                 domain = hp.IntInterval(*self._values[key])
             else:
                 domain = hp.RealInterval(*map(float, self._values[key]))
@@ -270,8 +284,10 @@ class TensorBoardCallback(LoggerCallback):
         if trial not in self._writers:
             from tensorboard.plugins.hparams import summary_v2 as hp
 
-            # steps >= first_step in earlier event files are dropped by TensorBoard
-            writer = EventFile(trial.local_path, first_step if first_step > 1 else None)
+            # steps >= first_step in earlier event files are dropped by TensorBoard: a
+            # trial resumed before its first checkpoint replays from epoch 1, so the
+            # record is written for every new file, the first one's included
+            writer = EventFile(trial.local_path, first_step)
             if self._experiment is not None:
                 writer.add(self._experiment)
             writer.add(hp.hparams_pb(self.hparam_values(trial.config, result),

@@ -17,7 +17,7 @@ are identified by the SHA-256 of their bytes:
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -118,11 +118,13 @@ def find_leakage(train: Sequence[tuple[str, int]], test: Sequence[tuple[str, int
             if (h := cached_sha256(path)) in train_by_hash]
 
 
-def duplicates(samples: Sequence[tuple[str, int]]) -> tuple[int, int]:
-    """``(distinct images that appear more than once, extra copies)`` inside a split."""
-    counts = Counter(cached_sha256(p) for p, _ in samples)
-    repeated = [c for c in counts.values() if c > 1]
-    return len(repeated), sum(c - 1 for c in repeated)
+def duplicates(samples: Sequence[tuple[str, int]]) -> list[list[str]]:
+    """The files of a split that hold the same bytes: one list of paths (in the split's
+    order) per image that appears more than once; ``[]`` when every image is distinct."""
+    groups: dict[str, list[str]] = {}
+    for path, _ in samples:
+        groups.setdefault(cached_sha256(path), []).append(path)
+    return [paths for paths in groups.values() if len(paths) > 1]
 
 
 def leakage_error(leaks: dict[tuple[str, str], list[tuple[str, str]]]) -> DataError:
@@ -138,11 +140,7 @@ def leakage_error(leaks: dict[tuple[str, str], list[tuple[str, str]]]) -> DataEr
                      "in sweep.json)")
 
 
-def group_duplicates(named: dict[str, Sequence[tuple[str, int]]]) -> dict[str, tuple[int, int]]:
+def group_duplicates(named: dict[str, Sequence[tuple[str, int]]]) -> dict[str, list[list[str]]]:
     """:func:`duplicates` of each named split that has any."""
-    out = defaultdict(tuple)
-    for name, samples in named.items():
-        d = duplicates(samples)
-        if d[0]:
-            out[name] = d
-    return dict(out)
+    found = {name: duplicates(samples) for name, samples in named.items()}
+    return {name: groups for name, groups in found.items() if groups}
