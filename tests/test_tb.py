@@ -115,3 +115,165 @@ def test_short_labels_keep_names_apart():
     # shortening that would merge two names is not done
     assert short_labels(["a_b_1_percent", "a_b_1%"]) == {
         "a_b_1_percent": "a_b_1_percent", "a_b_1%": "a_b_1%"}
+
+
+EVERY_DOMAIN = """\
+parameters:
+  model: {grid_search: [efficientnet_lite0, efficientnet_lite1]}
+  data: {choice: [pss_a, pss_b]}
+  test_data: {choice: [null, pss_a, [pss_a, pss_b]]}
+  epochs: {choice: [2, 10]}
+  batch_size: {randint: [8, 10]}
+  lr: {loguniform: [0.0001, 0.1]}
+  weight_decay: {uniform: [0, 1]}
+  dropout: {grid_search: [null, 0.3]}
+  label_smoothing: {choice: [0, 0.1]}
+  val_fraction: 0
+  seed: {randint: [0, 1000]}
+  augment: {choice: [true, false]}
+"""
+
+
+def _tune_with_callback(tmp_path, space, fn, num_samples, max_failures=0):
+    """A real Ray Tune run of ``fn`` over ``space``'s param_space with the sweep's
+    TensorBoard callback alone; returns the experiment folder."""
+    import ray
+    from ray import tune
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
+    try:
+        tune.Tuner(fn, param_space=space.param_space,
+                   tune_config=tune.TuneConfig(num_samples=num_samples),
+                   run_config=tune.RunConfig(
+                       name="exp", storage_path=str(tmp_path), verbose=0,
+                       callbacks=[TensorBoardCallback.for_space(space)],
+                       failure_config=tune.FailureConfig(max_failures=max_failures))).fit()
+    finally:
+        ray.shutdown()
+    return str(tmp_path / "exp")
+
+
+def test_hparams_filter_offers_every_value_the_trials_used(tmp_path, monkeypatch):
+    """Every kind of domain a space can hold (grid_search of strings, numbers and mixed
+    values with null, choice, randint, uniform with integer bounds, loguniform, a
+    constant): TensorBoard's HParams filter, read back through its plugin backend, offers
+    exactly the values each randint or list can take (randint [8, 10) gives 8 and 9) or a
+    range holding every drawn value, and every trial is in view."""
+    from tensorboard.plugins.hparams import api_pb2
+
+    from tune_food.spaces import load_space
+
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    path = tmp_path / "every.yaml"
+    path.write_text(EVERY_DOMAIN)
+    space = load_space(str(path))
+    default_dropout = {"efficientnet_lite0": 0.2, "efficientnet_lite1": 0.2}
+
+    def trainable(config):
+        from ray import tune
+        dropout = config["dropout"] if config["dropout"] is not None else \
+            default_dropout[config["model"]]
+        tune.report({"epoch": 1, "test_acc": 0.5, "head_dropout": dropout})
+
+    exp = _tune_with_callback(tmp_path, space, trainable, num_samples=5)
+    experiment, sessions, _ = dashboard_view(exp)
+    assert len(sessions) == 20   # 2 models x 2 dropouts x 5 samples
+    infos = {h.name: h for h in experiment.hparam_infos}
+    listed = {name: {getattr(v, v.WhichOneof("kind")) for v in h.domain_discrete.values}
+              for name, h in infos.items() if h.HasField("domain_discrete")}
+    assert listed["batch_size"] == {"8", "9"}
+    assert listed["model"] == {"efficientnet_lite0", "efficientnet_lite1"}
+    assert listed["epochs"] == {"2", "10"}
+    assert listed["label_smoothing"] == {"0", "0.1"}
+    assert listed["dropout"] == {"0.2", "0.3"}           # null resolved to the model's
+    assert listed["augment"] == {True, False}
+    assert listed["val_fraction"] == {"0"}
+    assert len(listed["test_data"]) == 3 and "null" in listed["test_data"]
+    for name in ("lr", "weight_decay", "seed"):
+        assert infos[name].HasField("domain_interval"), name
+    assert (infos["seed"].domain_interval.min_value, infos["seed"].domain_interval.max_value) \
+        == (0, 999)
+    # uniform with integer bounds still draws floats: a real interval, not an integer one
+    assert api_pb2.DataType.Name(infos["weight_decay"].type) == "DATA_TYPE_FLOAT64"
+    assert (infos["weight_decay"].domain_interval.min_value,
+            infos["weight_decay"].domain_interval.max_value) == (0, 1)
+    for values in sessions.values():   # every trial's value is one the filter offers
+        for name, options in listed.items():
+            assert values[name] in options, (name, values[name], options)
+        for name in ("lr", "weight_decay", "seed"):
+            box = infos[name].domain_interval
+            assert box.min_value <= values[name] <= box.max_value, (name, values[name])
+    used = {v["batch_size"] for v in sessions.values()}
+    assert used == {"8", "9"}
+
+
+def _fast_loader_steps(logdir: str, run: str, tag: str) -> list[int]:
+    """The steps TensorBoard serves for ``run``/``tag`` with its fast loader (the Rust
+    ``tensorboard-data-server``, ``--load_fast=true``), through its HTTP API."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.parse
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir,
+                             "--port", str(port), "--host", "127.0.0.1", "--load_fast=true"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    query = urllib.parse.urlencode({"run": run, "tag": tag})
+    url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    points = json.loads(response.read())
+                if points:
+                    return [int(step) for _, step, _ in points]
+            except OSError:
+                pass
+            assert time.time() < deadline, "TensorBoard's fast loader served nothing in 90 s"
+            time.sleep(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_trial_replayed_from_its_start_shows_each_epoch_once(tmp_path, monkeypatch):
+    """A trial that fails before its first checkpoint is run again from epoch 1 (Ray
+    Tune's retry, as --resume does): its second event file purges from epoch 1, so both
+    TensorBoard loaders (EventAccumulator and the fast Rust loader) serve epochs 1..3
+    once each (tensorboard#1272)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tune_food.spaces import load_space
+
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    path = tmp_path / "one.yaml"
+    path.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 3\n")
+    space = load_space(str(path))
+    marker = str(tmp_path / "failed-once")
+
+    def trainable(config):
+        import os
+
+        from ray import tune
+        for epoch in range(1, 4):
+            tune.report({"epoch": epoch, "train_loss": 1.0 / epoch})
+            if epoch == 2 and not os.path.exists(marker):
+                open(marker, "w").close()
+                raise RuntimeError("the worker died before any checkpoint")
+
+    exp = _tune_with_callback(tmp_path, space, trainable, num_samples=1, max_failures=1)
+    (trial_dir,) = [d for d in os.listdir(exp) if os.path.isdir(os.path.join(exp, d))]
+    events = [f for f in os.listdir(os.path.join(exp, trial_dir)) if "tfevents" in f]
+    assert len(events) == 2   # the failed attempt's file and the retry's
+    acc = EventAccumulator(os.path.join(exp, trial_dir))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss/train")] == [1, 2, 3]
+    assert _fast_loader_steps(exp, trial_dir, "loss/train") == [1, 2, 3]

@@ -311,6 +311,12 @@ class TensorBoardCallback(LoggerCallback):
         if writer is not None:
             writer.close()
 
+    def on_trial_recover(self, iteration: int, trials, trial, **info) -> None:
+        """A failed trial that Ray Tune runs again (``--max-failures``) replays the epochs
+        after its last checkpoint: its next result opens a new event file that purges
+        from the first replayed epoch."""
+        self.log_trial_end(trial, failed=True)
+
     def on_experiment_end(self, trials, **info) -> None:
         for trial in list(self._writers):
             self.log_trial_end(trial)
