@@ -39,9 +39,9 @@ def test_cached_features_train_exactly_like_the_image_pipeline(tiny_root, tiny_f
     torch.set_num_threads(2)
     # one after the other: dropout draws from the global torch RNG, which each
     # prepare() seeds
-    cached = prepare(dict(CONFIG), datasets, tiny_features)
+    cached = prepare(dict(CONFIG), datasets, tiny_features, device="cpu")
     cached_metrics = [run_epoch(cached, e) for e in range(1, CONFIG["epochs"] + 1)]
-    full = prepare(dict(CONFIG, feature_cache="off"), datasets, None)
+    full = prepare(dict(CONFIG, feature_cache="off"), datasets, None, device="cpu")
     full_metrics = [run_epoch(full, e) for e in range(1, CONFIG["epochs"] + 1)]
     assert (cached.feature_cache, full.feature_cache) == ("shared", "off")
     assert cached.trainable_params == full.trainable_params == 3843
@@ -54,7 +54,7 @@ def test_cached_features_train_exactly_like_the_image_pipeline(tiny_root, tiny_f
     for (name, p), (_, q) in zip(cached.head.state_dict().items(), full.head.state_dict().items()):
         assert torch.allclose(p, q, atol=1e-5), name
     # and the head did train: it is not the seed's initialisation
-    again = prepare(dict(CONFIG), datasets, tiny_features)
+    again = prepare(dict(CONFIG), datasets, tiny_features, device="cpu")
     assert not torch.allclose(again.head.linear.weight, cached.head.linear.weight, atol=1e-3)
 
 
@@ -217,7 +217,7 @@ def test_trials_read_features_from_shared_memory_without_a_copy(local_ray, tiny_
     def inspect(features):
         from tune_food.trainable import _get_features, prepare
 
-        trial = prepare(dict(CONFIG, val_fraction=0.0), datasets, features)
+        trial = prepare(dict(CONFIG, val_fraction=0.0), datasets, features, device="cpu")
         tensor = trial.train_loader.dataset.features
         key = feature_key("efficientnet_lite0", os.path.join(datasets["tiny"], "train"))
         arr = _get_features(features, "efficientnet_lite0", os.path.join(datasets["tiny"],
@@ -233,7 +233,8 @@ def test_evaluation_loss_is_plain_cross_entropy_under_label_smoothing(tiny_root,
     """A trial trained with label smoothing 0.3 reports test_loss and val_loss as plain
     cross-entropy of its logits (the smoothed loss is about 0.3 nats higher here)."""
     datasets = {"tiny": os.path.join(tiny_root, "tiny")}
-    trial = prepare(dict(CONFIG, label_smoothing=0.3), datasets, tiny_features)
+    trial = prepare(dict(CONFIG, label_smoothing=0.3), datasets, tiny_features,
+                    device="cpu")
     metrics = run_epoch(trial, 1)
     trial.net.eval()
     for split, loader in (("test", trial.test_loader), ("val", trial.val_loader)):

@@ -228,8 +228,10 @@ def test_too_little_shared_memory_is_a_warning(tmp_path, tiny_root, tiny_space, 
 
 def test_a_damaged_feature_store_is_refused_before_launch(tmp_path, tiny_root, tiny_space,
                                                           ray_tmp):
+    from tune_food.features import STORE_FILE
+
     (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "features.sqlite").write_bytes(b"not a database" * 100)
+    (tmp_path / "cache" / STORE_FILE).write_bytes(b"not a database" * 100)
     proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, env={"RAY_TMPDIR": ray_tmp})
     _one_line(proc, seconds, folder, "the feature store", "is damaged", "delete it")
 

@@ -59,6 +59,18 @@ def connected_cluster() -> ClusterInfo:
                        ray.get_runtime_context().gcs_address)
 
 
+#: Ray's scheduler counts resources in fixed point, in units of 1/10,000
+#: (``RESOURCE_UNIT_SCALING`` in Ray's ``src/ray/common/scheduling/fixed_point.h``): one
+#: GPU holds exactly five requests of 0.2
+RESOURCE_UNITS = 10_000
+
+
+def _fit(available: float, per_trial: float) -> int:
+    """How many requests of ``per_trial`` fit in ``available``, counted as Ray counts
+    (fixed point: ``1 // 0.2`` is 4 in floating point, and Ray runs 5)."""
+    return int(round(available * RESOURCE_UNITS)) // int(round(per_trial * RESOURCE_UNITS))
+
+
 def check_resources(options: SweepOptions, cluster: ClusterInfo) -> int:
     """Check the per-trial request against the cluster; return how many trials fit at
     once (all nodes together, capped by ``max_concurrent``).
@@ -79,7 +91,7 @@ def check_resources(options: SweepOptions, cluster: ClusterInfo) -> int:
     if options.max_concurrent < 0:
         raise ResourceError(f"--max-concurrent must be >= 0 (0: no limit), got "
                             f"{options.max_concurrent}")
-    fits = [min(n.get("CPU", 0) // cpt, (n.get("GPU", 0) // gpt) if gpt else math.inf)
+    fits = [min(_fit(n.get("CPU", 0), cpt), _fit(n.get("GPU", 0), gpt) if gpt else math.inf)
             for n in cluster.nodes]
     if not any(f >= 1 for f in fits):
         if options.autoscale:

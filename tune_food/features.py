@@ -36,11 +36,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .devices import assigned_device, computed_by, gpu_math
 from .errors import DataError
 from .files import cached_sha256
 from .images import LOADER, rgb_loader, split_folders, split_id, split_samples
-from .models import (build_backbone, describe_transform, forward_settings, get_spec, get_transform,
-                     to_forward_input, weights_sha256)
+from .models import (backbone_features, build_backbone, describe_transform, forward_settings,
+                     get_spec, get_transform, weights_sha256)
 
 #: images per forward pass of the extraction (measured: benchmarks/extract_settings.py)
 BATCH_SIZE = 32
@@ -48,7 +49,9 @@ BATCH_SIZE = 32
 #: over the cores (and progress shows every few seconds), large enough that a task's
 #: fixed cost (about 0.1 s once the worker holds the backbone) does not matter
 CHUNK_IMAGES = 96
-STORE_FILE = "features.sqlite"
+#: the store's file. ``-v2``: the key holds what computed a vector (``computed_by``); a
+#: store of the earlier layout (``features.sqlite``) is left alone and not read
+STORE_FILE = "features-v2.sqlite"
 
 
 @dataclass
@@ -100,30 +103,34 @@ class FeatureSet:
             return torch.from_numpy(self.features), torch.from_numpy(self.labels)
 
 
-def extractor_id(model: str) -> tuple[str, str, str]:
+def extractor_id(model: str, device: str = "cpu") -> tuple[str, str, str, str]:
     """The part of a feature's key that is not the image: ``(backbone name, SHA-256 of
-    its weights file, decoder + eval transform description)``.
+    its weights file, decoder + eval transform description, what computed it)``; the
+    last is :func:`tune_food.devices.computed_by` (runtime, precision, device class of
+    ``device``), so vectors a GPU computed are never read for a CPU sweep, nor the
+    reverse.
 
     Raises:
         WeightsError: unknown model or missing weights.
     """
     return (model, weights_sha256(model),
-            f"{LOADER} | {describe_transform(get_transform(model))}")
+            f"{LOADER} | {describe_transform(get_transform(model))}", computed_by(device))
 
 
 def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
-                split_dir, hashes: list[str] | None = None) -> str:
+                split_dir, hashes: list[str] | None = None, device: str = "cpu") -> str:
     """SHA-256 (hex) identifying a feature set.
 
     It covers the model name, the SHA-256 of its weights file, how images are decoded
     (:data:`tune_food.images.LOADER`: EXIF orientation), the transform's description, the
     class names, and for every image its path relative to the split folder (the folders'
     common parent for a united split), its size and the SHA-256 of its bytes; so a
-    changed, added, removed or relabelled image, other weights or another transform give
-    another fingerprint. ``hashes``: the images' SHA-256 when already known.
+    changed, added, removed or relabelled image, other weights, another transform or
+    another device class give another fingerprint. ``hashes``: the images' SHA-256 when
+    already known; ``device``: where the vectors are computed.
     """
     digest = hashlib.sha256()
-    head = [*extractor_id(model), *classes]
+    head = [*extractor_id(model, device), *classes]
     digest.update("\n".join(head).encode())
     root = os.path.commonpath(split_folders(split_dir))
     hashes = hashes if hashes is not None else [cached_sha256(p) for p, _ in samples]
@@ -181,7 +188,8 @@ class FeatureStore:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS extractors (id INTEGER PRIMARY KEY, "
                 "backbone TEXT NOT NULL, weights_sha256 TEXT NOT NULL, transform TEXT NOT NULL, "
-                "dim INTEGER NOT NULL, UNIQUE (backbone, weights_sha256, transform))")
+                "computed_by TEXT NOT NULL, dim INTEGER NOT NULL, "
+                "UNIQUE (backbone, weights_sha256, transform, computed_by))")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS features (extractor INTEGER NOT NULL "
                 "REFERENCES extractors(id), image_sha256 TEXT NOT NULL, vector BLOB NOT NULL, "
@@ -201,17 +209,17 @@ class FeatureStore:
     def close(self) -> None:
         self._conn.close()
 
-    def _extractor(self, key: tuple[str, str, str], dim: int | None) -> int | None:
+    def _extractor(self, key: tuple[str, ...], dim: int | None) -> int | None:
         row = self._conn.execute(
             "SELECT id, dim FROM extractors WHERE backbone=? AND weights_sha256=? AND "
-            "transform=?", key).fetchone()
+            "transform=? AND computed_by=?", key).fetchone()
         if row is not None or dim is None:
             return None if row is None else row[0]
         self._conn.execute("INSERT OR IGNORE INTO extractors (backbone, weights_sha256, "
-                           "transform, dim) VALUES (?, ?, ?, ?)", (*key, dim))
+                           "transform, computed_by, dim) VALUES (?, ?, ?, ?, ?)", (*key, dim))
         return self._extractor(key, None)
 
-    def get(self, key: tuple[str, str, str], hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    def get(self, key: tuple[str, ...], hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors (``float32 [D]``, read-only) of those of ``hashes`` that
         the store has for extractor ``key`` (:func:`extractor_id`)."""
         ext = self._extractor(key, None)
@@ -228,7 +236,7 @@ class FeatureStore:
                 found[sha] = np.frombuffer(blob, dtype=np.float32)
         return found
 
-    def put(self, key: tuple[str, str, str], hashes: Sequence[str], vectors: np.ndarray) -> int:
+    def put(self, key: tuple[str, ...], hashes: Sequence[str], vectors: np.ndarray) -> int:
         """Store ``vectors`` (``float32 [N, D]``, row i the image ``hashes[i]``) in one
         transaction; images already stored keep their vector. Returns rows added."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -242,7 +250,7 @@ class FeatureStore:
                 ((ext, sha, vec.tobytes()) for sha, vec in zip(hashes, vectors)))
             return self._conn.total_changes - before
 
-    def count(self, key: tuple[str, str, str] | None = None) -> int:
+    def count(self, key: tuple[str, ...] | None = None) -> int:
         """Stored vectors (of extractor ``key``, or all)."""
         if key is None:
             return self._conn.execute("SELECT COUNT(*) FROM features").fetchone()[0]
@@ -280,13 +288,15 @@ def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZ
 
     Decodes with :func:`tune_food.images.rgb_loader`, applies the weights' eval transform,
     runs the frozen backbone under ``torch.inference_mode`` in ``channels_last`` layout
-    (float32), ``batch_size`` images at a time; ``num_workers`` DataLoader processes
-    decode ahead of the forward pass.
+    in float32 (:func:`tune_food.models.backbone_features`; on CUDA without TF32,
+    :func:`tune_food.devices.gpu_math`), ``batch_size`` images at a time; ``num_workers``
+    DataLoader processes decode ahead of the forward pass.
 
     Raises:
         WeightsError: the model's weights are missing.
     """
     device = str(torch.device(device))
+    gpu_math(device)
     backbone = _backbone(model, device)
     out = np.empty((len(paths), get_spec(model).num_features), dtype=np.float32)
     if not len(paths):
@@ -296,14 +306,15 @@ def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZ
     row = 0
     with torch.inference_mode():
         for x, _ in loader:
-            y = backbone(to_forward_input(x, device)).float().cpu().numpy()
+            y = backbone_features(backbone, x, device).cpu().numpy()
             out[row:row + len(y)] = y
             row += len(y)
     return out
 
 
 def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np.ndarray],
-              transform: str, source: str, seconds: float, computed: int) -> FeatureSet:
+              transform: str, source: str, seconds: float, computed: int,
+              device: str = "cpu") -> FeatureSet:
     dim = get_spec(model).num_features
     features = np.empty((len(samples), dim), dtype=np.float32)
     for i, sha in enumerate(hashes):
@@ -311,7 +322,7 @@ def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np
     return FeatureSet(model, split_id(split), features,
                       np.array([t for _, t in samples], dtype=np.int64), classes,
                       np.array([p for p, _ in samples], dtype=str),
-                      fingerprint(model, samples, classes, split, hashes),
+                      fingerprint(model, samples, classes, split, hashes, device),
                       transform, source, seconds, np.array(hashes, dtype=str), computed)
 
 
@@ -339,7 +350,7 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
     start = time.perf_counter()
     classes, samples = split_samples(split_dir, exclude)
     hashes = [cached_sha256(p) for p, _ in samples]
-    key = extractor_id(model)
+    key = extractor_id(model, str(device))
     vectors = store.get(key, hashes) if store is not None else {}
     missing = {sha: p for (p, _), sha in zip(samples, hashes) if sha not in vectors}
     if missing:
@@ -350,21 +361,24 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
     return _assemble(model, split_dir, classes, samples, hashes, vectors,
                      describe_transform(get_transform(model)),
                      "computed" if missing or store is None else "disk",
-                     time.perf_counter() - start, len(missing))
+                     time.perf_counter() - start, len(missing), device=str(device))
 
 
 # ----------------------------------------------------------------------------- sweep
 
 def _extract_task(model: str, paths: list[str], batch_size: int) -> tuple[np.ndarray, dict]:
-    """Ray task: the features of ``paths`` (:func:`extract_images`) on this worker's
-    CPUs (or its GPU), and where and how fast they were computed."""
+    """Ray task: the features of ``paths`` (:func:`extract_images`) on the device Ray
+    assigned (:func:`tune_food.devices.assigned_device`; on a GPU its CPUs decode in as
+    many DataLoader workers), and where and how fast they were computed."""
     import ray
 
     start = time.perf_counter()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    vectors = extract_images(model, paths, batch_size, device)
+    device = assigned_device()
+    # on a GPU the forward no longer fills the CPUs: they decode ahead of it
+    workers = int(cpus) if device != "cpu" and cpus >= 1 else 0
+    vectors = extract_images(model, paths, batch_size, device, workers)
     ctx = ray.get_runtime_context()
     return vectors, {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                      "device": device, "seconds": time.perf_counter() - start}
@@ -385,6 +399,15 @@ class _Pending:
     node_id: str = ""
     node_ip: str = ""
     device: str = "cpu"
+
+
+def extraction_options(cpus: float, gpus: float) -> dict[str, Any]:
+    """``ray.remote`` options of an extraction task with a trial's ``cpus`` and ``gpus``.
+    With GPUs, ``max_calls=1``: a worker process that held one GPU is never handed
+    another (Ray reuses workers across GPU assignments when the GPUs come through
+    ``.options()``, which cannot set ``max_calls``; CUDA and the cached backbone stay on
+    the first GPU a process touched)."""
+    return {"num_cpus": cpus, "num_gpus": gpus, "max_calls": 1 if gpus else 0}
 
 
 def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: float,
@@ -417,11 +440,12 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
     """
     import ray
 
-    job = _Extraction(FeatureStore(cache_dir) if cache_dir else None, out)
+    device = "cuda" if gpus else "cpu"   # the device class the tasks compute on
+    job = _Extraction(FeatureStore(cache_dir) if cache_dir else None, out, device)
     try:
         for model, split in dict.fromkeys(pairs):
             job.add(model, split, sorted(exclude))
-        job.run(ray.remote(_extract_task).options(num_cpus=cpus, num_gpus=gpus), batch_size)
+        job.run(ray.remote(**extraction_options(cpus, gpus))(_extract_task), batch_size)
     finally:
         job.close()
     return job.refs, job.infos
@@ -432,10 +456,11 @@ class _Extraction:
     so far (store hits and finished tasks) and the distinct images still to compute;
     per set what it waits for. Sets are put in the object store as they complete."""
 
-    def __init__(self, store: FeatureStore | None, out: TextIO | None):
+    def __init__(self, store: FeatureStore | None, out: TextIO | None, device: str = "cpu"):
         import ray
 
         self.store, self.out, self.start = store, out, time.perf_counter()
+        self.device = device
         self.sets: dict[str, _Pending] = {}
         self.vectors: dict[str, dict[str, np.ndarray]] = {}   # model -> sha -> vector
         self.todo: dict[str, dict[str, str]] = {}              # model -> missing sha -> path
@@ -452,7 +477,7 @@ class _Extraction:
         classes, samples = split_samples(split, exclude)
         hashes = [cached_sha256(p) for p, _ in samples]
         if model not in self.keys:
-            self.keys[model] = extractor_id(model)
+            self.keys[model] = extractor_id(model, self.device)
             self.vectors[model], self.todo[model] = {}, {}
         known, todo = self.vectors[model], self.todo[model]
         if self.store is not None:
@@ -515,7 +540,7 @@ class _Extraction:
         feature_set = _assemble(fs.model, fs.split, fs.classes, fs.samples, fs.hashes,
                                 self.vectors[fs.model], describe_transform(get_transform(fs.model)),
                                 "computed" if fs.fresh or self.store is None else "disk",
-                                seconds, fs.computed)
+                                seconds, fs.computed, device=self.device)
         self.refs[key] = ray.put(feature_set)
         info = {"model": fs.model, "split_dir": split_id(fs.split),
                 "split_dirs": split_folders(fs.split), "images": len(feature_set),

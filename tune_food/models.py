@@ -444,6 +444,19 @@ def to_forward_input(x: torch.Tensor, device: torch.device | str = "cpu") -> tor
     return x.to(device, memory_format=torch.channels_last)
 
 
+def backbone_features(backbone: nn.Module, x: torch.Tensor,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+    """The frozen ``backbone``'s pooled features ``float32 [B, D]`` of images ``x``
+    ``[B, 3, S, S]``, always in float32: any autocast around the call (the head's mixed
+    precision on CUDA, ``torch.autocast("cpu", ...)``) is switched off for the backbone,
+    so a frozen backbone's features are the same constants in every path (cached and
+    uncached trials agree to 1e-5; under bfloat16 they would differ by ~3e-2).
+    ``channels_last`` input layout (:func:`to_forward_input`)."""
+    device = torch.device(device)
+    with torch.autocast(device_type=device.type, enabled=False):
+        return backbone(to_forward_input(x, device).float()).float()
+
+
 def make_head(num_features: int, num_classes: int, dropout: float) -> nn.Sequential:
     """The new classification head: ``Dropout(dropout) + Linear(num_features, num_classes)``.
 
@@ -482,7 +495,7 @@ class FrozenBackboneClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():  # the frozen backbone records no graph
-            features = self.backbone(to_forward_input(x, x.device))
+            features = backbone_features(self.backbone, x, x.device)
         return self.head(features)
 
     @property

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import make_dataloaders, split_indices, workers_for
+from .devices import assigned_device, gpu_math
 from .files import cached_sha256
 from .images import split_folders, split_samples
 from .engine import accuracy_ci, evaluate, train_epoch
@@ -76,7 +77,8 @@ class CheckpointTimer:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and CUDA) random generators."""
+    """Seed Python's, NumPy's and torch's random generators (``torch.manual_seed`` seeds
+    the CPU's and every CUDA device's)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -253,14 +255,16 @@ def _image_data(config: dict[str, Any], train_dir, test_dir, val_paths, exclude,
 
 def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
             features: dict[str, Any] | None = None, exclude: list[str] | None = None,
-            device: torch.device | str | None = None,
+            device: torch.device | str = "cpu",
             val_sets: dict[str, list[str]] | None = None) -> Trial:
     """Build a trial: data loaders (features or images), head, optimizer, loss.
 
     Hyperparameters ``config`` leaves out take their defaults
     (:func:`tune_food.spaces.with_defaults`). Seeds everything from ``config["seed"]``;
     the head is initialised right after seeding in both paths, so cached and uncached
-    trials start from the same weights. ``val_sets`` maps a dataset name to the absolute
+    trials start from the same weights. ``device``: where the trial computes (the sweep
+    passes the one Ray assigned, :func:`tune_food.devices.assigned_device`; on CUDA,
+    :func:`tune_food.devices.gpu_math` is applied). ``val_sets`` maps a dataset name to the absolute
     paths of its images that form the sweep's validation set (the same images, by
     content, for every dataset); without it a stratified ``val_fraction`` of the trial's
     own training split is held out.
@@ -271,7 +275,8 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     """
     config = with_defaults(config)
     spec = get_spec(config["model"])
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device)
+    gpu_math(str(device))
     dropout = head_dropout(spec.name, config["dropout"])
     train_dir, test_dir = split_dirs(config, datasets)
     val_paths = (val_sets or {}).get(config["data"])
@@ -331,7 +336,8 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
 
 
 def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` (head weights, optimizer state, RNG states; about 60 KB
+    """Write ``checkpoint.pt`` (head weights, optimizer state, RNG states: CPU, the train
+    loader's and, on a GPU, CUDA's; about 60 KB
     for 3 classes: the backbone is not saved) and ``meta.json`` (model, classes,
     dropout, transform, epoch, metrics) into ``directory``."""
     meta = {"model": trial.config["model"], "classes": trial.classes, "dropout": trial.dropout,
@@ -340,7 +346,7 @@ def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str,
             "config": {k: v for k, v in trial.config.items()
                        if isinstance(v, (str, int, float, bool, type(None)))}}
     torch.save({"head": trial.head.state_dict(), "optimizer": trial.optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
+                "torch_rng": torch.get_rng_state(), **_cuda_rng(trial),
                 "loader_rng": trial.train_loader.generator.get_state(), "meta": meta},
                os.path.join(directory, CHECKPOINT_FILE))
     with open(os.path.join(directory, META_FILE), "w") as fh:
@@ -388,14 +394,25 @@ def write_predictions(trial: Trial, path: str) -> None:
         os.remove(path)
 
 
+def _cuda_rng(trial: Trial) -> dict[str, torch.Tensor]:
+    """``{"cuda_rng": state}`` of the trial's CUDA generator (dropout on the GPU draws
+    from it, not from the CPU's); ``{}`` on the CPU."""
+    if trial.device.type != "cuda":
+        return {}
+    return {"cuda_rng": torch.cuda.get_rng_state(trial.device)}
+
+
 def load_checkpoint(trial: Trial, directory: str) -> int:
-    """Restore head, optimizer and RNG states saved by :func:`save_checkpoint`; return
+    """Restore head, optimizer and every random stream saved by :func:`save_checkpoint`
+    (CPU, the train loader's generator, and CUDA's when the trial computes there); return
     the number of epochs already done."""
     state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location=trial.device,
                        weights_only=True)
     trial.head.load_state_dict(state["head"])
     trial.optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"].cpu())
+    if trial.device.type == "cuda" and "cuda_rng" in state:   # dropout on the GPU draws here
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), trial.device)
     trial.train_loader.generator.set_state(state["loader_rng"].cpu())
     return int(state["meta"]["epoch"])
 
@@ -438,7 +455,7 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
     from ray import tune
 
     torch.set_num_threads(max(1, int(_assigned_cpus())))
-    trial = prepare(config, datasets, features, exclude, val_sets=val_sets)
+    trial = prepare(config, datasets, features, exclude, assigned_device(), val_sets=val_sets)
     start_epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
