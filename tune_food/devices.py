@@ -67,19 +67,21 @@ def assigned_device() -> str:
                          socket.gethostname())
 
 
-def gpu_math(device: str) -> None:
+def gpu_math(device: str, allow_tf32: bool = False) -> None:
     """On a CUDA device: full float32 (no TF32 in convolutions or matrix products, so GPU
     features agree with the CPU's to 1e-4) and deterministic cuDNN kernels (no
     benchmark autotuning, which may pick a different kernel each run). A no-op on the
-    CPU. These are process-wide torch flags; a process computes on one device."""
+    CPU. These are process-wide torch flags; a process computes on one device.
+    ``allow_tf32`` (torch's own default) is for measuring what TF32 would change
+    (``benchmarks/gpu_check.py``): the feature store's key says ``float32``."""
     import torch
 
     if not device.startswith("cuda"):
         return
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
     torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.deterministic = not allow_tf32
 
 
 def computed_by(device: str) -> str:

@@ -283,20 +283,22 @@ class _Images(Dataset):
 
 
 def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZE,
-                   device: torch.device | str = "cpu", num_workers: int = 0) -> np.ndarray:
+                   device: torch.device | str = "cpu", num_workers: int = 0,
+                   allow_tf32: bool = False) -> np.ndarray:
     """Pooled features of images: ``float32 [len(paths), D]`` NumPy array.
 
     Decodes with :func:`tune_food.images.rgb_loader`, applies the weights' eval transform,
     runs the frozen backbone under ``torch.inference_mode`` in ``channels_last`` layout
     in float32 (:func:`tune_food.models.backbone_features`; on CUDA without TF32,
-    :func:`tune_food.devices.gpu_math`), ``batch_size`` images at a time; ``num_workers``
-    DataLoader processes decode ahead of the forward pass.
+    :func:`tune_food.devices.gpu_math`; ``allow_tf32`` only to measure TF32),
+    ``batch_size`` images at a time; ``num_workers`` DataLoader processes decode ahead of
+    the forward pass.
 
     Raises:
         WeightsError: the model's weights are missing.
     """
     device = str(torch.device(device))
-    gpu_math(device)
+    gpu_math(device, allow_tf32)
     backbone = _backbone(model, device)
     out = np.empty((len(paths), get_spec(model).num_features), dtype=np.float32)
     if not len(paths):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -418,9 +419,10 @@ def load_checkpoint(trial: Trial, directory: str) -> int:
 
 
 def _assigned_cpus() -> float:
-    import ray
-
-    if not ray.is_initialized():
+    """The CPUs Ray assigned to this trial; outside Ray (not even imported: a GPU check,
+    a notebook), the machine's."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
         return float(os.cpu_count() or 1)
     return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
 
