@@ -164,16 +164,18 @@ def check_store(directory: str) -> None:
 
 
 class FeatureStore:
-    """Per-image backbone features on disk: ``<directory>/features.sqlite``.
+    """Per-image backbone features on disk: ``<directory>/`` + :data:`STORE_FILE`.
 
-    One row per (backbone, weights SHA-256, transform description, image SHA-256), the
-    vector a ``float32`` BLOB. SQLite (the stdlib's ``sqlite3``) gives atomic
+    One row per (backbone, weights SHA-256, transform description, what computed it
+    (:func:`tune_food.devices.computed_by`), image SHA-256), the vector a ``float32``
+    BLOB. SQLite (the stdlib's ``sqlite3``) gives atomic
     transactions that are safe with several processes writing at once (file locks, a
     busy timeout, write-ahead log); ``INSERT OR IGNORE`` makes a second writer of the
     same image harmless. Local disks (or a shared disk with working POSIX locks) only.
 
     Raises (constructor):
-        OSError / sqlite3.Error: the folder cannot be created or is not a database.
+        OSError: the folder cannot be created.
+        DataError: the file is damaged or not a database (:func:`check_store`).
     """
 
     def __init__(self, directory: str, timeout_s: float = 120.0):
