@@ -139,7 +139,7 @@ WRITER = """
 import sys, numpy as np
 from tune_food.features import FeatureStore
 store = FeatureStore(sys.argv[1], timeout_s=60)
-key = ("backbone", "weights", "transform")
+key = ("backbone", "weights", "transform", "torch float32 cpu")
 first, last = int(sys.argv[2]), int(sys.argv[3])
 for start in range(first, last, 10):     # many small transactions, interleaving
     shas = [f"{i:064x}" for i in range(start, min(start + 10, last))]
@@ -161,7 +161,7 @@ def test_two_processes_writing_one_store_leave_it_whole(tmp_path):
         assert proc.returncode == 0, err[-2000:]
     store = FeatureStore(directory)
     assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    key = ("backbone", "weights", "transform")
+    key = ("backbone", "weights", "transform", "torch float32 cpu")
     assert store.count(key) == 900
     got = store.get(key, [f"{i:064x}" for i in range(900)])
     assert len(got) == 900

@@ -263,10 +263,15 @@ class FeatureStore:
 
 # ----------------------------------------------------------------------------- forward
 
-@functools.lru_cache(maxsize=2)
 def _backbone(model: str, device: str) -> torch.nn.Module:
-    """The backbone of ``model`` on ``device``, built once per process (a Ray worker
-    runs many extraction tasks)."""
+    """The backbone of ``model`` on ``device``, built once per process and weights file
+    (a Ray worker runs many extraction tasks; a replaced weights file is another
+    backbone, as it is another key of the store)."""
+    return _built_backbone(model, device, weights_sha256(model))
+
+
+@functools.lru_cache(maxsize=2)
+def _built_backbone(model: str, device: str, weights: str) -> torch.nn.Module:
     return forward_settings(build_backbone(model).to(device))
 
 

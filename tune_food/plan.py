@@ -241,35 +241,48 @@ def _check_content(train: dict, test: dict, space: SearchSpace, allow_leakage: b
 
 
 def dataset_fingerprint(path: str, data_root: str) -> dict[str, Any]:
-    """Files, bytes and a SHA-256 over (relative path, size) of every file of a dataset;
-    its ``path`` relative to the data root."""
-    digest, files, size = hashlib.sha256(), 0, 0
-    for root, dirs, names in sorted(os.walk(path)):
+    """What ``--resume`` compares of a dataset: its ``path`` relative to the data root,
+    its ``files`` and ``bytes``, ``sha256`` over every file's (relative path, size) and
+    ``content_sha256`` over every file's (relative path, SHA-256 of its bytes), so an
+    image replaced by another of the same size is a change too. The file hashes are the
+    ones the plan computed already (:func:`tune_food.files.cached_sha256`)."""
+    from .files import cached_sha256
+
+    names, contents, files, size = hashlib.sha256(), hashlib.sha256(), 0, 0
+    for root, dirs, entries in sorted(os.walk(path)):
         dirs.sort()
-        for n in sorted(names):
+        for n in sorted(entries):
             p = os.path.join(root, n)
-            st = os.stat(p)
-            digest.update(f"{os.path.relpath(p, path)}\t{st.st_size}\n".encode())
+            rel, st = os.path.relpath(p, path), os.stat(p)
+            names.update(f"{rel}\t{st.st_size}\n".encode())
+            contents.update(f"{rel}\t{cached_sha256(p)}\n".encode())
             files, size = files + 1, size + st.st_size
     return {"path": os.path.relpath(path, data_root), "files": files, "bytes": size,
-            "sha256": digest.hexdigest()}
+            "sha256": names.hexdigest(), "content_sha256": contents.hexdigest()}
 
 
 def check_same_data(plan: Plan, sweep_dir: str, name: str) -> None:
-    """A resumed sweep must see the data its finished trials saw.
+    """A resumed sweep must see the data its finished trials saw: the same files with
+    the same bytes (a sweep started before ``content_sha256`` was recorded: the same
+    names and sizes).
 
     Raises:
-        SweepError: a dataset whose files (names, sizes) differ from the fingerprint in
-            the sweep's ``sweep.json``.
+        SweepError: a dataset whose files differ from the fingerprint in the sweep's
+            ``sweep.json``, naming it, its files and bytes then and now.
     """
     with open(os.path.join(sweep_dir, STATE_FILE)) as fh:
         saved = json.load(fh).get("datasets", {})
-    changed = [f"{n} ({saved[n]['files']} files of {saved[n].get('bytes', '?')} bytes then, "
-               f"{now['files']} files of {now['bytes']} bytes now: a file was added, removed, "
-               "renamed or changed size)"
-               for n, path in plan.datasets.items() if n in saved and os.path.isdir(path)
-               for now in [dataset_fingerprint(path, plan.data_root)]
-               if now["sha256"] != saved[n].get("sha256")]
+    changed = []
+    for n, path in plan.datasets.items():
+        if n not in saved or not os.path.isdir(path):
+            continue
+        then, now = saved[n], dataset_fingerprint(path, plan.data_root)
+        key = "content_sha256" if "content_sha256" in then else "sha256"
+        if now[key] != then[key]:
+            what = ("an image's bytes changed" if now["sha256"] == then.get("sha256") else
+                    "a file was added, removed, renamed or changed size")
+            changed.append(f"{n} ({then['files']} files of {then.get('bytes', '?')} bytes "
+                           f"then, {now['files']} files of {now['bytes']} bytes now: {what})")
     if changed:
         raise SweepError(f"the data changed since sweep {name!r} started: {', '.join(changed)}; "
                          "its trials would be ranked on different images: restore the data, "

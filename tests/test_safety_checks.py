@@ -1,0 +1,193 @@
+"""Every check that refuses a run, invalidates a cache or decides what is comparable,
+tested in the situation it exists for, along each of its dimensions: leakage from every
+training dataset into every test split, the feature store's key and the feature sets'
+fingerprints part by part, and the content of the data a resumed sweep compares."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_subset, shared_dataset
+
+
+def _dry_run(*argv: str) -> tuple[int, str]:
+    from tune_food import sweep
+
+    err = io.StringIO()
+    with redirect_stderr(err), redirect_stdout(io.StringIO()):
+        code = sweep.main([*argv, "--dry-run"])
+    return code, err.getvalue()
+
+
+@pytest.fixture
+def two_sizes(tmp_path):
+    """``small`` (10 train / 4 test per class) and ``big`` (20 / 4): big's training split
+    holds small's and 10 more images per class."""
+    root = tmp_path / "data"
+    make_subset(str(root / "small"), {"train": 10, "test": 4})
+    make_subset(str(root / "big"), {"train": 20, "test": 4})
+    return root
+
+
+@pytest.mark.parametrize("test_data, leak_into", [
+    ("null", "big"),                  # each dataset its own test split: big's leaks
+    ("[small, big]", "big"),          # one united test split: big's part leaks
+    ("small", "small"),               # the test split of another dataset
+])
+def test_leakage_is_found_from_every_training_dataset(tmp_path, two_sizes, test_data,
+                                                      leak_into):
+    """A training image of ``big`` alone (not in ``small``'s training split) copied into
+    a test split: refused whichever training dataset comes first in the grid, so a check
+    of the first training dataset only (``list(train.items())[:1]``) misses it."""
+    only_big = sorted((two_sizes / "big" / "train" / "sushi").iterdir())[15]
+    leaked = two_sizes / leak_into / "test" / "sushi" / "leaked.jpg"
+    os.symlink(os.readlink(only_big), leaked)
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: {grid_search: "
+                     f"[small, big]}}\n  test_data: {test_data}\n  epochs: 1\n")
+    code, err = _dry_run("--grid", "--space", str(space), "--data-dir", str(two_sizes),
+                         "--results-dir", str(tmp_path / "results"), "--cache-dir",
+                         str(tmp_path / "cache"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "are also in the training split of big" in lines[0] and str(leaked) in lines[0]
+    assert "training split of small" not in lines[0]
+
+
+@pytest.fixture
+def b0_home(tmp_path, torch_home, monkeypatch):
+    """A TORCH_HOME of this test's own holding the B0 checkpoint (random weights under
+    torchvision's file name): the test may replace it."""
+    home = tmp_path / "torch"
+    shutil.copytree(torch_home, home)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    from tune_food.models import weights_path
+
+    return weights_path("efficientnet_b0")
+
+
+def _replace_weights(path: str, seed: int) -> None:
+    """Other B0 weights in the same file (a re-download of a newer release, say); the
+    memoised file hash sees a new size or mtime."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    net = torchvision.models.get_model("efficientnet_b0", weights=None)
+    torch.save(net.state_dict(), path)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_the_store_key_changes_with_each_part(b0_home):
+    from tune_food.features import extractor_id
+    from tune_food.images import LOADER
+
+    base = extractor_id("efficientnet_b0")
+    assert extractor_id("efficientnet_b2")[0] != base[0]                 # backbone
+    assert extractor_id("efficientnet_lite0")[2] != base[2]              # transform
+    assert base[2].startswith(f"{LOADER} | ")                            # decoder
+    assert extractor_id("efficientnet_b0", "cuda:0")[3] != base[3]       # what computed it
+    _replace_weights(b0_home, seed=1)
+    after = extractor_id("efficientnet_b0")
+    assert after[1] != base[1] and after[0] == base[0] and after[2:] == base[2:]   # weights
+
+
+def test_features_of_replaced_weights_are_not_read_from_the_store(tmp_path, b0_home):
+    """The store holds B0's vectors of 6 images; the weights file is replaced: the next
+    extraction computes all 6 again (with the new weights) instead of reading the old."""
+    from tune_food.features import FeatureStore, extract_features
+
+    split = make_subset(str(tmp_path / "d"), {"test": 2})
+    store = FeatureStore(str(tmp_path / "store"))
+    first = extract_features("efficientnet_b0", os.path.join(split, "test"), store=store)
+    assert first.computed == 6 and store.count() == 6
+    _replace_weights(b0_home, seed=1)
+    second = extract_features("efficientnet_b0", os.path.join(split, "test"), store=store)
+    assert second.computed == 6 and store.count() == 12
+    assert first.fingerprint != second.fingerprint
+    # computed with the new weights (a process keeps a built backbone per weights file)
+    assert not np.allclose(first.features, second.features, rtol=1e-3, atol=0)
+
+
+def _flip_a_header_byte(path) -> None:
+    """Other bytes, same size, still a decodable JPEG: the JFIF X density 72 -> 73 dpi."""
+    data = bytearray(open(path, "rb").read())
+    assert data[6:10] == b"JFIF" and data[15] == 0x48
+    data[15] = 0x49
+    os.remove(path)   # a real file now, not the symlink into ../shared/data
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def test_the_feature_set_fingerprint_follows_each_image_and_label(tmp_path):
+    from tune_food.features import fingerprint
+    from tune_food.images import split_samples
+
+    split = make_subset(str(tmp_path / "d"), {"test": 3})
+    test = os.path.join(split, "test")
+
+    def fp():
+        classes, samples = split_samples(test)
+        return fingerprint("efficientnet_lite0", samples, classes, test)
+
+    base = fp()
+    image = sorted((tmp_path / "d" / "test" / "pizza").iterdir())[0]
+    _flip_a_header_byte(image)                      # same name and size, other bytes
+    changed = fp()
+    assert changed != base
+    os.rename(image, tmp_path / "d" / "test" / "steak" / image.name)   # relabelled
+    assert fp() not in (base, changed)
+
+
+def test_resume_refuses_an_image_replaced_by_one_of_the_same_size(tmp_path):
+    """--resume compares the images' bytes: an image whose name and size stayed but whose
+    content changed is refused, in one line that says so."""
+    from tune_food.cli import parse_options
+    from tune_food.plan import dataset_fingerprint
+
+    root = tmp_path / "data"
+    make_subset(str(root / "tiny"), {"train": 4, "test": 2})
+    exp = tmp_path / "results" / "old"
+    exp.mkdir(parents=True)
+    (exp / "space.yaml").write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
+                                    "  epochs: 1\n")
+    (exp / "sweep.json").write_text(json.dumps({
+        "name": "old", "metric": "test_acc", "mode": "max", "status": "interrupted",
+        "args": parse_options(["--grid", "--data-dir", str(root)]).saved(),
+        "datasets": {"tiny": dataset_fingerprint(str(root / "tiny"), str(root))}}))
+    argv = ("--resume", "--name", "old", "--results-dir", str(tmp_path / "results"))
+    _flip_a_header_byte(sorted((root / "tiny" / "train" / "steak").iterdir())[1])
+    code, err = _dry_run(*argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the data changed since sweep 'old' started: tiny (18 files of " in err
+    assert "an image's bytes changed" in err
+
+
+def test_the_shipped_test_image_is_found_in_the_store_by_content_not_name(tmp_path):
+    """The store is looked up by the bytes' SHA-256: the same photo under another name in
+    another dataset is not computed again; one byte more is."""
+    from tune_food.features import FeatureStore, extract_features
+
+    src = sorted(os.listdir(os.path.join(shared_dataset(), "test", "pizza")))[0]
+    for name in ("a", "b"):
+        os.makedirs(tmp_path / name / "test" / "pizza")
+    shutil.copyfile(os.path.join(shared_dataset(), "test", "pizza", src),
+                    tmp_path / "a" / "test" / "pizza" / "one.jpg")
+    shutil.copyfile(os.path.join(shared_dataset(), "test", "pizza", src),
+                    tmp_path / "b" / "test" / "pizza" / "renamed.jpg")
+    store = FeatureStore(str(tmp_path / "store"))
+    assert extract_features("efficientnet_lite0", str(tmp_path / "a" / "test"),
+                            store=store).computed == 1
+    assert extract_features("efficientnet_lite0", str(tmp_path / "b" / "test"),
+                            store=store).computed == 0
+    _flip_a_header_byte(tmp_path / "b" / "test" / "pizza" / "renamed.jpg")
+    assert extract_features("efficientnet_lite0", str(tmp_path / "b" / "test"),
+                            store=store).computed == 1
