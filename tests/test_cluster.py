@@ -71,7 +71,7 @@ def test_trials_spread_over_nodes_and_features_are_computed_once(cluster, tmp_pa
     c, _ = cluster
     proc = _sweep(c.address, tmp_path, tiny_root, "[1, 2, 3, 4, 5, 6]")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "is a local path on a 3-node cluster" in proc.stdout  # storage warning
+    assert "is a local path on a 3-node cluster" in proc.stderr  # storage warning
     exp = tmp_path / "results" / "mn"
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 6 and (board["status"] == "TERMINATED").all()

@@ -54,8 +54,6 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     """
     from .cluster import check_resources, connected_cluster, local_cluster
     from .plan import check_same_data, plan_sweep, print_plan
-    from .features import check_store
-    from .launch import feature_cache_dir
     from .ray_start import shutdown_ray, start_ray
 
     out = out or sys.stdout
@@ -65,16 +63,7 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     space = _read_space(options)
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
-    if not options.resume and not is_uri(exp_dir) and os.path.exists(exp_dir):
-        raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
-                         "--resume to continue it")
-    for flag, folder in (("--results-dir", options.results_dir), ("--cache-dir", options.cache_dir)):
-        if folder and not is_uri(folder):
-            _check_writable_folder(flag, folder)
-    if options.mlflow:
-        from .tracking import check_store
-
-        check_store(options.mlflow, local_dir(exp_dir, name))
+    _check_where_it_writes(options, exp_dir, name)
     ray_start = time.perf_counter()
     if options.address:   # the cluster's nodes decide how many trials fit
         start_ray(options.address)
@@ -89,7 +78,6 @@ def run_sweep(options: SweepOptions, out=None) -> int:
         check_same_data(plan, options.sweep_dir, name)
     plan.timings["checks_s"] = time.perf_counter() - checks_start
     print_plan(plan, options, cluster, concurrent, out)
-    check_store(feature_cache_dir(options))
     # Ray starts (or fails to, in one line) before the sweep folder exists, so a sweep
     # is never left "running" by a Ray that could not start; a dry run starts it too
     ray_start = time.perf_counter()
@@ -168,6 +156,29 @@ def _sweep_name(options: SweepOptions, space_path: str) -> str:
                          f"folder names up to 255 bytes and tune_food allows {MAX_NAME_BYTES}: "
                          "choose a shorter name")
     return name
+
+
+def _check_where_it_writes(options: SweepOptions, exp_dir: str, name: str) -> None:
+    """The sweep folder is new (or resumed), the folders can be written, and the stores
+    it will write to (the feature store, ``--mlflow``'s) can be opened.
+
+    Raises:
+        SweepError, DataError: one of them cannot.
+    """
+    from .features import check_store as check_feature_store
+    from .launch import feature_cache_dir
+
+    if not options.resume and not is_uri(exp_dir) and os.path.exists(exp_dir):
+        raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
+                         "--resume to continue it")
+    for flag, folder in (("--results-dir", options.results_dir), ("--cache-dir", options.cache_dir)):
+        if folder and not is_uri(folder):
+            _check_writable_folder(flag, folder)
+    check_feature_store(feature_cache_dir(options))
+    if options.mlflow:
+        from .tracking import check_store as check_mlflow_store
+
+        check_mlflow_store(options.mlflow, local_dir(exp_dir, name))
 
 
 def _check_writable_folder(flag: str, folder: str) -> None:
