@@ -191,3 +191,39 @@ def test_the_shipped_test_image_is_found_in_the_store_by_content_not_name(tmp_pa
     _flip_a_header_byte(tmp_path / "b" / "test" / "pizza" / "renamed.jpg")
     assert extract_features("efficientnet_lite0", str(tmp_path / "b" / "test"),
                             store=store).computed == 1
+
+
+def test_leakage_duplicates_and_their_messages_by_content(tmp_path):
+    """The pure checks on their own: leaked test images are paired with the training
+    image of the same bytes (the first copy in the training split), repeated images are
+    grouped in split order, and the messages name the files."""
+    from tune_food.validation import (ValidationPlan, duplicates, find_leakage,
+                                      group_duplicates, leakage_error)
+
+    src = os.path.join(shared_dataset(), "train", "pizza")
+    a, b, c = (os.path.join(src, f) for f in sorted(os.listdir(src))[:3])
+    copy_a = tmp_path / "copy_a.jpg"
+    copy_a2 = tmp_path / "copy_a2.jpg"
+    shutil.copyfile(a, copy_a)
+    shutil.copyfile(a, copy_a2)
+    train = [(a, 0), (str(copy_a), 0), (b, 0)]
+    test = [(c, 0), (str(copy_a2), 0)]
+    assert find_leakage(train, test) == [(a, str(copy_a2))]
+    assert find_leakage([(b, 0)], test) == []
+    assert duplicates(train) == [[a, str(copy_a)]]
+    assert duplicates([(a, 0), (b, 0)]) == []
+    assert group_duplicates({"t/train": train, "t test": test}) == {"t/train": [[a, str(copy_a)]]}
+    error = leakage_error({("big", "small"): [(a, str(copy_a2))] * 7})
+    assert str(error) == (
+        f"7 test image(s) of small are also in the training split of big: "
+        f"{copy_a2} = {a}; {copy_a2} = {a}; {copy_a2} = {a}; {copy_a2} = {a}; "
+        f"{copy_a2} = {a} and 2 more; a leaked test image inflates test accuracy: remove it "
+        "from one side, or pass --allow-leakage to proceed (recorded in sweep.json)")
+    two = leakage_error({("x", "y"): [(a, b)], ("z", "y"): [(c, b)]})
+    assert str(two).startswith(f"1 test image(s) of y are also in the training split of x: "
+                               f"{b} = {a} | 1 test image(s) of y are also in the training "
+                               f"split of z: {b} = {c}; ")
+    assert ValidationPlan("shared", 9, sha256=["x"]).summary() == {
+        "source": "shared", "images": 9, "sha256": ["x"]}
+    assert ValidationPlan("per-dataset", 3, sha256=["y"], warning="w").summary() == {
+        "source": "per-dataset", "images": 3, "sha256": ["y"], "warning": "w"}

@@ -116,3 +116,112 @@ def test_random_search_gets_rays_seeded_variant_generator_and_asha(tmp_path):
     assert make_search(space, "random", None, 7, 0, 5)[2] == 5
     _, fifo, once = make_search(space, None, None, 7, 0, None)
     assert not isinstance(fifo, AsyncHyperBandScheduler) and once == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {choice: []}\n",
+     "parameters.epochs.choice: needs a non-empty list of values"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {grid_search: 3}\n",
+     "parameters.epochs.grid_search: needs a non-empty list of values"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {choice: [2, 0]}\n",
+     "parameters.epochs.choice: 0 is not allowed; use an integer >= 1"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {choice: [2, 2]}\n",
+     "parameters.epochs.choice: lists a value twice: [2, 2]"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: [2]}\n",
+     "parameters.epochs.randint: needs [low, high], two numbers"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: [2, x]}\n",
+     "parameters.epochs.randint: needs [low, high], two numbers"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: 2}\n",
+     "parameters.epochs.randint: needs [low, high], two numbers"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: [5, 5]}\n",
+     "parameters.epochs.randint: low 5 must be below high 5"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: [1.5, 5]}\n",
+     "parameters.epochs.randint: needs integer bounds [low, high) "),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: [2, 5.0]}\n",
+     "parameters.epochs.randint: needs integer bounds [low, high) "),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {randint: [0, 5]}\n",
+     "parameters.epochs.randint: 0 is not allowed; use an integer >= 1"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  val_fraction: {randint: [0, 2]}\n",
+     "parameters.val_fraction.randint: 1 is not allowed; use a number in [0, 1)"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  lr: {loguniform: [-1, 1]}\n",
+     "parameters.lr.loguniform: low must be > 0 for a log scale, got -1"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  dropout: {uniform: [0.5, 1]}\n",
+     "parameters.dropout.uniform: 1 is not allowed; use a number in [0, 1), or null for "
+     "the model's default"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {uniform: [1, 2], "
+     "choice: [1]}\n", "parameters.epochs: a mapping must have exactly one key out of "
+     "grid_search, choice, loguniform, uniform, randint; got ['uniform', 'choice']"),
+    ("metric: val_f1\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "metric: 'val_f1' is not reported; use one of test_acc, test_loss, val_acc, val_loss, "
+     "train_acc, train_loss"),
+    ("metric: val_loss\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "metric: val_loss needs parameters.val_fraction > 0 in every trial"),
+    ("metric: val_acc\nparameters:\n  model: efficientnet_lite0\n  data: d\n"
+     "  val_fraction: {grid_search: [0.0, 0.2]}\n",
+     "metric: val_acc needs parameters.val_fraction > 0 in every trial"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n"
+     "  val_fraction: {grid_search: [0.1, 0.2]}\n",
+     "parameters.val_fraction: must be one constant, so that every trial is validated on "
+     "the same images; got {'grid_search': [0.1, 0.2]}"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n"
+     "  val_fraction: {uniform: [0.1, 0.2]}\n",
+     "parameters.val_fraction: must be one constant, so that every trial is validated on "
+     "the same images; got {'uniform': [0.1, 0.2]}"),
+    ("mode: up\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "mode: 'up' is not allowed; use max or min"),
+    ("mode: min\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "mode: min would rank the worst test_acc first; use mode: max (or leave mode out)"),
+    ("metric: test_loss\nmode: max\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "mode: max would rank the worst test_loss first; use mode: min (or leave mode out)"),
+    ("seeds: [1, 1]\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "seeds: needs a list of distinct integers >= 0, got [1, 1]"),
+    ("seeds: []\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "seeds: needs a list of distinct integers >= 0, got []"),
+    ("seeds: [-1]\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "seeds: needs a list of distinct integers >= 0, got [-1]"),
+    ("seeds: 3\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "seeds: needs a list of distinct integers >= 0, got 3"),
+    ("seeds: [1]\nparameters:\n  model: efficientnet_lite0\n  data: d\n  seed: 3\n",
+     "seeds: use either seeds or parameters.seed, not both"),
+])
+def test_every_refusal_of_a_space_is_its_exact_message(tmp_path, text, message):
+    """Each way a space is refused, with the whole message: the file, the key, the rule."""
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_every_sampler_parses_to_its_domain_values_metric_and_mode(tmp_path):
+    """The parsed space of each sampler kind, with a metric and mode written out: the Ray
+    Tune domain and its bounds, the values the trials can take (a randint's high bound
+    excluded), which parameters vary, and the defaults filled in."""
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    path = _write(tmp_path, "metric: val_loss\nmode: min\nparameters:\n"
+                  "  model: {choice: [efficientnet_lite0, efficientnet_lite1]}\n  data: d\n"
+                  "  epochs: {randint: [3, 6]}\n  lr: {loguniform: [0.001, 0.1]}\n"
+                  "  dropout: {uniform: [0.1, 0.4]}\n  batch_size: {grid_search: [8, 16]}\n"
+                  "  val_fraction: 0.25\n")
+    space = load_space(path)
+    assert (space.metric, space.mode) == ("val_loss", "min")
+    ps = space.param_space
+    assert isinstance(ps["epochs"], Integer) and (ps["epochs"].lower, ps["epochs"].upper) == (3, 6)
+    assert space.values["epochs"] == [3, 5]
+    assert isinstance(ps["lr"], Float) and (ps["lr"].lower, ps["lr"].upper) == (0.001, 0.1)
+    assert type(ps["lr"].sampler).__name__ == "_LogUniform"
+    assert type(ps["dropout"].sampler).__name__ == "_Uniform"
+    assert space.values["lr"] == [0.001, 0.1] and space.values["dropout"] == [0.1, 0.4]
+    assert isinstance(ps["model"], Categorical)
+    assert ps["model"].categories == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert ps["batch_size"] == {"grid_search": [8, 16]} and space.values["batch_size"] == [8, 16]
+    assert space.varied == ["model", "epochs", "lr", "batch_size", "dropout"]
+    assert ps["val_fraction"] == 0.25 and ps["seed"] == 42 and ps["weight_decay"] == 0.0
+    assert space.values["seed"] == [42] and space.models == ["efficientnet_lite0",
+                                                            "efficientnet_lite1"]
+    defaults = load_space(_write(tmp_path, "parameters:\n  model: efficientnet_lite0\n"
+                                 "  data: d\n  val_fraction: 0.2\n"))
+    assert (defaults.metric, defaults.mode) == ("val_acc", "max")
+    loss = load_space(_write(tmp_path, "metric: train_loss\nparameters:\n"
+                             "  model: efficientnet_lite0\n  data: d\n"))
+    assert (loss.metric, loss.mode) == ("train_loss", "min")
