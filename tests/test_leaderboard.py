@@ -367,3 +367,31 @@ def test_accuracy_ci_known_values():
     assert accuracy_ci(0, 10) == pytest.approx((0.0, 3.841459 / 13.841459), abs=1e-6)
     with pytest.raises(ValueError, match="0 <= correct <= total"):
         accuracy_ci(3, 2)
+
+
+def test_tie_summary_sentences():
+    """The summary's every variant, word for word: plural and singular, with and without
+    the number of images, and ranked trials that could not be compared."""
+    def board(tied, p, images=75, rank=None):
+        return pd.DataFrame({"rank": rank or list(range(1, len(tied) + 1)),
+                             "tied_with_best": pd.array(tied, dtype="boolean"),
+                             "p_vs_best": pd.array(p, dtype="Float64"),
+                             "val_images": [images] * len(tied)})
+
+    assert tie_summary(board([True, True, True], [1.0, 0.5, 0.3]), "val") == (
+        "2 trials are statistically indistinguishable from the best on these 75 val images "
+        "(exact McNemar test, p >= 0.05)")
+    assert tie_summary(board([True, False, True], [1.0, 0.01, 0.3]), "val") == (
+        "1 trial is statistically indistinguishable from the best on these 75 val images "
+        "(exact McNemar test, p >= 0.05)")
+    assert tie_summary(board([True, False], [1.0, 0.01], images=float("nan")), "val") == (
+        "0 trials are statistically indistinguishable from the best "
+        "(exact McNemar test, p >= 0.05)")
+    apart = board([True, True, None, None], [1.0, 0.5, None, None], rank=[1, 2, 3, None])
+    assert tie_summary(apart, "val") == (
+        "1 trial is statistically indistinguishable from the best on these 75 val images "
+        "(exact McNemar test, p >= 0.05); 1 ranked trial(s) were evaluated on other images "
+        "and cannot be compared with it (p_vs_best empty)")
+    assert tie_summary(board([True, None], [1.0, None]), "val") == ""   # one to compare
+    assert tie_summary(board([True, True], [1.0, 0.2]).drop(columns="tied_with_best"),
+                       "val") == ""

@@ -24,17 +24,32 @@ def test_saved_options_leave_out_where_the_sweep_is():
     assert saved["grid"] is True and saved["cpus_per_trial"] == 1.0
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["--grid", "--search", "optuna"], "exclude each other"),
-    ([], "choose what to run"),
-    (["--grid", "--num-samples", "1"], "--num-samples applies to --search only"),
+@pytest.mark.parametrize("argv,message", [
+    (["--grid", "--search", "optuna"], "--grid and --search exclude each other: --grid runs "
+     "every combination of a grid space, --search samples a space; pass one"),
+    ([], "choose what to run: --grid (every combination of a grid space) or --search "
+     "optuna|random (sample a space)"),
+    (["--grid", "--num-samples", "1"], "--num-samples applies to --search only; --grid runs "
+     "each combination once (a repeat would be an identical trial, same seed): to repeat "
+     "configurations with other seeds add seeds: [0, 1, 2] to the space"),
     (["--search", "random", "--num-samples", "0"], "--num-samples must be >= 1, got 0"),
-    (["--grid", "--max-failures", "-1"], "--max-failures must be >= 0"),
-    (["--grid", "--autoscale"], "--autoscale needs --address"),
+    (["--grid", "--max-failures", "-1"], "--max-failures must be >= 0, got -1"),
+    (["--grid", "--autoscale"], "--autoscale needs --address of a cluster started by `ray "
+     "up` (its autoscaler adds nodes); a local Ray cannot add nodes, so drop --autoscale or "
+     "pass --address auto on the cluster's head node"),
 ])
-def test_option_checks(argv, fragment):
-    with pytest.raises(SweepError, match=fragment):
+def test_option_checks(argv, message):
+    """Each contradiction or range error, with its whole message."""
+    with pytest.raises(SweepError) as err:
         parse_options(argv).check()
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("argv", [["--grid", "--max-failures", "0"],
+                                  ["--search", "random", "--num-samples", "1"],
+                                  ["--grid", "--autoscale", "--address", "auto"]])
+def test_the_edges_of_the_option_checks_pass(argv):
+    parse_options(argv).check()   # no exception: 0 retries, 1 sample, a cluster to scale
 
 
 def test_a_search_with_its_samples_passes_the_checks():
@@ -62,8 +77,11 @@ def test_resume_keeps_what_was_swept_and_takes_resources_given_now():
 
 def test_resume_refuses_another_space():
     now = parse_options(["--resume", "--name", "s", "--space", "/spaces/other.yaml"])
-    with pytest.raises(SweepError, match="with its own search space"):
+    with pytest.raises(SweepError) as err:
         resume_options(now, SAVED, "/r/s")
+    assert str(err.value) == (
+        "--resume continues sweep 's' with its own search space (/spaces/s.yaml); drop "
+        "--space /spaces/other.yaml, or start a new sweep with another --name")
 
 
 def test_resume_of_an_old_grid_that_saved_num_samples_1_still_passes_the_checks():
@@ -86,9 +104,20 @@ def test_resume_keeps_the_sweeps_own_mlflow_tracking():
     saved = SweepOptions(grid=True, mlflow=MLFLOW_DEFAULT).saved()
     for argv in (["--resume", "--name", "g"], ["--resume", "--name", "g", "--mlflow"]):
         assert resume_options(parse_options(argv), saved, "/r/g").mlflow == MLFLOW_DEFAULT
-    with pytest.raises(SweepError, match=r"its own MLflow tracking \(--mlflow\)"):
+    with pytest.raises(SweepError) as err:
         resume_options(parse_options(["--resume", "--name", "g", "--mlflow", "http://h:5000"]),
                        saved, "/r/g")
+    assert str(err.value) == (
+        "--resume continues sweep 'g' with its own MLflow tracking (--mlflow): Ray Tune "
+        "restores it with the loggers it started with; drop --mlflow, or start a new sweep "
+        "with another --name")
+    other = SweepOptions(grid=True, mlflow="http://h:5000").saved()
+    with pytest.raises(SweepError, match=r"tracking \(--mlflow http://h:5000\): Ray Tune"):
+        resume_options(parse_options(["--resume", "--name", "g", "--mlflow"]), other, "/r/g")
+    merged = resume_options(parse_options(["--resume", "--name", "g", "--dry-run"]), saved,
+                            "/r/g")
+    assert (merged.dry_run, merged.name, merged.given) == (True, "g", {"resume", "name",
+                                                                       "dry_run"})
     old = SweepOptions(grid=True).saved()
     del old["mlflow"]   # a sweep.json from before --mlflow
     assert resume_options(parse_options(["--resume", "--name", "g"]), old, "/r/g").mlflow is None

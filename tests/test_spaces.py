@@ -225,3 +225,26 @@ def test_every_sampler_parses_to_its_domain_values_metric_and_mode(tmp_path):
     loss = load_space(_write(tmp_path, "metric: train_loss\nparameters:\n"
                              "  model: efficientnet_lite0\n  data: d\n"))
     assert (loss.metric, loss.mode) == ("train_loss", "min")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("parameters:\n  model: efficientnet_lite0\n  data: [d\n",
+     "YAML syntax error at line 4, column 1: expected ',' or ']', but got '<stream end>'"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  model: efficientnet_lite1\n",
+     "YAML syntax error at line 4, column 3: key 'model' is given twice"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\nparameters:\n  data: e\n",
+     "YAML syntax error at line 4, column 1: key 'parameters' is given twice"),
+])
+def test_yaml_errors_say_where(tmp_path, text, message):
+    """A syntax error and a key given twice (PyYAML would let the last one win), with the
+    line and column (1-based) where the problem is."""
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_an_exponent_without_a_dot_is_a_number(tmp_path):
+    space = load_space(_write(tmp_path, "parameters:\n  model: efficientnet_lite0\n  data: d\n"
+                              "  lr: 1e-3\n  weight_decay: {loguniform: [1e-6, 1E-2]}\n"))
+    assert space.param_space["lr"] == 0.001 and space.values["weight_decay"] == [1e-6, 0.01]
