@@ -105,6 +105,11 @@ def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_r
     pid = _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
+    # the retry is one warning line, not Ray Tune's ERROR record with its traceback
+    retry = [x for x in out.splitlines() if x.startswith("warning: trial ")]
+    assert len(retry) == 1 and retry[0].endswith(
+        "Ray Tune runs it again from its last checkpoint (retry 1 of 1)"), out[-3000:]
+    assert "Trial task failed" not in out and "Traceback" not in out, out[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epochs_done"][0] == 4
     rows = [json.loads(x) for x in open(os.path.join(exp, board["logdir"][0], "result.json"))]
