@@ -194,11 +194,11 @@ def start_ray(address: str | None) -> None:
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=False)
-    check_temp_folder()
-    if address:
+    if address:   # a cluster's sockets are in the temporary folder its head chose
         check_address(address)
         kwargs["address"] = address
     else:
+        check_temp_folder()
         # "local": always a new local Ray. Plain ray.init() would join a cluster named in
         # /tmp/ray/ray_current_cluster, and hang on a stale one left by a crashed `ray start`.
         kwargs.update(address="local", include_dashboard=False)
