@@ -540,3 +540,18 @@ def test_test_images_of_a_sweep_with_a_united_test_set(tmp_path):
     assert sum("/b/test/" in p for p in images) == 3         # b's one extra image per class
     assert test_images(str(exp), {"data": "a", "test_data": None}) == sorted(
         str(p) for p in (root / "a" / "test").glob("*/*"))
+
+
+@pytest.mark.slow
+def test_more_images_than_one_request_takes_are_refused_with_the_limit(client):
+    """MAX_IMAGES photos in one request are classified; one more is a message naming the
+    limit, with nothing classified, and the page keeps serving."""
+    from tune_food.app.classify import MAX_IMAGES
+
+    label, table, note, details = classify(client, [pizza_photo()] * (MAX_IMAGES + 1))
+    assert note == (f"{MAX_IMAGES + 1} files at once; at most {MAX_IMAGES} per request: "
+                    "send them in parts.")
+    assert not (details or {}).get("results")
+    label, table, note, details = classify(client, [pizza_photo()] * MAX_IMAGES)
+    assert len(details["results"]) == MAX_IMAGES and f"{MAX_IMAGES} image(s)" in note
+    assert label["label"] == "pizza"
