@@ -395,3 +395,72 @@ def test_tie_summary_sentences():
     assert tie_summary(board([True, None], [1.0, None]), "val") == ""   # one to compare
     assert tie_summary(board([True, True], [1.0, 0.2]).drop(columns="tied_with_best"),
                        "val") == ""
+
+
+def test_ranking_is_stable_typed_and_indexed():
+    """Equal metric and equal tie-break keep trial order (a stable sort); rank is an
+    Int64 column 1..n then empty; the index is 0..n-1; a trial's reported name wins
+    over its folder's; a trial without any result has no logdir."""
+    records = [record("s_00003", test_acc=0.8, test_loss=0.5),
+               record("s_00001", test_acc=0.8, test_loss=0.5),
+               record("s_00002", test_acc=0.9, test_loss=0.7),
+               record("s_00004", ray_status="ERROR", done=1, test_acc=0.99)]
+    records[2].history["trial_name"] = "named"
+    records[3].trial_id = ""
+    board = make_leaderboard(records, "test_acc", "max", KEYS, ROOT)
+    assert list(board["trial_id"]) == ["s_00002", "s_00003", "s_00001", ""]
+    assert board["rank"].dtype == "Int64" and list(board["rank"][:3]) == [1, 2, 3]
+    assert board["rank"].isna().iloc[3]
+    assert list(board.index) == [0, 1, 2, 3] and "index" not in board
+    assert board["trial_name"].iloc[0] == "named"
+    assert board["logdir"].iloc[1] == "t_s_00003" and pd.isna(board["logdir"].iloc[3])
+    # an unranked metric column the trials never reported: nobody is ranked
+    none = make_leaderboard(records[:2], "val_acc", "max", KEYS, ROOT)
+    assert none["rank"].isna().all() and "val_acc" not in none
+
+
+@pytest.mark.parametrize("path, trial_id, name", [
+    ("/s/lr=0.01_00003/", "a1b2_00003", "lr=0.01"),      # a trailing slash
+    ("/s/lr=0.01_00003", "a1b2_00003", "lr=0.01"),
+    ("/s/x_1_00007", "exp_1_00007", "x_1"),              # only the last number goes
+    ("/s/x_00007", "00007", "x_00007"),                  # no experiment part: kept
+    ("/s/x_00007", "exp_00008", "x_00007"),              # another number: kept
+    ("/s/x_abc", "exp_abc", "x_abc"),                    # not a number: kept
+])
+def test_a_trial_without_results_is_named_by_its_folder(path, trial_id, name):
+    rec = TrialRecord(trial_id=trial_id, ray_status="PENDING", config={}, history=pd.DataFrame(),
+                      path=path)
+    board = make_leaderboard([rec], "test_acc", "max", [], ROOT)
+    assert board["trial_name"].iloc[0] == name
+
+
+def test_the_results_table_is_indexed_and_keeps_its_columns_when_empty():
+    frame = results_dataframe([record("a", planned=2), record("b", planned=3)], KEYS)
+    assert list(frame.index) == list(range(5)) and list(frame["epoch"]) == [1, 2, 1, 2, 3]
+    empty = results_dataframe([record("c", done=0)], ["model", "lr"])
+    assert empty.empty and list(empty.columns) == ["trial_id", "epoch", "config/model",
+                                                   "config/lr"]
+
+
+def test_leaderboard_by_config_at_its_edges():
+    """Interval columns of the trials are not aggregated again; a row without the metric
+    and unranked rows are left out; equal means keep their order; the index is 0..n-1;
+    a configuration with a null parameter is a group of its own; a board without a
+    rank column aggregates every row."""
+    board = pd.DataFrame({
+        "rank": pd.array([1, 2, 3, 4, 5, pd.NA], dtype="Int64"),
+        "model": ["a", "b", "a", "c", "c", "a"], "dropout": [None, 0.2, None, None, None, None],
+        "seed": [0, 0, 1, 0, 1, 2], "test_acc": [0.9, 0.9, 0.9, 0.8, None, 0.1],
+        "test_acc_ci_low": [0.8] * 6, "test_acc_ci_high": [1.0] * 6})
+    by = leaderboard_by_config(board, ["model", "dropout", "seed"], "test_acc", "max")
+    assert list(by["model"]) == ["a", "b", "c"] and list(by["rank"]) == [1, 2, 3]
+    assert pd.isna(by["dropout"][0]) and by["dropout"][1] == "0.2"   # null: its own group
+    assert list(by["test_acc_count"]) == [2, 1, 1]          # c's second seed has no metric
+    assert list(by.index) == [0, 1, 2] and "index" not in by
+    assert not [c for c in by if c.startswith("test_acc_ci_")]
+    assert by["test_acc_mean_ci_low"][0] == pytest.approx(0.9)   # std 0: a zero-width interval
+    unranked = board.drop(columns="rank")
+    every = leaderboard_by_config(unranked, ["model", "dropout", "seed"], "test_acc", "max")
+    assert list(every["model"]) == ["b", "c", "a"]     # a's third seed (0.1) now counts
+    assert list(every["test_acc_count"]) == [1, 1, 3]
+    assert every["test_acc_mean"][2] == pytest.approx((0.9 + 0.9 + 0.1) / 3)

@@ -227,3 +227,84 @@ def test_leakage_duplicates_and_their_messages_by_content(tmp_path):
         "source": "shared", "images": 9, "sha256": ["x"]}
     assert ValidationPlan("per-dataset", 3, sha256=["y"], warning="w").summary() == {
         "source": "per-dataset", "images": 3, "sha256": ["y"], "warning": "w"}
+
+
+def _dataset(tmp_path, name: str, per_class: dict[str, int], offset: int = 0):
+    """Training samples ``(path, class index)`` of links to real photos: the first
+    ``per_class[c]`` photos of class c (after ``offset``), so datasets share bytes."""
+    from conftest import CLASSES
+
+    samples = []
+    for label, cls in enumerate(CLASSES):
+        folder = os.path.join(shared_dataset(), "train", cls)
+        os.makedirs(tmp_path / name / cls, exist_ok=True)
+        for f in sorted(os.listdir(folder))[offset:offset + per_class.get(cls, 0)]:
+            link = tmp_path / name / cls / f
+            os.symlink(os.path.join(folder, f), link)
+            samples.append((str(link), label))
+    return samples
+
+
+def test_the_shared_validation_set_at_its_edges(tmp_path):
+    """One validation set by content for every dataset, exactly when the images all
+    datasets hold can give a stratified set of round(fraction x the smallest split):
+    at least one per class, at least one per class left to train, two per class to
+    stratify; else each dataset's own split, with the warning word for word."""
+    from collections import Counter
+
+    from sklearn.model_selection import train_test_split
+
+    from tune_food.files import cached_sha256
+    from tune_food.validation import ValidationPlan, shared_validation
+
+    four = {"pizza": 4, "steak": 4, "sushi": 4}
+    small = _dataset(tmp_path, "small", four)
+    big = _dataset(tmp_path, "big", {"pizza": 10, "steak": 10, "sushi": 10})
+    assert shared_validation({"small": small, "big": big}, 0.0, 0) == ValidationPlan("none")
+    assert shared_validation({}, 0.3, 0) == ValidationPlan("none")
+
+    # size 9 of 12 common images: 3 are left, one per class: still shared
+    plan = shared_validation({"small": small, "big": big}, 0.75, 5)
+    assert plan.source == "shared" and plan.images == 9 and not plan.warning
+    common = sorted({cached_sha256(p) for p, _ in small})
+    labels = [dict((cached_sha256(p), t) for p, t in small)[h] for h in common]
+    want = sorted(train_test_split(common, test_size=9, random_state=5, stratify=labels)[1])
+    assert plan.sha256 == want
+    assert [sorted(cached_sha256(p) for p in plan.sets[n]) for n in ("small", "big")] == \
+        [want, want]
+    assert all(p.startswith(str(tmp_path / n)) for n in plan.sets for p in plan.sets[n])
+    # size 3 (one per class) of 12: shared, one image of each class
+    three = shared_validation({"small": small, "big": big}, 0.25, 0)
+    assert three.source == "shared" and three.images == 3
+    by_class = Counter(t for p, t in small if cached_sha256(p) in set(three.sha256))
+    assert sorted(by_class.values()) == [1, 1, 1]
+    # size 2 < 3 classes: not shared, and the per-dataset split cannot be stratified either
+    from tune_food.errors import DataError
+
+    with pytest.raises(DataError, match=r"cannot hold out val_fraction=0.16\d* of 12 images"):
+        shared_validation({"small": small, "big": big}, 1 / 6, 0)
+    # 30 images each, 12 of them common: size 9 leaves 3 to train (shared), size 10 leaves
+    # 2 (per dataset, with the warning word for word)
+    mixed = _dataset(tmp_path, "m1", four) + _dataset(tmp_path, "m2", {
+        "pizza": 6, "steak": 6, "sushi": 6}, offset=10)
+    assert shared_validation({"big": big, "mixed": mixed}, 0.3, 0).source == "shared"
+    apart = shared_validation({"big": big, "mixed": mixed}, 1 / 3, 0)
+    assert apart.source == "per-dataset"
+    assert apart.warning == (
+        "the training datasets big, mixed share 12 images, too few for a shared validation "
+        "set of 10: each dataset holds out its own images, so val_* metrics of trials on "
+        "different datasets compare different images")
+    assert apart.images == 10 and sorted(apart.sets) == ["big", "mixed"]
+    assert [len(apart.sets[n]) for n in ("big", "mixed")] == [10, 10]
+    assert apart.sha256 == sorted({cached_sha256(p) for v in apart.sets.values() for p in v})
+    assert len(apart.sha256) > 10   # the two datasets' own picks, united
+    # a class of which the datasets share only two images still stratifies; one does not
+    two = _dataset(tmp_path, "two", {"pizza": 2, "steak": 4, "sushi": 4})
+    assert shared_validation({"two": two, "big": big}, 0.3, 0).source == "shared"
+    one = _dataset(tmp_path, "one", {"pizza": 1, "steak": 5, "sushi": 5}) + \
+        _dataset(tmp_path, "one_more", {"pizza": 5}, offset=10)
+    assert shared_validation({"one": one, "big": big}, 0.3, 0).source == "per-dataset"
+    # an image filed under another class in one dataset is not common
+    moved = [(p, 1 if i == 0 else t) for i, (p, t) in enumerate(small)]
+    relabelled = shared_validation({"small": moved, "big": big}, 0.25, 0)
+    assert cached_sha256(small[0][0]) not in relabelled.sha256
