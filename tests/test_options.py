@@ -121,8 +121,10 @@ def test_resume_keeps_the_sweeps_own_mlflow_tracking():
     old = SweepOptions(grid=True).saved()
     del old["mlflow"]   # a sweep.json from before --mlflow
     assert resume_options(parse_options(["--resume", "--name", "g"]), old, "/r/g").mlflow is None
-    with pytest.raises(SweepError, match="started without --mlflow"):
+    with pytest.raises(SweepError) as err:
         resume_options(parse_options(["--resume", "--name", "g", "--mlflow"]), old, "/r/g")
+    assert "its own MLflow tracking (none: it was started without --mlflow): Ray Tune" in \
+        str(err.value)
 
 
 TWO_NODES = ClusterInfo([{"CPU": 4.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 0.0}], "10.0.0.1:6379")

@@ -219,6 +219,10 @@ def test_leakage_duplicates_and_their_messages_by_content(tmp_path):
         f"{copy_a2} = {a}; {copy_a2} = {a}; {copy_a2} = {a}; {copy_a2} = {a}; "
         f"{copy_a2} = {a} and 2 more; a leaked test image inflates test accuracy: remove it "
         "from one side, or pass --allow-leakage to proceed (recorded in sweep.json)")
+    five = str(leakage_error({("big", "small"): [(a, str(copy_a2))] * 5}))
+    six = str(leakage_error({("big", "small"): [(a, str(copy_a2))] * 6}))
+    assert f"{copy_a2} = {a}; a leaked" in five and "more" not in five
+    assert f"{copy_a2} = {a} and 1 more; a leaked" in six
     two = leakage_error({("x", "y"): [(a, b)], ("z", "y"): [(c, b)]})
     assert str(two).startswith(f"1 test image(s) of y are also in the training split of x: "
                                f"{b} = {a} | 1 test image(s) of y are also in the training "
@@ -298,6 +302,8 @@ def test_the_shared_validation_set_at_its_edges(tmp_path):
     assert [len(apart.sets[n]) for n in ("big", "mixed")] == [10, 10]
     assert apart.sha256 == sorted({cached_sha256(p) for v in apart.sets.values() for p in v})
     assert len(apart.sha256) > 10   # the two datasets' own picks, united
+    assert shared_validation({"big": big, "mixed": mixed}, 1 / 3, 0).sets == apart.sets
+    assert shared_validation({"big": big, "mixed": mixed}, 1 / 3, 1).sets != apart.sets
     # a class of which the datasets share only two images still stratifies; one does not
     two = _dataset(tmp_path, "two", {"pizza": 2, "steak": 4, "sushi": 4})
     assert shared_validation({"two": two, "big": big}, 0.3, 0).source == "shared"

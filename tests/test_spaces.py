@@ -248,3 +248,63 @@ def test_an_exponent_without_a_dot_is_a_number(tmp_path):
     space = load_space(_write(tmp_path, "parameters:\n  model: efficientnet_lite0\n  data: d\n"
                               "  lr: 1e-3\n  weight_decay: {loguniform: [1e-6, 1E-2]}\n"))
     assert space.param_space["lr"] == 0.001 and space.values["weight_decay"] == [1e-6, 0.01]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- a\n- b\n", "expected a mapping with keys metric, mode, parameters, seeds"),
+    ("metric: test_acc\n", "parameters: needs a mapping of hyperparameters (model, data, "
+     "test_data, epochs, lr, batch_size, seed, dropout, weight_decay, label_smoothing, "
+     "val_fraction, augment)"),
+    ("parameters: {}\n", "parameters: needs a mapping of hyperparameters (model, data, "
+     "test_data, epochs, lr, batch_size, seed, dropout, weight_decay, label_smoothing, "
+     "val_fraction, augment)"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  test_data: a/b\n",
+     "parameters.test_data: 'a/b' is not allowed; use a dataset folder name whose test/ split "
+     "tests every trial, a list of them (their test splits united, each distinct image "
+     "once), or null (each dataset's own test/)"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  test_data: ''\n",
+     "parameters.test_data: '' is not allowed; use a dataset folder name whose test/ split "
+     "tests every trial, a list of them (their test splits united, each distinct image "
+     "once), or null (each dataset's own test/)"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  test_data: [a, 3]\n",
+     "parameters.test_data: ['a', 3] is not allowed; use a dataset folder name whose test/ "
+     "split tests every trial, a list of them (their test splits united, each distinct image "
+     "once), or null (each dataset's own test/)"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  val_fraction: {choice: [0.2]}\n",
+     "parameters.val_fraction: must be one constant, so that every trial is validated on "
+     "the same images; got {'choice': [0.2]}"),
+    ("parameters: \x01\n", "YAML syntax error: unacceptable character #x0001: special "
+     "characters are not allowed"),
+])
+def test_more_refusals_word_for_word(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_a_folder_is_not_a_space_and_the_defaults_are_beside_the_package(tmp_path):
+    from tune_food.spaces import PARAMS, with_defaults
+
+    with pytest.raises(SpaceError) as err:
+        load_space(str(tmp_path))
+    assert str(err.value) == (f"search space {tmp_path} is a folder; pass a YAML file with "
+                              f"--space (examples in {SPACES})")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert SPACES == os.path.join(repo, "search_spaces")
+    assert with_defaults({"model": "m", "data": "d", "lr": 0.5}) == {
+        **{k: p.default for k, p in PARAMS.items() if k not in ("model", "data")},
+        "model": "m", "data": "d", "lr": 0.5}
+
+
+def test_the_parsed_space_keeps_its_file_its_text_and_single_choices(tmp_path):
+    text = ("parameters:\n  model: efficientnet_lite0\n  data: d\n  epochs: {choice: [3]}\n"
+            "seeds: [4, 5]\n")
+    path = _write(tmp_path, text)
+    space = load_space(path)
+    assert space.path == path and space.raw == {
+        "parameters": {"model": "efficientnet_lite0", "data": "d", "epochs": {"choice": [3]}},
+        "seeds": [4, 5]}
+    assert space.values["seed"] == [4, 5] and space.param_space["seed"] == {
+        "grid_search": [4, 5]}
+    assert space.varied == ["epochs", "seed"]   # a sampler varies even with one value

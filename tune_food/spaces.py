@@ -55,12 +55,13 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            # mutmut: deep=None or no deep is the same falsy default (equivalent)
+            key = self.construct_object(key_node, deep=deep)  # pragma: no mutate
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep)
+        return super().construct_mapping(node, deep)  # pragma: no mutate (deep's default)
 
 
 _Loader.add_implicit_resolver(
