@@ -464,3 +464,30 @@ def test_leaderboard_by_config_at_its_edges():
     assert list(every["model"]) == ["b", "c", "a"]     # a's third seed (0.1) now counts
     assert list(every["test_acc_count"]) == [1, 1, 3]
     assert every["test_acc_mean"][2] == pytest.approx((0.9 + 0.9 + 0.1) / 3)
+
+
+def test_small_rules_of_the_leaderboard():
+    """relative_to at and around the root, the checkpoint's epoch from the reports that
+    carried one, a missing epochs count, a NaN metric of one epoch kept, the rank column
+    first."""
+    from tune_food.leaderboard import _checkpoint_epoch, _planned, relative_to
+
+    assert relative_to("/s/r/", "/s/r/") is not None
+    assert relative_to("/s/r", "/s/r/") == "." and relative_to("/s/r", "/s/r") == "."
+    assert relative_to("/s/r/t_1/ck", "/s/r//") == "t_1/ck"
+    assert relative_to("/s/rX/t", "/s/rX") == "t"
+    assert relative_to("/other/t", "/s/r") == "/other/t" and relative_to(None, "/s") is None
+    h = pd.DataFrame({"epoch": [1, 2, 3], "checkpoint_saved": [True, None, False]})
+    rec = TrialRecord("a", "TERMINATED", {"epochs": 3}, h, "/s/a", checkpoint="/s/a/ck")
+    assert _checkpoint_epoch(rec) == 1
+    assert _checkpoint_epoch(TrialRecord("a", "TERMINATED", {}, h, "/s/a", checkpoint=None)) \
+        is None
+    no_flag = TrialRecord("a", "TERMINATED", {}, h.drop(columns="checkpoint_saved"), "/s/a",
+                          checkpoint="/s/a/ck")
+    assert _checkpoint_epoch(no_flag) is None
+    assert _planned(TrialRecord("a", "PENDING", {}, pd.DataFrame(), "/s/a")) == 0
+    assert _planned(TrialRecord("a", "PENDING", {"epochs": 4.0}, pd.DataFrame(), "/s/a")) == 4
+    kept = dedupe_history(pd.DataFrame({"epoch": [1, 2], "test_acc": [float("nan"), 0.5]}))
+    assert list(kept["epoch"]) == [1, 2]
+    board = make_leaderboard([record("a")], "test_acc", "max", KEYS, ROOT)
+    assert board.columns[0] == "rank"
