@@ -393,6 +393,9 @@ def test_tie_summary_sentences():
         "(exact McNemar test, p >= 0.05); 1 ranked trial(s) were evaluated on other images "
         "and cannot be compared with it (p_vs_best empty)")
     assert tie_summary(board([True, None], [1.0, None]), "val") == ""   # one to compare
+    others = board([True, True], [1.0, 0.5])
+    others["val_images"] = [75, 9]   # the number is rank 1's
+    assert "on these 75 val images" in tie_summary(others, "val")
     assert tie_summary(board([True, True], [1.0, 0.2]).drop(columns="tied_with_best"),
                        "val") == ""
 
@@ -459,6 +462,7 @@ def test_leaderboard_by_config_at_its_edges():
     assert list(by.index) == [0, 1, 2] and "index" not in by
     assert not [c for c in by if c.startswith("test_acc_ci_")]
     assert by["test_acc_mean_ci_low"][0] == pytest.approx(0.9)   # std 0: a zero-width interval
+    assert by.columns[0] == "rank"
     unranked = board.drop(columns="rank")
     every = leaderboard_by_config(unranked, ["model", "dropout", "seed"], "test_acc", "max")
     assert list(every["model"]) == ["b", "c", "a"]     # a's third seed (0.1) now counts

@@ -275,6 +275,11 @@ def test_an_exponent_without_a_dot_is_a_number(tmp_path):
      "the same images; got {'choice': [0.2]}"),
     ("parameters: \x01\n", "YAML syntax error: unacceptable character #x0001: special "
      "characters are not allowed"),
+    ("metrics: test_acc\nparameters:\n  model: efficientnet_lite0\n  data: d\n",
+     "unknown key 'metrics'; allowed top-level keys: metric, mode, parameters, seeds"),
+    ("parameters:\n  model: efficientnet_lite0\n  data: d\n  learning_rate: 0.1\n",
+     "parameters.learning_rate: unknown parameter; allowed: model, data, test_data, epochs, "
+     "lr, batch_size, seed, dropout, weight_decay, label_smoothing, val_fraction, augment"),
 ])
 def test_more_refusals_word_for_word(tmp_path, text, message):
     path = _write(tmp_path, text)
