@@ -393,6 +393,14 @@ def test_tie_summary_sentences():
         "(exact McNemar test, p >= 0.05); 1 ranked trial(s) were evaluated on other images "
         "and cannot be compared with it (p_vs_best empty)")
     assert tie_summary(board([True, None], [1.0, None]), "val") == ""   # one to compare
+    no_rank = board([True, True, None], [1.0, 0.5, None]).drop(columns="rank")
+    assert tie_summary(no_rank, "val").endswith("; 1 ranked trial(s) were evaluated on other "
+                                                 "images and cannot be compared with it "
+                                                 "(p_vs_best empty)")
+    no_p = board([True, True], [1.0, 0.5]).drop(columns="p_vs_best")
+    assert tie_summary(no_p, "val") == (
+        "1 trial is statistically indistinguishable from the best on these 75 val images "
+        "(exact McNemar test, p >= 0.05)")
     others = board([True, True], [1.0, 0.5])
     others["val_images"] = [75, 9]   # the number is rank 1's
     assert "on these 75 val images" in tie_summary(others, "val")
@@ -420,6 +428,7 @@ def test_ranking_is_stable_typed_and_indexed():
     # an unranked metric column the trials never reported: nobody is ranked
     none = make_leaderboard(records[:2], "val_acc", "max", KEYS, ROOT)
     assert none["rank"].isna().all() and "val_acc" not in none
+    assert none["rank"].dtype == "Int64"       # typed even when nothing is ranked
 
 
 @pytest.mark.parametrize("path, trial_id, name", [
@@ -429,6 +438,7 @@ def test_ranking_is_stable_typed_and_indexed():
     ("/s/x_00007", "00007", "x_00007"),                  # no experiment part: kept
     ("/s/x_00007", "exp_00008", "x_00007"),              # another number: kept
     ("/s/x_abc", "exp_abc", "x_abc"),                    # not a number: kept
+    ("/s/modelX/", "exp_1", "modelX"),                   # only slashes are stripped
 ])
 def test_a_trial_without_results_is_named_by_its_folder(path, trial_id, name):
     rec = TrialRecord(trial_id=trial_id, ray_status="PENDING", config={}, history=pd.DataFrame(),
@@ -495,3 +505,49 @@ def test_small_rules_of_the_leaderboard():
     assert list(kept["epoch"]) == [1, 2]
     board = make_leaderboard([record("a")], "test_acc", "max", KEYS, ROOT)
     assert board.columns[0] == "rank"
+
+
+def test_compare_with_best_goes_past_trials_it_cannot_pair():
+    """A ranked trial without predictions, or on other images, is skipped, not the end of
+    the comparisons; an image listed twice under two paths counts once; p equal to alpha
+    is a tie (p >= alpha); a board without ranks compares nothing."""
+    sha = [f"h{i}" for i in range(10)]
+    best = [True] * 10
+    last = [False] * 3 + [True] * 7          # b = 3, c = 0: p = 2 / 2**3 = 0.25
+    recs = [record(t, test_acc=a) for t, a in (("best", 0.9), ("none", 0.8), ("apart", 0.7),
+                                               ("last", 0.6))]
+    board = make_leaderboard(recs, "test_acc", "max", KEYS, ROOT)
+    twice = _predictions(last[:1], sha[:1]).assign(image="another/path.jpg")
+    preds = {"best": _predictions(best, sha),
+             "apart": _predictions(best, [f"x{i}" for i in range(10)]),
+             "last": pd.concat([_predictions(last, sha).assign(image="a.jpg"), twice])}
+    out = compare_with_best(board, preds, "test", alpha=0.25)
+    p = dict(zip(out["trial_id"], out["p_vs_best"]))
+    tied = dict(zip(out["trial_id"], out["tied_with_best"]))
+    assert pd.isna(p["none"]) and pd.isna(p["apart"])
+    assert p["last"] == pytest.approx(0.25) and tied["last"]      # p == alpha: tied
+    assert not compare_with_best(board, preds, "test", alpha=0.26).set_index(
+        "trial_id")["tied_with_best"]["last"]
+    unranked = compare_with_best(board.drop(columns="rank"), preds, "test")
+    assert unranked["p_vs_best"].isna().all() and unranked["tied_with_best"].isna().all()
+
+
+def test_equal_losses_keep_trial_order_in_a_one_column_sort():
+    """Ranked by test_loss (its own tie-break), 40 trials in two groups of equal loss:
+    within a group the order is the trials' (a stable sort; numpy's quicksort, the
+    default, reorders equal keys from 17 of them on)."""
+    recs = [record(f"t{i:02d}", test_acc=0.5, test_loss=0.5 if i < 20 else 0.4)
+            for i in range(40)]
+    board = make_leaderboard(recs, "test_loss", "min", KEYS, ROOT)
+    assert list(board["trial_id"]) == [f"t{i:02d}" for i in list(range(20, 40)) + list(range(20))]
+
+
+def test_configurations_with_equal_means_keep_their_order():
+    """40 configurations in two groups of equal means: within a group in the order of
+    their keys (a stable sort; numpy's default quicksort reorders equal keys)."""
+    board = pd.DataFrame({"rank": pd.array(range(1, 81), dtype="Int64"),
+                          "model": [f"m{i % 40:02d}" for i in range(80)],
+                          "seed": [i // 40 for i in range(80)],
+                          "test_acc": [0.5 if i % 40 < 20 else 0.6 for i in range(80)]})
+    by = leaderboard_by_config(board, ["model", "seed"], "test_acc", "max")
+    assert list(by["model"]) == [f"m{i:02d}" for i in list(range(20, 40)) + list(range(20))]

@@ -52,7 +52,8 @@ class _Loader(yaml.SafeLoader):
     would read a string), and a key given twice in one mapping is an error instead of
     the last one silently winning."""
 
-    def construct_mapping(self, node, deep=False):
+    # mutmut: the default of deep is equivalent: PyYAML passes it on every call
+    def construct_mapping(self, node, deep=False):  # pragma: no mutate
         seen = set()
         for key_node, _ in node.value:
             # mutmut: deep=None or no deep is the same falsy default (equivalent)
