@@ -202,8 +202,7 @@ def start_ray(address: str | None) -> None:
         # "local": always a new local Ray. Plain ray.init() would join a cluster named in
         # /tmp/ray/ray_current_cluster, and hang on a stale one left by a crashed `ray start`.
         kwargs.update(address="local", include_dashboard=False)
-    where = f"the Ray cluster at --address {address}" if address else "a local Ray"
-    with _HeldStderr() as held, _watchdog(where, held.real):
+    with _HeldStderr() as held, _watchdog(address, held.real):
         try:
             ray.init(**kwargs)
         except Exception as exc:   # noqa: BLE001 - every cause becomes one line
@@ -244,7 +243,7 @@ def explain(exc: BaseException, log: str, address: str | None) -> str:
     Ray raises."""
     text = str(exc)
     first = (text.strip().splitlines() or [""])[0]
-    where = f"the Ray cluster at --address {address}" if address else "a local Ray"
+    where, fix = _where_and_fix(address)
     if "AF_UNIX path length" in text:
         return (f"Ray's temporary folder {ray_temp_root()} is too long for Ray's socket paths "
                 f"({first.split(': ', 1)[-1]}); set RAY_TMPDIR to a short folder, e.g. /tmp")
@@ -268,9 +267,15 @@ def explain(exc: BaseException, log: str, address: str | None) -> str:
                 "RAY_OBJECT_STORE_ALLOW_SLOW_STORAGE=1 to keep it in RAY_TMPDIR instead")
     said = _last_log_line(log)
     cause = f"{type(exc).__name__}: {first}" + (f"; Ray said: {said}" if said else "")
-    fix = _FIX_ADDRESS if address else "see the Ray logs in " + \
-        os.path.join(ray_temp_root(), "ray", "session_latest", "logs")
     return f"cannot start or join Ray ({where}): {cause[:400]}; {fix}"
+
+
+def _where_and_fix(address: str | None) -> tuple[str, str]:
+    """What the one line calls the Ray being started or joined, and the general fix."""
+    if address:
+        return f"the Ray cluster at --address {address}", _FIX_ADDRESS
+    return "a local Ray", ("see the Ray logs in "
+                           + os.path.join(ray_temp_root(), "ray", "session_latest", "logs"))
 
 
 def _last_log_line(log: str) -> str:
@@ -308,13 +313,12 @@ class _HeldStderr:
 
 
 @contextmanager
-def _watchdog(where: str, stderr_fd: int) -> Iterator[None]:
+def _watchdog(address: str | None, stderr_fd: int) -> Iterator[None]:
     """End the process with one line on ``stderr_fd`` and exit code 2 when the block
     (``ray.init``) has not returned within :data:`START_TIMEOUT_S`: Ray's own retries
     can last minutes, and a thread cannot interrupt them. A local Ray started meanwhile
     is ended by Ray's reaper process once this process is gone."""
-    fix = _FIX_ADDRESS if "address" in where else \
-        f"see the Ray logs in {os.path.join(ray_temp_root(), 'ray', 'session_latest', 'logs')}"
+    where, fix = _where_and_fix(address)
 
     def expire() -> None:
         os.write(stderr_fd, f"{PROG}: error: {where} did not answer within "
