@@ -1,0 +1,19 @@
+"""tune_food: Ray Tune sweeps of frozen-backbone EfficientNet image classifiers.
+
+The commands are ``python -m tune_food.sweep`` (or ``tune-food sweep``), ``report``,
+``predict``, ``app`` and ``data``; ``docs/architecture.md`` maps the modules.
+
+Importing the package checks the Python version first (:mod:`tune_food.environment`), so
+an unsupported Python is one line, not a syntax error from deep inside a module.
+"""
+
+import sys as _sys
+
+from .environment import python_problem as _python_problem
+
+if _python_problem():
+    _arg0 = _sys.argv[0] if _sys.argv else ""
+    if _arg0 in ("-m", "-c") or _arg0.endswith("tune-food"):
+        print(f"error: {_python_problem()}", file=_sys.stderr)   # a command: one line
+        raise SystemExit(2)
+    raise ImportError(_python_problem())

@@ -12,8 +12,29 @@ import argparse
 import os
 
 
+class _Version(argparse.Action):
+    """``--version``: print :func:`tune_food.environment.version_string` and exit 0 (read
+    when asked, so building a parser reads no package metadata)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print tune_food's version, where it is installed, and the versions "
+                 "of Python, torch, torchvision and Ray, then exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .environment import version_string
+
+        print(version_string())   # stdout, as argparse's own "version" action
+        parser.exit(0)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line on stderr and exit code 2."""
+    """argparse that reports a usage error as one line on stderr and exit code 2, and
+    answers ``--version``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action=_Version)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -38,16 +38,20 @@ class SweepError(TuneFoodError):
     """A sweep cannot be started, resumed or reported (for example: unknown name)."""
 
 
-def cli_call(prog: str, debug: bool, fn, *args) -> int:
-    """Run a CLI body; a :class:`TuneFoodError` (or an ``OSError`` no check foresaw,
-    e.g. a full disk) becomes one line on stderr and exit 2.
+def cli_call(prog: str, debug: bool, fn, *args, imports: tuple[str, ...] = ()) -> int:
+    """Check the environment (:func:`tune_food.environment.check_environment`, which then
+    imports ``imports``), then run a CLI body; a :class:`TuneFoodError` (or an
+    ``OSError`` no check foresaw, e.g. a full disk) becomes one line on stderr and exit 2.
 
     ``fn(*args)`` returns the exit code. With ``debug`` the exception propagates with its
     traceback instead.
     """
     import sys
 
+    from .environment import check_environment
+
     try:
+        check_environment(imports)
         return fn(*args)
     except TuneFoodError as exc:
         if debug:

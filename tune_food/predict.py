@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{row['image']}: {top}")
         return 0
 
-    return cli_call(PROG, args.debug, body)
+    return cli_call(PROG, args.debug, body, imports=("torch", "torchvision"))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
                     signal.SIGTERM: signal.signal(signal.SIGTERM, sigterm_as_sigint)}
     try:
-        return cli_call(PROG, options.debug, run_sweep, options)
+        return cli_call(PROG, options.debug, run_sweep, options,
+                        imports=("torch", "torchvision", "ray"))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted before the sweep started; nothing was written",
               file=sys.stderr)
