@@ -23,6 +23,7 @@ and what is allowed.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -215,7 +216,16 @@ def _parse_param(path: str, key: str, spec: Any) -> tuple[Any, list[Any]]:
 
 
 def default_space_dir() -> str:
-    """The repository's ``search_spaces/`` folder (beside the package)."""
+    """The folder of the shipped search spaces (``grid.yaml``, ``optuna.yaml``, ...).
+
+    The repository keeps them in its top-level ``search_spaces/``; the build installs that
+    folder as the package ``tune_food.search_spaces`` (``pyproject.toml``), so a wheel and
+    an editable install both find it here. A checkout that was never installed falls back
+    to the folder beside the package.
+    """
+    spec = importlib.util.find_spec("tune_food.search_spaces")   # a folder: a namespace
+    if spec is not None and spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)[0]
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "search_spaces")
 
