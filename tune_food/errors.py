@@ -85,8 +85,28 @@ def exit_program(code: int) -> None:
     import gc
     import sys
 
+    no_colour_reset_at_exit()
     gc.freeze()
     sys.exit(code)
+
+
+def no_colour_reset_at_exit() -> None:
+    """Keep ``ESC[0m`` off the terminal after the program's last line.
+
+    Workaround for ray-project/ray#17979 (open since 2021): ``ray.init`` imports Ray's
+    ``cli_logger``, which calls ``colorama.init(strip=False)`` at import; colorama then
+    registers an exit handler that writes ``ESC[0m`` to stdout when it is a terminal,
+    after everything the CLI printed. The handler is unregistered here through
+    ``atexit``'s public API (``tests/test_front_door.py`` checks that a bare ``import
+    ray`` still writes it, i.e. that this is still needed). No-op without colorama.
+    """
+    import atexit
+    import sys
+
+    colorama = sys.modules.get("colorama")
+    reset = getattr(getattr(colorama, "initialise", None), "reset_all", None)
+    if reset is not None:
+        atexit.unregister(reset)
 
 
 def quiet_broken_pipe() -> None:

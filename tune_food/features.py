@@ -42,6 +42,7 @@ from .files import cached_sha256
 from .images import LOADER, rgb_loader, split_folders, split_id, split_samples
 from .models import (backbone_features, build_backbone, describe_transform, forward_settings,
                      get_spec, get_transform, weights_sha256)
+from .progress import PROGRESS_EVERY_S, Counter
 
 #: images per forward pass of the extraction (measured: benchmarks/extract_settings.py)
 BATCH_SIZE = 32
@@ -430,7 +431,8 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
     the backbone as Ray tasks of :data:`CHUNK_IMAGES` images, each with ``cpus`` CPUs
     and ``gpus`` GPUs (the trial's resources), the most expensive first. This process
     writes their vectors to the store and puts each set in the Ray object store as
-    NumPy arrays. With ``out``, a tqdm progress line (at least every 10 s) and one line
+    NumPy arrays. With ``out``, an images count (:class:`~tune_food.progress.Counter`, at
+    least every :data:`~tune_food.progress.PROGRESS_EVERY_S`) and one line
     per finished set (images, source, seconds, images/s) are printed. Blocks until done.
 
     Returns:
@@ -513,22 +515,20 @@ class _Extraction:
         return sorted(chunks, key=lambda c: c[0], reverse=True)
 
     def run(self, remote, batch_size: int) -> None:
-        """Launch the tasks and collect them (a progress line at least every 10 s)."""
+        """Launch the tasks and collect them (a progress line at least every
+        :data:`~tune_food.progress.PROGRESS_EVERY_S`)."""
         import ray
-        from tqdm import tqdm
 
         chunks = self._chunks()
         self.running = {remote.remote(model, paths, batch_size): (model, hashes)
                         for _, model, hashes, paths in chunks}
         total = sum(len(h) for _, _, h, _ in chunks)
-        self.bar = tqdm(total=total, unit="img", desc="features", file=self.out,
-                        mininterval=10, maxinterval=10, ascii=True, dynamic_ncols=False,
-                        ncols=80, disable=self.out is None or not total)
+        self.bar = Counter(total, "img", "features", self.out)
         for key in [k for k, s in self.sets.items() if not s.waiting]:
             self._finish(key, self.here)
         while self.running:
-            done, _ = ray.wait(list(self.running), num_returns=1, timeout=10)
-            self.bar.update(0)   # a line when 10 s passed without a finished task
+            done, _ = ray.wait(list(self.running), num_returns=1, timeout=PROGRESS_EVERY_S)
+            self.bar.update(0)   # a line when PROGRESS_EVERY_S passed without a finished task
             for ref in done:
                 model, hashes = self.running.pop(ref)
                 new, where = ray.get(ref)
@@ -556,11 +556,10 @@ class _Extraction:
                 "computed": fs.computed, "source": feature_set.source, "seconds": seconds,
                 **{k: where[k] for k in ("node_id", "node_ip", "device")}}
         self.infos.append(info)
-        if self.out is not None:
+        if self.bar is not None:
             self.bar.write(f"  {fs.model:<20} {len(feature_set):>5} images ({fs.computed} "
                            f"computed) {feature_set.source:<8} {seconds:6.1f} s "
-                           f"{len(feature_set) / seconds:7.1f} img/s  {info['split_dir']}",
-                           file=self.out)
+                           f"{len(feature_set) / seconds:7.1f} img/s  {info['split_dir']}")
 
     def close(self) -> None:
         """Cancel what still runs (an interrupt), close the progress line and the store."""

@@ -30,6 +30,7 @@ from .layout import local_dir as local_dir_of
 from .options import SweepOptions
 from .outputs import upload, write_outputs
 from .plan import Plan, TrialNamer
+from .progress import PROGRESS_EVERY_S
 from .search import Relocatable, make_search, rungs_of
 from .state import now, peek_state, resume_command, start_state, write_state
 from .tracking import log_sweep, mlflow_callbacks, start_runs
@@ -232,11 +233,32 @@ def _csv_logger():
 
 class Progress(Callback):
     """A Ray Tune callback printing one line per finished, stopped or failed trial:
-    ``[3/8] done    <trial id>  <name>  test_acc 0.9242 [0.885, 0.951]  epochs 10``."""
+    ``[3/8] done    <trial id>  <name>  test_acc 0.9242 [0.885, 0.951]  epochs 10``,
+    and, when :data:`~tune_food.progress.PROGRESS_EVERY_S` passed without a line, where
+    the trials are: ``[3/8] 2 running (epoch 4 of 10, epoch 7 of 10), 3 pending, 41 s``."""
 
     def __init__(self, total: int | None, metric: str, out, max_failures: int = 0):
         self.total, self.metric, self.out, self.done = total, metric, out, 0
         self.max_failures = max_failures
+        self.start = self.last = time.monotonic()
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.last = time.monotonic()
+            print(self.status(trials), file=self.out, flush=True)
+
+    def status(self, trials) -> str:
+        """The "still alive" line for ``trials`` (Ray Tune's ``Trial`` objects)."""
+        running = [t for t in trials if t.status == "RUNNING"]
+        epochs = ", ".join(f"epoch {t.last_result['epoch']} of {t.config.get('epochs', '?')}"
+                           if (t.last_result or {}).get("epoch") else "starting"
+                           for t in running[:4])
+        more = ", ..." if len(running) > 4 else ""
+        pending = sum(t.status == "PENDING" for t in trials)
+        of = f"/{self.total}" if self.total else ""
+        return (f"[{self.done}{of}] {len(running)} running" +
+                (f" ({epochs}{more})" if running else "") +
+                f", {pending} pending, {time.monotonic() - self.start:.0f} s")
 
     def _line(self, trial, what: str) -> None:
         self.done += 1
@@ -247,6 +269,7 @@ class Progress(Callback):
         ci = (f" [{r['test_acc_ci_low']:.3f}, {r['test_acc_ci_high']:.3f}]"
               if "test_acc_ci_low" in r else "")
         of = f"/{self.total}" if self.total else ""
+        self.last = time.monotonic()
         print(f"[{self.done}{of}] {what:<7} {trial.trial_id}  {str(trial):<60} "
               f"{score}{ci}  epochs {r.get('epoch', 0)}", file=self.out, flush=True)
 

@@ -66,6 +66,7 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     _check_where_it_writes(options, exp_dir, name)
     ray_start = time.perf_counter()
     if options.address:   # the cluster's nodes decide how many trials fit
+        print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
         start_ray(options.address)
         cluster = connected_cluster()
     else:
@@ -81,6 +82,8 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     # Ray starts (or fails to, in one line) before the sweep folder exists, so a sweep
     # is never left "running" by a Ray that could not start; a dry run starts it too
     ray_start = time.perf_counter()
+    if not options.address:
+        print("starting a local Ray ...", file=out, flush=True)
     start_ray(options.address)
     plan.timings["ray_init_s"] = ray_s + time.perf_counter() - ray_start
     if options.dry_run:
