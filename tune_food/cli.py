@@ -11,7 +11,7 @@ import argparse
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .options import MLFLOW_DEFAULT, SweepOptions
+from .options import MLFLOW_DEFAULT, OPTUNA_IN_FLIGHT, SweepOptions
 
 PROG = "python -m tune_food.sweep"
 _D = SweepOptions()   # the defaults, stated once in SweepOptions
@@ -70,8 +70,9 @@ def _how_flags(g) -> None:
                    help=f"GPUs for each trial; fractions share a GPU (default "
                    f"{_D.gpus_per_trial:g})")
     g.add_argument("--max-concurrent", type=int, metavar="N",
-                   help="at most N trials at once (default 0: as many as resources allow; "
-                   "--search optuna: at most 4 suggestions in flight, or N)")
+                   help=f"at most N trials at once (default {_D.max_concurrent}: as many as "
+                   f"resources allow; --search optuna: at most {OPTUNA_IN_FLIGHT} suggestions "
+                   "in flight, or N)")
     g.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join, e.g. auto or ray://host:10001 (default: "
                    "start a local Ray)")

@@ -17,6 +17,8 @@ from typing import Any
 from .errors import SweepError
 from .layout import MLFLOW_DB
 
+OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0 (TPE learns
+                       # from finished trials: more at once is closer to random search)
 # Flags a resumed sweep takes from the command that resumes it (where it runs and with
 # what), when given there; everything else (what is swept) comes from the saved sweep.
 RESUME_OVERRIDES = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",

@@ -154,7 +154,8 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The command line of :func:`main`."""
     parser = Parser(prog=PROG, description="Classify images with the best model of a sweep.")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--sweep", metavar="DIR", type=path_arg,
@@ -165,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0, or 2 after one line on stderr)."""
+    args = build_parser().parse_args(argv)
 
     def body() -> int:
         if args.top_k < 1:

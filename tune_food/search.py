@@ -22,6 +22,7 @@ from typing import Any
 from ray.tune.search import BasicVariantGenerator, SearchGenerator
 
 from .errors import SweepError
+from .options import OPTUNA_IN_FLIGHT
 from .spaces import SearchSpace
 
 ASHA_GRACE, ASHA_REDUCTION = 2, 3   # ASHA: epochs before a first stop, keep 1 in 3
@@ -72,7 +73,7 @@ def _searcher(search: str | None, seed: int, max_concurrent: int):
     from ray.tune.search.optuna import OptunaSearch
 
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent or 4)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent or OPTUNA_IN_FLIGHT)
 
 
 def make_search(space: SearchSpace, search: str | None, scheduler: str | None, seed: int,
