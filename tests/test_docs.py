@@ -1,0 +1,153 @@
+"""The README and the docs site say what the code does: every search-space example loads
+with the product's own loader, every command example parses with the command's own
+parser, stated defaults are the code's, and the site builds in strict mode."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from tune_food import spaces
+
+PAGES = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
+INLINE = re.compile(r"`([^`\n]+)`")
+COMMAND = re.compile(r"(?:python3? -m (tune_food(?:\.\w+)*)|\btune-food)\b([^'|&;#\n]*)")
+# the module of each command whose build_parser() reads its command line
+PARSERS = {"sweep": "tune_food.cli", "report": "tune_food.report",
+           "predict": "tune_food.predict", "app": "tune_food.app.cli",
+           "data": "tune_food.datacli"}
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _name(path: str) -> str:
+    return os.path.relpath(path, REPO)
+
+
+def test_the_readme_is_a_front_door_not_a_manual():
+    size = os.path.getsize(os.path.join(REPO, "README.md"))
+    assert size < 10_000, f"README.md is {size} bytes; move details into docs/"
+
+
+def test_the_readme_commands_are_the_ones_ci_runs():
+    readme, ci = _read(os.path.join(REPO, "README.md")), _read(os.path.join(REPO, ".ci", "run"))
+    install = 'pip install -e ".[dev]"'
+    test = "TUNE_FOOD_DATA_DIR=../shared/data python -m pytest"
+    assert f"python -m venv .venv && . .venv/bin/activate && {install}\n" in readme
+    assert f"\n{test}\n" in readme
+    assert f"\n{install}\n" in ci
+    assert f"\n{test}\n" in ci
+
+
+def yaml_blocks():
+    for path in PAGES:
+        for i, m in enumerate(FENCE.finditer(_read(path))):
+            if m[1] == "yaml":   # a block, or a snippet of a file: --8<-- "FILE"
+                snippet = re.fullmatch(r'--8<-- "([^"]+)"\n', m[2])
+                text = _read(os.path.join(REPO, snippet[1])) if snippet else m[2]
+                yield pytest.param(text, id=f"{_name(path)}#{i}")
+
+
+@pytest.mark.parametrize("text", list(yaml_blocks()))
+def test_every_search_space_example_loads(text, tmp_path):
+    """Every ``yaml`` block of the README and the docs is a search space the product's
+    loader accepts (other YAML, such as cluster files, is shown as files, not blocks)."""
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    space = spaces.load_space(str(path))
+    assert space.param_space["model"]
+
+
+def test_the_shipped_spaces_load_and_the_docs_show_them_verbatim():
+    shipped = sorted(glob.glob(os.path.join(spaces.default_space_dir(), "*.yaml")))
+    assert [os.path.basename(p) for p in shipped] == ["grid.yaml", "optuna.yaml", "seed.yaml"]
+    page = _read(os.path.join(REPO, "docs", "search-spaces.md"))
+    for path in shipped:
+        spaces.load_space(path)
+        assert f'--8<-- "search_spaces/{os.path.basename(path)}"' in page
+
+
+def command_examples():
+    """``(page, module, args)`` of every ``python -m tune_food...`` / ``tune-food ...``
+    in a code block or code span of the README and the docs."""
+    for path in PAGES:
+        text = _read(path)
+        code = [m[2] for m in FENCE.finditer(text) if m[1] in ("bash", "")]
+        code += INLINE.findall(FENCE.sub("", text))
+        for block in code:
+            for line in block.replace("\\\n", " ").splitlines():
+                for m in COMMAND.finditer(line):
+                    args = shlex.split(m[2].replace("...", ""))
+                    if len(args) < (1 if m[1] else 2):   # a command named, no example
+                        continue
+                    yield pytest.param(m[1] or "tune_food", args,
+                                       id=f"{_name(path)}: {m[0].strip()[:70]}")
+
+
+def _parse(module: str, args: list[str]) -> None:
+    if module == "tune_food":
+        if not args or args[0].startswith("-"):
+            return
+        module, args = f"tune_food.{args[0]}", args[1:]
+    command = module.split(".", 1)[1]
+    if command == "sweep":
+        from tune_food.cli import parse_options
+
+        options = parse_options(args)
+        if not options.resume:   # a resumed sweep's --grid/--search come from the sweep
+            options.check()
+        return
+    importlib.import_module(PARSERS[command]).build_parser().parse_args(args)
+
+
+@pytest.mark.parametrize("module, args", list(command_examples()))
+def test_every_command_example_parses(module, args):
+    try:
+        _parse(module, args)
+    except SystemExit as exc:   # --help and --version exit 0; an error exits 2
+        assert exc.code == 0, f"{module} {shlex.join(args)}"
+
+
+def test_there_are_command_examples_of_every_command():
+    seen = {m.values[0] for m in command_examples()}
+    assert {f"tune_food.{c}" for c in ("sweep", "report", "predict", "app", "data")} <= seen
+
+
+def test_the_parameter_table_states_the_code_defaults():
+    page = _read(os.path.join(REPO, "docs", "search-spaces.md"))
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", page, re.M))
+    assert list(rows) == list(spaces.PARAMS)
+    for key, param in spaces.PARAMS.items():
+        stated = rows[key].strip().strip("`")
+        if param.required:
+            assert stated == "required"
+        else:
+            default = param.default
+            expected = ("null" if default is None else str(default).lower()
+                        if isinstance(default, bool) else f"{default:g}")
+            assert stated == expected, key
+
+
+def test_the_docs_site_builds_strict_with_the_commands_help(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    cli = _read(str(tmp_path / "site" / "cli" / "index.html"))
+    for usage in ("usage: tune-food COMMAND", "usage: python -m tune_food.sweep",
+                  "usage: python -m tune_food.report", "usage: python -m tune_food.data subset"):
+        assert usage in cli
+    assert "<!-- help:" not in cli
+    assert "OPTUNA" not in cli and "at most 4" in cli   # the constant's value, not its name
