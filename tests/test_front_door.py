@@ -103,3 +103,23 @@ def test_the_sweep_announces_ray_before_starting_it(small_sweep):
         next(x for x in lines if x.startswith("computing ")))
     assert "\r" not in proc.stdout and "\x1b" not in proc.stdout
 
+
+
+def test_decoding_every_image_before_launch_is_counted(tiny_root, tmp_path, monkeypatch):
+    """The check that decodes every image (minutes at Food-101 scale) counts on the
+    sweep's output; with the interval at 0 every decoded image is a line."""
+    from tune_food import progress
+    from tune_food.options import SweepOptions
+    from tune_food.plan import plan_sweep
+    from tune_food.spaces import load_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n")
+    monkeypatch.setattr(progress, "PROGRESS_EVERY_S", 0.0)
+    out = io.StringIO()
+    plan_sweep(load_space(str(space)), SweepOptions(grid=True, data_dir=tiny_root), out)
+    lines = out.getvalue().splitlines()
+    assert [x.split(" (")[0] for x in lines[:3]] == [
+        "checking images: 1 img", "checking images: 2 img", "checking images: 3 img"]
+    assert lines[-1].startswith("checking images: 36 img (")   # 24 train + 12 test, once each
+    assert len(lines) == 37                                     # and the closing count

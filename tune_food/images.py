@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from PIL import Image
 
@@ -158,9 +158,11 @@ class DatasetInfo:
         return self.train.bad + self.test.bad
 
 
-def scan_split(split_dir: str, check_images: bool = True) -> SplitInfo:
+def scan_split(split_dir: str, check_images: bool = True,
+               progress: Callable[[int], None] | None = None) -> SplitInfo:
     """List (:class:`~tune_food.imagesplit.ImageSplit`) and optionally decode-check the
-    images of one split folder.
+    images of one split folder; ``progress(1)`` is called after each image is decoded
+    (e.g. :meth:`tune_food.progress.Counter.update`).
 
     Raises:
         DataError: the folder is missing, holds images outside class folders, has
@@ -180,8 +182,12 @@ def scan_split(split_dir: str, check_images: bool = True) -> SplitInfo:
     samples = images.samples
     bad: list[tuple[str, str]] = []
     if check_images:
+        reasons = []
         with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes without the GIL
-            reasons = list(pool.map(check_image, [p for p, _ in samples]))
+            for reason in pool.map(check_image, [p for p, _ in samples]):
+                reasons.append(reason)
+                if progress is not None:
+                    progress(1)
         bad = [(p, r) for (p, _), r in zip(samples, reasons) if r is not None]
         bad_set = {p for p, _ in bad}
         samples = [s for s in samples if s[0] not in bad_set]
@@ -190,7 +196,8 @@ def scan_split(split_dir: str, check_images: bool = True) -> SplitInfo:
 
 def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
                           test_dir: str | None = None,
-                          scanned: dict[str, SplitInfo] | None = None) -> DatasetInfo:
+                          scanned: dict[str, SplitInfo] | None = None,
+                          progress: Callable[[int], None] | None = None) -> DatasetInfo:
     """Validate a dataset before any trial uses it.
 
     Args:
@@ -201,6 +208,7 @@ def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
             ``<dataset_dir>/test`` (a sweep may test every trial on one shared split).
         scanned: split folder -> its :func:`scan_split`, kept across calls, so a sweep
             that pairs one training split with several test splits decodes each once.
+        progress: called with 1 after each image decoded (:func:`scan_split`).
 
     Returns:
         A :class:`DatasetInfo` with absolute paths.
@@ -221,7 +229,7 @@ def validate_image_folder(dataset_dir: str, skip_bad_images: bool = False,
     for split_dir in (os.path.join(dataset_dir, "train"),
                       os.path.abspath(test_dir or os.path.join(dataset_dir, "test"))):
         if split_dir not in scanned:
-            scanned[split_dir] = scan_split(split_dir)
+            scanned[split_dir] = scan_split(split_dir, progress=progress)
     train = scanned[os.path.join(dataset_dir, "train")]
     test = scanned[os.path.abspath(test_dir or os.path.join(dataset_dir, "test"))]
     if train.classes != test.classes:

@@ -84,8 +84,10 @@ def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:
     return [config for _, config in generate_variants(space.param_space)]
 
 
-def plan_sweep(space: SearchSpace, options: SweepOptions) -> Plan:
+def plan_sweep(space: SearchSpace, options: SweepOptions, out=None) -> Plan:
     """Resolve and validate data and weights for ``space``; list trials and feature sets.
+    With ``out``, decoding every image counts on it (:class:`~tune_food.progress.Counter`:
+    a line each :data:`~tune_food.progress.PROGRESS_EVERY_S` while it lasts).
 
     Raises:
         DataError, WeightsError: see :mod:`tune_food.data` and :mod:`tune_food.models`.
@@ -95,7 +97,7 @@ def plan_sweep(space: SearchSpace, options: SweepOptions) -> Plan:
 
     data_root = resolve_data_root(options.data_dir)
     datasets, weights, notes = _resolve_downloads(space, data_root, options.dry_run)
-    bad, train_samples, test_samples = _scan(space, datasets, options.skip_bad_images)
+    bad, train_samples, test_samples = _scan(space, datasets, options.skip_bad_images, out)
     notes += _check_content(train_samples, test_samples, space, options.allow_leakage)
     val_fraction = space.values["val_fraction"][0] if space.values["val_fraction"] else 0.0
     validation = shared_validation(train_samples, float(val_fraction or 0.0), options.seed)
@@ -162,8 +164,8 @@ def _resolve_downloads(space: SearchSpace, data_root: str, dry_run: bool):
     return datasets, weights, notes
 
 
-def _scan(space: SearchSpace, datasets: dict[str, str], skip_bad_images: bool):
-    """Decode every split the sweep uses, once each.
+def _scan(space: SearchSpace, datasets: dict[str, str], skip_bad_images: bool, out=None):
+    """Decode every split the sweep uses, once each (counted on ``out``).
 
     Returns:
         ``(bad, train, test)``: bad images as (path, reason); training samples per
@@ -172,26 +174,39 @@ def _scan(space: SearchSpace, datasets: dict[str, str], skip_bad_images: bool):
     Raises:
         DataError: a malformed dataset, or bad images without ``skip_bad_images``.
     """
-    from .images import split_samples, validate_image_folder
+    from .progress import Counter
 
     bad: list[tuple[str, str]] = []
     scanned: dict = {}   # each split folder decoded once, however many pairs use it
     train: dict[str, list[tuple[str, int]]] = {}
     test: dict[str, list[tuple[str, int]]] = {}
-    for name in space.values["data"]:
-        if not os.path.isdir(datasets[name]):
-            continue  # dry run of a dataset still to download
-        for test_value in space.values["test_data"]:
-            for test_name in test_names(test_value, name):
-                test_dir = os.path.join(datasets[test_name], "test")
-                info = validate_image_folder(datasets[name], skip_bad_images,
-                                             test_dir=test_dir if os.path.isdir(test_dir) else None,
-                                             scanned=scanned)
-                bad.extend(b for b in info.bad_images if b not in bad)
-                train[name] = info.train.samples
-            test_split = split_dirs({"data": name, "test_data": test_value}, datasets)[1]
-            test[test_label(test_value, name)] = split_samples(test_split, [p for p, _ in bad])[1]
+    counter = Counter(None, "img", "checking images", out)
+    try:
+        for name in space.values["data"]:
+            _scan_dataset(space, datasets, name, skip_bad_images, scanned, counter.update,
+                          bad, train, test)
+    finally:
+        counter.close()
     return bad, train, test
+
+
+def _scan_dataset(space, datasets, name, skip_bad_images, scanned, progress, bad, train,
+                  test) -> None:
+    """:func:`_scan` of one training dataset and each of its test splits."""
+    from .images import split_samples, validate_image_folder
+
+    if not os.path.isdir(datasets[name]):
+        return  # dry run of a dataset still to download
+    for test_value in space.values["test_data"]:
+        for test_name in test_names(test_value, name):
+            test_dir = os.path.join(datasets[test_name], "test")
+            info = validate_image_folder(datasets[name], skip_bad_images,
+                                         test_dir=test_dir if os.path.isdir(test_dir) else None,
+                                         scanned=scanned, progress=progress)
+            bad.extend(b for b in info.bad_images if b not in bad)
+            train[name] = info.train.samples
+        test_split = split_dirs({"data": name, "test_data": test_value}, datasets)[1]
+        test[test_label(test_value, name)] = split_samples(test_split, [p for p, _ in bad])[1]
 
 
 def test_names(test_value, data: str) -> list[str]:

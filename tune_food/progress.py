@@ -17,19 +17,20 @@ PROGRESS_EVERY_S = 5.0   # the longest silence of a running sweep, in seconds
 
 
 class Counter:
-    """Counts ``total`` units (``unit``, e.g. ``"img"``) done under the label ``desc``.
+    """Counts ``total`` units (``unit``, e.g. ``"img"``; ``total`` None: not known ahead)
+    done under the label ``desc``.
 
     ``update(n)`` adds ``n`` (0: only "still alive"); a line appears when
     :data:`PROGRESS_EVERY_S` passed since the last one. ``write(text)`` prints a line of
     its own; ``close()`` prints the final count. ``out=None`` prints nothing.
     """
 
-    def __init__(self, total: int, unit: str, desc: str, out: TextIO | None):
+    def __init__(self, total: int | None, unit: str, desc: str, out: TextIO | None):
         self.total, self.unit, self.desc, self.out = total, unit, desc, out
         self.done, self.start = 0, time.monotonic()
         self.last = self.start
         self.bar = None
-        if out is not None and total and out.isatty():
+        if out is not None and total != 0 and out.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit=unit, desc=desc, file=out, ascii=True,
@@ -54,11 +55,14 @@ class Counter:
             self.bar.close()
         elif self.total and self.done < self.total:
             self._line()   # interrupted: where it stopped
+        elif self.total is None and self.last > self.start:
+            self._line()   # a count that showed progress shows its end
 
     def _line(self) -> None:
         self.last = time.monotonic()
-        if self.out is None or not self.total:
+        if self.out is None or self.total == 0:
             return
-        took = self.last - self.start
-        print(f"{self.desc}: {self.done}/{self.total} {self.unit} ({self.done / took:.1f} "
+        took = max(self.last - self.start, 1e-9)
+        of = f"/{self.total}" if self.total else ""
+        print(f"{self.desc}: {self.done}{of} {self.unit} ({self.done / took:.1f} "
               f"{self.unit}/s, {took:.0f} s)", file=self.out, flush=True)

@@ -74,7 +74,7 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     ray_s = time.perf_counter() - ray_start
     concurrent = check_resources(options, cluster)
     checks_start = time.perf_counter()
-    plan = plan_sweep(space, options)
+    plan = plan_sweep(space, options, out)
     if options.resume:
         check_same_data(plan, options.sweep_dir, name)
     plan.timings["checks_s"] = time.perf_counter() - checks_start
