@@ -14,14 +14,14 @@ MARKER = re.compile(r"<!-- help: ([\w -]+?) -->")
 
 
 def command_help(command: str) -> str:
-    """What ``tune-food COMMAND --help`` prints, 88 columns wide.
+    """What ``tune-food COMMAND --help`` prints, 76 columns wide (a code block fits).
 
     Raises:
         RuntimeError: the command did not print its help and exit 0.
     """
     from tune_food.__main__ import main
 
-    os.environ["COLUMNS"] = "88"
+    os.environ["COLUMNS"] = "76"
     words = [] if command == "tune-food" else command.split()
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
