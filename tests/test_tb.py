@@ -44,8 +44,9 @@ def dashboard_view(logdir: str):
 @pytest.mark.slow
 def test_hparams_dashboard_reads_back_the_sweep(small_sweep):
     """The 2-trial sweep (Lite0, epochs 1 and 2, batch 5, lr 0.01): the varied
-    hyperparameter is marked differing and listed first, integers are shown as
-    integers, the dropout resolved to Lite0's 0.2, metrics are the per-epoch tags."""
+    hyperparameter is marked differing and listed first, numbers are numbers (so the
+    HParams table sorts 10 after 5) and only names are text, the dropout resolved to
+    Lite0's 0.2, metrics are the per-epoch tags."""
     from tensorboard.plugins.hparams import api_pb2
 
     proc, exp = small_sweep
@@ -53,22 +54,31 @@ def test_hparams_dashboard_reads_back_the_sweep(small_sweep):
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
     experiment, sessions, scalars = dashboard_view(exp)
     infos = [(h.name, h.differs, api_pb2.DataType.Name(h.type)) for h in experiment.hparam_infos]
-    assert infos[0] == ("epochs", True, "DATA_TYPE_STRING")
+    assert infos[0] == ("epochs", True, "DATA_TYPE_FLOAT64")
     assert [n for n, differs, _ in infos if differs] == ["epochs"]
     names = [n for n, _, _ in infos]
     assert sorted(names) == sorted(["model", "data", "test_data", "epochs", "lr", "batch_size",
                                     "seed", "dropout", "weight_decay", "label_smoothing",
                                     "val_fraction", "augment"])
+    types = {n: t for n, _, t in infos}
+    assert {n for n, t in types.items() if t == "DATA_TYPE_FLOAT64"} == {
+        "epochs", "lr", "batch_size", "seed", "dropout", "weight_decay", "label_smoothing",
+        "val_fraction"}
+    assert {n for n, t in types.items() if t == "DATA_TYPE_STRING"} == {
+        "model", "data", "test_data"}
+    assert types["augment"] == "DATA_TYPE_BOOL"
     epochs = next(h for h in experiment.hparam_infos if h.name == "epochs")
-    assert sorted(v.string_value for v in epochs.domain_discrete.values) == ["1", "2"]
+    assert sorted(v.number_value for v in epochs.domain_discrete.values) == [1.0, 2.0]
     assert [m.name.tag for m in experiment.metric_infos] == [
         "accuracy/test", "loss/test", "accuracy/train", "loss/train"]
     assert {os.path.basename(r) for r in sessions} == set(board["logdir"])
     for _, row in board.iterrows():
         values = sessions[row["logdir"]]
-        assert values["epochs"] == str(row["epochs"])          # "2", not 2.0
-        assert values["batch_size"] == "5" and values["seed"] == "42"
-        assert values["lr"] == "0.01" and values["dropout"] == "0.2"   # resolved, not None
+        assert values["epochs"] == float(row["epochs"])        # a number, not "2"
+        assert all(type(values[k]) is float for k in ("epochs", "batch_size", "seed", "lr",
+                                                       "dropout", "val_fraction"))
+        assert values["batch_size"] == 5.0 and values["seed"] == 42.0
+        assert values["lr"] == 0.01 and values["dropout"] == 0.2   # resolved, not None
         assert values["model"] == "efficientnet_lite0" and values["data"] == "tiny"
         assert values["augment"] is False and values["test_data"] == "null"
         assert row["dropout"] == 0.2   # the leaderboard shows the same dropout
@@ -77,9 +87,10 @@ def test_hparams_dashboard_reads_back_the_sweep(small_sweep):
         assert not [t for t in tags if t.startswith("final/")]
 
 
-def test_search_ranges_stay_numbers_and_listed_values_are_text():
-    """optuna.yaml: uniform/loguniform parameters are numbers (TensorBoard can filter and
-    plot them on an axis), choice and randint values are text; every drawn one differs."""
+def test_numbers_stay_numbers_and_only_names_are_text():
+    """optuna.yaml: drawn (uniform, loguniform, randint) and listed (choice, constant)
+    numbers are numbers, ints staying ints (TensorBoard sorts them in numeric order and
+    can plot them on an axis); dataset and model names are text."""
     from tune_food.spaces import load_space
 
     space = load_space(os.path.join(SPACES, "optuna.yaml"))
@@ -91,9 +102,11 @@ def test_search_ranges_stay_numbers_and_listed_values_are_text():
     values = cb.hparam_values(config, {"head_dropout": 0.25})
     assert values == {"model": "efficientnet_lite1", "data": "pss_20%", "test_data": "pss",
                       "lr": 0.00123, "weight_decay": 1e-5, "dropout": 0.25,
-                      "batch_size": "64", "epochs": "7", "label_smoothing": 0.1,
-                      "val_fraction": "0.2", "seed": "42", "augment": False}
-    assert all(type(values[k]) is float for k in ("lr", "weight_decay", "dropout"))
+                      "batch_size": 64, "epochs": 7, "label_smoothing": 0.1,
+                      "val_fraction": 0.2, "seed": 42, "augment": False}
+    assert all(type(values[k]) is float for k in ("lr", "weight_decay", "dropout",
+                                                   "label_smoothing", "val_fraction"))
+    assert all(type(values[k]) is int for k in ("batch_size", "epochs", "seed"))
 
 
 def test_default_dropout_is_resolved_per_model():
@@ -102,7 +115,7 @@ def test_default_dropout_is_resolved_per_model():
 
     cb = TensorBoardCallback.for_space(load_space(os.path.join(SPACES, "seed.yaml")))
     config = {"model": "efficientnet_b2", "data": "pizza_steak_sushi", "dropout": None}
-    assert cb.hparam_values(config, {"head_dropout": 0.3})["dropout"] == "0.3"
+    assert cb.hparam_values(config, {"head_dropout": 0.3})["dropout"] == 0.3
 
 
 def test_short_labels_keep_names_apart():
@@ -182,13 +195,18 @@ def test_hparams_filter_offers_every_value_the_trials_used(tmp_path, monkeypatch
     infos = {h.name: h for h in experiment.hparam_infos}
     listed = {name: {getattr(v, v.WhichOneof("kind")) for v in h.domain_discrete.values}
               for name, h in infos.items() if h.HasField("domain_discrete")}
-    assert listed["batch_size"] == {"8", "9"}
+    assert listed["batch_size"] == {8.0, 9.0}
     assert listed["model"] == {"efficientnet_lite0", "efficientnet_lite1"}
-    assert listed["epochs"] == {"2", "10"}
-    assert listed["label_smoothing"] == {"0", "0.1"}
-    assert listed["dropout"] == {"0.2", "0.3"}           # null resolved to the model's
+    assert listed["epochs"] == {2.0, 10.0}
+    assert listed["label_smoothing"] == {0.0, 0.1}
+    assert listed["dropout"] == {0.2, 0.3}               # null resolved to the model's
     assert listed["augment"] == {True, False}
-    assert listed["val_fraction"] == {"0"}
+    assert listed["val_fraction"] == {0.0}
+    # numbers sort as numbers in the HParams table (10 after 2), names and lists as text
+    for name in ("batch_size", "epochs", "label_smoothing", "dropout", "val_fraction"):
+        assert api_pb2.DataType.Name(infos[name].type) == "DATA_TYPE_FLOAT64", name
+    for name in ("model", "data", "test_data"):
+        assert api_pb2.DataType.Name(infos[name].type) == "DATA_TYPE_STRING", name
     assert len(listed["test_data"]) == 3 and "null" in listed["test_data"]
     for name in ("lr", "weight_decay", "seed"):
         assert infos[name].HasField("domain_interval"), name
@@ -205,7 +223,8 @@ def test_hparams_filter_offers_every_value_the_trials_used(tmp_path, monkeypatch
             box = infos[name].domain_interval
             assert box.min_value <= values[name] <= box.max_value, (name, values[name])
     used = {v["batch_size"] for v in sessions.values()}
-    assert used == {"8", "9"}
+    assert used == {8.0, 9.0}
+    assert sorted({v["epochs"] for v in sessions.values()}) == [2.0, 10.0]
 
 
 def _fast_loader_steps(logdir: str, run: str, tag: str) -> list[int]:

@@ -19,11 +19,14 @@ What the HParams table shows, and why:
 * Values as they were used: the head dropout resolved to the model's default
   (:func:`tune_food.leaderboard.resolved_dropout`, the leaderboard's own rule), not
   ``None``.
-* TensorBoard prints every number with 5 significant digits (``32`` as ``32.000``).
-  A hyperparameter whose values can be listed (a constant, ``grid_search``, ``choice``,
-  ``randint``) is therefore written as text with a discrete domain: ``32``, ``0.001``,
-  ``0.2`` (booleans stay booleans). One drawn from a range (``uniform``, ``loguniform``) stays a
-  number with an interval domain, so the dashboard can filter and plot it on an axis.
+* Numbers stay numbers, so the table sorts them in numeric order (``5`` before ``10``;
+  text would sort ``10`` first) and the dashboard can filter and plot them on an axis,
+  at the cost of TensorBoard printing ``32`` as ``32.000``. A hyperparameter whose
+  values can be listed (a constant, ``grid_search``, ``choice``, a ``randint`` of at most
+  :data:`MAX_LISTED` values) gets a discrete domain of those values; one drawn from a
+  range (``uniform``, ``loguniform``, a wider ``randint``) an interval domain. Only a
+  hyperparameter with a value that is not a number (a name, ``null``, a list) is
+  written as text: ``null``, ``a+b`` for a list; booleans stay booleans.
 * Dataset names that share a long common start are shortened so the narrow columns
   still tell them apart: ``pizza_steak_sushi`` -> ``pss``,
   ``pizza_steak_sushi_20_percent`` -> ``pss_20%`` (the hyperparameter's description in
@@ -108,7 +111,8 @@ METRIC_TITLES = {"accuracy/test": "test accuracy", "loss/test": "test loss",
                  "accuracy/train": "train accuracy", "loss/train": "train loss"}
 #: parameters whose values are dataset names (shortened, see the module doc)
 DATASET_PARAMS = ("data", "test_data")
-#: a ``randint`` range with at most this many values is listed as text; wider: a number
+#: a ``randint`` range with at most this many values gets a discrete domain; wider: an
+#: interval
 MAX_LISTED = 100
 
 
@@ -139,10 +143,28 @@ def short_labels(names: Iterable[str]) -> Dict[str, str]:
     return labels
 
 
+def _is_number(value: Any) -> bool:
+    """True for an int or float (NumPy's included), False for a bool and anything else."""
+    import numbers
+
+    import numpy as np
+
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _number(value: Any) -> int | float:
+    """``value`` (a number, :func:`_is_number`) as a plain Python int or float."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def _text(value: Any, labels: Mapping[str, str], keep_bool: bool = True) -> Any:
-    """A listed hyperparameter value as TensorBoard shows it: text, except a boolean of
-    a parameter whose values are all booleans (``keep_bool``). TensorBoard's discrete
-    domains hold values of one type, so ``choice: [true, 1]`` shows ``true`` and ``1``."""
+    """A value of a hyperparameter that is not all numbers, as TensorBoard shows it:
+    text, except a boolean of a parameter whose values are all booleans (``keep_bool``).
+    TensorBoard's discrete domains hold values of one type, so ``choice: [true, 1]``
+    shows ``true`` and ``1``, ``[null, 0.3]`` ``null`` and ``0.3``.
+
+    Returns:
+        a ``str``, or the ``bool`` itself."""
     if isinstance(value, bool):
         return value if keep_bool else str(value).lower()
     if isinstance(value, (list, tuple)):
@@ -214,7 +236,7 @@ class TensorBoardCallback(LoggerCallback):
     # ------------------------------------------------------------------ values, domains
 
     def _listed(self, key: str) -> bool:
-        """Whether ``key`` is written as text from a list (else a number in a range)."""
+        """Whether ``key`` gets a discrete domain of its values (else an interval)."""
         if key not in self._ranges:
             return True
         low, high = self._values[key]
@@ -225,18 +247,27 @@ class TensorBoardCallback(LoggerCallback):
         values = self._values.get(key)
         return values is None or all(isinstance(v, bool) for v in values)
 
+    def _numeric(self, key: str) -> bool:
+        """Whether ``key``'s values are all numbers (written as numbers, not text)."""
+        values = self._values.get(key)
+        return key in self._ranges or bool(values) and all(_is_number(v) for v in values)
+
     def _domain_values(self, key: str) -> list:
         """Every value a trial can show for a listed ``key``: a ``randint`` range's
         integers from its low to its high bound, both included (the space's ``values``
-        hold ``randint: [low, high)`` as ``[low, high - 1]``)."""
+        hold ``randint: [low, high)`` as ``[low, high - 1]``); floats for a numeric
+        ``key`` (TensorBoard's discrete domains hold one type), else text or booleans."""
         vals = self._values[key]
         if key in self._ranges:
             vals = list(range(vals[0], vals[1] + 1))
+        if self._numeric(key):
+            return list(dict.fromkeys(float(v) for v in vals))
         return list(dict.fromkeys(_text(v, self._labels, self._keep_bool(key)) for v in vals))
 
     def hparam_values(self, config: Dict[str, Any], result: Dict[str, Any]) -> Dict[str, Any]:
-        """A trial's hyperparameters as TensorBoard shows them: ``{name: bool | str |
-        float}`` (module doc), the dropout resolved to the one the head used."""
+        """A trial's hyperparameters as TensorBoard shows them: ``{name: bool | int |
+        float | str}`` (module doc): numbers as numbers where every value of the
+        hyperparameter is one, else text; the dropout resolved to the one the head used."""
         config = dict(config, dropout=resolved_dropout(config, result)) \
             if "dropout" in config else config
         keys = list(self._values) or [k for k, v in config.items()
@@ -244,8 +275,9 @@ class TensorBoardCallback(LoggerCallback):
         params: Dict[str, Any] = {}
         for key in keys:
             value = config.get(key)
-            if self._values and not self._listed(key):
-                params[key] = float(value)
+            numeric = self._numeric(key) if self._values else _is_number(value)
+            if numeric and _is_number(value):
+                params[key] = _number(value)
             else:
                 params[key] = _text(value, self._labels, self._keep_bool(key))
         return params
