@@ -41,7 +41,13 @@ def pizza_photo() -> str:
 
 
 @pytest.fixture(scope="module")
-def app(small_sweep, tiny_root, tmp_path_factory):
+def app_log(tmp_path_factory) -> str:
+    """The file that the :func:`app` server's stdout and stderr go to."""
+    return str(tmp_path_factory.mktemp("applog") / "app.log")
+
+
+@pytest.fixture(scope="module")
+def app(small_sweep, tiny_root, tmp_path_factory, app_log):
     """``python -m tune_food.app <small sweep>`` on a free port; yields (url, sweep dir)."""
     proc, exp = small_sweep
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -49,7 +55,7 @@ def app(small_sweep, tiny_root, tmp_path_factory):
     (spaces / "tiny.yaml").write_text(TINY_SPACE)
     cache = os.path.join(os.path.dirname(os.path.dirname(exp)), "cache")
     port = _free_port()
-    log = open(tmp_path_factory.mktemp("applog") / "app.log", "w+")
+    log = open(app_log, "w+")
     server = subprocess.Popen(
         [sys.executable, "-m", "tune_food.app", exp, "--port", str(port), "--spaces-dir",
          str(spaces), "--data-dir", tiny_root, "--cache-dir", cache],
@@ -120,16 +126,25 @@ def test_cli_refuses_a_folder_that_is_not_a_sweep_and_an_open_host(tmp_path):
 
 @pytest.mark.slow
 def test_auth_is_required_when_given(small_sweep, tmp_path):
+    """(Started without a sweep: it serves the newest under --results-dir and says so.)"""
     from gradio_client import Client
 
+    from tune_food.app.folders import newest_sweep
+
+    results = os.path.dirname(small_sweep[1])
+    newest = newest_sweep(results)
     port = _free_port()
+    out = open(tmp_path / "app.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "tune_food.app", small_sweep[1], "--port", str(port),
-         "--auth", "cook:s3cret"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        cwd=REPO)
+        [sys.executable, "-m", "tune_food.app", "--results-dir", results, "--port", str(port),
+         "--auth", "cook:s3cret"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"))
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until_serving(url, server), "app did not start"
+        assert (tmp_path / "app.log").read_text().splitlines()[0] == (
+            f"serving sweep {os.path.join(results, newest)} (the newest under {results}) at "
+            f"{url}/ (Ctrl-C stops)")
         with pytest.raises(Exception, match="credentials were not provided"):
             Client(url, verbose=False)  # no login: the API is closed
         with pytest.raises(ValueError, match="Could not login"):
@@ -139,6 +154,18 @@ def test_auth_is_required_when_given(small_sweep, tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+        out.close()
+
+
+@pytest.mark.slow
+def test_the_app_prints_its_url_and_sweep_and_no_share_hint(app, app_log):
+    """One line: the sweep served and the page's address; nothing of Gradio's (its
+    "set `share=True`" hint is no use on the command line)."""
+    url, exp = app
+    text = open(app_log).read()
+    assert text.splitlines()[0] == f"serving sweep {exp} at {url}/ (Ctrl-C stops)", text
+    for gradio_line in ("share=True", "public link", "Running on local URL"):
+        assert gradio_line not in text, text
 
 
 # --------------------------------------------------------------------------- API
@@ -378,6 +405,33 @@ def test_trial_view_reads_predictions_csv_and_relative_paths(client, app):
         shutil.rmtree(copy)
 
 
+@pytest.mark.slow
+def test_every_image_table_has_real_headers(client, app):
+    """The Classify page's "every image" table, as the page first shows it (Gradio's
+    config), after a classification and after a refused request, and the leaderboard
+    before it loads: named columns, never Gradio's default 1 2 3."""
+    import json
+    import urllib.request
+
+    from tune_food.app.classify import PER_IMAGE_COLUMNS
+
+    url, _ = app
+    with urllib.request.urlopen(f"{url}/config", timeout=30) as response:
+        config = json.load(response)
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    headers = ["image", "top class", "probability", "all classes"]
+    assert list(PER_IMAGE_COLUMNS) == headers
+    assert props["per-image"]["value"]["headers"] == headers
+    assert props["board"]["value"]["headers"] == ["rank", "trial", "status"]
+    photo = pizza_photo()
+    label, table, note, details = classify(client, [photo])
+    assert table["headers"] == headers
+    assert table["data"][0][:2] == [os.path.basename(photo), "pizza"]
+    label, table, note, details = classify(client, [])
+    assert note.startswith("Drop one or more photos") and table["headers"] == headers
+    assert table["data"] == []
+
+
 def test_display_board_shows_the_columns_a_sweep_has():
     import pandas as pd
 
@@ -481,6 +535,67 @@ def test_real_browser_classify_leaderboard_and_a_sweep(app, tmp_path):
     import json
 
     assert json.load(open(state))["status"] == "finished"
+
+
+LONG_SWEEP = "grid-efficientnet-lite-all-data-2025-01-01"   # 41 characters
+LONG_TRIAL = "efficientnet_lite2-pizza_steak_sushi_20_percent-{}_epochs-lr=0.001-batch_size=32"
+#: how much of a picker's text shows, and where its arrow is (Gradio draws the arrow
+#: over the input's right end)
+FIT_JS = """e => { const i = e.querySelector('input'), a = e.querySelector('.icon-wrap');
+  const s = getComputedStyle(i);
+  return {value: i.value, overflow: i.scrollWidth - i.clientWidth,
+          textEnd: i.getBoundingClientRect().right - parseFloat(s.paddingRight),
+          arrow: a.getBoundingClientRect().left}; }"""
+
+
+def _long_named_copy(exp: str) -> str:
+    """A copy of sweep ``exp`` under a long name, its trials under long names; returns
+    the copy's path."""
+    import pandas as pd
+
+    copy = os.path.join(os.path.dirname(exp), LONG_SWEEP)
+    shutil.copytree(exp, copy, symlinks=True)
+    board = pd.read_csv(os.path.join(copy, "leaderboard.csv"))
+    board["trial_name"] = [LONG_TRIAL.format(e) + f"_{i:05d}" for i, e in
+                           zip(board.index, board["epochs"])]
+    board.to_csv(os.path.join(copy, "leaderboard.csv"), index=False)
+    return copy
+
+
+@pytest.mark.slow
+def test_real_browser_pickers_show_long_names_whole(app):
+    """A 41-character sweep name and its 90-character trial names show whole in the
+    sweep picker and in both trial pickers, their text ending before the arrow."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium (.ci/run does)")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, exp = app
+    copy = _long_named_copy(exp)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            sweep = page.locator("#sweep input")
+            sweep.fill(LONG_SWEEP)
+            sweep.press("Enter")
+            expect(page.locator("#trial input")).to_have_value(
+                re.compile(r"^#1 efficientnet_lite2-pizza_steak_sushi_20_percent-"),
+                timeout=30_000)
+            fits = {sel: page.locator(sel).evaluate(FIT_JS) for sel in ("#sweep", "#trial")}
+            page.get_by_role("tab", name="Leaderboard").click()
+            expect(page.locator("#board-trial input")).to_have_value(
+                re.compile(r"^#1 efficientnet_lite2-"), timeout=30_000)
+            fits["#board-trial"] = page.locator("#board-trial").evaluate(FIT_JS)
+            browser.close()
+    finally:
+        shutil.rmtree(copy)
+    assert fits["#sweep"]["value"] == LONG_SWEEP
+    assert len(fits["#trial"]["value"]) > 100, fits   # the name and its metric
+    for sel, fit in fits.items():
+        assert fit["overflow"] <= 0, (sel, fit)              # the whole text shows
+        assert fit["textEnd"] <= fit["arrow"], (sel, fit)    # none of it under the arrow
 
 
 @pytest.mark.slow

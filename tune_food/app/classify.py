@@ -18,6 +18,8 @@ from .boards import SweepBoards
 from .folders import checkpointed, ranked_by
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
+#: the headers of the "every image" table (:func:`_result`)
+PER_IMAGE_COLUMNS = ("image", "top class", "probability", "all classes")
 
 
 class Classifiers:
@@ -82,10 +84,12 @@ class ClassifyPage:
 
         choices0, trial0, note0 = self.trial_choices(first)
         ui = SimpleNamespace(trial0=trial0)
+        # the page's full width: a trial's name and metric show whole
+        ui.trial_dd = gr.Dropdown(choices0, value=trial0, label="trial (rank 1 by default)",
+                                  allow_custom_value=True, elem_id="trial",
+                                  elem_classes=["tf-picker"])
         with gr.Row():
             with gr.Column():
-                ui.trial_dd = gr.Dropdown(choices0, value=trial0, label="trial (rank 1 by "
-                                          "default)", allow_custom_value=True, elem_id="trial")
                 ui.files = gr.File(file_count="multiple", file_types=["image"],
                                    type="filepath", label="photos", elem_id="photos")
                 ui.run_btn = gr.Button("Classify", variant="primary", elem_id="classify-btn")
@@ -96,8 +100,8 @@ class ClassifyPage:
                 ui.note = gr.Markdown(note0, elem_id="classify-note")
                 ui.label = gr.Label(num_top_classes=3, label="top classes (first image)",
                                     elem_id="top")
-                ui.table = gr.Dataframe(label="every image", interactive=False,
-                                        elem_id="per-image")
+                ui.table = gr.Dataframe(per_image_table([]), label="every image",
+                                        interactive=False, elem_id="per-image")
                 with gr.Accordion("JSON (as python -m tune_food.predict --json)", open=False):
                     ui.details = gr.JSON(label="details")
         return ui
@@ -220,7 +224,26 @@ def _paths(files) -> list[str]:
 
 def _message(text: str):
     """The page's four outputs when there is only ``text`` to say."""
-    return None, pd.DataFrame({"image": [], "result": []}), text, {}
+    return None, per_image_table([]), text, {}
+
+
+def per_image_table(rows: list[dict]) -> pd.DataFrame:
+    """The "every image" table of ``rows`` (:func:`classify_images`' rows): a row per
+    image, its :data:`PER_IMAGE_COLUMNS` (file name, top class, its probability, every
+    class's probability or why the file cannot be read).
+
+    Returns:
+        the table (no rows for ``[]``: the headers alone).
+    """
+    return pd.DataFrame({
+        "image": [os.path.basename(r["image"]) for r in rows],
+        "top class": [r["predictions"][0]["class"] if "predictions" in r else "" for r in rows],
+        "probability": [round(r["predictions"][0]["probability"], 4) if "predictions" in r
+                        else None for r in rows],
+        "all classes": [", ".join(f"{p['class']} {p['probability']:.3f}"
+                                  for p in r["predictions"]) if "predictions" in r
+                        else "cannot be read: " + r["error"] for r in rows]},
+        columns=list(PER_IMAGE_COLUMNS))
 
 
 def _result(rows: list[dict], ms: float, sweep: str, trow: pd.Series, ckpt: str,
@@ -229,14 +252,7 @@ def _result(rows: list[dict], ms: float, sweep: str, trow: pd.Series, ckpt: str,
     table of every image, a note (who answered, ms per image, unreadable files) and
     the JSON details."""
     ok = [r for r in rows if "predictions" in r]
-    table = pd.DataFrame({
-        "image": [os.path.basename(r["image"]) for r in rows],
-        "top class": [r["predictions"][0]["class"] if "predictions" in r else "" for r in rows],
-        "probability": [round(r["predictions"][0]["probability"], 4) if "predictions" in r
-                        else None for r in rows],
-        "all classes": [", ".join(f"{p['class']} {p['probability']:.3f}"
-                                  for p in r["predictions"]) if "predictions" in r
-                        else "cannot be read: " + r["error"] for r in rows]})
+    table = per_image_table(rows)
     first = ok[0] if ok else None
     label = {p["class"]: p["probability"] for p in first["predictions"]} if first else None
     rel = os.path.relpath(ckpt, results_dir)

@@ -8,7 +8,6 @@ import time
 from typing import Sequence
 
 from ..errors import SweepError, TuneFoodError, cli_call
-from ..layout import STATE_FILE
 
 PROG = "python -m tune_food.app"
 MAX_FILE_SIZE = "20mb"     # Gradio refuses larger uploads (HTTP 413)
@@ -16,15 +15,15 @@ MAX_FILE_SIZE = "20mb"     # Gradio refuses larger uploads (HTTP 413)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: serve the page until Ctrl-C; 2 on bad arguments."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return cli_call(PROG, args.debug, serve, args)
     except KeyboardInterrupt:
         return 0
 
 
-def _parser():
-    """The argument parser of :func:`main`."""
+def build_parser():
+    """The argument parser of :func:`main` (a :class:`tune_food.cliargs.Parser`)."""
     from ..cliargs import Parser, path_arg
 
     parser = Parser(prog=PROG, description="The web page of a sweep: classify photos, read "
@@ -50,13 +49,13 @@ def _parser():
 
 
 def serve(args) -> int:
-    """Check the flags, build the page, load the first sweep's rank-1 classifier and
-    serve until Ctrl-C; 0.
+    """Check the flags, build the page, load the first sweep's rank-1 classifier, print
+    :func:`serving_line` and serve until Ctrl-C (KeyboardInterrupt propagates).
 
     Raises:
         SweepError: a bad flag, or the port cannot be served on.
     """
-    from .page import AppConfig, build_app, default_spaces_dir, theme
+    from .page import CSS, AppConfig, build_app, default_spaces_dir, theme
 
     auth = _parse_auth(args.auth, args.host)
     if not 1 <= args.port <= 65535:
@@ -68,14 +67,40 @@ def serve(args) -> int:
     demo, allowed = build_app(AppConfig(results_dir, first, spaces_dir, args.data_dir,
                                         args.cache_dir))
     _preload(demo.tune_food, results_dir)
-    try:
+    try:   # quiet: Gradio's own lines (a share=True hint) are not for a CLI user
         demo.launch(server_name=args.host, server_port=args.port, auth=auth,
-                    max_file_size=MAX_FILE_SIZE, allowed_paths=allowed, theme=theme(),
-                    show_error=True, footer_links=["api"], quiet=False, ssr_mode=False)
+                    max_file_size=MAX_FILE_SIZE, allowed_paths=allowed, theme=theme(), css=CSS,
+                    show_error=True, footer_links=["api"], quiet=True, ssr_mode=False,
+                    prevent_thread_lock=True)
     except OSError as exc:
         raise SweepError(f"cannot serve on {args.host}:{args.port} ({exc}); choose "
                          "another --port") from None
-    return 0
+    print(serving_line(demo.local_url, results_dir, first, args.sweep is None,
+                       args.host), flush=True)
+    try:
+        while True:   # until Ctrl-C (KeyboardInterrupt, caught by main)
+            time.sleep(3600)
+    finally:
+        demo.close(verbose=False)
+
+
+def serving_line(url: str, results_dir: str, sweep: str | None, newest: bool,
+                 host: str = "127.0.0.1") -> str:
+    """The line ``python -m tune_food.app`` prints once it serves: the sweep shown
+    (``sweep`` under ``results_dir``; ``newest``: taken as the newest there) and the
+    page's ``url``.
+
+    Returns:
+        e.g. ``serving sweep /abs/results/grid (the newest under /abs/results) at
+        http://127.0.0.1:7860/ (Ctrl-C stops)``.
+    """
+    if sweep is None:
+        what = f"no sweep yet (none under {results_dir}; start one on the Sweeps page)"
+    else:
+        what = f"sweep {os.path.join(results_dir, sweep)}" + (
+            f" (the newest under {results_dir})" if newest else "")
+    where = "" if _is_loopback(host) else f", listening on {host}"
+    return f"serving {what} at {url}{where} (Ctrl-C stops)"
 
 
 def _preload(info: dict, results_dir: str) -> None:
@@ -94,26 +119,19 @@ def _preload(info: dict, results_dir: str) -> None:
 
 
 def _resolve_sweep(sweep: str | None, results_dir: str) -> tuple[str, str | None]:
-    """``(results_dir, sweep name or None)`` for the CLI's arguments.
+    """``(results_dir, sweep name or None)`` for the CLI's arguments: ``sweep``, else
+    the newest under ``results_dir`` (:func:`tune_food.app.folders.newest_sweep`).
 
     Raises:
-        SweepError: ``sweep`` is not a sweep folder.
+        SweepError: ``sweep`` is not a sweep folder, or ``results_dir`` is a file.
     """
-    from .folders import is_sweep, list_sweeps
+    from .folders import check_sweep_folder, newest_sweep
 
     if sweep:
-        if not os.path.isdir(sweep):
-            what = "is a file, not a folder" if os.path.exists(sweep) else "does not exist"
-            raise SweepError(f"sweep folder {sweep} {what}; pass results/<name>")
-        if not is_sweep(sweep):
-            raise SweepError(f"{sweep} is not a tune_food sweep (no {STATE_FILE}); pass "
-                             "results/<sweep-name>")
+        check_sweep_folder(sweep)
         path = os.path.abspath(sweep)
         return os.path.dirname(path), os.path.basename(path)
-    if os.path.exists(results_dir) and not os.path.isdir(results_dir):
-        raise SweepError(f"--results-dir {results_dir} is a file, not a folder")
-    names = list_sweeps(results_dir)
-    return os.path.abspath(results_dir), (names[0] if names else None)
+    return os.path.abspath(results_dir), newest_sweep(results_dir)
 
 
 def _is_loopback(host: str) -> bool:

@@ -43,6 +43,37 @@ def list_sweeps(results_dir: str) -> list[str]:
     return [n for _, n in sorted(found, reverse=True)]
 
 
+def newest_sweep(results_dir: str) -> str | None:
+    """The name of the newest sweep folder directly under ``results_dir`` (the first of
+    :func:`list_sweeps`): what ``python -m tune_food.app`` and ``python -m
+    tune_food.report`` take when no sweep is named.
+
+    Returns:
+        the folder's name, or None when ``results_dir`` holds no sweep or does not exist.
+
+    Raises:
+        SweepError: ``results_dir`` is a file.
+    """
+    if os.path.exists(results_dir) and not os.path.isdir(results_dir):
+        raise SweepError(f"--results-dir {results_dir} is a file, not a folder")
+    names = list_sweeps(results_dir)
+    return names[0] if names else None
+
+
+def check_sweep_folder(path: str) -> None:
+    """Return None when ``path`` is a sweep folder (one holding a ``sweep.json``).
+
+    Raises:
+        SweepError: ``path`` does not exist, is a file, or holds no ``sweep.json``.
+    """
+    if not os.path.isdir(path):
+        what = "is a file, not a folder" if os.path.exists(path) else "does not exist"
+        raise SweepError(f"sweep folder {path} {what}; pass results/<name>")
+    if not is_sweep(path):
+        raise SweepError(f"{path} is not a tune_food sweep (no {STATE_FILE}); pass "
+                         "results/<sweep-name>")
+
+
 def abs_in(exp_dir: str, path: Any) -> str | None:
     """A path of a leaderboard row made absolute (new leaderboards store them relative
     to the sweep folder); None for an empty or missing one."""

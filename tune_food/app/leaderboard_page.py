@@ -36,12 +36,13 @@ class LeaderboardPage:
 
         ui = SimpleNamespace()
         ui.head = gr.Markdown(elem_id="board-head")
-        ui.table = gr.Dataframe(interactive=False, wrap=True, elem_id="board",
-                                label="leaderboard (click a header to sort)")
+        ui.table = gr.Dataframe(display_board(pd.DataFrame()), interactive=False, wrap=True,
+                                elem_id="board", label="leaderboard (click a header to sort)")
         with gr.Row():
             ui.lb_img = gr.Image(label="leaderboard.png", type="filepath", interactive=False)
             ui.cv_img = gr.Image(label="curves.png", type="filepath", interactive=False)
-        ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial")
+        ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial",
+                               elem_classes=["tf-picker"])
         ui.trial_note = gr.Markdown()
         with gr.Row():
             ui.params = gr.JSON(label="hyperparameters")
@@ -57,11 +58,13 @@ class LeaderboardPage:
         import gradio as gr
 
         if not sweep:
-            return ("No sweep yet.", pd.DataFrame(), None, None, gr.update(choices=[], value=None))
+            return ("No sweep yet.", display_board(pd.DataFrame()), None, None,
+                    gr.update(choices=[], value=None))
         try:
             _, b = self.boards.get(sweep)
         except SweepError as exc:
-            return (str(exc), pd.DataFrame(), None, None, gr.update(choices=[], value=None))
+            return (str(exc), display_board(pd.DataFrame()), None, None,
+                    gr.update(choices=[], value=None))
         plots = self.boards.plots(sweep, b)
         lb = next((p for p in plots if p.endswith("leaderboard.png")), None)
         cv = next((p for p in plots if p.endswith("curves.png")), None)

@@ -9,12 +9,19 @@ from types import SimpleNamespace
 
 from .boards import SweepBoards
 from .classify import Classifiers, ClassifyPage
-from .folders import list_sweeps, test_images
+from .folders import list_sweeps, newest_sweep, test_images
 from .launcher import Launcher
 from .leaderboard_page import BOARD_REFRESH_S, LeaderboardPage
 from .sweeps_page import SWEEPS_REFRESH_S, SweepsPage
 
 EXAMPLES_PER_CLASS = 2     # test images per class offered as examples
+PICKER = "tf-picker"       # the CSS class of the sweep and trial dropdowns
+#: the page's CSS (pass to ``demo.launch(css=...)``): a picker's text stops before its
+#: arrow (Gradio draws the arrow over the input's last 40 px) and ends in an ellipsis
+#: when it is longer than the picker
+CSS = f"""
+.{PICKER} input {{ padding-right: 44px !important; text-overflow: ellipsis; }}
+"""
 
 
 @dataclass
@@ -50,7 +57,8 @@ def build_app(config: AppConfig):
     """The Gradio ``Blocks`` of the page, and the folders it must be allowed to serve.
 
     Returns:
-        ``(demo, allowed_paths)``: pass ``allowed_paths`` to ``demo.launch``. The demo's
+        ``(demo, allowed_paths)``: pass ``allowed_paths`` (and :data:`CSS`) to
+        ``demo.launch``. The demo's
         attribute ``tune_food`` holds the ``launcher``, the ``classifiers``, the sweep
         shown ``first`` and its rank-1 trial ``trial0``.
     """
@@ -65,7 +73,7 @@ def build_app(config: AppConfig):
                             board=LeaderboardPage(boards, classifiers),
                             sweeps=SweepsPage(launcher))
     sweeps = list_sweeps(results_dir)
-    first = config.sweep if config.sweep in sweeps else (sweeps[0] if sweeps else None)
+    first = config.sweep if config.sweep in sweeps else newest_sweep(results_dir)
     examples = _examples(os.path.join(results_dir, first)) if first else []
     allowed = sorted({results_dir} | {os.path.dirname(p) for p in examples}
                      | {os.path.dirname(os.path.realpath(p)) for p in examples})
@@ -74,7 +82,8 @@ def build_app(config: AppConfig):
             gr.Markdown("## tune_food: try the models of a sweep, read its leaderboard, run "
                         "sweeps")
             sweep_dd = gr.Dropdown(sweeps, value=first, label="sweep", allow_custom_value=True,
-                                   elem_id="sweep", scale=0, min_width=320)
+                                   elem_id="sweep", elem_classes=[PICKER], scale=0,
+                                   min_width=440)   # a name of 40 characters shows whole
         with gr.Tab("Classify", id="classify"):
             classify = pages.classify.layout(first, examples)
         with gr.Tab("Leaderboard", id="leaderboard"):
