@@ -177,3 +177,193 @@ def test_leaderboard_is_points_with_whiskers(small_sweep):
         assert lows == pytest.approx(sorted(board["test_acc_ci_low"]))
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------------ report without a sweep
+
+def _copy_sweep(src: str, dest, started: str | None = None, **args) -> str:
+    """A copy of sweep ``src`` at ``dest`` (its sweep.json's ``started`` and ``args``
+    entries replaced as given)."""
+    shutil.copytree(src, dest, symlinks=True)
+    state_file = os.path.join(dest, "sweep.json")
+    with open(state_file) as fh:
+        state = json.load(fh)
+    if started:
+        state["started"] = started
+    state["args"] = dict(state.get("args") or {}, **args)
+    with open(state_file, "w") as fh:
+        json.dump(state, fh)
+    return str(dest)
+
+
+@pytest.mark.slow
+def test_report_without_a_sweep_takes_the_newest_as_the_app_does(small_sweep, tmp_path,
+                                                                  capsys, monkeypatch):
+    """No sweep named: report rebuilds the newest under --results-dir (the app's own
+    choice, newest_sweep) and says which; none there: one line, exit 2."""
+    from tune_food.app.cli import _resolve_sweep
+    from tune_food.app.folders import newest_sweep
+    from tune_food.report import main
+
+    results = tmp_path / "results"
+    old = _copy_sweep(small_sweep[1], results / "old", started="2020-01-01T00:00:00")
+    new = _copy_sweep(small_sweep[1], results / "new", started="2021-01-01T00:00:00")
+    for exp in (old, new):
+        os.remove(os.path.join(exp, "leaderboard.csv"))
+    assert newest_sweep(str(results)) == "new"
+    assert _resolve_sweep(None, str(results)) == (str(results), "new")   # what the app serves
+    assert main(["--results-dir", str(results)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"the newest sweep under {results}: {new}"
+    assert out[1] == "sweep new: finished"
+    assert os.path.isfile(os.path.join(new, "leaderboard.csv"))
+    assert not os.path.exists(os.path.join(old, "leaderboard.csv"))   # only the newest
+    monkeypatch.chdir(tmp_path / "results" / "old")   # no ./results here
+    for argv, message in (([], "no sweep under results; pass results/<name>, or "
+                                "--results-dir DIR"),
+                          (["--results-dir", old], f"no sweep under {old};"),
+                          ([new, "--data-dir", str(tmp_path / "nope")],
+                           f"--data-dir {tmp_path / 'nope'} is not a folder")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+def _mark_wrong(exp: str, n: int) -> list[str]:
+    """Make the rank-1 trial's predictions.csv get its first ``n`` test images wrong;
+    returns those images (relative to the data root)."""
+    best = pd.read_csv(os.path.join(exp, "leaderboard.csv")).iloc[0]
+    csv = os.path.join(exp, best["checkpoint_path"], "predictions.csv")
+    preds = pd.read_csv(csv)
+    rows = preds.index[preds["split"] == "test"][:n]
+    other = {"pizza": "steak", "steak": "sushi", "sushi": "pizza"}
+    preds.loc[rows, "predicted"] = preds.loc[rows, "label"].map(other)
+    preds.to_csv(csv, index=False)
+    return list(preds.loc[rows, "image"])
+
+
+@pytest.mark.slow
+def test_report_says_why_errors_png_is_not_drawn(small_sweep, tiny_root, tmp_path, capsys,
+                                                 monkeypatch):
+    """The best trial gets test images wrong but report cannot find them: one line names
+    where it looked and the fix; with --data-dir it draws errors.png and says nothing."""
+    from tune_food.report import main
+
+    gone = str(tmp_path / "moved-away")
+    exp = _copy_sweep(small_sweep[1], tmp_path / "results" / "small", data_dir=gone)
+    _mark_wrong(exp, 3)
+    errors_png = os.path.join(exp, "plots", "errors.png")
+    monkeypatch.delenv("TUNE_FOOD_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)   # no ./data here
+    fix = "pass --data-dir DIR (the folder holding the datasets) or set TUNE_FOOD_DATA_DIR"
+    assert main([exp]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == (f"plots/errors.png not drawn: no data folder found (the sweep's "
+                       f"--data-dir {gone}, $TUNE_FOOD_DATA_DIR (not set), ./data: none is "
+                       f"a folder); {fix}")
+    assert not os.path.exists(errors_png)
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    monkeypatch.setenv("TUNE_FOOD_DATA_DIR", str(empty))
+    assert main([exp]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"plots/errors.png not drawn: the best trial's wrong test images are not under the "
+        f"data folder {empty}; {fix}")
+    assert main([exp, "--data-dir", tiny_root]) == 0
+    out = capsys.readouterr().out
+    assert "not drawn" not in out and f"plot: {errors_png}" in out.splitlines()
+    with Image.open(errors_png) as img:
+        assert img.format == "PNG"
+
+
+# ------------------------------------------------------------------ the figures' contents
+
+def _board(tied: list) -> pd.DataFrame:
+    """A ranked leaderboard of len(tied) trials with these ``tied_with_best`` values."""
+    n = len(tied)
+    acc = [0.9 - 0.05 * i for i in range(n)]
+    return pd.DataFrame({"rank": range(1, n + 1), "trial_name": [f"t{i}" for i in range(n)],
+                         "test_acc": acc, "test_acc_ci_low": [a - 0.1 for a in acc],
+                         "test_acc_ci_high": [a + 0.05 for a in acc], "test_images": 40,
+                         "ranked_by": "test_acc (max)", "tied_with_best": tied})
+
+
+def test_leaderboard_legend_lists_only_the_kinds_drawn():
+    """No trial tied with the best: no "indistinguishable" entry; all tied: no "worse"
+    entry; a trial not compared (no predictions) is grey and says so; each entry's colour
+    is that of the points of its kind."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from tune_food.plots import POINT_KINDS, leaderboard_figure
+
+    best, tied, worse, untested = (POINT_KINDS[k][1] for k in POINT_KINDS)
+    cases = {(True, False, False): [best, worse], (True, True, True): [best, tied],
+             (True, True, False, None): [best, tied, worse, untested], (True,): [best]}
+    for flags, want in cases.items():
+        board = _board(list(flags))
+        fig = leaderboard_figure(board, list(board["trial_name"]), "s")
+        try:
+            (legend,) = fig.legends
+            assert [t.get_text() for t in legend.get_texts()] == want, flags
+            entry = {t.get_text(): to_hex(h.get_color())
+                     for t, h in zip(legend.get_texts(), legend.legend_handles)}
+            points = [to_hex(c.lines[0].get_color()) for c in fig.axes[0].containers]
+            assert set(points) == set(entry.values()), flags
+            assert points[0] == entry[best]
+        finally:
+            plt.close(fig)
+
+
+def _wrong_predictions(n_wrong: int, n_right: int, missing: int = 0) -> pd.DataFrame:
+    """Test-split predictions of real images (relative to the shared data root): the
+    first ``n_wrong`` wrong, ``missing`` more wrong ones naming files that do not exist."""
+    from conftest import SHARED_DATA, shared_dataset
+
+    images = sorted(glob.glob(os.path.join(shared_dataset(), "test", "*", "*.jpg")))
+    images = images[::max(1, len(images) // (n_wrong + n_right))][:n_wrong + n_right]
+    labels = [os.path.basename(os.path.dirname(p)) for p in images]
+    images = [os.path.relpath(p, SHARED_DATA) for p in images]
+    images += [f"pizza_steak_sushi/test/pizza/gone_{i}.jpg" for i in range(missing)]
+    labels += ["pizza"] * missing
+    wrong = {"pizza": "steak", "steak": "sushi", "sushi": "pizza"}
+    predicted = [wrong[l] if i < n_wrong or i >= n_wrong + n_right else l
+                 for i, l in enumerate(labels)]
+    frame = pd.DataFrame({"split": "test", "image": images, "label": labels,
+                          "predicted": predicted})
+    for cls in ("pizza", "steak", "sushi"):
+        frame[f"prob_{cls}"] = [0.7 if p == cls else 0.15 for p in predicted]
+    return frame
+
+
+def test_errors_figure_has_a_named_tile_per_wrong_image():
+    """7 wrong images found (and 1 not): 7 axes in 2 rows of 4, each titled with its file
+    name, true and predicted class and probability; the title counts the one not found."""
+    import matplotlib.pyplot as plt
+
+    from conftest import SHARED_DATA
+    from tune_food.plots import errors_figure
+
+    preds = _wrong_predictions(7, 3, missing=1)
+    fig = errors_figure(preds, "t0", SHARED_DATA)
+    try:
+        assert len(fig.axes) == 7
+        assert {ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes} == {(2, 4)}
+        wrong = preds[preds["label"] != preds["predicted"]].head(7)
+        titles = [ax.get_title() for ax in fig.axes]
+        for title, (_, row) in zip(titles, wrong.iterrows()):
+            assert title == (f"{os.path.basename(row['image'])}\ntrue {row['label']}\n"
+                             f"pred {row['predicted']} 0.70")
+        assert all(ax.get_images() for ax in fig.axes)   # a thumbnail in every tile
+        assert fig.get_suptitle() == (f"t0: 7 of the 8 test images it gets wrong "
+                                      f"(1 not found under {SHARED_DATA})")
+    finally:
+        plt.close(fig)
+    one = errors_figure(_wrong_predictions(1, 2), "t0", SHARED_DATA)
+    try:
+        assert len(one.axes) == 1 and one.get_suptitle() == "t0: the 1 test image it gets wrong"
+    finally:
+        plt.close(one)
+    assert errors_figure(_wrong_predictions(0, 3), "t0", SHARED_DATA) is None
+    assert errors_figure(_wrong_predictions(2, 1), "t0", None) is None
+    assert errors_figure(_wrong_predictions(0, 1, missing=2), "t0", SHARED_DATA) is None

@@ -23,6 +23,8 @@ from .layout import PLOTS_DIR
 
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
 MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)
+MAX_ERRORS = 24   # errors.png shows at most 24 wrong test images
+ERROR_COLUMNS = 6   # ... in rows of at most 6
 #: curves.png colours by rank, strongest first (matplotlib's tab10 without its grey)
 RANK_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                 "#e377c2", "#17becf", "#bcbd22", "#aec7e8")
@@ -72,27 +74,44 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     return paths
 
 
+#: leaderboard.png's kinds of point: colour and legend text, in legend order
+POINT_KINDS = {"best": ("#c44e52", "best (rank 1)"),
+               "tied": ("#dd8452", "indistinguishable from the best (McNemar p >= 0.05)"),
+               "worse": ("#4c72b0", "worse than the best (p < 0.05)"),
+               "untested": ("#8c8c8c", "not compared with the best (no per-image predictions)")}
+
+
+def point_kinds(bars: pd.DataFrame) -> list[str]:
+    """The kind (a key of :data:`POINT_KINDS`) of each row of ``bars`` (ranked, best
+    first): ``best`` for the first, then ``tied`` / ``worse`` by ``tied_with_best``, and
+    ``untested`` where that is empty (no paired predictions). Without the column, every
+    row after the first is ``worse``, as the leaderboard of older sweeps drew them."""
+    if "tied_with_best" not in bars:
+        return ["best"] + ["worse"] * (len(bars) - 1)
+    return ["best" if i == 0 else "untested" if pd.isna(t) else "tied" if t else "worse"
+            for i, t in enumerate(bars["tied_with_best"])]
+
+
 def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
     """The figure of ``leaderboard.png``: for the best :data:`MAX_BARS` ranked rows of
     ``board`` (``labels`` in the same order), a point at the test accuracy with its 95 %
     Wilson interval as whiskers (no bars: a cut axis would exaggerate differences), rank
-    1 red, the trials McNemar cannot tell from it orange, the rest blue. Returns the
-    matplotlib ``Figure`` (the caller closes it)."""
+    1 red, the trials McNemar cannot tell from it orange, the worse ones blue, those not
+    compared grey (:func:`point_kinds`); the legend lists only the kinds drawn. Returns
+    the matplotlib ``Figure`` (the caller closes it)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
     total = len(board)
     bars = board.head(MAX_BARS)
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)), layout="constrained")
     acc = bars["test_acc"].to_numpy(dtype=float)
     err = [acc - bars["test_acc_ci_low"].to_numpy(dtype=float),
            bars["test_acc_ci_high"].to_numpy(dtype=float) - acc]
     y = list(range(len(bars)))[::-1]
-    tied = (bars["tied_with_best"].fillna(False).astype(bool).to_numpy()
-            if "tied_with_best" in bars else [False] * len(bars))
-    colors = ["#c44e52" if i == 0 else "#dd8452" if t else "#4c72b0"
-              for i, t in enumerate(tied)]
+    kinds = point_kinds(bars)
+    colors = [POINT_KINDS[k][0] for k in kinds]
     for yi, a, lo, hi, c in zip(y, acc, err[0], err[1], colors):  # points, not truncated bars
         ax.errorbar(a, yi, xerr=[[lo], [hi]], fmt="o", color=c, ecolor=c, capsize=4, ms=6)
         ax.text(a, yi + 0.28, f"{a:.3f}", va="center", ha="center", fontsize=8)
@@ -105,11 +124,11 @@ def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
     if "tied_with_best" in bars and bars["tied_with_best"].notna().any():
         from matplotlib.lines import Line2D
 
-        ax.legend(handles=[Line2D([], [], marker="o", ls="", color=c, label=t) for c, t in (
-            ("#c44e52", "best (rank 1)"),
-            ("#dd8452", "indistinguishable from the best (McNemar p >= 0.05)"),
-            ("#4c72b0", "worse than the best (p < 0.05)"))], fontsize=8, loc="upper center",
-            bbox_to_anchor=(0.5, -0.11), ncol=3, frameon=False)   # below: covers no point
+        shown = [k for k in POINT_KINDS if k in kinds]   # only the kinds some point has
+        fig.legend(handles=[Line2D([], [], marker="o", ls="", color=POINT_KINDS[k][0],
+                                   label=POINT_KINDS[k][1]) for k in shown], fontsize=8,
+                   loc="outside lower center", ncol=len(shown) if len(shown) < 4 else 2,
+                   frameon=False)   # below the axis label: covers no point, no text
     ranked = board["ranked_by"].iloc[0] if "ranked_by" in board else ""
     shown = f"top {len(bars)} of {total} trials" if total > len(bars) else f"{total} trials"
     ax.set_title(f"leaderboard: {name}, {shown}, ranked by {ranked}")
@@ -191,9 +210,12 @@ def curves_figure(board: pd.DataFrame, results: pd.DataFrame, labels: list[str])
 def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
                 data_root: str | None) -> list[str]:
     """``confusion.png`` (the best trial's confusion matrix on the test split: counts,
-    rows = true class, and per-class recall) and ``errors.png`` (the test images it gets
-    wrong: thumbnails with true / predicted class and the predicted probability; drawn
-    when the images are found under ``data_root``)."""
+    rows = true class, and per-class recall) and ``errors.png`` (:func:`errors_figure`:
+    the test images it gets wrong, drawn when they are found under ``data_root``).
+
+    Returns:
+        the paths written: ``confusion.png``, and ``errors.png`` when it was drawn.
+    """
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
@@ -210,27 +232,62 @@ def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
     paths = [os.path.join(out_dir, "confusion.png")]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     plt.close(fig)
-    wrong = predictions[predictions["label"] != predictions["predicted"]]
-    if wrong.empty or not data_root:
+    fig = errors_figure(predictions, trial, data_root)
+    if fig is None:
         return paths
-    from .images import rgb_loader
-
-    wrong = wrong.head(24)
-    cols = min(6, len(wrong))
-    rows = (len(wrong) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (_, row) in zip(axes.flat, wrong.iterrows()):
-        path = os.path.join(data_root, row["image"])
-        if os.path.isfile(path):
-            img = rgb_loader(path)
-            img.thumbnail((200, 200))
-            ax.imshow(img)
-        ax.set_title(f"true {row['label']}\npred {row['predicted']} "
-                     f"{row['prob_' + row['predicted']]:.2f}", fontsize=8)
-    fig.suptitle(f"{trial}: the {len(wrong)} test images it gets wrong", fontsize=10)
     paths.append(os.path.join(out_dir, "errors.png"))
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+def errors_figure(predictions: pd.DataFrame, trial: str, data_root: str | None):
+    """The figure of ``errors.png``: a tile per test image of ``predictions`` (columns
+    ``image`` relative to ``data_root`` or absolute, ``label``, ``predicted``,
+    ``prob_<class>``) that ``trial`` gets wrong and that is found on disk, at most
+    :data:`MAX_ERRORS`: its thumbnail titled with its file name, true and predicted class
+    and the predicted class's probability. The grid holds exactly the tiles shown (as
+    square as 6 columns allow); the title counts the wrong images and those not found.
+
+    Returns:
+        the matplotlib ``Figure`` (the caller closes it), or None when no wrong image
+        is found (none wrong, no ``data_root``, or the images are not under it).
+    """
+    import matplotlib.pyplot as plt
+
+    from .images import rgb_loader
+
+    wrong = predictions[predictions["label"] != predictions["predicted"]]
+    if wrong.empty or not data_root:
+        return None
+    paths = [os.path.join(data_root, p) for p in wrong["image"].astype(str)]
+    found = [(path, row) for path, (_, row) in zip(paths, wrong.iterrows())
+             if os.path.isfile(path)]
+    if not found:
+        return None
+    shown = found[:MAX_ERRORS]
+    rows = -(-len(shown) // ERROR_COLUMNS)
+    cols = -(-len(shown) // rows)            # 7 images: 2 rows of 4, not 6 + 1
+    fig = plt.figure(figsize=(2.2 * cols, 0.4 + 2.7 * rows), layout="constrained")
+    for i, (path, row) in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.axis("off")
+        img = rgb_loader(path)
+        img.thumbnail((200, 200))
+        ax.imshow(img)
+        ax.set_title(f"{_short_name(os.path.basename(path))}\ntrue {row['label']}\n"
+                     f"pred {row['predicted']} {row['prob_' + row['predicted']]:.2f}",
+                     fontsize=8)
+    what = (f"the {len(shown)} test image{'s' * (len(shown) != 1)} it gets wrong"
+            if len(shown) == len(wrong) else
+            f"{len(shown)} of the {len(wrong)} test images it gets wrong")
+    missing = len(wrong) - len(found)
+    fig.suptitle(f"{trial}: {what}" + (f" ({missing} not found under {data_root})"
+                                       if missing else ""), fontsize=10)
+    return fig
+
+
+def _short_name(name: str, width: int = 26) -> str:
+    """``name`` cut to ``width`` characters (its start replaced by an ellipsis), so a
+    tile's title stays within the tile."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]

@@ -1,5 +1,7 @@
-"""``python -m tune_food.report results/<name>``: rebuild a sweep's leaderboard, CSV files
-and plots from its trial folders and print the leaderboard.
+"""``python -m tune_food.report [results/<name>]``: rebuild a sweep's leaderboard, CSV
+files and plots from its trial folders and print the leaderboard. Without a sweep it
+takes the newest under ``--results-dir`` (default ``results``), as ``python -m
+tune_food.app`` does (:func:`tune_food.app.folders.newest_sweep`), and says which.
 
 It works on a finished, an interrupted or a killed sweep (Ray Tune's
 ``ExperimentAnalysis`` reads the trial folders; no cluster needed), through the same
@@ -19,11 +21,14 @@ from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
 PROG = "python -m tune_food.report"
 
 
-def rebuild(exp_dir: str, out=None):
+def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
     """Rebuild the CSV files and plots of ``exp_dir`` from its trial folders (the same
     :func:`tune_food.outputs.write_outputs` the sweep ends with); print and return the
     leaderboard. A sweep whose ``sweep.json`` still says ``running`` while its driver is
     gone (killed) is marked with the status its trials show (``interrupted``).
+    ``data_dir``: where the sweep's images are (else the sweep's ``--data-dir``,
+    ``$TUNE_FOOD_DATA_DIR``, ``./data``); without them ``plots/errors.png`` is not drawn
+    and a line says so (:func:`errors_plot_note`).
 
     Returns:
         the leaderboard (a ``pandas.DataFrame``, one row per trial, ranked first).
@@ -38,7 +43,7 @@ def rebuild(exp_dir: str, out=None):
 
     out = out or sys.stdout
     state = read_state(exp_dir)
-    result = write_outputs(exp_dir, exp_dir, state)
+    result = write_outputs(exp_dir, exp_dir, _with_data_dir(state, data_dir))
     board = result.board
     changed = state.get("comparison", "") != result.summary
     state["comparison"] = result.summary
@@ -60,24 +65,92 @@ def rebuild(exp_dir: str, out=None):
     for p in result.files:
         if p.endswith(".png"):
             print(f"plot: {p}", file=out)
+    note = errors_plot_note(result.best_predictions, result.files,
+                            _with_data_dir(state, data_dir))
+    if note:
+        print(note, file=out)
     return board
+
+
+def _with_data_dir(state: dict, data_dir: str | None) -> dict:
+    """``state`` with ``data_dir`` as its data root (a copy; ``state`` itself unchanged)."""
+    if not data_dir:
+        return state
+    return dict(state, args=dict(state.get("args") or {}, data_dir=os.path.abspath(data_dir)))
+
+
+def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
+    """The line that says why ``plots/errors.png`` was not drawn although the best trial
+    gets test images wrong: its images were not found (no data root, or not under it).
+
+    Returns:
+        the line, naming where it looked and how to point it at the data; None when
+        errors.png was drawn or there is nothing to draw.
+    """
+    from .state import data_root
+
+    if predictions is None or predictions.empty or any(
+            os.path.basename(p) == "errors.png" for p in files):
+        return None
+    test = predictions[predictions["split"] == "test"] if "split" in predictions else predictions
+    if not (test["label"] != test["predicted"]).any():
+        return None
+    root = data_root(state)
+    fix = "pass --data-dir DIR (the folder holding the datasets) or set TUNE_FOOD_DATA_DIR"
+    if root is None:
+        sweep_dir = (state.get("args") or {}).get("data_dir")
+        env = os.environ.get("TUNE_FOOD_DATA_DIR")
+        looked = ([f"the sweep's --data-dir {sweep_dir}"] if sweep_dir else []) + [
+            f"$TUNE_FOOD_DATA_DIR={env}" if env else "$TUNE_FOOD_DATA_DIR (not set)", "./data"]
+        return (f"plots/errors.png not drawn: no data folder found ({', '.join(looked)}: "
+                f"none is a folder); {fix}")
+    return (f"plots/errors.png not drawn: the best trial's wrong test images are not "
+            f"under the data folder {root}; {fix}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0, or 2 after one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    return cli_call(PROG, args.debug, _body, args)
+
+
+def build_parser() -> Parser:
+    """The argument parser of :func:`main`."""
     parser = Parser(prog=PROG, description="Rebuild the leaderboard and plots of a sweep.")
-    parser.add_argument("sweep", type=path_arg, help="the sweep folder, results/<name>")
+    parser.add_argument("sweep", nargs="?", type=path_arg, help="the sweep folder, "
+                        "results/<name> (default: the newest under --results-dir)")
+    parser.add_argument("--results-dir", default="results", metavar="DIR", type=path_arg,
+                        help="the folder of sweeps (default results)")
+    parser.add_argument("--data-dir", metavar="DIR", type=path_arg, help="where the "
+                        "sweep's datasets are, for plots/errors.png (default: the sweep's "
+                        "--data-dir, else $TUNE_FOOD_DATA_DIR, else ./data)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    return parser
 
-    def body() -> int:
-        if not os.path.isdir(args.sweep):
-            what = "is a file, not a folder" if os.path.exists(args.sweep) else "does not exist"
-            raise SweepError(f"sweep folder {args.sweep} {what}; pass results/<name>")
-        rebuild(args.sweep)
-        return 0
 
-    return cli_call(PROG, args.debug, body)
+def _body(args) -> int:
+    """:func:`main` after parsing: the sweep (named, or the newest), rebuilt; 0.
+
+    Raises:
+        SweepError: no such sweep folder, none under ``--results-dir``, or a
+            ``--data-dir`` that is not a folder.
+    """
+    from .app.folders import check_sweep_folder, newest_sweep
+
+    if args.data_dir and not os.path.isdir(args.data_dir):
+        raise SweepError(f"--data-dir {args.data_dir} is not a folder")
+    exp_dir = args.sweep
+    if exp_dir:
+        check_sweep_folder(exp_dir)
+    else:
+        name = newest_sweep(args.results_dir)
+        if name is None:
+            raise SweepError(f"no sweep under {args.results_dir}; pass results/<name>, or "
+                             "--results-dir DIR")
+        exp_dir = os.path.join(args.results_dir, name)
+        print(f"the newest sweep under {args.results_dir}: {exp_dir}", flush=True)
+    rebuild(exp_dir, data_dir=args.data_dir)
+    return 0
 
 
 if __name__ == "__main__":
