@@ -17,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: serve the page until Ctrl-C; 2 on bad arguments."""
     args = build_parser().parse_args(argv)
     try:
-        return cli_call(PROG, args.debug, serve, args)
+        return cli_call(PROG, args.debug, serve, args, imports=("torch", "torchvision"))
     except KeyboardInterrupt:
         return 0
 
