@@ -196,6 +196,43 @@ def _copy_sweep(src: str, dest, started: str | None = None, **args) -> str:
     return str(dest)
 
 
+def _edit_state(exp: str, **entries) -> None:
+    """Set ``entries`` in the sweep.json of ``exp``."""
+    state_file = os.path.join(exp, "sweep.json")
+    with open(state_file) as fh:
+        state = json.load(fh)
+    state.update(entries)
+    with open(state_file, "w") as fh:
+        json.dump(state, fh)
+
+
+def test_the_data_root_is_the_first_place_that_holds_the_sweeps_datasets(tmp_path,
+                                                                         monkeypatch):
+    """A sweep run with TUNE_FOOD_DATA_DIR (no --data-dir) and read later without it, from
+    a folder whose ./data holds other things: its recorded data root is the one that
+    holds its datasets (the first run of a new user: report drew no errors.png)."""
+    from tune_food.state import data_root
+
+    real, elsewhere = tmp_path / "shared", tmp_path / "here"
+    (real / "pss" / "train").mkdir(parents=True)
+    (elsewhere / "data").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("TUNE_FOOD_DATA_DIR", raising=False)
+    state = {"args": {"data_dir": None}, "data_root": str(real),
+             "datasets": {"pss": {"path": "pss"}}}
+    assert data_root(state) == str(real)
+    monkeypatch.setenv("TUNE_FOOD_DATA_DIR", str(elsewhere / "data"))   # no pss there
+    assert data_root(state) == str(real)
+    state["data_root"] = str(tmp_path / "gone")                          # moved machines
+    monkeypatch.setenv("TUNE_FOOD_DATA_DIR", str(real))
+    assert data_root(state) == str(real)
+    monkeypatch.delenv("TUNE_FOOD_DATA_DIR")
+    assert data_root(state) == str(elsewhere / "data")   # exists, lacks it: report says so
+    assert data_root({"args": {}}) == str(elsewhere / "data")
+    monkeypatch.chdir(tmp_path)
+    assert data_root({"args": {}}) is None
+
+
 @pytest.mark.slow
 def test_report_without_a_sweep_takes_the_newest_as_the_app_does(small_sweep, tmp_path,
                                                                   capsys, monkeypatch):
@@ -251,6 +288,7 @@ def test_report_says_why_errors_png_is_not_drawn(small_sweep, tiny_root, tmp_pat
 
     gone = str(tmp_path / "moved-away")
     exp = _copy_sweep(small_sweep[1], tmp_path / "results" / "small", data_dir=gone)
+    _edit_state(exp, data_root=gone)   # the data root it resolved is gone too
     _mark_wrong(exp, 3)
     errors_png = os.path.join(exp, "plots", "errors.png")
     monkeypatch.delenv("TUNE_FOOD_DATA_DIR", raising=False)
@@ -259,8 +297,8 @@ def test_report_says_why_errors_png_is_not_drawn(small_sweep, tiny_root, tmp_pat
     assert main([exp]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == (f"plots/errors.png not drawn: no data folder found (the sweep's "
-                       f"--data-dir {gone}, $TUNE_FOOD_DATA_DIR (not set), ./data: none is "
-                       f"a folder); {fix}")
+                       f"--data-dir {gone}, the sweep's data root {gone}, $TUNE_FOOD_DATA_DIR "
+                       f"(not set), ./data: none is a folder); {fix}")
     assert not os.path.exists(errors_png)
     empty = tmp_path / "empty-data"
     empty.mkdir()

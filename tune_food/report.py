@@ -87,7 +87,7 @@ def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
         the line, naming where it looked and how to point it at the data; None when
         errors.png was drawn or there is nothing to draw.
     """
-    from .state import data_root
+    from .state import data_root, data_root_candidates
 
     if predictions is None or predictions.empty or any(
             os.path.basename(p) == "errors.png" for p in files):
@@ -98,10 +98,10 @@ def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
     root = data_root(state)
     fix = "pass --data-dir DIR (the folder holding the datasets) or set TUNE_FOOD_DATA_DIR"
     if root is None:
-        sweep_dir = (state.get("args") or {}).get("data_dir")
-        env = os.environ.get("TUNE_FOOD_DATA_DIR")
-        looked = ([f"the sweep's --data-dir {sweep_dir}"] if sweep_dir else []) + [
-            f"$TUNE_FOOD_DATA_DIR={env}" if env else "$TUNE_FOOD_DATA_DIR (not set)", "./data"]
+        looked = [what if what == "./data" else f"{what}={folder}" if what.startswith("$")
+                  else f"{what} {folder}" for what, folder in data_root_candidates(state)
+                  if folder or what.startswith("$")]
+        looked = [x.replace("=None", " (not set)") for x in looked]
         return (f"plots/errors.png not drawn: no data folder found ({', '.join(looked)}: "
                 f"none is a folder); {fix}")
     return (f"plots/errors.png not drawn: the best trial's wrong test images are not "

@@ -105,6 +105,7 @@ def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
         state = {"name": name, "space_file": SPACE_FILE,
                  "space": space.raw, "metric": space.metric, "mode": space.mode,
                  "args": options.saved(), "versions": versions(),
+                 "data_root": plan.data_root,
                  "datasets": {n: dataset_fingerprint(p, plan.data_root)
                               for n, p in plan.datasets.items()},
                  "skipped_bad_images": [{"path": plan.relative(p), "reason": r}
@@ -145,16 +146,29 @@ def saved_args(state_file: str, name: str, results_dir: str) -> dict[str, Any]:
         return json.load(fh)["args"]
 
 
+def data_root_candidates(state: dict) -> list[tuple[str, str | None]]:
+    """``(what, folder)`` of every place the sweep's images may be on this machine, in the
+    order :func:`data_root` tries them: the sweep's ``--data-dir``, the data root the
+    sweep resolved (``data_root`` in ``sweep.json``, e.g. from ``$TUNE_FOOD_DATA_DIR``
+    where it ran), ``$TUNE_FOOD_DATA_DIR`` here, ``./data``. A folder is None when unset."""
+    return [("the sweep's --data-dir", (state.get("args") or {}).get("data_dir")),
+            ("the sweep's data root", state.get("data_root")),
+            ("$TUNE_FOOD_DATA_DIR", os.environ.get("TUNE_FOOD_DATA_DIR")),
+            ("./data", "data")]
+
+
 def data_root(state: dict) -> str | None:
-    """Where the sweep's images are on this machine: the sweep's ``--data-dir``, else
-    ``$TUNE_FOOD_DATA_DIR``, else ``./data``, the first that exists (prediction files
-    name images relative to it; a sweep copied to another machine finds its images
-    through the variable); None when none exists."""
-    for root in ((state.get("args") or {}).get("data_dir"), os.environ.get("TUNE_FOOD_DATA_DIR"),
-                 "data"):
-        if root and os.path.isdir(os.path.expanduser(root)):
-            return os.path.abspath(os.path.expanduser(root))
-    return None
+    """Where the sweep's images are on this machine (prediction files name images
+    relative to it; a sweep copied to another machine finds its images through
+    ``$TUNE_FOOD_DATA_DIR``): the first of :func:`data_root_candidates` that holds every
+    dataset of the sweep, else the first that exists; None when none exists."""
+    folders = [os.path.abspath(os.path.expanduser(f))
+               for _, f in data_root_candidates(state) if f and os.path.isdir(os.path.expanduser(f))]
+    names = [d.get("path", n) for n, d in (state.get("datasets") or {}).items()]
+    for folder in folders:
+        if all(os.path.isdir(os.path.join(folder, n)) for n in names):
+            return folder
+    return folders[0] if folders else None
 
 
 def driver_alive(state: dict) -> bool:
