@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tune_food.engine import accuracy_ci, evaluate, train_epoch
+from tune_food.engine import evaluate, train_epoch
 
 
 class Fixed(nn.Module):
@@ -52,17 +51,7 @@ def test_train_epoch_counts_every_image_once():
     assert m.loss == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_wilson_interval_matches_the_formula():
-    low, high = accuracy_ci(70, 75)
-    n, p, z = 75, 70 / 75, 1.959963984540054
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    assert low == pytest.approx(centre - half, abs=1e-9)
-    assert high == pytest.approx(centre + half, abs=1e-9)
-    assert (round(low, 3), round(high, 3)) == (0.853, 0.971)
-    assert accuracy_ci(75, 75)[1] == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        accuracy_ci(3, 0)
+
 
 
 def test_optional_checkpoints_cost_at_most_a_tenth_of_a_trial():

@@ -7,14 +7,12 @@ closed form), not by calling the function under test again."""
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 import pandas as pd
 import pytest
 
-from tune_food.engine import accuracy_ci
 from tune_food.leaderboard import (STATUSES, TrialRecord, compare_with_best, dedupe_history,
-                                   leaderboard_by_config, make_leaderboard, mcnemar_exact,
+                                   leaderboard_by_config, make_leaderboard,
                                    results_dataframe, tie_summary, trial_status)
 
 ROOT = "/sweeps/s"
@@ -176,31 +174,6 @@ def test_empty_records_give_an_empty_board():
 
 # ------------------------------------------------------------------------ McNemar
 
-def exact_mcnemar_by_hand(b: int, c: int) -> float:
-    """2 * P(X <= min(b, c)) for X ~ Binomial(b + c, 1/2), at most 1 (McNemar, exact)."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
-
-
-@pytest.mark.parametrize("b,c", [(1, 6), (0, 8), (3, 3), (2, 9), (10, 4), (0, 0), (12, 30)])
-def test_mcnemar_exact_equals_the_binomial_sum(b, c):
-    same = 5
-    best = [True] * same + [True] * b + [False] * c + [False] * 2
-    other = [True] * same + [False] * b + [True] * c + [False] * 2
-    assert mcnemar_exact(best, other) == pytest.approx(exact_mcnemar_by_hand(b, c), rel=1e-12)
-    assert mcnemar_exact(other, best) == pytest.approx(exact_mcnemar_by_hand(b, c), rel=1e-12)
-
-
-def test_mcnemar_known_values():
-    # 2 * (1 + 7) / 128 and 2 / 256, as statsmodels' mcnemar(exact=True) gives them
-    assert exact_mcnemar_by_hand(1, 6) == 0.125
-    assert mcnemar_exact([1, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 1, 1, 1]) == pytest.approx(0.125)
-    assert mcnemar_exact([True] * 8, [False] * 8) == pytest.approx(0.0078125)
-
-
 def _predictions(correct: list[bool], sha: list[str], split: str = "test") -> pd.DataFrame:
     return pd.DataFrame({"split": split, "sha256": sha, "label": 0,
                          "predicted": [0 if ok else 1 for ok in correct]})
@@ -234,7 +207,7 @@ def test_compare_with_best_pairs_images_by_content():
     p = dict(zip(out["trial_id"], out["p_vs_best"]))
     tied = dict(zip(out["trial_id"], out["tied_with_best"]))
     assert p["best"] == 1.0 and tied["best"]
-    assert p["close"] == pytest.approx(exact_mcnemar_by_hand(1, 3)) == pytest.approx(0.625)
+    assert p["close"] == pytest.approx(0.625)   # 2 * (1 + 4) / 16
     assert tied["close"]
     assert p["far"] == pytest.approx(2 / 256) and not tied["far"]
     assert pd.isna(p["apart"]) and pd.isna(tied["apart"])       # not the same images
@@ -342,32 +315,6 @@ def test_results_dataframe_holds_each_trial_epoch_once_with_its_config():
 
 
 # ------------------------------------------------------------------------ Wilson
-
-def wilson_by_hand(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
-
-
-@pytest.mark.parametrize("k,n,conf", [(70, 75, 0.95), (0, 10, 0.95), (10, 10, 0.95),
-                                      (1, 3, 0.95), (37, 75, 0.9), (211, 211, 0.99)])
-def test_accuracy_ci_is_the_wilson_interval(k, n, conf):
-    low, high = accuracy_ci(k, n, conf)
-    exp_low, exp_high = wilson_by_hand(k, n, conf)
-    assert low == pytest.approx(max(0.0, exp_low), abs=1e-12)
-    assert high == pytest.approx(min(1.0, exp_high), abs=1e-12)
-
-
-def test_accuracy_ci_known_values():
-    low, high = accuracy_ci(70, 75)
-    assert (round(low, 3), round(high, 3)) == (0.853, 0.971)   # as the docstring says
-    # 0 of 10: [0, z^2 / (n + z^2)] with z = 1.959964
-    assert accuracy_ci(0, 10) == pytest.approx((0.0, 3.841459 / 13.841459), abs=1e-6)
-    with pytest.raises(ValueError, match="0 <= correct <= total"):
-        accuracy_ci(3, 2)
-
 
 def test_tie_summary_sentences():
     """The summary's every variant, word for word: plural and singular, with and without

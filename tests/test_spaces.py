@@ -105,17 +105,20 @@ def test_random_search_gets_rays_seeded_variant_generator_and_asha(tmp_path):
     from ray.tune.schedulers import AsyncHyperBandScheduler
     from ray.tune.search import BasicVariantGenerator
 
+    from tune_food.options import NUM_SAMPLES, SweepOptions
     from tune_food.search import make_search, rungs_of
 
     space = load_space(_write(tmp_path, BASE + "  lr: {loguniform: [0.001, 0.1]}\n"
                                                "  epochs: 9\n"))
-    alg, scheduler, samples = make_search(space, "random", None, 7, 0, None)
-    assert isinstance(alg, BasicVariantGenerator) and samples == 20
+    alg, scheduler, samples = make_search(space, SweepOptions(search="random", seed=7))
+    assert isinstance(alg, BasicVariantGenerator) and samples == NUM_SAMPLES == 20
     assert isinstance(scheduler, AsyncHyperBandScheduler)
     assert rungs_of(scheduler, space) == (2, 6, 9)
-    assert make_search(space, "random", None, 7, 0, 5)[2] == 5
-    _, fifo, once = make_search(space, None, None, 7, 0, None)
+    assert make_search(space, SweepOptions(search="random", num_samples=5))[2] == 5
+    _, fifo, once = make_search(space, SweepOptions(grid=True))
     assert not isinstance(fifo, AsyncHyperBandScheduler) and once == 1
+    _, asha, _ = make_search(space, SweepOptions(grid=True, scheduler="asha"))
+    assert isinstance(asha, AsyncHyperBandScheduler)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -11,9 +11,12 @@ import argparse
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .options import MLFLOW_DEFAULT, OPTUNA_IN_FLIGHT, SweepOptions
+from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from .layout import SWEEP_COMMAND
+from .options import (CACHE_DIR_ENV, DEFAULT_CACHE_DIR, DEFAULT_SPACES, MLFLOW_DEFAULT,
+                      NUM_SAMPLES, OPTUNA_IN_FLIGHT, SweepOptions)
 
-PROG = "python -m tune_food.sweep"
+PROG = SWEEP_COMMAND
 _D = SweepOptions()   # the defaults, stated once in SweepOptions
 
 
@@ -33,31 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
 def _what_flags(g) -> None:
     g.add_argument("--grid", action="store_true",
                    help="run every combination of the space's grid_search values "
-                   "(default space: search_spaces/grid.yaml)")
+                   f"(default space: search_spaces/{DEFAULT_SPACES['grid']})")
     g.add_argument("--search", choices=["optuna", "random"],
                    help="sample the space instead: Optuna (TPE) or random search "
-                   "(default space: search_spaces/optuna.yaml)")
+                   f"(default space: search_spaces/{DEFAULT_SPACES['search']})")
     g.add_argument("--space", metavar="FILE", type=path_arg, help="search-space YAML file")
     g.add_argument("--num-samples", type=int, metavar="N",
-                   help="trials to sample with --search (default 20); not with --grid, "
+                   help=f"trials to sample with --search (default {NUM_SAMPLES}); not with --grid, "
                    "which runs each combination once")
     g.add_argument("--scheduler", choices=["fifo", "asha"],
-                   help="trial scheduler: asha stops poor trials early (default: asha with "
-                   "--search, fifo with --grid)")
+                   help="trial scheduler: asha stops poor trials early (default: "
+                   f"{SweepOptions(search='random').scheduler_name} with --search, "
+                   f"{SweepOptions(grid=True).scheduler_name} with --grid)")
 
 
 def _where_flags(g) -> None:
     g.add_argument("--data-dir", metavar="DIR", type=path_arg,
-                   help="data root holding the datasets (default: $TUNE_FOOD_DATA_DIR, "
-                   "else ./data)")
+                   help=f"data root holding the datasets (default: ${DATA_DIR_ENV}, "
+                   f"else ./{DEFAULT_DATA_DIR})")
     g.add_argument("--results-dir", "--storage-path", dest="results_dir", metavar="DIR",
                    type=path_arg, help="where sweeps are written: a folder or a URI such "
                    f"as s3://bucket/path (default: {_D.results_dir})")
     g.add_argument("--name", help="sweep name: the sweep's folder under --results-dir "
                    "(default: <space>-<date>-<time>)")
     g.add_argument("--cache-dir", metavar="DIR", type=path_arg,
-                   help="feature cache folder (default: $TUNE_FOOD_CACHE_DIR, else "
-                   "~/.cache/tune_food/features)")
+                   help=f"feature cache folder (default: ${CACHE_DIR_ENV}, else "
+                   f"{DEFAULT_CACHE_DIR})")
     g.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="TRACKING_URI",
                    help="also log every trial as an MLflow run (default URI: "
                    f"{MLFLOW_DEFAULT}); see tune_food/tracking.py")

@@ -23,7 +23,8 @@ from importlib import resources
 from .errors import DataError
 from .files import cached_sha256
 
-DATA_DIR_ENV = "TUNE_FOOD_DATA_DIR"
+DATA_DIR_ENV = "TUNE_FOOD_DATA_DIR"   # the data root when --data-dir is not given, else:
+DEFAULT_DATA_DIR = "data"              # (relative to the working folder)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def resolve_data_root(data_dir: str | None = None) -> str:
     elif os.environ.get(DATA_DIR_ENV):
         data_dir, source = os.environ[DATA_DIR_ENV], f"${DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]}"
     else:
-        return os.path.abspath("data")
+        return os.path.abspath(DEFAULT_DATA_DIR)
     root = os.path.abspath(os.path.expanduser(data_dir))
     if os.path.exists(root) and not os.path.isdir(root):
         raise DataError(f"data root {root} (from {source}) is a file, not a folder; point "

@@ -125,24 +125,3 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = 
         return EpochMetrics(loss_sum / images, correct / images, correct, images,
                             probs[:images], labels[:images])
     return EpochMetrics(loss_sum / images, correct / images, correct, images)
-
-
-def accuracy_ci(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``correct / total``.
-
-    Computed by ``scipy.stats.binomtest(...).proportion_ci(method="wilson")`` (Wilson,
-    1927). On 75 test images one image is 1.3 points; 70/75 gives (0.853, 0.971).
-
-    Returns:
-        ``(low, high)`` in [0, 1].
-
-    Raises:
-        ValueError: ``total < 1`` or ``correct`` outside ``[0, total]``.
-    """
-    from scipy.stats import binomtest
-
-    if total < 1 or not 0 <= correct <= total:
-        raise ValueError(f"need 0 <= correct <= total and total >= 1, got {correct}/{total}")
-    ci = binomtest(int(correct), int(total)).proportion_ci(confidence_level=confidence,
-                                                          method="wilson")
-    return float(ci.low), float(ci.high)

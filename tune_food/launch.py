@@ -51,8 +51,7 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
             the sweep folder is not created then).
     """
     local_dir = local_dir_of(exp_dir, name)
-    search = make_search(plan.space, options.search, options.scheduler, options.seed,
-                         options.max_concurrent, options.num_samples)
+    search = make_search(plan.space, options)
     mlflow = start_runs(options.mlflow, name, local_dir,
                         peek_state(local_dir).get("mlflow") if options.resume else None)
     state = start_state(plan, options, name, local_dir,
@@ -100,12 +99,6 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
     upload(local_dir, exp_dir)
 
 
-def feature_cache_dir(options: SweepOptions) -> str:
-    """``--cache-dir``, else ``$TUNE_FOOD_CACHE_DIR``, else ``~/.cache/tune_food/features``."""
-    return options.cache_dir or os.environ.get("TUNE_FOOD_CACHE_DIR") or \
-        os.path.join(os.path.expanduser("~"), ".cache", "tune_food", "features")
-
-
 def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
                 state: dict, search: tuple, out) -> None:
     """Compute the feature sets once, run the Tuner (interruptible). ``search``:
@@ -147,7 +140,7 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
         try:
             features, feature_info = compute_feature_sets(
                 plan.pairs, options.cpus_per_trial, options.gpus_per_trial,
-                feature_cache_dir(options), plan.exclude, out=out)
+                options.feature_store_dir, plan.exclude, out=out)
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, TuneFoodError):   # the task's own exception
                 raise exc.cause from None

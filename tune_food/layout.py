@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+SWEEP_COMMAND = "python -m tune_food.sweep"   # what sweep.json's resume command runs
+RESULTS_DIR = "results"             # the default folder of sweep folders (--results-dir)
 STATE_FILE = "sweep.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 RESULTS_FILE = "results.csv"
@@ -24,6 +26,11 @@ SPACE_FILE = "space.yaml"           # the sweep's own copy of its search space
 PLOTS_DIR = "plots"
 CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
 PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
+META_FILE = "meta.json"             # beside it: model, classes, dropout, transform, epoch
+ERROR_FILE = "error.txt"            # in a trial folder: Ray Tune's record of its failure
+# plots/: the figures tune_food.plots draws
+LEADERBOARD_PNG, CURVES_PNG = "leaderboard.png", "curves.png"
+CONFUSION_PNG, ERRORS_PNG = "confusion.png", "errors.png"
 # what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
 SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
                RESULTS_PARQUET, STATE_FILE, SPACE_FILE, PLOTS_DIR)
@@ -46,8 +53,9 @@ def experiment_dir(results_dir: str, name: str) -> str:
 
 def local_dir(exp_dir: str, name: str) -> str:
     """Where the sweep's own files (CSV, JSON, plots) are written on this machine: the
-    experiment folder itself, or for a URI ``./results/<name>`` (then uploaded)."""
-    return os.path.abspath(os.path.join("results", name)) if is_uri(exp_dir) else exp_dir
+    experiment folder itself, or for a URI ``./results/<name>`` (:data:`RESULTS_DIR`;
+    then uploaded)."""
+    return os.path.abspath(os.path.join(RESULTS_DIR, name)) if is_uri(exp_dir) else exp_dir
 
 
 #: keys Ray Tune adds to a trial's result that are no metric (Tune leaves its

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import pandas as pd
 
 from .layout import TUNE_INTERNAL_KEYS
+from .stats import ALPHA, mcnemar_exact, t_half_width
 
 #: every status a leaderboard row can have
 #: the sort that keeps equal keys in their order (numpy's default quicksort does not from
@@ -220,31 +221,11 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
     return df.reset_index(drop=True)
 
 
-def mcnemar_exact(best: Sequence[bool], other: Sequence[bool]) -> float:
-    """Two-sided exact McNemar test of two classifiers on the same images.
-
-    Args:
-        best, other: per image, whether each classifier got it right (same order).
-
-    Returns:
-        The p-value: a two-sided binomial test (``scipy.stats.binomtest``, p = 0.5) of
-        the discordant pairs, b = images only ``best`` gets right against c = images
-        only ``other`` gets right (McNemar 1947, exact form); 1.0 when b + c = 0.
-    """
-    from scipy.stats import binomtest
-
-    b = sum(1 for x, y in zip(best, other) if x and not y)
-    c = sum(1 for x, y in zip(best, other) if y and not x)
-    # mutmut: `b - c == 0` is equivalent (b == c gives p = 1.0 from binomtest too), and
-    # so is dropping 0.5 (binomtest's default p)
-    return 1.0 if b + c == 0 else float(binomtest(min(b, c), b + c, 0.5).pvalue)  # pragma: no mutate
-
-
 def compare_with_best(board: pd.DataFrame, predictions: dict[str, pd.DataFrame],
-                      split: str, alpha: float = 0.05) -> pd.DataFrame:
+                      split: str, alpha: float = ALPHA) -> pd.DataFrame:
     """Add ``p_vs_best`` and ``tied_with_best`` to a ranked leaderboard.
 
-    Each ranked trial is compared with rank 1 by :func:`mcnemar_exact` on the images of
+    Each ranked trial is compared with rank 1 by :func:`~tune_food.stats.mcnemar_exact` on the images of
     ``split`` (``val`` or ``test``: the split that ranks) that both have predictions
     for, paired by content (``sha256``). ``tied_with_best`` is ``p >= alpha``: the
     difference from the best is not significant at that level. Rank 1 gets p = 1.
@@ -294,7 +275,7 @@ def tie_summary(board: pd.DataFrame, split: str) -> str:
     on = f" on these {int(images)} {split} images" if images == images and images else ""
     who = "trial is" if tied == 1 else "trials are"
     text = (f"{tied} {who} statistically indistinguishable from the best{on} "
-            "(exact McNemar test, p >= 0.05)")
+            f"(exact McNemar test, p >= {ALPHA:g})")
     ranked = board[board["rank"].notna()] if "rank" in board else board
     apart = int(ranked["p_vs_best"].isna().sum()) if "p_vs_best" in ranked else 0
     if apart:
@@ -308,10 +289,8 @@ def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: st
     """Aggregate repeated seeds: one row per configuration (every parameter but
     ``seed``) with ``mean``, ``std``, ``count`` of each metric over its ranked
     (complete) trials and the 95 % t-interval of the mean (``<metric>_ci_low`` /
-    ``_ci_high``: mean -/+ t(0.975, n - 1) * std / sqrt(n), ``scipy.stats.t``; empty
+    ``_ci_high``: mean -/+ :func:`tune_food.stats.t_half_width`; empty
     for a single seed), ranked by the metric's mean."""
-    from scipy.stats import t as student_t
-
     keys = [k for k in param_keys if k != "seed" and k in board]
     metrics = [c for c in METRIC_COLUMNS if c in board and not c.endswith(("_low", "_high"))]
     grouped = board[board["rank"].notna()] if "rank" in board else board
@@ -322,8 +301,7 @@ def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: st
     agg.columns = [f"{m}_{stat}" for m, stat in agg.columns]
     for m in metrics:
         n = agg[f"{m}_count"]
-        # mutmut: n >= 1 is equivalent: one seed has no std (NaN), so no interval either
-        half = student_t.ppf(0.975, (n - 1).where(n > 1)) * agg[f"{m}_std"] / n.pow(0.5)  # pragma: no mutate
+        half = t_half_width(agg[f"{m}_std"], n)
         agg[f"{m}_mean_ci_low"] = agg[f"{m}_mean"] - half
         agg[f"{m}_mean_ci_high"] = agg[f"{m}_mean"] + half
     agg = agg.reset_index().sort_values(f"{metric}_mean", ascending=mode == "min",

@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SweepError
-from .layout import MLFLOW_DB
+from .layout import MLFLOW_DB, RESULTS_DIR
 
+NUM_SAMPLES = 20        # trials --search samples without --num-samples
+# the shipped space each mode runs without --space (files of spaces.default_space_dir())
+DEFAULT_SPACES = {"grid": "grid.yaml", "search": "optuna.yaml"}
+CACHE_DIR_ENV = "TUNE_FOOD_CACHE_DIR"                 # the feature store's folder, else:
+DEFAULT_CACHE_DIR = "~/.cache/tune_food/features"
 OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0 (TPE learns
                        # from finished trials: more at once is closer to random search)
 # Flags a resumed sweep takes from the command that resumes it (where it runs and with
@@ -36,12 +41,12 @@ class SweepOptions:
     grid: bool = False                 # every combination of a grid space
     search: str | None = None          # "optuna" | "random": sample the space instead
     space: str | None = None           # search-space YAML (default: the packaged one)
-    num_samples: int | None = None     # trials to sample with --search (None: 20)
-    scheduler: str | None = None       # "fifo" | "asha" (None: asha with search, else fifo)
+    num_samples: int | None = None     # trials to sample with --search (None: NUM_SAMPLES)
+    scheduler: str | None = None       # "fifo" | "asha" (None: scheduler_name's rule)
     data_dir: str | None = None        # data root (None: $TUNE_FOOD_DATA_DIR, else ./data)
-    results_dir: str = "results"       # folder or storage URI holding sweep folders
+    results_dir: str = RESULTS_DIR     # folder or storage URI holding sweep folders
     name: str | None = None            # sweep folder name (None: <space>-<date>-<time>)
-    cache_dir: str | None = None       # feature cache (None: $TUNE_FOOD_CACHE_DIR, else ~/.cache)
+    cache_dir: str | None = None       # feature cache (None: feature_store_dir's rule)
     mlflow: str | None = None          # MLflow tracking URI, MLFLOW_DEFAULT, or None: no MLflow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -58,6 +63,29 @@ class SweepOptions:
     debug: bool = False                # tracebacks instead of one-line errors
     sweep_dir: str | None = None       # on --resume: the sweep folder being continued
     given: frozenset[str] = field(default=frozenset(), compare=False)  # flags on the command line
+
+    @property
+    def scheduler_name(self) -> str:
+        """``--scheduler``, else ``"asha"`` for a search and ``"fifo"`` for a grid."""
+        return self.scheduler or ("asha" if self.search else "fifo")
+
+    @property
+    def samples(self) -> int:
+        """Trials the search samples (``--num-samples``, else :data:`NUM_SAMPLES`), or 1
+        for a grid (each combination once)."""
+        return self.num_samples or (NUM_SAMPLES if self.search else 1)
+
+    @property
+    def default_space_file(self) -> str:
+        """The file name, in the shipped spaces' folder, that runs without ``--space``."""
+        return DEFAULT_SPACES["grid" if self.grid else "search"]
+
+    @property
+    def feature_store_dir(self) -> str:
+        """The feature store's folder: ``--cache-dir``, else ``$TUNE_FOOD_CACHE_DIR``,
+        else :data:`DEFAULT_CACHE_DIR` (user's home expanded)."""
+        return self.cache_dir or os.environ.get(CACHE_DIR_ENV) or \
+            os.path.expanduser(DEFAULT_CACHE_DIR)
 
     def check(self) -> None:
         """Checks that need nothing but the options (run after :func:`resume_options`).

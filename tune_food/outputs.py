@@ -24,8 +24,9 @@ from .files import write_csv_atomic
 from .leaderboard import (TrialRecord, compare_with_best, dedupe_history, leaderboard_by_config,
                           make_leaderboard, results_dataframe, tie_summary)
 
-from .layout import (BY_CONFIG_FILE, LEADERBOARD_FILE, LEADERBOARD_PARQUET, PREDICTIONS_FILE,
-                     RESULTS_FILE, RESULTS_PARQUET, SWEEP_FILES, is_uri)
+from .layout import (BY_CONFIG_FILE, ERROR_FILE, LEADERBOARD_FILE, LEADERBOARD_PARQUET,
+                     PREDICTIONS_FILE, RESULTS_FILE, RESULTS_PARQUET, SWEEP_COMMAND, SWEEP_FILES,
+                     is_uri)
 from .tables import write_parquet_atomic
 
 
@@ -64,8 +65,8 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
         results = list(ResultGrid(analysis))
     except (ValueError, FileNotFoundError, RuntimeError):
         raise SweepError(f"{exp_path}: no trial has been created yet (the sweep stopped before "
-                         "Ray Tune saved any); continue it with python -m tune_food.sweep "
-                         "--resume --name <its name>") from None
+                         "Ray Tune saved any); continue it with "
+                         f"{SWEEP_COMMAND} --resume --name <its name>") from None
     finally:
         analysis_log.setLevel(level)
     records = []
@@ -74,10 +75,10 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
         if result.error is not None:
             error = (str(result.error).strip().splitlines() or [""])[-1][:300]
         elif str(trial.status) != "TERMINATED" and not is_uri(path) and \
-                os.path.isfile(os.path.join(result.path, "error.txt")):
+                os.path.isfile(os.path.join(result.path, ERROR_FILE)):
             # a trial whose worker died with no retries left: Ray wrote its error.txt
             # but may have saved the trial as still running
-            with open(os.path.join(result.path, "error.txt")) as fh:
+            with open(os.path.join(result.path, ERROR_FILE)) as fh:
                 lines = [x for x in fh.read().strip().splitlines() if x.strip()]
             error = (lines[-1] if lines else "the trial's worker died")[:300]
         records.append(TrialRecord(

@@ -319,7 +319,7 @@ def print_plan(plan: Plan, options: SweepOptions, cluster, concurrent: int,
         print(f"{len(plan.trials)} trials:", file=out)
         print(pd.DataFrame(rows).to_string(index=False), file=out)
     else:
-        print(f"{options.num_samples or 20} trials sampled by {options.search} from:", file=out)
+        print(f"{options.samples} trials sampled by {options.search} from:", file=out)
         for k in space.varied:
             print(f"  {k}: {space.raw['parameters'].get(k, space.values[k])}", file=out)
     print(cluster.describe(options, concurrent), file=out)

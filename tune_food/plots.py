@@ -19,7 +19,8 @@ import os
 
 import pandas as pd
 
-from .layout import PLOTS_DIR
+from .layout import CONFUSION_PNG, CURVES_PNG, ERRORS_PNG, LEADERBOARD_PNG, PLOTS_DIR
+from .stats import ALPHA
 
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
 MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)
@@ -59,13 +60,13 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     names = board["trial_name"].astype(str).tolist()
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
     fig = leaderboard_figure(board, labels, os.path.basename(exp_dir))
-    paths = [os.path.join(out_dir, "leaderboard.png")]
+    paths = [os.path.join(out_dir, LEADERBOARD_PNG)]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     plt.close(fig)
 
     if not results.empty and "epoch" in results:
         fig = curves_figure(board, results, labels)
-        paths.append(os.path.join(out_dir, "curves.png"))
+        paths.append(os.path.join(out_dir, CURVES_PNG))
         fig.savefig(paths[1], dpi=110, bbox_inches="tight")
         plt.close(fig)
     if predictions is not None and not predictions.empty:
@@ -76,8 +77,8 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
 
 #: leaderboard.png's kinds of point: colour and legend text, in legend order
 POINT_KINDS = {"best": ("#c44e52", "best (rank 1)"),
-               "tied": ("#dd8452", "indistinguishable from the best (McNemar p >= 0.05)"),
-               "worse": ("#4c72b0", "worse than the best (p < 0.05)"),
+               "tied": ("#dd8452", f"indistinguishable from the best (McNemar p >= {ALPHA:g})"),
+               "worse": ("#4c72b0", f"worse than the best (p < {ALPHA:g})"),
                "untested": ("#8c8c8c", "not compared with the best (no per-image predictions)")}
 
 
@@ -229,13 +230,13 @@ def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
     ax.set_xticklabels(classes)
     ax.set_title(f"{trial}: {len(predictions)} test images, "
                  f"{int(matrix.trace())} correct", fontsize=9)
-    paths = [os.path.join(out_dir, "confusion.png")]
+    paths = [os.path.join(out_dir, CONFUSION_PNG)]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     plt.close(fig)
     fig = errors_figure(predictions, trial, data_root)
     if fig is None:
         return paths
-    paths.append(os.path.join(out_dir, "errors.png"))
+    paths.append(os.path.join(out_dir, ERRORS_PNG))
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
     return paths

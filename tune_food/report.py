@@ -17,6 +17,7 @@ from typing import Sequence
 
 from .cliargs import Parser, path_arg
 from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
+from .layout import ERRORS_PNG, RESULTS_DIR
 
 PROG = "python -m tune_food.report"
 
@@ -90,7 +91,7 @@ def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
     from .state import data_root, data_root_candidates
 
     if predictions is None or predictions.empty or any(
-            os.path.basename(p) == "errors.png" for p in files):
+            os.path.basename(p) == ERRORS_PNG for p in files):
         return None
     test = predictions[predictions["split"] == "test"] if "split" in predictions else predictions
     if not (test["label"] != test["predicted"]).any():
@@ -98,7 +99,7 @@ def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
     root = data_root(state)
     fix = "pass --data-dir DIR (the folder holding the datasets) or set TUNE_FOOD_DATA_DIR"
     if root is None:
-        looked = [what if what == "./data" else f"{what}={folder}" if what.startswith("$")
+        looked = [what if what.startswith("./") else f"{what}={folder}" if what.startswith("$")
                   else f"{what} {folder}" for what, folder in data_root_candidates(state)
                   if folder or what.startswith("$")]
         looked = [x.replace("=None", " (not set)") for x in looked]
@@ -119,8 +120,8 @@ def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Rebuild the leaderboard and plots of a sweep.")
     parser.add_argument("sweep", nargs="?", type=path_arg, help="the sweep folder, "
                         "results/<name> (default: the newest under --results-dir)")
-    parser.add_argument("--results-dir", default="results", metavar="DIR", type=path_arg,
-                        help="the folder of sweeps (default results)")
+    parser.add_argument("--results-dir", default=RESULTS_DIR, metavar="DIR", type=path_arg,
+                        help=f"the folder of sweeps (default {RESULTS_DIR})")
     parser.add_argument("--data-dir", metavar="DIR", type=path_arg, help="where the "
                         "sweep's datasets are, for plots/errors.png (default: the sweep's "
                         "--data-dir, else $TUNE_FOOD_DATA_DIR, else ./data)")

@@ -22,7 +22,7 @@ from typing import Any
 from ray.tune.search import BasicVariantGenerator, SearchGenerator
 
 from .errors import SweepError
-from .options import OPTUNA_IN_FLIGHT
+from .options import OPTUNA_IN_FLIGHT, SweepOptions
 from .spaces import SearchSpace
 
 ASHA_GRACE, ASHA_REDUCTION = 2, 3   # ASHA: epochs before a first stop, keep 1 in 3
@@ -76,31 +76,27 @@ def _searcher(search: str | None, seed: int, max_concurrent: int):
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent or OPTUNA_IN_FLIGHT)
 
 
-def make_search(space: SearchSpace, search: str | None, scheduler: str | None, seed: int,
-                max_concurrent: int, num_samples: int | None) -> tuple[Any, Any, int]:
-    """``(search_alg, scheduler, num_samples)`` for ``tune.TuneConfig``.
-
-    Args:
-        search: ``None`` (grid), ``"optuna"`` (TPE, seeded, at most ``max_concurrent``
-            or 4 suggestions in flight) or ``"random"`` (seeded).
-        scheduler: ``"fifo"``, ``"asha"`` or None (ASHA for searches, FIFO for grids;
-            ASHA on ``epoch``: grace period 2, reduction factor 3).
-        num_samples: trials to sample (default 20), or repeats of a grid (default 1).
+def make_search(space: SearchSpace, options: SweepOptions) -> tuple[Any, Any, int]:
+    """``(search_alg, scheduler, num_samples)`` for ``tune.TuneConfig``, as ``options``
+    resolve them: ``search`` None (grid), ``"optuna"`` (TPE seeded by ``seed``, at most
+    ``max_concurrent`` or :data:`~tune_food.options.OPTUNA_IN_FLIGHT` suggestions in
+    flight) or ``"random"`` (seeded); :attr:`~tune_food.options.SweepOptions.scheduler_name`
+    (ASHA on ``epoch``: grace period :data:`ASHA_GRACE`, reduction factor
+    :data:`ASHA_REDUCTION`); :attr:`~tune_food.options.SweepOptions.samples`.
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    name = scheduler or ("asha" if search else "fifo")
     max_epochs = max(int(v) for v in space.values["epochs"])
     sched = (ASHAScheduler(time_attr="epoch", max_t=max_epochs,
                            grace_period=min(ASHA_GRACE, max_epochs),
                            reduction_factor=ASHA_REDUCTION)
-             if name == "asha" else FIFOScheduler())
-    searcher = _searcher(search, seed, max_concurrent)
+             if options.scheduler_name == "asha" else FIFOScheduler())
+    searcher = _searcher(options.search, options.seed, options.max_concurrent)
     if searcher is not None:
-        return RelocatableSearchGenerator(searcher), sched, num_samples or 20
-    if search == "random":
-        return RelocatableVariants(random_state=seed), sched, num_samples or 20
-    return RelocatableVariants(), sched, num_samples or 1
+        return RelocatableSearchGenerator(searcher), sched, options.samples
+    if options.search == "random":
+        return RelocatableVariants(random_state=options.seed), sched, options.samples
+    return RelocatableVariants(), sched, options.samples
 
 
 def rungs_of(scheduler, space: SearchSpace) -> tuple[int, ...]:

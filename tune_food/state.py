@@ -18,11 +18,12 @@ import shutil
 import socket
 from typing import Any
 
+from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from .errors import SweepError
 from .files import write_json_atomic
-from .layout import SPACE_FILE, STATE_FILE
+from .layout import RESULTS_DIR, SPACE_FILE, STATE_FILE, SWEEP_COMMAND
 
-PROG = "python -m tune_food.sweep"
+PROG = SWEEP_COMMAND
 
 
 def now() -> str:
@@ -129,7 +130,7 @@ def resume_command(name: str, results_dir: str | None) -> str:
     if results_dir is None:
         return (f"{PROG} --resume --name {shlex.quote(name)} --results-dir "
                 f"<the folder that holds {name}>")
-    results = "" if results_dir == "results" else f" --results-dir {shlex.quote(results_dir)}"
+    results = "" if results_dir == RESULTS_DIR else f" --results-dir {shlex.quote(results_dir)}"
     return f"{PROG} --resume --name {shlex.quote(name)}{results}"
 
 
@@ -153,8 +154,8 @@ def data_root_candidates(state: dict) -> list[tuple[str, str | None]]:
     where it ran), ``$TUNE_FOOD_DATA_DIR`` here, ``./data``. A folder is None when unset."""
     return [("the sweep's --data-dir", (state.get("args") or {}).get("data_dir")),
             ("the sweep's data root", state.get("data_root")),
-            ("$TUNE_FOOD_DATA_DIR", os.environ.get("TUNE_FOOD_DATA_DIR")),
-            ("./data", "data")]
+            (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV)),
+            (f"./{DEFAULT_DATA_DIR}", DEFAULT_DATA_DIR)]
 
 
 def data_root(state: dict) -> str | None:

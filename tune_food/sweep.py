@@ -18,9 +18,12 @@ if __name__ == "__main__":   # a signal while the modules below import: nothing 
     import os as _os
     import signal as _signal
 
+    from tune_food.layout import SWEEP_COMMAND as _COMMAND
+
+    _EARLY = f"{_COMMAND}: interrupted before the sweep started; nothing was written\n".encode()
+
     def _early_exit(signum, frame):
-        _os.write(2, b"python -m tune_food.sweep: interrupted before the sweep started; "
-                     b"nothing was written\n")
+        _os.write(2, _EARLY)
         _os._exit(130)
 
     _signal.signal(_signal.SIGINT, _early_exit)
@@ -127,8 +130,7 @@ def _read_space(options: SweepOptions):
     from .search import check_search
     from .spaces import default_space_dir, load_space
 
-    path = options.space or os.path.join(default_space_dir(),
-                                         "grid.yaml" if options.grid else "optuna.yaml")
+    path = options.space or os.path.join(default_space_dir(), options.default_space_file)
     if options.resume and os.path.isfile(os.path.join(options.sweep_dir, SPACE_FILE)):
         path = os.path.join(options.sweep_dir, SPACE_FILE)
     space = load_space(path)
@@ -169,7 +171,6 @@ def _check_where_it_writes(options: SweepOptions, exp_dir: str, name: str) -> No
         SweepError, DataError: one of them cannot.
     """
     from .features import check_store as check_feature_store
-    from .launch import feature_cache_dir
 
     if not options.resume and not is_uri(exp_dir) and os.path.exists(exp_dir):
         raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
@@ -177,7 +178,7 @@ def _check_where_it_writes(options: SweepOptions, exp_dir: str, name: str) -> No
     for flag, folder in (("--results-dir", options.results_dir), ("--cache-dir", options.cache_dir)):
         if folder and not is_uri(folder):
             _check_writable_folder(flag, folder)
-    check_feature_store(feature_cache_dir(options))
+    check_feature_store(options.feature_store_dir)
     if options.mlflow:
         from .tracking import check_store as check_mlflow_store
 

@@ -36,17 +36,17 @@ from .data import make_dataloaders, split_indices, workers_for
 from .devices import assigned_device, gpu_math
 from .files import cached_sha256
 from .images import split_folders, split_samples
-from .engine import accuracy_ci, evaluate, train_epoch
+from .engine import evaluate, train_epoch
 from .features import FeatureSet, feature_key
-from .layout import CHECKPOINT_FILE, PREDICTIONS_FILE
+from .layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
 from .models import (build_model, describe_transform, get_spec, head_dropout, make_head,
                      train_transform)
 from .spaces import with_defaults
+from .stats import wilson_interval
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 #: the most of a trial's time that checkpoints it does not have to save may take
 CHECKPOINT_SHARE = 0.1
-META_FILE = "meta.json"
 
 
 class CheckpointTimer:
@@ -312,7 +312,7 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
     means per image (nats): ``train_loss`` of the training criterion (cross-entropy with
     the trial's label smoothing), ``test_loss`` and ``val_loss`` plain cross-entropy;
     accuracies correct / images with 95 % Wilson intervals
-    (:func:`~tune_food.engine.accuracy_ci`).
+    (:func:`~tune_food.stats.wilson_interval`).
     """
     amp = trial.mixed_precision
     # the previous epoch's probabilities are only for its checkpoint, written by now: drop
@@ -322,7 +322,7 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
                      trial.device, amp)
     te = evaluate(trial.net, trial.test_loader, trial.device, amp, keep_probs=True)
     trial.last_probs["test"] = (te.probs, te.labels)
-    low, high = accuracy_ci(te.correct, te.images)
+    low, high = wilson_interval(te.correct, te.images)
     metrics: dict[str, Any] = {
         "epoch": epoch, "train_loss": tr.loss, "train_acc": tr.acc, "test_loss": te.loss,
         "test_acc": te.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
@@ -330,7 +330,7 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
     if trial.val_loader is not None:
         va = evaluate(trial.net, trial.val_loader, trial.device, amp, keep_probs=True)
         trial.last_probs["val"] = (va.probs, va.labels)
-        vlow, vhigh = accuracy_ci(va.correct, va.images)
+        vlow, vhigh = wilson_interval(va.correct, va.images)
         metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,
                        val_acc_ci_high=vhigh, val_correct=va.correct, val_images=va.images)
     return metrics

@@ -8,6 +8,7 @@ import time
 from typing import Sequence
 
 from ..errors import SweepError, TuneFoodError, cli_call
+from ..layout import RESULTS_DIR
 
 PROG = "python -m tune_food.app"
 MAX_FILE_SIZE = "20mb"     # Gradio refuses larger uploads (HTTP 413)
@@ -30,8 +31,8 @@ def build_parser():
                     "the leaderboard, start and stop sweeps.")
     parser.add_argument("sweep", nargs="?", type=path_arg, help="the sweep folder, "
                         "results/<name> (default: the newest under --results-dir)")
-    parser.add_argument("--results-dir", default="results", metavar="DIR", type=path_arg,
-                        help="the folder of sweeps (default results)")
+    parser.add_argument("--results-dir", default=RESULTS_DIR, metavar="DIR", type=path_arg,
+                        help=f"the folder of sweeps (default {RESULTS_DIR})")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; others need --auth)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")

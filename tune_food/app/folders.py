@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SweepError
-from ..layout import LEADERBOARD_FILE, PLOTS_DIR, PREDICTIONS_FILE, RESULTS_FILE, STATE_FILE
+from ..layout import (CURVES_PNG, LEADERBOARD_FILE, LEADERBOARD_PNG, PLOTS_DIR, PREDICTIONS_FILE,
+                      RESULTS_FILE, STATE_FILE)
 from ..state import data_root, peek_state
 
-PLOT_FILES = ("leaderboard.png", "curves.png")   # of tune_food.plots.make_plots, shown
+PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.plots.make_plots, shown
 
 
 def is_sweep(path: str) -> bool:

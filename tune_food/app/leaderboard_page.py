@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from ..errors import SweepError, TuneFoodError
-from ..layout import PREDICTIONS_FILE
+from ..layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
 from .boards import SweepBoards
 from .classify import Classifiers, classify_images
 from .figures import confusion_figure, curves_figure, thumb
@@ -39,8 +39,8 @@ class LeaderboardPage:
         ui.table = gr.Dataframe(display_board(pd.DataFrame()), interactive=False, wrap=True,
                                 elem_id="board", label="leaderboard (click a header to sort)")
         with gr.Row():
-            ui.lb_img = gr.Image(label="leaderboard.png", type="filepath", interactive=False)
-            ui.cv_img = gr.Image(label="curves.png", type="filepath", interactive=False)
+            ui.lb_img = gr.Image(label=LEADERBOARD_PNG, type="filepath", interactive=False)
+            ui.cv_img = gr.Image(label=CURVES_PNG, type="filepath", interactive=False)
         ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial",
                                elem_classes=["tf-picker"])
         ui.trial_note = gr.Markdown()
@@ -66,8 +66,8 @@ class LeaderboardPage:
             return (str(exc), display_board(pd.DataFrame()), None, None,
                     gr.update(choices=[], value=None))
         plots = self.boards.plots(sweep, b)
-        lb = next((p for p in plots if p.endswith("leaderboard.png")), None)
-        cv = next((p for p in plots if p.endswith("curves.png")), None)
+        lb = next((p for p in plots if os.path.basename(p) == LEADERBOARD_PNG), None)
+        cv = next((p for p in plots if os.path.basename(p) == CURVES_PNG), None)
         trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
                   for _, r in b.board.iterrows()] if not b.board.empty else []
         return (_head(sweep, b), display_board(b.board), lb, cv,

@@ -1,0 +1,72 @@
+"""The statistics a leaderboard stands on, each with its source.
+
+* :func:`wilson_interval`: the 95 % interval of a per-image accuracy (Wilson 1927, score
+  interval of a binomial proportion; ``scipy.stats.binomtest(...).proportion_ci``).
+* :func:`mcnemar_exact`: are two classifiers different on the same images? (McNemar
+  1947, exact form: a two-sided binomial test of the discordant images,
+  ``scipy.stats.binomtest``).
+* :func:`t_half_width`: the half-width of the t-interval of a mean over seeds
+  (Student 1908; ``scipy.stats.t``).
+
+:data:`ALPHA` is the level at which a trial counts as indistinguishable from the best
+(``p >= ALPHA``) and :data:`CONFIDENCE` the level of every interval; both are stated only
+here, and the leaderboard, its summary line and its plot read them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+ALPHA = 0.05          # McNemar: p >= ALPHA is "indistinguishable from the best"
+CONFIDENCE = 0.95     # Wilson and t-intervals
+
+
+def wilson_interval(correct: int, total: int,
+                    confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``correct / total``.
+
+    On 75 test images one image is 1.3 points; 70/75 gives (0.853, 0.971).
+
+    Returns:
+        ``(low, high)`` in [0, 1].
+
+    Raises:
+        ValueError: ``total < 1`` or ``correct`` outside ``[0, total]``.
+    """
+    from scipy.stats import binomtest
+
+    if total < 1 or not 0 <= correct <= total:
+        raise ValueError(f"need 0 <= correct <= total and total >= 1, got {correct}/{total}")
+    ci = binomtest(int(correct), int(total)).proportion_ci(confidence_level=confidence,
+                                                          method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar_exact(best: Sequence[bool], other: Sequence[bool]) -> float:
+    """Two-sided exact McNemar test of two classifiers on the same images.
+
+    Args:
+        best, other: per image, whether each classifier got it right (same order).
+
+    Returns:
+        The p-value: a two-sided binomial test (p = 0.5) of the discordant images,
+        b = images only ``best`` gets right against c = images only ``other`` gets
+        right; 1.0 when b + c = 0.
+    """
+    from scipy.stats import binomtest
+
+    b = sum(1 for x, y in zip(best, other) if x and not y)
+    c = sum(1 for x, y in zip(best, other) if y and not x)
+    # mutmut: `b - c == 0` is equivalent (b == c gives p = 1.0 from binomtest too), and
+    # so is dropping 0.5 (binomtest's default p)
+    return 1.0 if b + c == 0 else float(binomtest(min(b, c), b + c, 0.5).pvalue)  # pragma: no mutate
+
+
+def t_half_width(std, n, confidence: float = CONFIDENCE):
+    """Half-width of the t-interval of a mean: ``t((1 + confidence) / 2, n - 1) * std /
+    sqrt(n)``; NaN where ``n < 2`` (one seed has no spread). ``std`` and ``n`` may be
+    pandas Series (element-wise)."""
+    from scipy.stats import t as student_t
+
+    # mutmut: n >= 1 is equivalent: one seed has no std (NaN), so no interval either
+    return student_t.ppf((1 + confidence) / 2, (n - 1).where(n > 1)) * std / n.pow(0.5)  # pragma: no mutate
