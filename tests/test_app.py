@@ -129,7 +129,7 @@ def test_auth_is_required_when_given(small_sweep, tmp_path):
     """(Started without a sweep: it serves the newest under --results-dir and says so.)"""
     from gradio_client import Client
 
-    from tune_food.app.folders import newest_sweep
+    from tune_food.state import newest_sweep
 
     results = os.path.dirname(small_sweep[1])
     newest = newest_sweep(results)

@@ -92,6 +92,30 @@ def test_predict_bad_image_is_one_line(small_sweep, tmp_path, capsys):
     assert "fake.jpg" in lines[0] and "missing.jpg (not found)" in lines[0]
 
 
+@pytest.mark.slow
+def test_predict_takes_the_newest_sweep_and_a_wrong_name_lists_the_sweeps(
+        small_sweep, tiny_root, tmp_path, capsys, monkeypatch):
+    """No --sweep or --checkpoint: rank 1 of the newest sweep under ./results, as report
+    and the app take it; a sweep folder that does not exist names those that do."""
+    from tune_food.predict import main
+    from tune_food.report import main as report
+
+    image = sorted(glob.glob(os.path.join(tiny_root, "tiny", "test", "*", "*.jpg")))[0]
+    monkeypatch.chdir(tmp_path)
+    assert main([image]) == 2
+    assert capsys.readouterr().err == ("python -m tune_food.predict: error: no sweep under "
+                                       "results; pass --sweep results/<name> or --checkpoint "
+                                       "DIR\n")
+    _copy_sweep(small_sweep[1], tmp_path / "results" / "older", started="2026-01-01T00:00:00")
+    _copy_sweep(small_sweep[1], tmp_path / "results" / "newer", started="2026-02-01T00:00:00")
+    assert main([image]) == 0
+    assert capsys.readouterr().out.startswith("using rank 1 of results/newer: trial ")
+    assert report(["results/nope"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m tune_food.report: error: sweep folder results/nope does not exist; pass "
+        f"results/<name>; sweeps in {tmp_path / 'results'}: newer, older\n")
+
+
 def test_predict_checkpoint_not_found(capsys, tmp_path):
     """--checkpoint naming a folder that does not exist: one line "not found", exit 2."""
     from tune_food.predict import main
@@ -239,7 +263,7 @@ def test_report_without_a_sweep_takes_the_newest_as_the_app_does(small_sweep, tm
     """No sweep named: report rebuilds the newest under --results-dir (the app's own
     choice, newest_sweep) and says which; none there: one line, exit 2."""
     from tune_food.app.cli import _resolve_sweep
-    from tune_food.app.folders import newest_sweep
+    from tune_food.state import newest_sweep
     from tune_food.report import main
 
     results = tmp_path / "results"

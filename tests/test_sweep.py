@@ -103,6 +103,9 @@ def test_dry_run_lists_the_default_grid(default_grid_root):
     assert "efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs" in out
     assert "1 CPU, no GPU per trial" in out and "trial(s) at a time" in out
     assert "feature sets to compute once" in out
+    assert out.splitlines()[-1] == ("dry run: every check passed and Ray started; nothing was "
+                                    "run or written (8 trial(s) planned). Drop --dry-run to "
+                                    "run them.")
     assert entries() - before == set()   # no sweep folder (grid-<date>-<time>) written
 
 

@@ -55,6 +55,15 @@ def test_the_wheel_holds_the_shipped_spaces_and_the_console_command(wheel_site, 
     assert proc.stdout.startswith(f"tune_food {VERSION} from {site / 'tune_food'} (Python ")
     proc = _run(site, ["-m", "tune_food.sweep", "--version"], cwd=tmp_path)
     assert f"from {site / 'tune_food'} " in proc.stdout
+    # errors and usage name the command as typed
+    proc = _run(site, ["tune-food", "sweep", "--grid", "--bogus"], cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "tune-food sweep: error: unrecognized "
+                                                 "arguments: --bogus (see --help)\n")
+    proc = _run(site, ["tune-food", "report", "nope"], cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "tune-food report: error: sweep folder nope "
+                                                 "does not exist; pass results/<name>\n")
+    assert _run(site, ["tune-food", "predict", "--help"], cwd=tmp_path).stdout.startswith(
+        "usage: tune-food predict ")
 
 
 def test_the_default_grid_dry_run_and_a_tiny_grid_run_from_a_wheel(wheel_site, tmp_path,

@@ -64,7 +64,7 @@ def _where_flags(g) -> None:
                    f"{DEFAULT_CACHE_DIR})")
     g.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="TRACKING_URI",
                    help="also log every trial as an MLflow run (default URI: "
-                   f"{MLFLOW_DEFAULT}); see tune_food/tracking.py")
+                   f"{MLFLOW_DEFAULT}; a store beside the sweep folders)")
 
 
 def _how_flags(g) -> None:
@@ -100,7 +100,9 @@ def _how_flags(g) -> None:
     g.add_argument("--dry-run", action="store_true",
                    help="check everything, print the trial table and the resource plan, exit")
     g.add_argument("--seed", type=int,
-                   help=f"seed of the search algorithm (--search) (default {_D.seed})")
+                   help="seed of the search algorithm (--search) and of the draw of the "
+                   f"validation set (val_fraction > 0) (default {_D.seed}; each trial's own "
+                   "seed comes from the space)")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+
+MODULE_PREFIX = "python -m tune_food."   # a command as a module ...
+CONSOLE = "tune-food"                    # ... and as a subcommand of the console command
 
 
 class _Version(argparse.Action):
@@ -28,11 +32,22 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+def program(prog: str) -> str:
+    """``prog`` (``"python -m tune_food.sweep"``) as this process was started: ``"tune-food
+    sweep"`` under the console command, so usage lines and errors name what was typed."""
+    if os.path.basename(sys.argv[0] if sys.argv else "") == CONSOLE and \
+            prog.startswith(MODULE_PREFIX):
+        return f"{CONSOLE} {prog[len(MODULE_PREFIX):]}"
+    return prog
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line on stderr and exit code 2, and
-    answers ``--version``."""
+    answers ``--version``; its ``prog`` is :func:`program`'s."""
 
     def __init__(self, *args, **kwargs):
+        if "prog" in kwargs:
+            kwargs["prog"] = program(kwargs["prog"])
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action=_Version)
 

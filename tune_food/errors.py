@@ -48,6 +48,7 @@ def cli_call(prog: str, debug: bool, fn, *args, imports: tuple[str, ...] = ()) -
     """
     import sys
 
+    from .cliargs import program
     from .environment import check_environment
 
     try:
@@ -56,13 +57,13 @@ def cli_call(prog: str, debug: bool, fn, *args, imports: tuple[str, ...] = ()) -
     except TuneFoodError as exc:
         if debug:
             raise
-        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"{program(prog)}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:   # a file the checks could not foresee (disk full, permissions)
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"{prog}: error: {exc.strerror or exc}{where} (--debug shows where)",
+        print(f"{program(prog)}: error: {exc.strerror or exc}{where} (--debug shows where)",
               file=sys.stderr)
         return 2
 

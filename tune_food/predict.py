@@ -20,7 +20,7 @@ from typing import Sequence
 
 from .cliargs import Parser, path_arg
 from .errors import DataError, SweepError, cli_call, exit_program, quiet_broken_pipe
-from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE
+from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE, RESULTS_DIR
 
 PROG = "python -m tune_food.predict"
 
@@ -154,12 +154,28 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     return out
 
 
+def _newest(results_dir: str) -> str:
+    """``results_dir/<the newest sweep>`` (:func:`tune_food.state.newest_sweep`).
+
+    Raises:
+        SweepError: there is no sweep under ``results_dir``.
+    """
+    from .state import newest_sweep
+
+    name = newest_sweep(results_dir)
+    if name is None:
+        raise SweepError(f"no sweep under {results_dir}; pass --sweep results/<name> or "
+                         "--checkpoint DIR")
+    return os.path.join(results_dir, name)
+
+
 def build_parser() -> Parser:
     """The command line of :func:`main`."""
     parser = Parser(prog=PROG, description="Classify images with the best model of a sweep.")
-    src = parser.add_mutually_exclusive_group(required=True)
+    src = parser.add_mutually_exclusive_group()
     src.add_argument("--sweep", metavar="DIR", type=path_arg,
-                     help="sweep folder: use its best trial (rank 1)")
+                     help="sweep folder: use its best trial (rank 1) (default: the newest "
+                     f"sweep under {RESULTS_DIR})")
     src.add_argument("--checkpoint", metavar="DIR", type=path_arg,
                      help="a trial checkpoint folder")
     parser.add_argument("images", nargs="+", metavar="IMAGE", type=path_arg)
@@ -176,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         if args.top_k < 1:
             raise SweepError(f"--top-k must be >= 1, got {args.top_k}")
+        if not args.sweep and not args.checkpoint:
+            args.sweep = _newest(RESULTS_DIR)
         chosen = best_checkpoint(args.sweep) if args.sweep else None
         ckpt = chosen.path if chosen else args.checkpoint
         model, classes = load_classifier(ckpt)

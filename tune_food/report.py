@@ -1,7 +1,7 @@
 """``python -m tune_food.report [results/<name>]``: rebuild a sweep's leaderboard, CSV
 files and plots from its trial folders and print the leaderboard. Without a sweep it
 takes the newest under ``--results-dir`` (default ``results``), as ``python -m
-tune_food.app`` does (:func:`tune_food.app.folders.newest_sweep`), and says which.
+tune_food.app`` does (:func:`tune_food.state.newest_sweep`), and says which.
 
 It works on a finished, an interrupted or a killed sweep (Ray Tune's
 ``ExperimentAnalysis`` reads the trial folders; no cluster needed), through the same
@@ -136,7 +136,7 @@ def _body(args) -> int:
         SweepError: no such sweep folder, none under ``--results-dir``, or a
             ``--data-dir`` that is not a folder.
     """
-    from .app.folders import check_sweep_folder, newest_sweep
+    from .state import check_sweep_folder, newest_sweep
 
     if args.data_dir and not os.path.isdir(args.data_dir):
         raise SweepError(f"--data-dir {args.data_dir} is not a folder")

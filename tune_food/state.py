@@ -185,3 +185,68 @@ def driver_alive(state: dict) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ------------------------------------------------------------------ finding sweep folders
+
+def is_sweep(path: str) -> bool:
+    """True when ``path`` is a folder holding a ``sweep.json``."""
+    return os.path.isfile(os.path.join(path, STATE_FILE))
+
+
+def list_sweeps(results_dir: str) -> list[str]:
+    """Names of the sweep folders directly under ``results_dir``, newest first (by the
+    ``started`` time of their ``sweep.json``, else its modification time)."""
+    if not os.path.isdir(results_dir):
+        return []
+    found = []
+    for name in os.listdir(results_dir):
+        path = os.path.join(results_dir, name)
+        if is_sweep(path):
+            state = peek_state(path)
+            key = state.get("started") or _dt.datetime.fromtimestamp(
+                os.path.getmtime(os.path.join(path, STATE_FILE))).isoformat(timespec="seconds")
+            found.append((key, name))
+    return [n for _, n in sorted(found, reverse=True)]
+
+
+def newest_sweep(results_dir: str) -> str | None:
+    """The name of the newest sweep folder directly under ``results_dir`` (the first of
+    :func:`list_sweeps`): what ``python -m tune_food.app``, ``report`` and ``predict``
+    take when no sweep is named.
+
+    Returns:
+        the folder's name, or None when ``results_dir`` holds no sweep or does not exist.
+
+    Raises:
+        SweepError: ``results_dir`` is a file.
+    """
+    if os.path.exists(results_dir) and not os.path.isdir(results_dir):
+        raise SweepError(f"--results-dir {results_dir} is a file, not a folder")
+    names = list_sweeps(results_dir)
+    return names[0] if names else None
+
+
+def check_sweep_folder(path: str) -> None:
+    """Return None when ``path`` is a sweep folder (one holding a ``sweep.json``).
+
+    Raises:
+        SweepError: ``path`` does not exist, is a file, or holds no ``sweep.json``; the
+            message names the sweeps beside it (the newest few), if any.
+    """
+    if not os.path.isdir(path):
+        what = "is a file, not a folder" if os.path.exists(path) else "does not exist"
+        raise SweepError(f"sweep folder {path} {what}; pass results/<name>{_beside(path)}")
+    if not is_sweep(path):
+        raise SweepError(f"{path} is not a tune_food sweep (no {STATE_FILE}); pass "
+                         f"results/<sweep-name>{_beside(path)}")
+
+
+def _beside(path: str, shown: int = 5) -> str:
+    """``"; sweeps in <folder>: a, b, ..."``: the newest sweeps in ``path``'s folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    names = list_sweeps(folder)
+    if not names:
+        return ""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return f"; sweeps in {folder}: {', '.join(names[:shown])}{more}"

@@ -91,6 +91,9 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     plan.timings["ray_init_s"] = ray_s + time.perf_counter() - ray_start
     if options.dry_run:
         shutdown_ray()
+        trials = len(plan.trials) or options.samples
+        print(f"dry run: every check passed and Ray started; nothing was run or written "
+              f"({trials} trial(s) planned). Drop --dry-run to run them.", file=out)
         return 0
     if not is_uri(exp_dir) and len(cluster.nodes) > 1:
         print(f"warning: --results-dir {options.results_dir} is a local path on a "

@@ -46,7 +46,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 _HOME = {"MAX_IMAGES": "classify", "Classifiers": "classify", "classify_images": "classify",
          "MAX_FILE_SIZE": "cli", "PROG": "cli", "main": "cli", "wait_until_serving": "cli",
          "Board": "folders", "checkpointed": "folders", "display_board": "folders",
-         "is_sweep": "folders", "list_sweeps": "folders", "load_board": "folders",
+         "load_board": "folders",
          "test_images": "folders", "Launcher": "launcher", "AppConfig": "page",
          "build_app": "page"}
 __all__ = sorted(_HOME)

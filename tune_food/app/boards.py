@@ -11,7 +11,8 @@ import threading
 from ..errors import SweepError
 from ..layout import LEADERBOARD_FILE, STATE_FILE
 from ..state import peek_state
-from .folders import Board, list_sweeps, load_board
+from ..state import list_sweeps
+from .folders import Board, load_board
 
 
 class SweepBoards:

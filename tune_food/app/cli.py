@@ -121,12 +121,12 @@ def _preload(info: dict, results_dir: str) -> None:
 
 def _resolve_sweep(sweep: str | None, results_dir: str) -> tuple[str, str | None]:
     """``(results_dir, sweep name or None)`` for the CLI's arguments: ``sweep``, else
-    the newest under ``results_dir`` (:func:`tune_food.app.folders.newest_sweep`).
+    the newest under ``results_dir`` (:func:`tune_food.state.newest_sweep`).
 
     Raises:
         SweepError: ``sweep`` is not a sweep folder, or ``results_dir`` is a file.
     """
-    from .folders import check_sweep_folder, newest_sweep
+    from ..state import check_sweep_folder, newest_sweep
 
     if sweep:
         check_sweep_folder(sweep)

@@ -7,7 +7,6 @@ Nothing here writes into a sweep folder; the file names are those of
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,62 +16,10 @@ import pandas as pd
 
 from ..errors import SweepError
 from ..layout import (CURVES_PNG, LEADERBOARD_FILE, LEADERBOARD_PNG, PLOTS_DIR, PREDICTIONS_FILE,
-                      RESULTS_FILE, STATE_FILE)
+                      RESULTS_FILE)
 from ..state import data_root, peek_state
 
 PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.plots.make_plots, shown
-
-
-def is_sweep(path: str) -> bool:
-    """True when ``path`` is a folder holding a ``sweep.json``."""
-    return os.path.isfile(os.path.join(path, STATE_FILE))
-
-
-def list_sweeps(results_dir: str) -> list[str]:
-    """Names of the sweep folders directly under ``results_dir``, newest first (by the
-    ``started`` time of their ``sweep.json``, else its modification time)."""
-    if not os.path.isdir(results_dir):
-        return []
-    found = []
-    for name in os.listdir(results_dir):
-        path = os.path.join(results_dir, name)
-        if is_sweep(path):
-            state = peek_state(path)
-            key = state.get("started") or _dt.datetime.fromtimestamp(
-                os.path.getmtime(os.path.join(path, STATE_FILE))).isoformat(timespec="seconds")
-            found.append((key, name))
-    return [n for _, n in sorted(found, reverse=True)]
-
-
-def newest_sweep(results_dir: str) -> str | None:
-    """The name of the newest sweep folder directly under ``results_dir`` (the first of
-    :func:`list_sweeps`): what ``python -m tune_food.app`` and ``python -m
-    tune_food.report`` take when no sweep is named.
-
-    Returns:
-        the folder's name, or None when ``results_dir`` holds no sweep or does not exist.
-
-    Raises:
-        SweepError: ``results_dir`` is a file.
-    """
-    if os.path.exists(results_dir) and not os.path.isdir(results_dir):
-        raise SweepError(f"--results-dir {results_dir} is a file, not a folder")
-    names = list_sweeps(results_dir)
-    return names[0] if names else None
-
-
-def check_sweep_folder(path: str) -> None:
-    """Return None when ``path`` is a sweep folder (one holding a ``sweep.json``).
-
-    Raises:
-        SweepError: ``path`` does not exist, is a file, or holds no ``sweep.json``.
-    """
-    if not os.path.isdir(path):
-        what = "is a file, not a folder" if os.path.exists(path) else "does not exist"
-        raise SweepError(f"sweep folder {path} {what}; pass results/<name>")
-    if not is_sweep(path):
-        raise SweepError(f"{path} is not a tune_food sweep (no {STATE_FILE}); pass "
-                         "results/<sweep-name>")
 
 
 def abs_in(exp_dir: str, path: Any) -> str | None:

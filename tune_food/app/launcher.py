@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import SweepError
 from ..layout import LEADERBOARD_FILE
 from ..state import peek_state
-from .folders import list_sweeps
+from ..state import list_sweeps
 
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page

@@ -16,7 +16,8 @@ from ..layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
 from .boards import SweepBoards
 from .classify import Classifiers, classify_images
 from .figures import confusion_figure, curves_figure, thumb
-from .folders import Board, abs_in, display_board, list_sweeps, read_predictions, test_images
+from ..state import list_sweeps
+from .folders import Board, abs_in, display_board, read_predictions, test_images
 
 BOARD_REFRESH_S = 5.0      # Leaderboard page refresh while the selected sweep runs
 

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 from .boards import SweepBoards
 from .classify import Classifiers, ClassifyPage
-from .folders import list_sweeps, newest_sweep, test_images
+from ..state import list_sweeps, newest_sweep
+from .folders import test_images
 from .launcher import Launcher
 from .leaderboard_page import BOARD_REFRESH_S, LeaderboardPage
 from .sweeps_page import SWEEPS_REFRESH_S, SweepsPage

@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..errors import TuneFoodError
-from .folders import list_sweeps
+from ..state import list_sweeps
 from .launcher import KINDS, Launcher
 
 SWEEPS_REFRESH_S = 2.0     # Sweeps page: table and log refresh
