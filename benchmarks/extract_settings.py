@@ -25,7 +25,7 @@ sys.path.insert(0, REPO)
 
 from tune_food.datasets import resolve_data_root  # noqa: E402
 from tune_food.features import _Images, extract_images  # noqa: E402
-from tune_food.images import split_samples  # noqa: E402
+from tune_food.imagesplit import split_samples  # noqa: E402
 from tune_food.models import build_backbone, get_transform  # noqa: E402
 
 

@@ -43,7 +43,7 @@ sys.path.insert(0, REPO)
 
 from tune_food.datasets import resolve_data_root  # noqa: E402
 from tune_food.features import extract_images  # noqa: E402
-from tune_food.images import split_samples  # noqa: E402
+from tune_food.imagesplit import split_samples  # noqa: E402
 from tune_food.models import build_backbone  # noqa: E402
 from tune_food.spaces import load_space  # noqa: E402
 from tune_food.plan import expand_grid  # noqa: E402

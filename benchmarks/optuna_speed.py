@@ -62,7 +62,8 @@ def compute_seconds(trials: list[dict], store: str, datasets: dict[str, str]) ->
     import torch
 
     from tune_food.features import FeatureStore, extract_features, feature_key
-    from tune_food.trainable import prepare, run_epoch, split_dirs
+    from tune_food.trainable import prepare, run_epoch
+    from tune_food.hparams import split_dirs
 
     torch.set_num_threads(1)   # each trial has 1 CPU
     cache, features, total = FeatureStore(store), {}, 0.0

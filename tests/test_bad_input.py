@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import make_subset, run_cli, shared_dataset
 from tune_food import sweep
-from tune_food.images import rgb_loader, validate_image_folder
+from tune_food.images import rgb_loader
+from tune_food.imagesplit import validate_image_folder
 from tune_food.imagesplit import ImageSplit
 from tune_food.files import write_csv_atomic
 
@@ -166,7 +167,7 @@ def test_non_images_and_hidden_folders_are_ignored(root):
     (root / "ds" / "test" / ".ipynb_checkpoints").mkdir()
     info = validate_image_folder(str(root / "ds"))
     assert info.classes == ["pizza", "steak", "sushi"] and len(info.train.samples) == 9
-    from tune_food.images import split_samples
+    from tune_food.imagesplit import split_samples
 
     classes, samples = split_samples(str(root / "ds" / "train"))
     assert classes == info.classes and len(samples) == 9

@@ -85,7 +85,7 @@ def test_exif_rotated_photo_gives_the_upright_features(tmp_path):
 
 
 def test_the_united_test_set_of_the_shipped_data_has_211_images():
-    from tune_food.images import split_samples
+    from tune_food.imagesplit import split_samples
     from tune_food.validation import find_leakage
 
     root = os.path.dirname(shared_dataset())
@@ -100,7 +100,7 @@ def test_the_united_test_set_of_the_shipped_data_has_211_images():
 
 def test_validation_is_shared_by_content_or_per_dataset_with_a_warning(tmp_path):
     from tune_food.files import cached_sha256
-    from tune_food.images import split_samples
+    from tune_food.imagesplit import split_samples
     from tune_food.validation import shared_validation
 
     small = make_subset(str(tmp_path / "small"), {"train": 10})

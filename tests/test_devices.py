@@ -102,7 +102,7 @@ def test_the_store_key_says_what_computed_a_vector(tmp_path):
     import numpy as np
 
     from tune_food.features import FeatureStore, extractor_id, fingerprint
-    from tune_food.images import split_samples
+    from tune_food.imagesplit import split_samples
 
     assert computed_by("cpu") == "torch float32 cpu"
     assert computed_by("cuda:0") == computed_by("cuda") == "torch float32 cuda"

@@ -17,7 +17,7 @@ import torch
 from conftest import REPO, make_subset
 from tune_food.features import (FeatureStore, compute_feature_sets, extract_features,
                                 extractor_id, feature_key, fingerprint)
-from tune_food.images import split_samples
+from tune_food.imagesplit import split_samples
 from tune_food.trainable import prepare, run_epoch
 
 CONFIG = {"model": "efficientnet_lite0", "data": "tiny", "test_data": None, "epochs": 3,

@@ -89,7 +89,7 @@ def test_no_escape_code_after_the_last_line_on_a_terminal():
              "log_to_driver=False); ray.shutdown(); print('last line')")
     bare = _on_a_terminal(start)
     assert bare.endswith(b"last line\r\n\x1b[0m"), bare[-40:]
-    ours = _on_a_terminal(f"{start}; from tune_food.errors import exit_program; "
+    ours = _on_a_terminal(f"{start}; from tune_food.cliargs import exit_program; "
                           "exit_program(0)")
     assert ours.endswith(b"last line\r\n"), ours[-40:]
     assert b"\x1b" not in ours

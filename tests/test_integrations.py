@@ -272,7 +272,7 @@ def test_typed_frame_keeps_integers_and_booleans_with_missing_values():
 def test_mlflow_tracking_uri_default_and_unreachable_store(tmp_path):
     from tune_food import tracking
     from tune_food.errors import SweepError
-    from tune_food.options import MLFLOW_DEFAULT
+    from tune_food.layout import MLFLOW_DEFAULT
 
     assert tracking.tracking_uri(MLFLOW_DEFAULT, "/srv/results/grid") == \
         "sqlite:////srv/results/mlflow.db"

@@ -6,7 +6,8 @@ import pytest
 from tune_food.cli import parse_options
 from tune_food.cluster import ClusterInfo, check_resources
 from tune_food.errors import ResourceError, SweepError
-from tune_food.options import MLFLOW_DEFAULT, SweepOptions, resume_options
+from tune_food.layout import MLFLOW_DEFAULT
+from tune_food.options import SweepOptions, resume_options
 
 
 def test_parsing_fills_defaults_from_the_options_and_records_the_flags_given():

@@ -129,7 +129,7 @@ def _flip_a_header_byte(path) -> None:
 
 def test_the_feature_set_fingerprint_follows_each_image_and_label(tmp_path):
     from tune_food.features import fingerprint
-    from tune_food.images import split_samples
+    from tune_food.imagesplit import split_samples
 
     split = make_subset(str(tmp_path / "d"), {"test": 3})
     test = os.path.join(split, "test")
@@ -151,7 +151,7 @@ def test_resume_refuses_an_image_replaced_by_one_of_the_same_size(tmp_path):
     """--resume compares the images' bytes: an image whose name and size stayed but whose
     content changed is refused, in one line that says so."""
     from tune_food.cli import parse_options
-    from tune_food.plan import dataset_fingerprint
+    from tune_food.datasets import dataset_fingerprint
 
     root = tmp_path / "data"
     make_subset(str(root / "tiny"), {"train": 4, "test": 2})

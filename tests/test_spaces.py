@@ -283,7 +283,7 @@ def test_an_exponent_without_a_dot_is_a_number(tmp_path):
 
 
 def test_a_folder_is_not_a_space_and_the_defaults_are_beside_the_package(tmp_path):
-    from tune_food.spaces import PARAMS, with_defaults
+    from tune_food.hparams import PARAMS, with_defaults
 
     with pytest.raises(SpaceError) as err:
         load_space(str(tmp_path))

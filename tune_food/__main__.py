@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console() -> None:
     """The ``tune-food`` console command: :func:`main` as a program."""
-    from .errors import exit_program, quiet_broken_pipe
+    from tune_food.cliargs import exit_program, quiet_broken_pipe
 
     quiet_broken_pipe()
     exit_program(main())

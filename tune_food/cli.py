@@ -13,8 +13,13 @@ from typing import Sequence
 from .cliargs import Parser, path_arg
 from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from .layout import SWEEP_COMMAND
-from .options import (CACHE_DIR_ENV, DEFAULT_CACHE_DIR, DEFAULT_SPACES, MLFLOW_DEFAULT,
-                      NUM_SAMPLES, OPTUNA_IN_FLIGHT, SweepOptions)
+from tune_food.options import (CACHE_DIR_ENV,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_SPACES,
+    NUM_SAMPLES,
+    OPTUNA_IN_FLIGHT,
+    SweepOptions)
+from tune_food.layout import MLFLOW_DEFAULT
 
 PROG = SWEEP_COMMAND
 _D = SweepOptions()   # the defaults, stated once in SweepOptions

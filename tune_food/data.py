@@ -14,7 +14,8 @@ from __future__ import annotations
 
 if __name__ == "__main__":   # the command line needs none of this module (nor torch)
     from .datacli import main as _main
-    from .errors import exit_program as _exit_program, quiet_broken_pipe as _quiet_broken_pipe
+    from tune_food.cliargs import (exit_program as _exit_program,
+        quiet_broken_pipe as _quiet_broken_pipe)
 
     _quiet_broken_pipe()
     _exit_program(_main())

@@ -14,7 +14,7 @@ import os
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .errors import cli_call
+from tune_food.cliargs import cli_call
 from .food101 import LAYOUT, MANIFEST_FILE, SPLITS, build_subset, download_food101
 
 PROG = "python -m tune_food.data"

@@ -13,11 +13,13 @@ dataset (class folders, images) is :mod:`tune_food.images`' business.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 from importlib import resources
 
 from .errors import DataError
@@ -189,3 +191,22 @@ def resolve_dataset(name: str, data_root: str, download: bool = True) -> str:
     if name not in DATASETS:
         hint += f" (datasets tune_food can download: {', '.join(DATASETS)})"
     raise DataError(hint)
+
+
+def dataset_fingerprint(path: str, data_root: str) -> dict[str, Any]:
+    """What ``--resume`` compares of a dataset: its ``path`` relative to the data root,
+    its ``files`` and ``bytes``, ``sha256`` over every file's (relative path, size) and
+    ``content_sha256`` over every file's (relative path, SHA-256 of its bytes), so an
+    image replaced by another of the same size is a change too. The file hashes are the
+    ones the plan computed already (:func:`tune_food.files.cached_sha256`)."""
+    names, contents, files, size = hashlib.sha256(), hashlib.sha256(), 0, 0
+    for root, dirs, entries in sorted(os.walk(path)):
+        dirs.sort()
+        for n in sorted(entries):
+            p = os.path.join(root, n)
+            rel, st = os.path.relpath(p, path), os.stat(p)
+            names.update(f"{rel}\t{st.st_size}\n".encode())
+            contents.update(f"{rel}\t{cached_sha256(p)}\n".encode())
+            files, size = files + 1, size + st.st_size
+    return {"path": os.path.relpath(path, data_root), "files": files, "bytes": size,
+            "sha256": names.hexdigest(), "content_sha256": contents.hexdigest()}

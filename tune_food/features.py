@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader, Dataset
 from .devices import assigned_device, computed_by, gpu_math
 from .errors import DataError
 from .files import cached_sha256
-from .images import LOADER, rgb_loader, split_folders, split_id, split_samples
+from tune_food.images import LOADER, rgb_loader, split_folders, split_id
+from tune_food.imagesplit import split_samples
 from .models import (backbone_features, build_backbone, describe_transform, forward_settings,
                      get_spec, get_transform, weights_sha256)
 from .progress import PROGRESS_EVERY_S, Counter

@@ -30,10 +30,10 @@ from typing import Sequence
 
 from .errors import DataError
 from .files import cached_sha256
+from .images import SPLITS
 
 FOOD101_DIR = "food-101"          # what torchvision.datasets.Food101 downloads into
 MANIFEST_FILE = "manifest.json"   # in the subset folder
-SPLITS = ("train", "test")
 LAYOUT = "images/<class>/<id>.jpg, meta/train.json and meta/test.json"
 
 

@@ -37,6 +37,8 @@ SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQU
 # beside the sweep folders (in the results folder): --mlflow's default SQLite store and
 # the artifacts of its runs (tune_food.tracking)
 MLFLOW_DB = "mlflow.db"
+# --mlflow without a value: a SQLite store beside the sweep folders (tune_food.tracking)
+MLFLOW_DEFAULT = f"sqlite:///<results folder>/{MLFLOW_DB}"
 MLFLOW_ARTIFACTS_DIR = "mlartifacts"
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SweepError
-from .layout import MLFLOW_DB, RESULTS_DIR
+from .layout import MLFLOW_DEFAULT, RESULTS_DIR
 
 NUM_SAMPLES = 20        # trials --search samples without --num-samples
 # the shipped space each mode runs without --space (files of spaces.default_space_dir())
@@ -30,8 +30,6 @@ RESUME_OVERRIDES = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurre
                     "max_failures", "data_dir", "cache_dir")
 # Not saved in sweep.json: the sweep is where its folder is (it may be moved or copied).
 NOT_SAVED = ("results_dir", "sweep_dir", "given")
-# --mlflow without a value: a SQLite store beside the sweep folders (tune_food.tracking)
-MLFLOW_DEFAULT = f"sqlite:///<results folder>/{MLFLOW_DB}"
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def unstarted_records(records: list[TrialRecord], planned: dict, root: str) -> l
         planned: ``sweep.json``'s ``planned``: ``{"trials": N, "configs": [...]}``; the
             configurations are listed for grids, a search only knows its count.
     """
-    from .spaces import PARAMS
+    from tune_food.hparams import PARAMS
 
     configs = planned.get("configs")
     if configs:
@@ -152,7 +152,7 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
     Raises:
         SweepError: see :func:`load_trials`.
     """
-    from .spaces import PARAMS
+    from tune_food.hparams import PARAMS
 
     try:
         records, root = load_trials(exp_path)
@@ -190,7 +190,7 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
         SweepError: see :func:`load_trials`.
     """
     from .plots import make_plots
-    from .spaces import PARAMS
+    from tune_food.hparams import PARAMS
     from .state import data_root
 
     out = build_outputs(exp_path, state)

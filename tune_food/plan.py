@@ -10,18 +10,17 @@ Nothing here starts Ray or writes a file.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .datasets import dataset_fingerprint
 from .errors import SweepError, WeightsError
 from .options import SweepOptions
-from .layout import STATE_FILE
+from .state import read_state
 from .spaces import SearchSpace
-from .trainable import is_cacheable, split_dirs
+from tune_food.hparams import is_cacheable, split_dirs
 
 MAX_TRIAL_NAME = 120     # trial folder names are cut to this many characters (+ the id)
 
@@ -193,7 +192,7 @@ def _scan(space: SearchSpace, datasets: dict[str, str], skip_bad_images: bool, o
 def _scan_dataset(space, datasets, name, skip_bad_images, scanned, progress, bad, train,
                   test) -> None:
     """:func:`_scan` of one training dataset and each of its test splits."""
-    from .images import split_samples, validate_image_folder
+    from tune_food.imagesplit import split_samples, validate_image_folder
 
     if not os.path.isdir(datasets[name]):
         return  # dry run of a dataset still to download
@@ -255,27 +254,6 @@ def _check_content(train: dict, test: dict, space: SearchSpace, allow_leakage: b
     return notes
 
 
-def dataset_fingerprint(path: str, data_root: str) -> dict[str, Any]:
-    """What ``--resume`` compares of a dataset: its ``path`` relative to the data root,
-    its ``files`` and ``bytes``, ``sha256`` over every file's (relative path, size) and
-    ``content_sha256`` over every file's (relative path, SHA-256 of its bytes), so an
-    image replaced by another of the same size is a change too. The file hashes are the
-    ones the plan computed already (:func:`tune_food.files.cached_sha256`)."""
-    from .files import cached_sha256
-
-    names, contents, files, size = hashlib.sha256(), hashlib.sha256(), 0, 0
-    for root, dirs, entries in sorted(os.walk(path)):
-        dirs.sort()
-        for n in sorted(entries):
-            p = os.path.join(root, n)
-            rel, st = os.path.relpath(p, path), os.stat(p)
-            names.update(f"{rel}\t{st.st_size}\n".encode())
-            contents.update(f"{rel}\t{cached_sha256(p)}\n".encode())
-            files, size = files + 1, size + st.st_size
-    return {"path": os.path.relpath(path, data_root), "files": files, "bytes": size,
-            "sha256": names.hexdigest(), "content_sha256": contents.hexdigest()}
-
-
 def check_same_data(plan: Plan, sweep_dir: str, name: str) -> None:
     """A resumed sweep must see the data its finished trials saw: the same files with
     the same bytes (a sweep started before ``content_sha256`` was recorded: the same
@@ -285,8 +263,7 @@ def check_same_data(plan: Plan, sweep_dir: str, name: str) -> None:
         SweepError: a dataset whose files differ from the fingerprint in the sweep's
             ``sweep.json``, naming it, its files and bytes then and now.
     """
-    with open(os.path.join(sweep_dir, STATE_FILE)) as fh:
-        saved = json.load(fh).get("datasets", {})
+    saved = read_state(sweep_dir).get("datasets", {})
     changed = []
     for n, path in plan.datasets.items():
         if n not in saved or not os.path.isdir(path):

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .errors import DataError, SweepError, cli_call, exit_program, quiet_broken_pipe
+from tune_food.errors import DataError, SweepError
+from tune_food.cliargs import cli_call, exit_program, quiet_broken_pipe
 from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE, RESULTS_DIR
 
 PROG = "python -m tune_food.predict"

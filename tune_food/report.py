@@ -16,7 +16,8 @@ import sys
 from typing import Sequence
 
 from .cliargs import Parser, path_arg
-from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
+from tune_food.errors import SweepError
+from tune_food.cliargs import cli_call, exit_program, quiet_broken_pipe
 from .layout import ERRORS_PNG, RESULTS_DIR
 
 PROG = "python -m tune_food.report"

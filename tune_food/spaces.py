@@ -11,7 +11,6 @@ A search space file::
       test_data: pizza_steak_sushi   # every trial is tested on this dataset's test split
       lr: 0.001
       batch_size: 32
-      seed: 42
     seeds: [0, 1, 2]          # optional: repeat every configuration with these seeds
 
 A parameter is a constant or a one-key mapping naming a Ray Tune sampler:
@@ -24,28 +23,15 @@ and what is allowed.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from .errors import SpaceError
-from .models import MODELS
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _dataset_name(v: Any) -> bool:
-    return isinstance(v, str) and bool(v) and "/" not in v
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+from .hparams import PARAMS, is_int, is_number
 
 
 class _Loader(yaml.SafeLoader):
@@ -70,48 +56,6 @@ _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
-
-
-@dataclass(frozen=True)
-class Param:
-    """A known hyperparameter: its check, what the check allows, and its default."""
-
-    check: Callable[[Any], bool]
-    allowed: str
-    default: Any = None
-    required: bool = False
-
-
-PARAMS: dict[str, Param] = {
-    "model": Param(lambda v: v in MODELS, "one of " + ", ".join(MODELS), required=True),
-    "data": Param(lambda v: isinstance(v, str) and bool(v) and "/" not in v,
-                  "a dataset folder name under the data root", required=True),
-    "test_data": Param(lambda v: v is None or _dataset_name(v) or (
-                           isinstance(v, list) and len(v) >= 1 and all(map(_dataset_name, v))
-                           and len(set(v)) == len(v)),
-                       "a dataset folder name whose test/ split tests every trial, a list of "
-                       "them (their test splits united, each distinct image once), or null "
-                       "(each dataset's own test/)"),
-    "epochs": Param(lambda v: _is_int(v) and v >= 1, "an integer >= 1", 5),
-    "lr": Param(lambda v: _is_num(v) and v > 0, "a number > 0", 1e-3),
-    "batch_size": Param(lambda v: _is_int(v) and v >= 1, "an integer >= 1", 32),
-    "seed": Param(lambda v: _is_int(v) and v >= 0, "an integer >= 0", 42),
-    "dropout": Param(lambda v: v is None or (_is_num(v) and 0 <= v < 1),
-                     "a number in [0, 1), or null for the model's default", None),
-    "weight_decay": Param(lambda v: _is_num(v) and v >= 0, "a number >= 0", 0.0),
-    "label_smoothing": Param(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", 0.0),
-    "val_fraction": Param(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", 0.0),
-    "augment": Param(lambda v: isinstance(v, bool), "true or false (random train-time "
-                     "augmentation; disables the feature cache)", False),
-}
-
-
-
-def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with every optional hyperparameter it leaves out set to its default
-    in :data:`PARAMS` (the one place defaults are stated). ``dropout`` None stays None:
-    the model's own default (:func:`tune_food.models.head_dropout`)."""
-    return {**{k: p.default for k, p in PARAMS.items() if not p.required}, **config}
 
 
 TOP_KEYS = ("metric", "mode", "parameters", "seeds")
@@ -196,13 +140,13 @@ def _parse_param(path: str, key: str, spec: Any) -> tuple[Any, list[Any]]:
         if len(set(map(repr, arg))) != len(arg):
             raise _fail(path, where, f"lists a value twice: {arg}")
         return (tune.grid_search(arg) if kind == "grid_search" else tune.choice(arg)), list(arg)
-    if not (isinstance(arg, list) and len(arg) == 2 and all(_is_num(v) for v in arg)):
+    if not (isinstance(arg, list) and len(arg) == 2 and all(is_number(v) for v in arg)):
         raise _fail(path, where, "needs [low, high], two numbers")
     low, high = arg
     if not low < high:
         raise _fail(path, where, f"low {low} must be below high {high}")
     if kind == "randint":
-        if not (_is_int(low) and _is_int(high)):
+        if not (is_int(low) and is_int(high)):
             raise _fail(path, where, "needs integer bounds [low, high) ")
         check(low, where)
         check(high - 1, where)

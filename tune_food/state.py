@@ -92,7 +92,7 @@ def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
             started.
         mlflow: ``--mlflow``'s runs (:func:`tune_food.tracking.start_runs`), or None.
     """
-    from .plan import dataset_fingerprint
+    from tune_food.datasets import dataset_fingerprint
 
     os.makedirs(local_dir, exist_ok=True)
     state_file = os.path.join(local_dir, STATE_FILE)

@@ -37,7 +37,8 @@ import time
 from typing import Sequence
 
 from .cli import PROG, parse_options
-from .errors import SweepError, cli_call, exit_program, quiet_broken_pipe
+from tune_food.errors import SweepError
+from tune_food.cliargs import cli_call, exit_program, quiet_broken_pipe
 from .files import folder_problem
 from .layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
 from .options import SweepOptions, resume_options

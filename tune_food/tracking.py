@@ -27,7 +27,7 @@ from .errors import SweepError
 from .files import folder_problem
 from .layout import (MLFLOW_ARTIFACTS_DIR, MLFLOW_DB, SPACE_FILE, STATE_FILE,
                      without_internal_keys)
-from .options import MLFLOW_DEFAULT
+from tune_food.layout import MLFLOW_DEFAULT
 
 #: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
 RUN_STATUS = {"TERMINATED": "FINISHED", "EARLY_STOPPED": "FINISHED", "ERROR": "FAILED",

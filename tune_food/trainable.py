@@ -35,13 +35,14 @@ from torch.utils.data import DataLoader
 from .data import make_dataloaders, split_indices, workers_for
 from .devices import assigned_device, gpu_math
 from .files import cached_sha256
-from .images import split_folders, split_samples
+from .hparams import is_cacheable, split_dirs, with_defaults
+from tune_food.images import split_folders
+from tune_food.imagesplit import split_samples
 from .engine import evaluate, train_epoch
 from .features import FeatureSet, feature_key
 from .layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
 from .models import (build_model, describe_transform, get_spec, head_dropout, make_head,
                      train_transform)
-from .spaces import with_defaults
 from .stats import wilson_interval
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
@@ -83,39 +84,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def split_dirs(config: dict[str, Any], datasets: dict[str, str] | None):
-    """Absolute ``(train split, test split)`` folders of a trial.
-
-    ``datasets`` maps dataset names to absolute folders (the sweep resolves them in the
-    driver); without it ``config["data"]`` and ``config["test_data"]`` must be absolute
-    dataset folders themselves. A ``test_data`` list gives a tuple of test folders,
-    united by :class:`tune_food.imagesplit.ImageSplit`.
-
-    Raises:
-        ValueError: a dataset that is neither in ``datasets`` nor an absolute path.
-    """
-    def resolve(name: str) -> str:
-        if datasets and name in datasets:
-            return datasets[name]
-        if os.path.isabs(name):
-            return name
-        raise ValueError(f"dataset {name!r} was not resolved by the sweep and is not an "
-                         "absolute path")
-
-    train_root = resolve(config["data"])
-    test = config.get("test_data") or config["data"]
-    if isinstance(test, (list, tuple)):
-        tests = tuple(os.path.join(resolve(t), "test") for t in test)
-        return os.path.join(train_root, "train"), tests[0] if len(tests) == 1 else tests
-    return os.path.join(train_root, "train"), os.path.join(resolve(test), "test")
-
-
-def is_cacheable(config: dict[str, Any]) -> bool:
-    """True when training on cached features is exact for ``config``: the feature cache
-    is not switched off and there is no random train-time augmentation."""
-    return config.get("feature_cache", "auto") != "off" and not config.get("augment", False)
 
 
 def _get_features(features: dict[str, Any] | None, model: str, split: str) -> FeatureSet | None:

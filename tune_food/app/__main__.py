@@ -1,6 +1,6 @@
 """``python -m tune_food.app``: see :mod:`tune_food.app.cli`."""
 
-from ..errors import exit_program, quiet_broken_pipe
+from tune_food.cliargs import exit_program, quiet_broken_pipe
 from .cli import main
 
 if __name__ == "__main__":

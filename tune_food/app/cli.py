@@ -7,7 +7,8 @@ import os
 import time
 from typing import Sequence
 
-from ..errors import SweepError, TuneFoodError, cli_call
+from tune_food.errors import SweepError, TuneFoodError
+from tune_food.cliargs import cli_call
 from ..layout import RESULTS_DIR
 
 PROG = "python -m tune_food.app"

@@ -53,8 +53,8 @@ def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
     Returns ``[]`` when the folders are not there (another machine's sweep).
     """
     from ..errors import DataError
-    from ..images import split_samples
-    from ..trainable import split_dirs
+    from tune_food.imagesplit import split_samples
+    from tune_food.hparams import split_dirs
 
     state = peek_state(exp_dir)
     root = data_root(state)   # sweep.json names datasets relative to it (older: absolute)
@@ -140,7 +140,7 @@ def display_board(board: pd.DataFrame) -> pd.DataFrame:
     hyperparameters that differ between trials (and model, data, epochs), the ranking
     metric, test accuracy with its 95 % interval, and ``p_vs_best``,
     ``tied_with_best``, ``epochs_done`` / ``epochs_planned`` when the sweep has them."""
-    from ..spaces import PARAMS
+    from tune_food.hparams import PARAMS
 
     if board.empty:
         return pd.DataFrame({"rank": [], "trial": [], "status": []})

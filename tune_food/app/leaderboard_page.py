@@ -90,7 +90,7 @@ class LeaderboardPage:
     def trial_view(self, sweep: str | None, trial: str | None):
         """Hyperparameters, curves, wrong test images, confusion matrix and a note of
         trial ``trial`` of sweep ``sweep``."""
-        from ..spaces import PARAMS
+        from tune_food.hparams import PARAMS
 
         if not sweep or not trial:
             return ({}, None, [], None, "")
