@@ -29,7 +29,7 @@ sys.path.insert(0, REPO)
 
 from tune_food.app import (checkpointed, load_board, test_images,  # noqa: E402
                            wait_until_serving)
-from tune_food.state import list_sweeps  # noqa: E402
+from tune_food.sweepdir.state import list_sweeps  # noqa: E402
 
 
 def pct(values, q):

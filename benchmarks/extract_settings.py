@@ -6,9 +6,9 @@ On real images (the first N test images of pizza_steak_sushi_20_percent), in thi
 process: decode + transform alone; the Lite0 and Lite2 backbone forward in the default
 memory format and in ``channels_last`` (under ``torch.inference_mode``, float32) for
 batch sizes 16 / 32 / 64 and 1 / all threads; and the whole of
-:func:`tune_food.features.extract_images` with 0 and 1 decode workers. Prints images/s
+:func:`tune_food.features.extract.extract_images` with 0 and 1 decode workers. Prints images/s
 and the ratio to the default-format forward at batch 32 (what a plain timm loop does).
-These figures chose :data:`tune_food.features.BATCH_SIZE` and the task layout.
+These figures chose :data:`tune_food.features.extract.BATCH_SIZE` and the task layout.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tune_food.datasets import resolve_data_root  # noqa: E402
-from tune_food.features import _Images, extract_images  # noqa: E402
-from tune_food.imagesplit import split_samples  # noqa: E402
-from tune_food.models import build_backbone, get_transform  # noqa: E402
+from tune_food.data.datasets import resolve_data_root  # noqa: E402
+from tune_food.features.extract import _Images, extract_images  # noqa: E402
+from tune_food.data.splits import split_samples  # noqa: E402
+from tune_food.models.registry import build_backbone, get_transform  # noqa: E402
 
 
 def rate(fn, images: int) -> float:

@@ -13,15 +13,15 @@ registry, no Ray on its image), so this script is prepared here and run there on
 ``pizza_steak_sushi`` (20 train and 12 test per class, in the image-folder layout). On the
 GPU it checks, through the product's own functions:
 
-1. the device rule (:func:`tune_food.devices.choose_device`) with this machine's CUDA;
-2. extraction (:func:`tune_food.features.extract_images`) on CUDA against the CPU: full
-   float32 (TF32 off, :func:`tune_food.devices.gpu_math`, what the product runs) must agree
+1. the device rule (:func:`tune_food.models.devices.choose_device`) with this machine's CUDA;
+2. extraction (:func:`tune_food.features.extract.extract_images`) on CUDA against the CPU: full
+   float32 (TF32 off, :func:`tune_food.models.devices.gpu_math`, what the product runs) must agree
    to 1e-4 absolute per element; torch's default (TF32 allowed) is printed beside it;
    images/s of each;
 3. the frozen backbone under CUDA bfloat16 autocast (the head's mixed precision) equals
-   float32 to 1e-5 (:func:`tune_food.models.backbone_features`);
+   float32 to 1e-5 (:func:`tune_food.models.registry.backbone_features`);
 4. a trial on the image pipeline (``feature_cache: off``) for 3 epochs on ``cuda:0``
-   (:func:`tune_food.trainable.prepare` / ``run_epoch``), beside the same trial on the CPU
+   (:func:`tune_food.train.trainable.prepare` / ``run_epoch``), beside the same trial on the CPU
    run in a child process that sees no GPU (``CUDA_VISIBLE_DEVICES=""``): per trial the
    GPU ids it was given, the device torch used, its accuracy and the GPU memory it took;
 5. a checkpoint round trip on CUDA: epochs 1-2, checkpoint, epoch 3; then a new trial
@@ -140,7 +140,7 @@ def check_device_rule(failures: list[str]) -> None:
 
     import torch
 
-    from tune_food.devices import choose_device
+    from tune_food.models.devices import choose_device
 
     node, count = socket.gethostname(), torch.cuda.device_count()
     got = {"none assigned": choose_device([], True, count, node),
@@ -154,7 +154,7 @@ def check_extraction(failures: list[str]) -> None:
     import numpy as np
     import torch
 
-    from tune_food.features import extract_images
+    from tune_food.features.extract import extract_images
 
     paths = _paths("train")
     rows, cpu = [], None
@@ -184,8 +184,8 @@ def check_autocast(failures: list[str]) -> None:
     import torch
     from torch.utils.data import default_collate
 
-    from tune_food.images import rgb_loader
-    from tune_food.models import backbone_features, build_model
+    from tune_food.data.images import rgb_loader
+    from tune_food.models.registry import backbone_features, build_model
 
     model = build_model(MODEL, 3).to("cuda")
     x = default_collate([model.transform(rgb_loader(p)) for p in _paths("test")[:16]])
@@ -207,7 +207,7 @@ def _trial(device: str, gpu_ids: list[str]) -> dict:
     """Train the check's trial for 3 epochs on ``device``; what it used and reached."""
     import torch
 
-    from tune_food.trainable import prepare, run_epoch
+    from tune_food.train.trainable import prepare, run_epoch
 
     if device != "cpu":
         torch.cuda.reset_peak_memory_stats()
@@ -222,7 +222,7 @@ def _trial(device: str, gpu_ids: list[str]) -> dict:
 
 
 def check_trials(failures: list[str]) -> None:
-    from tune_food.devices import choose_device
+    from tune_food.models.devices import choose_device
 
     import torch
 
@@ -247,8 +247,8 @@ def check_trials(failures: list[str]) -> None:
 def check_checkpoint(failures: list[str]) -> None:
     import torch
 
-    from tune_food.trainable import load_checkpoint, prepare, run_epoch, save_checkpoint
-    from tune_food.layout import CHECKPOINT_FILE
+    from tune_food.train.trainable import load_checkpoint, prepare, run_epoch, save_checkpoint
+    from tune_food.sweepdir.layout import CHECKPOINT_FILE
 
     def fresh():
         return prepare(dict(CONFIG), {"photos": PHOTOS}, None, device="cuda:0")
@@ -313,7 +313,7 @@ def main() -> int:
     parser.add_argument("--cpu-trial", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cpu_trial:   # the child of check_trials: CUDA_VISIBLE_DEVICES="" hides every GPU
-        from tune_food.devices import choose_device
+        from tune_food.models.devices import choose_device
 
         import torch
 

@@ -61,9 +61,10 @@ def compute_seconds(trials: list[dict], store: str, datasets: dict[str, str]) ->
     the store's features + the trial's epochs. Returns the sum in seconds."""
     import torch
 
-    from tune_food.features import FeatureStore, extract_features, feature_key
-    from tune_food.trainable import prepare, run_epoch
-    from tune_food.hparams import split_dirs
+    from tune_food.features.store import FeatureStore
+    from tune_food.features.extract import extract_features, feature_key
+    from tune_food.train.trainable import prepare, run_epoch
+    from tune_food.train.hparams import split_dirs
 
     torch.set_num_threads(1)   # each trial has 1 CPU
     cache, features, total = FeatureStore(store), {}, 0.0
@@ -102,7 +103,7 @@ def report(name: str, r: dict, compute: float | None, concurrency: int, goal: fl
 
 
 def main() -> None:
-    from tune_food.datasets import resolve_data_root
+    from tune_food.data.datasets import resolve_data_root
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-samples", type=int, default=100)

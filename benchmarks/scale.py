@@ -8,7 +8,7 @@ a 1280-feature backbone (EfficientNet-Lite0..2, B0): 101 classes, 75,750 train a
 measured is everything after extraction, with the product's own code:
 
 1. one node: ``--trials`` (8) concurrent trials of the real trainable
-   (``tune_food.trainable.train_food`` under ``ray.tune.Tuner``, 1 CPU each), the two
+   (``tune_food.train.trainable.train_food`` under ``ray.tune.Tuner``, 1 CPU each), the two
    feature sets handed over as object refs exactly as the sweep does. Prints the
    per-epoch time (Tune's ``time_this_iter_s``) and the peak memory of all Ray worker
    processes together, sampled from ``/proc/<pid>/smaps_rollup`` every 0.2 s: private
@@ -41,7 +41,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ["PYTHONPATH"] = REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
 
-from tune_food.features import FeatureSet, feature_key  # noqa: E402
+from tune_food.features.extract import FeatureSet, feature_key  # noqa: E402
 
 MODEL = "efficientnet_lite0"          # any 1280-feature backbone: only the name is used
 ROOT = "/synthetic/food101"           # no such folder: nothing reads images
@@ -133,7 +133,7 @@ def run_trials(train: FeatureSet, test: FeatureSet, trials: int, epochs: int,
     import ray
     from ray import tune
 
-    from tune_food.trainable import train_food
+    from tune_food.train.trainable import train_food
 
     ray.init(address="local", num_cpus=trials, include_dashboard=False, log_to_driver=False,
              object_store_memory=int(max(1e9, 3 * one_copy(train, test))))
@@ -211,7 +211,7 @@ def cluster(args, train: FeatureSet, test: FeatureSet) -> None:
 
         @ray.remote(num_cpus=1)
         def fetch(features):
-            from tune_food.trainable import _get_features, prepare
+            from tune_food.train.trainable import _get_features, prepare
 
             start = time.perf_counter()
             sets = [_get_features(features, MODEL, s) for s in splits]

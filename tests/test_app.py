@@ -129,7 +129,7 @@ def test_auth_is_required_when_given(small_sweep, tmp_path):
     """(Started without a sweep: it serves the newest under --results-dir and says so.)"""
     from gradio_client import Client
 
-    from tune_food.state import newest_sweep
+    from tune_food.sweepdir.state import newest_sweep
 
     results = os.path.dirname(small_sweep[1])
     newest = newest_sweep(results)
@@ -311,7 +311,7 @@ def test_sweeps_page_takes_only_space_files_and_safe_names(client, app):
     from gradio_client.exceptions import AppError
 
     from tune_food.app import Launcher
-    from tune_food.errors import SweepError
+    from tune_food.common.errors import SweepError
 
     results = os.path.dirname(app[1])
     before = sorted(os.listdir(results))

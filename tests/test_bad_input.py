@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from conftest import make_subset, run_cli, shared_dataset
-from tune_food import sweep
-from tune_food.images import rgb_loader
-from tune_food.imagesplit import validate_image_folder
-from tune_food.imagesplit import ImageSplit
-from tune_food.files import write_csv_atomic
+from tune_food.sweep import run as sweep
+from tune_food.data.images import rgb_loader
+from tune_food.data.splits import validate_image_folder
+from tune_food.data.splits import ImageSplit
+from tune_food.common.files import write_csv_atomic
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: {data}\n"
          "  epochs: 1\n  batch_size: 8\n{extra}")
@@ -167,7 +167,7 @@ def test_non_images_and_hidden_folders_are_ignored(root):
     (root / "ds" / "test" / ".ipynb_checkpoints").mkdir()
     info = validate_image_folder(str(root / "ds"))
     assert info.classes == ["pizza", "steak", "sushi"] and len(info.train.samples) == 9
-    from tune_food.imagesplit import split_samples
+    from tune_food.data.splits import split_samples
 
     classes, samples = split_samples(str(root / "ds" / "train"))
     assert classes == info.classes and len(samples) == 9
@@ -188,7 +188,7 @@ def test_any_pillow_mode_becomes_rgb(tmp_path, mode):
     assert rgb.mode == "RGB" and rgb.size == photo.size
     if mode == "I;16":  # 16-bit grey scaled to 8 bits, not clipped to white
         assert 20 < np.asarray(rgb).mean() < 235
-    from tune_food.models import get_transform
+    from tune_food.models.registry import get_transform
 
     x, label = ImageSplit(str(tmp_path / "split"), get_transform("efficientnet_lite0"))[0]
     assert tuple(x.shape) == (3, 224, 224) and label == 0
@@ -220,7 +220,7 @@ def test_bad_space(capsys, tmp_path, root, text, fragments):
 
 
 def test_yaml_exponent_without_dot_is_a_number(tmp_path):
-    from tune_food.spaces import load_space
+    from tune_food.sweep.spaces import load_space
 
     path = tmp_path / "s.yaml"
     path.write_text(good(extra="  lr: 1e-3\n  weight_decay: 5E-5\n"))

@@ -13,12 +13,16 @@ import pytest
 import torch
 
 from conftest import make_subset, shared_dataset
-from tune_food.data import make_dataloaders
-from tune_food.datasets import (DATA_DIR_ENV, download_dataset, load_manifest, resolve_data_root,
-                                resolve_dataset, verify_manifest)
-from tune_food.imagesplit import validate_image_folder
-from tune_food.errors import DataError
-from tune_food.models import get_transform
+from tune_food.data.loaders import make_dataloaders
+from tune_food.data.datasets import (DATA_DIR_ENV,
+    download_dataset,
+    load_manifest,
+    resolve_data_root,
+    resolve_dataset,
+    verify_manifest)
+from tune_food.data.splits import validate_image_folder
+from tune_food.common.errors import DataError
+from tune_food.models.registry import get_transform
 
 
 def test_data_root_precedence(tmp_path, monkeypatch):

@@ -29,8 +29,8 @@ def test_lite_transform_equals_timms_own(name):
     import timm
     from timm.data import create_transform, resolve_data_config
 
-    from tune_food.images import rgb_loader
-    from tune_food.models import get_spec, get_transform
+    from tune_food.data.images import rgb_loader
+    from tune_food.models.registry import get_spec, get_transform
 
     model = timm.create_model(f"tf_{name}.in1k", pretrained=False)
     expected = create_transform(**resolve_data_config({}, model=model))
@@ -46,8 +46,8 @@ def test_lite_transform_equals_timms_own(name):
 def test_b0_transform_is_the_weights_own(use_torch_home):
     import torchvision
 
-    from tune_food.images import rgb_loader
-    from tune_food.models import build_model
+    from tune_food.data.images import rgb_loader
+    from tune_food.models.registry import build_model
 
     photo = _photo("test", "steak", 2)
     model = build_model("efficientnet_b0", 3)
@@ -60,8 +60,8 @@ def test_b0_transform_is_the_weights_own(use_torch_home):
 def test_exif_rotated_photo_gives_the_upright_features(tmp_path):
     """A copy saved sideways with EXIF Orientation=6 decodes upright and has the same
     features as the upright original (to 1e-6)."""
-    from tune_food.images import rgb_loader
-    from tune_food.models import build_backbone, get_transform
+    from tune_food.data.images import rgb_loader
+    from tune_food.models.registry import build_backbone, get_transform
 
     upright = Image.open(_photo("test", "sushi", 0)).convert("RGB")
     upright.save(tmp_path / "upright.png")
@@ -85,8 +85,8 @@ def test_exif_rotated_photo_gives_the_upright_features(tmp_path):
 
 
 def test_the_united_test_set_of_the_shipped_data_has_211_images():
-    from tune_food.imagesplit import split_samples
-    from tune_food.validation import find_leakage
+    from tune_food.data.splits import split_samples
+    from tune_food.data.validation import find_leakage
 
     root = os.path.dirname(shared_dataset())
     tests = tuple(os.path.join(root, d, "test")
@@ -99,9 +99,9 @@ def test_the_united_test_set_of_the_shipped_data_has_211_images():
 
 
 def test_validation_is_shared_by_content_or_per_dataset_with_a_warning(tmp_path):
-    from tune_food.files import cached_sha256
-    from tune_food.imagesplit import split_samples
-    from tune_food.validation import shared_validation
+    from tune_food.common.files import cached_sha256
+    from tune_food.data.splits import split_samples
+    from tune_food.data.validation import shared_validation
 
     small = make_subset(str(tmp_path / "small"), {"train": 10})
     big = make_subset(str(tmp_path / "big"), {"train": 20})
@@ -157,7 +157,7 @@ def test_sweep_over_two_data_sizes_ranks_on_one_validation_set(tmp_path):
 
 
 def test_a_leaked_test_image_is_refused_before_launch(tmp_path):
-    from tune_food import sweep
+    from tune_food.sweep import run as sweep
 
     root = _two_sizes(tmp_path)
     train_img = sorted((root / "small" / "train" / "pizza").iterdir())[0]

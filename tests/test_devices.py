@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from conftest import REPO, shared_dataset
-from tune_food.cluster import ClusterInfo, check_resources
-from tune_food.devices import choose_device, computed_by
-from tune_food.errors import ResourceError
-from tune_food.options import SweepOptions
+from tune_food.sweep.cluster import ClusterInfo, check_resources
+from tune_food.models.devices import choose_device, computed_by
+from tune_food.common.errors import ResourceError
+from tune_food.sweep.options import SweepOptions
 
 
 def test_the_device_rule_by_its_inputs():
@@ -41,10 +41,10 @@ def test_ray_fake_gpus_each_task_its_own_gpu_and_cpu_work_on_the_cpu():
     the node's name."""
     import ray
 
-    from tune_food.features import extraction_options
+    from tune_food.features.tasks import extraction_options
 
     def probe():
-        from tune_food.devices import assigned_device
+        from tune_food.models.devices import assigned_device
 
         try:
             device = assigned_device()
@@ -77,8 +77,8 @@ def test_the_frozen_backbone_is_float32_under_autocast():
     differs by far more (what the image pipeline did before)."""
     from torch.utils.data import default_collate
 
-    from tune_food.images import rgb_loader
-    from tune_food.models import backbone_features, build_model
+    from tune_food.data.images import rgb_loader
+    from tune_food.models.registry import backbone_features, build_model
 
     model = build_model("efficientnet_lite0", 3)
     folder = os.path.join(shared_dataset(), "test", "pizza")
@@ -101,8 +101,9 @@ def test_the_store_key_says_what_computed_a_vector(tmp_path):
     the feature sets' fingerprints differ too."""
     import numpy as np
 
-    from tune_food.features import FeatureStore, extractor_id, fingerprint
-    from tune_food.imagesplit import split_samples
+    from tune_food.features.store import FeatureStore, extractor_id
+    from tune_food.features.extract import fingerprint
+    from tune_food.data.splits import split_samples
 
     assert computed_by("cpu") == "torch float32 cpu"
     assert computed_by("cuda:0") == computed_by("cuda") == "torch float32 cuda"

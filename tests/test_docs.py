@@ -15,16 +15,16 @@ import sys
 import pytest
 
 from conftest import REPO
-from tune_food import spaces
+from tune_food.sweep import spaces
 
 PAGES = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`([^`\n]+)`")
 COMMAND = re.compile(r"(?:python3? -m (tune_food(?:\.\w+)*)|\btune-food)\b([^'|&;#\n]*)")
 # the module of each command whose build_parser() reads its command line
-PARSERS = {"sweep": "tune_food.cli", "report": "tune_food.report",
+PARSERS = {"sweep": "tune_food.sweep.cli", "report": "tune_food.report",
            "predict": "tune_food.predict", "app": "tune_food.app.cli",
-           "data": "tune_food.datacli"}
+           "data": "tune_food.data.cli"}
 
 
 def _read(path: str) -> str:
@@ -101,7 +101,7 @@ def _parse(module: str, args: list[str]) -> None:
         module, args = f"tune_food.{args[0]}", args[1:]
     command = module.split(".", 1)[1]
     if command == "sweep":
-        from tune_food.cli import parse_options
+        from tune_food.sweep.cli import parse_options
 
         options = parse_options(args)
         if not options.resume:   # a resumed sweep's --grid/--search come from the sweep

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tune_food.engine import evaluate, train_epoch
+from tune_food.train.engine import evaluate, train_epoch
 
 
 class Fixed(nn.Module):
@@ -55,7 +55,7 @@ def test_train_epoch_counts_every_image_once():
 
 
 def test_optional_checkpoints_cost_at_most_a_tenth_of_a_trial():
-    from tune_food.trainable import CheckpointTimer
+    from tune_food.train.trainable import CheckpointTimer
 
     timer = CheckpointTimer(every_s=1.0, share=0.1, now=100.0)
     assert not timer.due(100.9) and timer.due(101.0)     # cheap checkpoints: the 1 s timer

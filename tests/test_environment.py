@@ -11,7 +11,7 @@ import tomllib
 import pytest
 
 from conftest import REPO
-from tune_food import environment as env
+from tune_food.common import environment as env
 
 
 def test_the_python_floor_is_the_one_pyproject_declares():
@@ -82,7 +82,7 @@ def test_a_mismatched_torchvision_ends_the_sweep_with_one_line(old_torchvision, 
 def test_a_torchvision_that_cannot_import_is_named_with_the_versions(old_torchvision):
     """The import itself, checked by the commands that need it: the real error of this
     mismatch (``operator torchvision::nms does not exist``) with the versions and fix."""
-    code = ("from tune_food.environment import _import_problem; "
+    code = ("from tune_food.common.environment import _import_problem; "
             "print(_import_problem('torchvision'))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=old_torchvision), timeout=120)

@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from conftest import REPO, make_subset
-from tune_food.features import (FeatureStore, compute_feature_sets, extract_features,
-                                extractor_id, feature_key, fingerprint)
-from tune_food.imagesplit import split_samples
-from tune_food.trainable import prepare, run_epoch
+from tune_food.features.store import FeatureStore, extractor_id
+from tune_food.features.tasks import compute_feature_sets
+from tune_food.features.extract import extract_features, feature_key, fingerprint
+from tune_food.data.splits import split_samples
+from tune_food.train.trainable import prepare, run_epoch
 
 CONFIG = {"model": "efficientnet_lite0", "data": "tiny", "test_data": None, "epochs": 3,
           "lr": 0.01, "batch_size": 5, "seed": 7, "dropout": 0.3, "weight_decay": 1e-4,
@@ -119,7 +120,7 @@ def test_features_equal_the_plain_timm_loop(tiny_root):
     from timm.data import create_transform, resolve_data_config
     from torchvision.datasets import ImageFolder
 
-    from tune_food.models import build_backbone
+    from tune_food.models.registry import build_backbone
 
     split = os.path.join(tiny_root, "tiny", "test")
     cfg = resolve_data_config(pretrained_cfg=timm.models.get_pretrained_cfg(
@@ -215,7 +216,7 @@ def test_trials_read_features_from_shared_memory_without_a_copy(local_ray, tiny_
 
     @local_ray.remote(num_cpus=1)
     def inspect(features):
-        from tune_food.trainable import _get_features, prepare
+        from tune_food.train.trainable import _get_features, prepare
 
         trial = prepare(dict(CONFIG, val_fraction=0.0), datasets, features, device="cpu")
         tensor = trial.train_loader.dataset.features

@@ -12,8 +12,8 @@ import sys
 
 from ray.tune.experiment import Trial
 
-from tune_food.launch import Progress
-from tune_food.progress import PROGRESS_EVERY_S, Counter
+from tune_food.sweep.launch import Progress
+from tune_food.common.progress import PROGRESS_EVERY_S, Counter
 
 
 def _trial(status: str, epochs: int, epoch: int | None = None) -> Trial:
@@ -84,12 +84,12 @@ def test_no_escape_code_after_the_last_line_on_a_terminal():
     """ray-project/ray#17979: Ray's cli_logger (imported by ``ray.init``) makes colorama
     write ``ESC[0m`` at exit.
     The first run shows the workaround is still needed; the second that the CLIs' exit
-    (:func:`tune_food.errors.exit_program`) leaves it out."""
+    (:func:`tune_food.common.errors.exit_program`) leaves it out."""
     start = ("import ray; ray.init(address='local', include_dashboard=False, "
              "log_to_driver=False); ray.shutdown(); print('last line')")
     bare = _on_a_terminal(start)
     assert bare.endswith(b"last line\r\n\x1b[0m"), bare[-40:]
-    ours = _on_a_terminal(f"{start}; from tune_food.cliargs import exit_program; "
+    ours = _on_a_terminal(f"{start}; from tune_food.common.cliargs import exit_program; "
                           "exit_program(0)")
     assert ours.endswith(b"last line\r\n"), ours[-40:]
     assert b"\x1b" not in ours
@@ -108,10 +108,10 @@ def test_the_sweep_announces_ray_before_starting_it(small_sweep):
 def test_decoding_every_image_before_launch_is_counted(tiny_root, tmp_path, monkeypatch):
     """The check that decodes every image (minutes at Food-101 scale) counts on the
     sweep's output; with the interval at 0 every decoded image is a line."""
-    from tune_food import progress
-    from tune_food.options import SweepOptions
-    from tune_food.plan import plan_sweep
-    from tune_food.spaces import load_space
+    from tune_food.common import progress
+    from tune_food.sweep.options import SweepOptions
+    from tune_food.sweep.plan import plan_sweep
+    from tune_food.sweep.spaces import load_space
 
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n")

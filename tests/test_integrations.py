@@ -62,8 +62,8 @@ def meta(food101: str, split: str) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- subsets
 
 def test_subset_is_deterministic_per_class_and_disjoint(food101, tmp_path):
-    from tune_food.datasets import verify_manifest
-    from tune_food.food101 import build_subset
+    from tune_food.data.datasets import verify_manifest
+    from tune_food.data.food101 import build_subset
 
     a = build_subset(food101, "pizza,sushi,steak", 0.3, 7, str(tmp_path / "a" / "sub"))
     b = build_subset(food101, "all", 0.3, 7, str(tmp_path / "b" / "sub"))
@@ -102,7 +102,7 @@ def test_subset_is_deterministic_per_class_and_disjoint(food101, tmp_path):
 
 
 def subset_cli(capsys, *args: str) -> tuple[int, str]:
-    from tune_food.datacli import main
+    from tune_food.data.cli import main
 
     try:
         code = main(["subset", *args])
@@ -226,8 +226,8 @@ def test_mlflow_holds_the_sweep(subset_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_parquet_gives_back_the_sweeps_frames(subset_sweep, tmp_path):
-    from tune_food.outputs import build_outputs, write_outputs
-    from tune_food.tables import typed_frame
+    from tune_food.results.outputs import build_outputs, write_outputs
+    from tune_food.results.tables import typed_frame
 
     _, _, exp = subset_sweep
     state = json.load(open(os.path.join(exp, "sweep.json")))
@@ -248,7 +248,7 @@ def test_parquet_gives_back_the_sweeps_frames(subset_sweep, tmp_path):
 
 
 def test_typed_frame_keeps_integers_and_booleans_with_missing_values():
-    from tune_food.tables import typed_frame
+    from tune_food.results.tables import typed_frame
 
     frame = pd.DataFrame({
         "rank": [1.0, 2.0, float("nan")], "epochs_done": [3.0, 3.0, 0.0],
@@ -270,9 +270,9 @@ def test_typed_frame_keeps_integers_and_booleans_with_missing_values():
 
 
 def test_mlflow_tracking_uri_default_and_unreachable_store(tmp_path):
-    from tune_food import tracking
-    from tune_food.errors import SweepError
-    from tune_food.layout import MLFLOW_DEFAULT
+    from tune_food.results import tracking
+    from tune_food.common.errors import SweepError
+    from tune_food.sweepdir.layout import MLFLOW_DEFAULT
 
     assert tracking.tracking_uri(MLFLOW_DEFAULT, "/srv/results/grid") == \
         "sqlite:////srv/results/mlflow.db"

@@ -11,9 +11,15 @@ import math
 import pandas as pd
 import pytest
 
-from tune_food.leaderboard import (STATUSES, TrialRecord, compare_with_best, dedupe_history,
-                                   leaderboard_by_config, make_leaderboard,
-                                   results_dataframe, tie_summary, trial_status)
+from tune_food.results.leaderboard import (STATUSES,
+    TrialRecord,
+    compare_with_best,
+    dedupe_history,
+    leaderboard_by_config,
+    make_leaderboard,
+    results_dataframe,
+    tie_summary,
+    trial_status)
 
 ROOT = "/sweeps/s"
 KEYS = ["model", "epochs", "lr", "seed", "dropout", "test_data"]
@@ -431,7 +437,7 @@ def test_small_rules_of_the_leaderboard():
     """relative_to at and around the root, the checkpoint's epoch from the reports that
     carried one, a missing epochs count, a NaN metric of one epoch kept, the rank column
     first."""
-    from tune_food.leaderboard import _checkpoint_epoch, _planned, relative_to
+    from tune_food.results.leaderboard import _checkpoint_epoch, _planned, relative_to
 
     assert relative_to("/s/r/", "/s/r/") is not None
     assert relative_to("/s/r", "/s/r/") == "." and relative_to("/s/r", "/s/r") == "."

@@ -11,9 +11,13 @@ import torch
 from PIL import Image
 
 from conftest import shared_dataset
-from tune_food.errors import WeightsError
-from tune_food.models import (MODELS, build_model, ensure_weights, get_transform,
-                              load_pretrained_network, weights_path)
+from tune_food.common.errors import WeightsError
+from tune_food.models.registry import (MODELS,
+    build_model,
+    ensure_weights,
+    get_transform,
+    load_pretrained_network,
+    weights_path)
 
 PIZZA = 963  # ImageNet-1k class "pizza, pizza pie"
 

@@ -197,7 +197,7 @@ def test_the_message_for_a_version_mismatch():
     Ray's own check raises for a cluster of another version."""
     import ray._private.utils as ray_utils
 
-    from tune_food.ray_start import explain
+    from tune_food.sweep.ray_start import explain
 
     with pytest.raises(RuntimeError) as caught:
         ray_utils.check_version_info({"ray_version": "2.9.3", "python_version": "3.9.18"},
@@ -228,7 +228,7 @@ def test_too_little_shared_memory_is_a_warning(tmp_path, tiny_root, tiny_space, 
 
 def test_a_damaged_feature_store_is_refused_before_launch(tmp_path, tiny_root, tiny_space,
                                                           ray_tmp):
-    from tune_food.features import STORE_FILE
+    from tune_food.features.store import STORE_FILE
 
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / STORE_FILE).write_bytes(b"not a database" * 100)

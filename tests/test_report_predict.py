@@ -136,7 +136,7 @@ def test_curves_colour_by_rank_and_dash_hidden_twins(small_sweep):
     same batches), dashed with a note naming its twin."""
     from matplotlib.colors import to_hex
 
-    from tune_food.plots import RANK_COLOURS, curves_figure, hidden_twins
+    from tune_food.results.plots import RANK_COLOURS, curves_figure, hidden_twins
 
     proc, exp = small_sweep
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
@@ -167,7 +167,7 @@ def test_curves_colour_by_rank_and_dash_hidden_twins(small_sweep):
 
 def test_hidden_twins_need_identical_curves():
     """A shorter trial whose curve differs from the longer one's is no twin."""
-    from tune_food.plots import hidden_twins
+    from tune_food.results.plots import hidden_twins
 
     board = pd.DataFrame({"trial_id": ["a", "b"]})
     results = pd.DataFrame({"trial_id": ["a", "a", "a", "b", "b"], "epoch": [1, 2, 3, 1, 2],
@@ -185,7 +185,7 @@ def test_leaderboard_is_points_with_whiskers(small_sweep):
     import matplotlib.pyplot as plt
     from matplotlib.container import ErrorbarContainer
 
-    from tune_food.plots import leaderboard_figure
+    from tune_food.results.plots import leaderboard_figure
 
     proc, exp = small_sweep
     board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
@@ -235,7 +235,7 @@ def test_the_data_root_is_the_first_place_that_holds_the_sweeps_datasets(tmp_pat
     """A sweep run with TUNE_FOOD_DATA_DIR (no --data-dir) and read later without it, from
     a folder whose ./data holds other things: its recorded data root is the one that
     holds its datasets (the first run of a new user: report drew no errors.png)."""
-    from tune_food.state import data_root
+    from tune_food.sweepdir.state import data_root
 
     real, elsewhere = tmp_path / "shared", tmp_path / "here"
     (real / "pss" / "train").mkdir(parents=True)
@@ -263,7 +263,7 @@ def test_report_without_a_sweep_takes_the_newest_as_the_app_does(small_sweep, tm
     """No sweep named: report rebuilds the newest under --results-dir (the app's own
     choice, newest_sweep) and says which; none there: one line, exit 2."""
     from tune_food.app.cli import _resolve_sweep
-    from tune_food.state import newest_sweep
+    from tune_food.sweepdir.state import newest_sweep
     from tune_food.report import main
 
     results = tmp_path / "results"
@@ -357,7 +357,7 @@ def test_leaderboard_legend_lists_only_the_kinds_drawn():
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_hex
 
-    from tune_food.plots import POINT_KINDS, leaderboard_figure
+    from tune_food.results.plots import POINT_KINDS, leaderboard_figure
 
     best, tied, worse, untested = (POINT_KINDS[k][1] for k in POINT_KINDS)
     cases = {(True, False, False): [best, worse], (True, True, True): [best, tied],
@@ -404,7 +404,7 @@ def test_errors_figure_has_a_named_tile_per_wrong_image():
     import matplotlib.pyplot as plt
 
     from conftest import SHARED_DATA
-    from tune_food.plots import errors_figure
+    from tune_food.results.plots import errors_figure
 
     preds = _wrong_predictions(7, 3, missing=1)
     fig = errors_figure(preds, "t0", SHARED_DATA)

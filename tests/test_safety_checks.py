@@ -19,7 +19,7 @@ from conftest import make_subset, shared_dataset
 
 
 def _dry_run(*argv: str) -> tuple[int, str]:
-    from tune_food import sweep
+    from tune_food.sweep import run as sweep
 
     err = io.StringIO()
     with redirect_stderr(err), redirect_stdout(io.StringIO()):
@@ -69,7 +69,7 @@ def b0_home(tmp_path, torch_home, monkeypatch):
     home = tmp_path / "torch"
     shutil.copytree(torch_home, home)
     monkeypatch.setenv("TORCH_HOME", str(home))
-    from tune_food.models import weights_path
+    from tune_food.models.registry import weights_path
 
     return weights_path("efficientnet_b0")
 
@@ -87,8 +87,8 @@ def _replace_weights(path: str, seed: int) -> None:
 
 
 def test_the_store_key_changes_with_each_part(b0_home):
-    from tune_food.features import extractor_id
-    from tune_food.images import LOADER
+    from tune_food.features.store import extractor_id
+    from tune_food.data.images import LOADER
 
     base = extractor_id("efficientnet_b0")
     assert extractor_id("efficientnet_b2")[0] != base[0]                 # backbone
@@ -103,7 +103,8 @@ def test_the_store_key_changes_with_each_part(b0_home):
 def test_features_of_replaced_weights_are_not_read_from_the_store(tmp_path, b0_home):
     """The store holds B0's vectors of 6 images; the weights file is replaced: the next
     extraction computes all 6 again (with the new weights) instead of reading the old."""
-    from tune_food.features import FeatureStore, extract_features
+    from tune_food.features.store import FeatureStore
+    from tune_food.features.extract import extract_features
 
     split = make_subset(str(tmp_path / "d"), {"test": 2})
     store = FeatureStore(str(tmp_path / "store"))
@@ -128,8 +129,8 @@ def _flip_a_header_byte(path) -> None:
 
 
 def test_the_feature_set_fingerprint_follows_each_image_and_label(tmp_path):
-    from tune_food.features import fingerprint
-    from tune_food.imagesplit import split_samples
+    from tune_food.features.extract import fingerprint
+    from tune_food.data.splits import split_samples
 
     split = make_subset(str(tmp_path / "d"), {"test": 3})
     test = os.path.join(split, "test")
@@ -150,8 +151,8 @@ def test_the_feature_set_fingerprint_follows_each_image_and_label(tmp_path):
 def test_resume_refuses_an_image_replaced_by_one_of_the_same_size(tmp_path):
     """--resume compares the images' bytes: an image whose name and size stayed but whose
     content changed is refused, in one line that says so."""
-    from tune_food.cli import parse_options
-    from tune_food.datasets import dataset_fingerprint
+    from tune_food.sweep.cli import parse_options
+    from tune_food.data.datasets import dataset_fingerprint
 
     root = tmp_path / "data"
     make_subset(str(root / "tiny"), {"train": 4, "test": 2})
@@ -174,7 +175,8 @@ def test_resume_refuses_an_image_replaced_by_one_of_the_same_size(tmp_path):
 def test_the_shipped_test_image_is_found_in_the_store_by_content_not_name(tmp_path):
     """The store is looked up by the bytes' SHA-256: the same photo under another name in
     another dataset is not computed again; one byte more is."""
-    from tune_food.features import FeatureStore, extract_features
+    from tune_food.features.store import FeatureStore
+    from tune_food.features.extract import extract_features
 
     src = sorted(os.listdir(os.path.join(shared_dataset(), "test", "pizza")))[0]
     for name in ("a", "b"):
@@ -197,8 +199,11 @@ def test_leakage_duplicates_and_their_messages_by_content(tmp_path):
     """The pure checks on their own: leaked test images are paired with the training
     image of the same bytes (the first copy in the training split), repeated images are
     grouped in split order, and the messages name the files."""
-    from tune_food.validation import (ValidationPlan, duplicates, find_leakage,
-                                      group_duplicates, leakage_error)
+    from tune_food.data.validation import (ValidationPlan,
+        duplicates,
+        find_leakage,
+        group_duplicates,
+        leakage_error)
 
     src = os.path.join(shared_dataset(), "train", "pizza")
     a, b, c = (os.path.join(src, f) for f in sorted(os.listdir(src))[:3])
@@ -258,8 +263,8 @@ def test_the_shared_validation_set_at_its_edges(tmp_path):
 
     from sklearn.model_selection import train_test_split
 
-    from tune_food.files import cached_sha256
-    from tune_food.validation import ValidationPlan, shared_validation
+    from tune_food.common.files import cached_sha256
+    from tune_food.data.validation import ValidationPlan, shared_validation
 
     four = {"pizza": 4, "steak": 4, "sushi": 4}
     small = _dataset(tmp_path, "small", four)
@@ -283,7 +288,7 @@ def test_the_shared_validation_set_at_its_edges(tmp_path):
     by_class = Counter(t for p, t in small if cached_sha256(p) in set(three.sha256))
     assert sorted(by_class.values()) == [1, 1, 1]
     # size 2 < 3 classes: not shared, and the per-dataset split cannot be stratified either
-    from tune_food.errors import DataError
+    from tune_food.common.errors import DataError
 
     with pytest.raises(DataError, match=r"cannot hold out val_fraction=0.16\d* of 12 images"):
         shared_validation({"small": small, "big": big}, 1 / 6, 0)

@@ -7,9 +7,9 @@ import os
 import pytest
 from ray import tune
 
-from tune_food.errors import SpaceError
-from tune_food.spaces import default_space_dir, load_space
-from tune_food.plan import expand_grid, trial_name
+from tune_food.common.errors import SpaceError
+from tune_food.sweep.spaces import default_space_dir, load_space
+from tune_food.sweep.plan import expand_grid, trial_name
 
 SPACES = default_space_dir()
 
@@ -105,8 +105,8 @@ def test_random_search_gets_rays_seeded_variant_generator_and_asha(tmp_path):
     from ray.tune.schedulers import AsyncHyperBandScheduler
     from ray.tune.search import BasicVariantGenerator
 
-    from tune_food.options import NUM_SAMPLES, SweepOptions
-    from tune_food.search import make_search, rungs_of
+    from tune_food.sweep.options import NUM_SAMPLES, SweepOptions
+    from tune_food.sweep.search import make_search, rungs_of
 
     space = load_space(_write(tmp_path, BASE + "  lr: {loguniform: [0.001, 0.1]}\n"
                                                "  epochs: 9\n"))
@@ -283,7 +283,7 @@ def test_an_exponent_without_a_dot_is_a_number(tmp_path):
 
 
 def test_a_folder_is_not_a_space_and_the_defaults_are_beside_the_package(tmp_path):
-    from tune_food.hparams import PARAMS, with_defaults
+    from tune_food.train.hparams import PARAMS, with_defaults
 
     with pytest.raises(SpaceError) as err:
         load_space(str(tmp_path))

@@ -1,4 +1,4 @@
-"""The statistics the leaderboard stands on (:mod:`tune_food.stats`), against their
+"""The statistics the leaderboard stands on (:mod:`tune_food.common.stats`), against their
 formulas computed here by hand: binomial sums with ``math.comb`` for McNemar, Wilson's
 closed form, Student's t from a printed table."""
 
@@ -10,7 +10,11 @@ from statistics import NormalDist
 import pandas as pd
 import pytest
 
-from tune_food.stats import ALPHA, CONFIDENCE, mcnemar_exact, t_half_width, wilson_interval
+from tune_food.common.stats import (ALPHA,
+    CONFIDENCE,
+    mcnemar_exact,
+    t_half_width,
+    wilson_interval)
 
 
 def test_the_levels():

@@ -1,66 +1,160 @@
-"""Structural checks of the package (docs/architecture.md): what imports what, how long
-functions get, and that the CLIs answer without loading Ray or torch.
+"""Structural checks of the package (docs/architecture.md): the folders are layers and
+imports flow downward only, no cycle, library modules import at the top, the map in
+docs/architecture.md is the real import graph, how long functions get, and that the CLIs
+answer without loading Ray or torch.
 
 Run them alone with ``python -m pytest tests/test_structure.py`` (a few seconds)."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "tune_food"
+REPO = PACKAGE.parent
 MAX_FUNCTION_LINES = 60
 
+#: the layers, bottom first: a module may import its own layer and the ones below
+LAYERS = [
+    ["common", "moved"],
+    ["data"],
+    ["models"],
+    ["sweepdir"],
+    ["features"],
+    ["train"],
+    ["results"],
+    ["sweep"],
+    ["predict", "report"],
+    ["app"],
+    ["__main__", "__init__"],
+]
+#: command-line modules: the only ones whose imports of the package may sit inside
+#: functions (so that --help answers before Ray, torch or pandas load)
+CLI_MODULES = {"__main__", "report", "predict", "sweep.run", "sweep.__main__", "sweep.cli",
+               "data.cli", "data.__main__", "app.cli", "app.__main__"}
 
-def _modules():
-    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
 
 
-def _imported(path: Path, package: list[str] | None = None) -> list[tuple[str, ast.AST]]:
-    """(module imported, node) for every import in ``path``, relative ones resolved
-    against ``package`` (default: the package ``path`` is in, ``tune_food`` or a
-    subpackage)."""
-    package = package or list(path.relative_to(PACKAGE.parent).parent.parts)
+def _name(path: Path) -> str:
+    """``tune_food/sweep/plan.py`` -> ``sweep.plan``; a package's ``__init__`` is the
+    package's own name (``sweep``), the root's ``__init__``."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+NAMES = {_name(p) for p in _modules()}
+
+
+def _imports(path: Path, package: list[str] | None = None,
+             tree: ast.Module | None = None) -> list[tuple[str, ast.AST]]:
+    """(module of the package imported, node) for every import of ``path``, relative
+    imports resolved against ``package`` (default: the package ``path`` is in);
+    ``from tune_food.x import y`` counts as importing ``x.y`` when that is a module."""
+    package = package or list(path.relative_to(REPO).parent.parts)
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree or ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parent = package[:len(package) - (node.level - 1)]
                 base = ".".join(parent + ([base] if base else []))
-            found += [(base, node)] + [(f"{base}.{a.name}", node) for a in node.names]
+            if base == "tune_food" or base.startswith("tune_food."):
+                short = base[len("tune_food."):] if base != "tune_food" else ""
+                for a in node.names:
+                    sub = f"{short}.{a.name}".strip(".")
+                    found.append((sub if sub in NAMES else short or "__init__", node))
         elif isinstance(node, ast.Import):
-            found += [(a.name, node) for a in node.names]
+            found += [(a.name[len("tune_food."):], node) for a in node.names
+                      if a.name.startswith("tune_food.")]
     return found
 
 
-def _in_main_block(tree: ast.Module, node: ast.AST) -> bool:
-    for top in tree.body:
-        if isinstance(top, ast.If) and "__main__" in ast.unparse(top.test):
-            if any(n is node for n in ast.walk(top)):
-                return True
-    return False
-
-
-def test_only_the_entry_point_imports_the_cli():
-    """``tune_food.sweep`` is the program; ``tune_food.cli`` its parser. No library
-    module imports either (the program imports the library, never the other way)."""
-    offenders = []
+def _graph() -> dict[str, set[str]]:
+    graph = {}
     for path in _modules():
+        me = _name(path)
+        graph[me] = {m for m, _ in _imports(path) if m != me and m}
+    return graph
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[0]
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def test_every_module_belongs_to_a_layer_and_imports_flow_downward():
+    against = [f"{m} -> {d}" for m, deps in sorted(_graph().items()) for d in sorted(deps)
+               if _layer(d) > _layer(m)]
+    assert against == []
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                cycles.append(" -> ".join(stack[stack.index(d):] + [m, d]) if d in stack
+                              else f"{m} -> {d}")
+            elif d not in state:
+                visit(d, stack + [m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert cycles == []
+
+
+def test_library_modules_import_the_package_at_the_top():
+    lazy = []
+    for path in _modules():
+        me = _name(path)
+        if me in CLI_MODULES:
+            continue
         tree = ast.parse(path.read_text())
-        for name, node in _imported(path):
-            if name not in ("tune_food.sweep", "tune_food.cli"):
-                continue
-            if path.name == "sweep.py" and name == "tune_food.cli":
-                continue   # the entry point parses its command line
-            if not _in_main_block(tree, node):
-                offenders.append(f"{path.name}:{node.lineno} imports {name}")
-    assert offenders == []
+        top = {id(n) for n in tree.body}
+        lazy += [f"{me}:{node.lineno} imports {m}" for m, node in _imports(path, tree=tree)
+                 if id(node) not in top]
+    assert lazy == []
+
+
+def test_the_wheel_lists_every_package_folder():
+    packages = tomllib.load(open(REPO / "pyproject.toml", "rb"))["tool"]["setuptools"]["packages"]
+    folders = {".".join(p.relative_to(REPO).parts) for p in PACKAGE.rglob("*")
+               if p.is_dir() and p.name != "__pycache__"}
+    assert set(packages) == folders | {"tune_food", "tune_food.search_spaces"}
+
+
+def _architecture_table() -> dict[str, set[str]]:
+    """The module table of docs/architecture.md: module -> the modules it imports."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `([\w.]+)` \| [^|]+ \| ([^|]*) \|$", text, re.M)
+    return {m: set(re.findall(r"`([\w.]+)`", deps)) for m, deps in rows}
+
+
+def test_the_architecture_map_lists_every_module_with_its_real_imports():
+    table, graph = _architecture_table(), _graph()
+    assert sorted(table) == sorted(graph), "modules missing from or extra in the map"
+    wrong = {m: (sorted(table[m]), sorted(graph[m])) for m in graph if table[m] != graph[m]}
+    assert wrong == {}
 
 
 def test_no_function_is_longer_than_60_lines():
-    long = [f"{p.relative_to(PACKAGE.parent)}:{n.lineno} {n.name} "
+    long = [f"{p.relative_to(REPO)}:{n.lineno} {n.name} "
             f"({n.end_lineno - n.lineno + 1} lines)"
             for p in _modules() for n in ast.walk(ast.parse(p.read_text()))
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -70,10 +164,10 @@ def test_no_function_is_longer_than_60_lines():
 
 def _loaded_after(code: str) -> set[str]:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted("
-                          "m for m in ('ray', 'torch', 'pandas', 'gradio', 'tune_food.sweep') "
+                          "m for m in ('ray', 'torch', 'pandas', 'gradio', 'tune_food.sweep.run') "
                           "if m in sys.modules)))"],
                          capture_output=True, text=True, timeout=120,
-                         cwd=PACKAGE.parent, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
     return set(out.stdout.split())
 
@@ -82,17 +176,17 @@ def test_predict_imports_no_ray():
     assert "ray" not in _loaded_after("import tune_food.predict")
 
 
-def test_the_other_clis_parse_before_loading_anything_heavy():
-    """``report``, ``predict`` and ``app`` import their heavy modules after parsing."""
-    for module in ("tune_food.report", "tune_food.predict", "tune_food.app.cli",
-                   "tune_food.datacli"):
-        assert _loaded_after(f"import {module}") == set(), module
+@pytest.mark.parametrize("module", ["tune_food.report", "tune_food.predict", "tune_food.app.cli",
+                                    "tune_food.data.cli", "tune_food.sweep.cli",
+                                    "tune_food.__main__"])
+def test_the_clis_parse_before_loading_anything_heavy(module):
+    """Each command's module imports its heavy modules after parsing."""
+    assert _loaded_after(f"import {module}") == set(), module
 
 
 def test_python_m_tune_food_data_hands_over_before_importing_torch():
-    """``python -m tune_food.data subset ...`` runs :mod:`tune_food.datacli` from the top
-    of ``data.py``, before the DataLoader module imports torch (here: an argument error,
-    exit 2)."""
+    """``python -m tune_food.data subset ...`` runs :mod:`tune_food.data.cli` without the
+    DataLoader module (torch) (here: an argument error, exit 2)."""
     code = ("import runpy, sys\nsys.argv = ['data', 'subset']\ntry:\n"
             "    runpy.run_module('tune_food.data', run_name='__main__', alter_sys=True)\n"
             "except SystemExit as exc:\n    assert exc.code == 2, exc.code")
@@ -102,17 +196,44 @@ def test_python_m_tune_food_data_hands_over_before_importing_torch():
 def test_the_sweep_parser_loads_neither_ray_nor_torch_nor_pandas():
     """What makes ``--help`` and an argument error answer in well under a second
     (benchmarks/cli_latency.py measures it)."""
-    assert _loaded_after("from tune_food.cli import parse_options\n"
+    assert _loaded_after("from tune_food.sweep.cli import parse_options\n"
                          "parse_options(['--grid', '--cpus-per-trial', '2'])") == set()
 
 
-def test_the_checker_sees_a_long_function_and_a_cli_import(tmp_path):
-    """The two AST checks above can fail: fed a module that breaks both rules, they
-    report it."""
+def test_the_checks_see_a_long_function_an_upward_import_and_a_lazy_one(tmp_path):
+    """The checks above can fail: fed a module that breaks the rules, they report it."""
     bad = tmp_path / "bad.py"
-    bad.write_text("from .cli import parse_options\n\ndef f():\n" + "    x = 1\n" * 61)
-    assert "tune_food.cli" in [n for n, _ in _imported(bad, ["tune_food"])]
-    assert "tune_food.app.cli" in [n for n, _ in _imported(bad, ["tune_food", "app"])]
+    bad.write_text("from tune_food.sweep.cli import parse_options\n\ndef f():\n"
+                   "    from ..results import plots\n" + "    x = 1\n" * 60)
+    found = [(m, n.lineno) for m, n in _imports(bad, ["tune_food", "data"])]
+    assert found == [("sweep.cli", 1), ("results.plots", 4)]
+    assert _layer("sweep.cli") > _layer("data.images")
     tree = ast.parse(bad.read_text())
     fn = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)][0]
     assert fn.end_lineno - fn.lineno + 1 == 62 > MAX_FUNCTION_LINES
+    top = {id(n) for n in tree.body}
+    assert [m for m, n in _imports(bad, ["tune_food", "data"], tree) if id(n) not in top] == \
+        ["results.plots"]
+
+
+def test_older_module_paths_still_load_what_older_sweeps_pickled():
+    """A sweep saved before the folders moved names ``tune_food.trainable.train_food``
+    and the like in its ``tuner.pkl``: they load (tune_food/moved.py); without the
+    forwarding they would not."""
+    code = ("import pickle, sys, tune_food\n"
+            "f = pickle.loads(b'ctune_food.trainable\\ntrain_food\\n.')\n"
+            "assert f.__module__ == 'tune_food.train.trainable', f.__module__\n"
+            "from tune_food.features import FeatureSet\n"
+            "assert FeatureSet.__module__ == 'tune_food.features.extract'\n"
+            "from tune_food.moved import MOVED, MovedModules\n"
+            "import importlib\n"
+            "for old, new in MOVED.items():\n"
+            "    assert importlib.import_module(old) is importlib.import_module(new), old\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, MovedModules)]\n"
+            "del sys.modules['tune_food.search']\n"
+            "try:\n    importlib.import_module('tune_food.search')\nexcept ImportError:\n"
+            "    print('gone without it')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "gone without it"

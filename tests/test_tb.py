@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from tune_food.tb import TensorBoardCallback, short_labels
+from tune_food.results.tb import TensorBoardCallback, short_labels
 
 SPACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "search_spaces")
@@ -91,7 +91,7 @@ def test_numbers_stay_numbers_and_only_names_are_text():
     """optuna.yaml: drawn (uniform, loguniform, randint) and listed (choice, constant)
     numbers are numbers, ints staying ints (TensorBoard sorts them in numeric order and
     can plot them on an axis); dataset and model names are text."""
-    from tune_food.spaces import load_space
+    from tune_food.sweep.spaces import load_space
 
     space = load_space(os.path.join(SPACES, "optuna.yaml"))
     cb = TensorBoardCallback.for_space(space)
@@ -111,7 +111,7 @@ def test_numbers_stay_numbers_and_only_names_are_text():
 
 def test_default_dropout_is_resolved_per_model():
     """seed.yaml leaves dropout null: B0 trains with 0.2, B2 with 0.3 (torchvision's)."""
-    from tune_food.spaces import load_space
+    from tune_food.sweep.spaces import load_space
 
     cb = TensorBoardCallback.for_space(load_space(os.path.join(SPACES, "seed.yaml")))
     config = {"model": "efficientnet_b2", "data": "pizza_steak_sushi", "dropout": None}
@@ -175,7 +175,7 @@ def test_hparams_filter_offers_every_value_the_trials_used(tmp_path, monkeypatch
     range holding every drawn value, and every trial is in view."""
     from tensorboard.plugins.hparams import api_pb2
 
-    from tune_food.spaces import load_space
+    from tune_food.sweep.spaces import load_space
 
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     path = tmp_path / "every.yaml"
@@ -270,7 +270,7 @@ def test_a_trial_replayed_from_its_start_shows_each_epoch_once(tmp_path, monkeyp
     once each (tensorboard#1272)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from tune_food.spaces import load_space
+    from tune_food.sweep.spaces import load_space
 
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     path = tmp_path / "one.yaml"

@@ -208,7 +208,7 @@ def test_optuna_asha_search_early_stopped_trials_have_the_checkpoint_of_their_la
         assert meta["epoch"] == row["epochs_done"]
         assert meta["metrics"]["val_acc"] == pytest.approx(row["val_acc"])
 
-    from tune_food.errors import SweepError
+    from tune_food.common.errors import SweepError
     from tune_food.predict import best_checkpoint
 
     chosen = best_checkpoint(str(exp))
@@ -276,7 +276,7 @@ def _rejections(tmp_path, tiny_root):
 def test_the_dry_run_rejects_what_the_real_run_rejects(tmp_path, tiny_root, monkeypatch):
     """Each case runs twice in process, with and without --dry-run: exit 2 and the same
     one line on stderr both times."""
-    from tune_food import sweep
+    from tune_food.sweep import run as sweep
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     for case, argv in _rejections(tmp_path, tiny_root):
@@ -303,7 +303,7 @@ def test_the_dry_run_rejects_what_the_real_run_rejects(tmp_path, tiny_root, monk
 def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch):
     from tune_food.predict import main as predict_main
     from tune_food.report import main as report_main
-    from tune_food.cli import parse_options
+    from tune_food.sweep.cli import parse_options
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SWEEPS", str(tmp_path / "sweeps"))
@@ -328,13 +328,13 @@ def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch):
 def test_resume_refuses_data_that_changed_since_the_sweep_started(tmp_path, tiny_root):
     """The trials already done saw other images: resuming would rank trials on
     different data. Refused before launch, in --dry-run too."""
-    from tune_food import sweep
+    from tune_food.sweep import run as sweep
 
     exp = tmp_path / "results" / "old"
     exp.mkdir(parents=True)
     (exp / "space.yaml").write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
                                     "  epochs: 1\n")
-    from tune_food.cli import parse_options
+    from tune_food.sweep.cli import parse_options
 
     args = parse_options(["--grid", "--data-dir", tiny_root]).saved()
     (exp / "sweep.json").write_text(json.dumps({

@@ -49,7 +49,7 @@ def test_the_wheel_holds_the_shipped_spaces_and_the_console_command(wheel_site, 
     shipped = sorted(os.listdir(os.path.join(REPO, "search_spaces")))
     assert sorted(n.rsplit("/", 1)[1] for n in names
                   if n.startswith("tune_food/search_spaces/")) == shipped
-    assert "tune_food/manifests/pizza_steak_sushi.json" in names
+    assert "tune_food/data/manifests/pizza_steak_sushi.json" in names
     proc = _run(site, ["tune-food", "--version"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"tune_food {VERSION} from {site / 'tune_food'} (Python ")

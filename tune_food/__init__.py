@@ -3,13 +3,14 @@
 The commands are ``python -m tune_food.sweep`` (or ``tune-food sweep``), ``report``,
 ``predict``, ``app`` and ``data``; ``docs/architecture.md`` maps the modules.
 
-Importing the package checks the Python version first (:mod:`tune_food.environment`), so
+Importing the package checks the Python version first (:mod:`tune_food.common.environment`), so
 an unsupported Python is one line, not a syntax error from deep inside a module.
 """
 
 import sys as _sys
 
-from .environment import python_problem as _python_problem
+from tune_food.common.environment import python_problem as _python_problem
+from tune_food.moved import install as _install_moved
 
 if _python_problem():
     _arg0 = _sys.argv[0] if _sys.argv else ""
@@ -17,3 +18,5 @@ if _python_problem():
         print(f"error: {_python_problem()}", file=_sys.stderr)   # a command: one line
         raise SystemExit(2)
     raise ImportError(_python_problem())
+
+_install_moved()   # module paths that older sweeps' pickles name (tune_food/moved.py)

@@ -12,16 +12,16 @@ import importlib
 import sys
 from typing import Sequence
 
-from .cliargs import Parser
+from tune_food.common.cliargs import Parser
 
 PROG = "tune-food"
 # command -> (module whose main() runs it, one line for --help)
 COMMANDS = {
-    "sweep": ("tune_food.sweep", "run, dry-run or resume a sweep (the grid, Optuna, random)"),
+    "sweep": ("tune_food.sweep.run", "run, dry-run or resume a sweep (the grid, Optuna, random)"),
     "report": ("tune_food.report", "rebuild a sweep's leaderboard, tables and plots"),
     "predict": ("tune_food.predict", "classify photos with a sweep's best trial or a checkpoint"),
     "app": ("tune_food.app.cli", "the web page: classify, leaderboard, start and stop sweeps"),
-    "data": ("tune_food.datacli", "cut a subset of Food-101 into the image-folder layout"),
+    "data": ("tune_food.data.cli", "cut a subset of Food-101 into the image-folder layout"),
 }
 
 
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console() -> None:
     """The ``tune-food`` console command: :func:`main` as a program."""
-    from tune_food.cliargs import exit_program, quiet_broken_pipe
+    from tune_food.common.cliargs import exit_program, quiet_broken_pipe
 
     quiet_broken_pipe()
     exit_program(main())

@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from .cliargs import Parser, path_arg
-from tune_food.errors import DataError, SweepError
-from tune_food.cliargs import cli_call, exit_program, quiet_broken_pipe
-from .layout import CHECKPOINT_FILE, LEADERBOARD_FILE, RESULTS_DIR
+from tune_food.common.cliargs import Parser, path_arg
+from tune_food.common.errors import DataError, SweepError
+from tune_food.common.cliargs import cli_call, exit_program, quiet_broken_pipe
+from tune_food.sweepdir.layout import CHECKPOINT_FILE, LEADERBOARD_FILE, RESULTS_DIR
 
 PROG = "python -m tune_food.predict"
 
@@ -89,7 +89,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
     """Rebuild the trained classifier of a trial checkpoint.
 
     Returns:
-        ``(model, classes)``: a :class:`~tune_food.models.FrozenBackboneClassifier` in
+        ``(model, classes)``: a :class:`~tune_food.models.registry.FrozenBackboneClassifier` in
         eval mode with the checkpoint's head, and the class names (index order).
 
     Raises:
@@ -99,7 +99,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
     """
     import torch
 
-    from .models import build_model, describe_transform
+    from tune_food.models.registry import build_model, describe_transform
 
     if os.path.basename(checkpoint_dir) == CHECKPOINT_FILE and os.path.isfile(checkpoint_dir):
         checkpoint_dir = os.path.dirname(checkpoint_dir)  # the file given for its folder
@@ -132,7 +132,7 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     """
     import torch
 
-    from .images import check_image, rgb_loader
+    from tune_food.data.images import check_image, rgb_loader
 
     problems = [(p, "a folder, not an image") if os.path.isdir(p) else
                 (p, "not found") if not os.path.isfile(p) else (p, check_image(p))
@@ -156,12 +156,12 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
 
 
 def _newest(results_dir: str) -> str:
-    """``results_dir/<the newest sweep>`` (:func:`tune_food.state.newest_sweep`).
+    """``results_dir/<the newest sweep>`` (:func:`tune_food.sweepdir.state.newest_sweep`).
 
     Raises:
         SweepError: there is no sweep under ``results_dir``.
     """
-    from .state import newest_sweep
+    from tune_food.sweepdir.state import newest_sweep
 
     name = newest_sweep(results_dir)
     if name is None:

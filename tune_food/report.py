@@ -1,11 +1,11 @@
 """``python -m tune_food.report [results/<name>]``: rebuild a sweep's leaderboard, CSV
 files and plots from its trial folders and print the leaderboard. Without a sweep it
 takes the newest under ``--results-dir`` (default ``results``), as ``python -m
-tune_food.app`` does (:func:`tune_food.state.newest_sweep`), and says which.
+tune_food.app`` does (:func:`tune_food.sweepdir.state.newest_sweep`), and says which.
 
 It works on a finished, an interrupted or a killed sweep (Ray Tune's
 ``ExperimentAnalysis`` reads the trial folders; no cluster needed), through the same
-:func:`tune_food.outputs.write_outputs` the sweep ends with, so on a finished sweep every
+:func:`tune_food.results.outputs.write_outputs` the sweep ends with, so on a finished sweep every
 file stays byte-identical. Heavy modules are imported after the command line is parsed.
 """
 
@@ -15,17 +15,17 @@ import os
 import sys
 from typing import Sequence
 
-from .cliargs import Parser, path_arg
-from tune_food.errors import SweepError
-from tune_food.cliargs import cli_call, exit_program, quiet_broken_pipe
-from .layout import ERRORS_PNG, RESULTS_DIR
+from tune_food.common.cliargs import Parser, path_arg
+from tune_food.common.errors import SweepError
+from tune_food.common.cliargs import cli_call, exit_program, quiet_broken_pipe
+from tune_food.sweepdir.layout import ERRORS_PNG, RESULTS_DIR
 
 PROG = "python -m tune_food.report"
 
 
 def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
     """Rebuild the CSV files and plots of ``exp_dir`` from its trial folders (the same
-    :func:`tune_food.outputs.write_outputs` the sweep ends with); print and return the
+    :func:`tune_food.results.outputs.write_outputs` the sweep ends with); print and return the
     leaderboard. A sweep whose ``sweep.json`` still says ``running`` while its driver is
     gone (killed) is marked with the status its trials show (``interrupted``).
     ``data_dir``: where the sweep's images are (else the sweep's ``--data-dir``,
@@ -40,8 +40,8 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
     """
     import pandas as pd
 
-    from .outputs import write_outputs
-    from .state import driver_alive, read_state, write_state
+    from tune_food.results.outputs import write_outputs
+    from tune_food.sweepdir.state import driver_alive, read_state, write_state
 
     out = out or sys.stdout
     state = read_state(exp_dir)
@@ -89,7 +89,7 @@ def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
         the line, naming where it looked and how to point it at the data; None when
         errors.png was drawn or there is nothing to draw.
     """
-    from .state import data_root, data_root_candidates
+    from tune_food.sweepdir.state import data_root, data_root_candidates
 
     if predictions is None or predictions.empty or any(
             os.path.basename(p) == ERRORS_PNG for p in files):
@@ -137,7 +137,7 @@ def _body(args) -> int:
         SweepError: no such sweep folder, none under ``--results-dir``, or a
             ``--data-dir`` that is not a folder.
     """
-    from .state import check_sweep_folder, newest_sweep
+    from tune_food.sweepdir.state import check_sweep_folder, newest_sweep
 
     if args.data_dir and not os.path.isdir(args.data_dir):
         raise SweepError(f"--data-dir {args.data_dir} is not a folder")

@@ -16,7 +16,7 @@ Three pages, all built on the sweep folder's own files and on the functions the 
 * **Leaderboard**: ``leaderboard.csv`` as a table, the plots, and per trial its
   hyperparameters, curves (``progress.csv``), the test images it gets wrong and its
   confusion matrix. While the sweep runs, the page rebuilds every few seconds from the
-  trial folders with :func:`tune_food.outputs.build_outputs`, the code the sweep and
+  trial folders with :func:`tune_food.results.outputs.build_outputs`, the code the sweep and
   ``python -m tune_food.report`` write their outputs with.
 * **Sweeps**: the sweeps under the results folder with their status and best result;
   start one (a space file of ``search_spaces/`` and a few flags) as a background

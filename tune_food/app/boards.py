@@ -8,11 +8,12 @@ import os
 import tempfile
 import threading
 
-from ..errors import SweepError
-from ..layout import LEADERBOARD_FILE, STATE_FILE
-from ..state import peek_state
-from ..state import list_sweeps
-from .folders import Board, load_board
+from tune_food.common.errors import SweepError
+from tune_food.sweepdir.layout import LEADERBOARD_FILE, STATE_FILE
+from tune_food.sweepdir.state import peek_state
+from tune_food.sweepdir.state import list_sweeps
+from tune_food.app.folders import Board, load_board
+from tune_food.results.plots import make_plots
 
 
 class SweepBoards:
@@ -62,7 +63,6 @@ class SweepBoards:
     def plots(self, sweep: str, b: Board) -> list[str]:
         """The board's plots; a live board's drawn once (by plots.make_plots) on demand."""
         if b.live and not b.plots and not b.board.empty:
-            from ..plots import make_plots
 
             with self.lock:
                 if not b.plots:

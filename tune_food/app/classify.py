@@ -13,9 +13,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..errors import DataError, SweepError, TuneFoodError
-from .boards import SweepBoards
-from .folders import checkpointed, ranked_by
+from tune_food.common.errors import DataError, SweepError, TuneFoodError
+from tune_food.app.boards import SweepBoards
+from tune_food.app.folders import checkpointed, ranked_by
+from tune_food.predict import load_classifier
+from tune_food.predict import predict
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
 #: the headers of the "every image" table (:func:`_result`)
@@ -32,7 +34,6 @@ class Classifiers:
     def get(self, checkpoint: str):
         """``(model, classes)`` of ``checkpoint`` (see
         :func:`tune_food.predict.load_classifier`)."""
-        from ..predict import load_classifier
 
         with self._lock:
             if checkpoint not in self._models:
@@ -51,7 +52,6 @@ def classify_images(model, classes: list[str], paths: Sequence[str]) -> tuple[li
         ``predict`` returns them, or ``{"image", "error"}``) and the wall time of the
         predictions in seconds.
     """
-    from ..predict import predict
 
     t0 = time.perf_counter()
     try:

@@ -7,9 +7,9 @@ import os
 import time
 from typing import Sequence
 
-from tune_food.errors import SweepError, TuneFoodError
-from tune_food.cliargs import cli_call
-from ..layout import RESULTS_DIR
+from tune_food.common.errors import SweepError, TuneFoodError
+from tune_food.common.cliargs import cli_call
+from tune_food.sweepdir.layout import RESULTS_DIR
 
 PROG = "python -m tune_food.app"
 MAX_FILE_SIZE = "20mb"     # Gradio refuses larger uploads (HTTP 413)
@@ -25,8 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser():
-    """The argument parser of :func:`main` (a :class:`tune_food.cliargs.Parser`)."""
-    from ..cliargs import Parser, path_arg
+    """The argument parser of :func:`main` (a :class:`tune_food.common.cliargs.Parser`)."""
+    from tune_food.common.cliargs import Parser, path_arg
 
     parser = Parser(prog=PROG, description="The web page of a sweep: classify photos, read "
                     "the leaderboard, start and stop sweeps.")
@@ -57,7 +57,7 @@ def serve(args) -> int:
     Raises:
         SweepError: a bad flag, or the port cannot be served on.
     """
-    from .page import CSS, AppConfig, build_app, default_spaces_dir, theme
+    from tune_food.app.page import CSS, AppConfig, build_app, default_spaces_dir, theme
 
     auth = _parse_auth(args.auth, args.host)
     if not 1 <= args.port <= 65535:
@@ -107,7 +107,7 @@ def serving_line(url: str, results_dir: str, sweep: str | None, newest: bool,
 
 def _preload(info: dict, results_dir: str) -> None:
     """Load the default classifier (the first sweep's rank 1) before serving."""
-    from .folders import checkpointed, load_board
+    from tune_food.app.folders import checkpointed, load_board
 
     if not (info["first"] and info["trial0"]):
         return
@@ -122,12 +122,12 @@ def _preload(info: dict, results_dir: str) -> None:
 
 def _resolve_sweep(sweep: str | None, results_dir: str) -> tuple[str, str | None]:
     """``(results_dir, sweep name or None)`` for the CLI's arguments: ``sweep``, else
-    the newest under ``results_dir`` (:func:`tune_food.state.newest_sweep`).
+    the newest under ``results_dir`` (:func:`tune_food.sweepdir.state.newest_sweep`).
 
     Raises:
         SweepError: ``sweep`` is not a sweep folder, or ``results_dir`` is a file.
     """
-    from ..state import check_sweep_folder, newest_sweep
+    from tune_food.sweepdir.state import check_sweep_folder, newest_sweep
 
     if sweep:
         check_sweep_folder(sweep)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+from tune_food.data.images import rgb_loader
+from tune_food.results.leaderboard import dedupe_history
 
 PROGRESS_FILE = "progress.csv"   # Ray Tune's per-trial history, one row per epoch
 
 
 def thumb(path: str, size: int = 256):
     """The image at ``path`` as RGB, at most ``size`` x ``size`` pixels (PIL image)."""
-    from ..images import rgb_loader
 
     img = rgb_loader(path)
     img.thumbnail((size, size))
@@ -30,7 +31,6 @@ def curves_figure(logdir: str | None, title: str):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from ..leaderboard import dedupe_history
 
     try:
         df = pd.read_csv(os.path.join(logdir, PROGRESS_FILE))

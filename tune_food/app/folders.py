@@ -2,7 +2,7 @@
 or rebuilt while the sweep runs), their test images and a trial's predictions.
 
 Nothing here writes into a sweep folder; the file names are those of
-:mod:`tune_food.layout`.
+:mod:`tune_food.sweepdir.layout`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,22 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import SweepError
-from ..layout import (CURVES_PNG, LEADERBOARD_FILE, LEADERBOARD_PNG, PLOTS_DIR, PREDICTIONS_FILE,
-                      RESULTS_FILE)
-from ..state import data_root, peek_state
+from tune_food.common.errors import SweepError
+from tune_food.sweepdir.layout import (CURVES_PNG,
+    LEADERBOARD_FILE,
+    LEADERBOARD_PNG,
+    PLOTS_DIR,
+    PREDICTIONS_FILE,
+    RESULTS_FILE)
+from tune_food.sweepdir.state import data_root, peek_state
+from tune_food.common.errors import DataError
+from tune_food.data.splits import split_samples
+from tune_food.train.hparams import split_dirs
+from tune_food.results.outputs import build_outputs
+from tune_food.results.plots import make_plots
+from tune_food.train.hparams import PARAMS
 
-PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.plots.make_plots, shown
+PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.results.plots.make_plots, shown
 
 
 def abs_in(exp_dir: str, path: Any) -> str | None:
@@ -48,13 +58,10 @@ def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
     """The test-split images of a sweep (of the trial with ``config``; default: the
     first trial's), sorted, from the dataset folders recorded in ``sweep.json``: the
     test set the trial was scored on (several ``test_data`` folders united, each
-    distinct image once: :class:`tune_food.imagesplit.ImageSplit`).
+    distinct image once: :class:`tune_food.data.splits.ImageSplit`).
 
     Returns ``[]`` when the folders are not there (another machine's sweep).
     """
-    from ..errors import DataError
-    from tune_food.imagesplit import split_samples
-    from tune_food.hparams import split_dirs
 
     state = peek_state(exp_dir)
     root = data_root(state)   # sweep.json names datasets relative to it (older: absolute)
@@ -90,9 +97,9 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
 
     A finished (or interrupted) sweep: its ``leaderboard.csv``, ``results.csv`` and
     ``plots/``. A running one, or one without ``leaderboard.csv`` yet: rebuilt in memory
-    from the trial folders with :func:`tune_food.outputs.build_outputs` (what the sweep
+    from the trial folders with :func:`tune_food.results.outputs.build_outputs` (what the sweep
     and ``python -m tune_food.report`` write), its plots drawn by
-    :func:`tune_food.plots.make_plots` under ``plots_cache``
+    :func:`tune_food.results.plots.make_plots` under ``plots_cache``
     (the sweep folder is never written to).
     """
     state = peek_state(exp_dir)
@@ -109,8 +116,6 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
 
 def _rebuild_board(exp_dir: str, state: dict, plots_cache: str | None) -> Board:
     """The live board of :func:`load_board`: built from the trial folders."""
-    from ..outputs import build_outputs
-    from ..plots import make_plots
 
     try:
         built = build_outputs(exp_dir, state)
@@ -140,7 +145,6 @@ def display_board(board: pd.DataFrame) -> pd.DataFrame:
     hyperparameters that differ between trials (and model, data, epochs), the ranking
     metric, test accuracy with its 95 % interval, and ``p_vs_best``,
     ``tied_with_best``, ``epochs_done`` / ``epochs_planned`` when the sweep has them."""
-    from tune_food.hparams import PARAMS
 
     if board.empty:
         return pd.DataFrame({"rank": [], "trial": [], "status": []})

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..errors import SweepError
-from ..layout import LEADERBOARD_FILE
-from ..state import peek_state
-from ..state import list_sweeps
+from tune_food.common.errors import SweepError
+from tune_food.sweepdir.layout import LEADERBOARD_FILE
+from tune_food.sweepdir.state import peek_state
+from tune_food.sweepdir.state import list_sweeps
 
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page

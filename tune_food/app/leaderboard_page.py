@@ -11,13 +11,14 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from ..errors import SweepError, TuneFoodError
-from ..layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
-from .boards import SweepBoards
-from .classify import Classifiers, classify_images
-from .figures import confusion_figure, curves_figure, thumb
-from ..state import list_sweeps
-from .folders import Board, abs_in, display_board, read_predictions, test_images
+from tune_food.common.errors import SweepError, TuneFoodError
+from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
+from tune_food.app.boards import SweepBoards
+from tune_food.app.classify import Classifiers, classify_images
+from tune_food.app.figures import confusion_figure, curves_figure, thumb
+from tune_food.sweepdir.state import list_sweeps
+from tune_food.app.folders import Board, abs_in, display_board, read_predictions, test_images
+from tune_food.train.hparams import PARAMS
 
 BOARD_REFRESH_S = 5.0      # Leaderboard page refresh while the selected sweep runs
 
@@ -90,7 +91,6 @@ class LeaderboardPage:
     def trial_view(self, sweep: str | None, trial: str | None):
         """Hyperparameters, curves, wrong test images, confusion matrix and a note of
         trial ``trial`` of sweep ``sweep``."""
-        from tune_food.hparams import PARAMS
 
         if not sweep or not trial:
             return ({}, None, [], None, "")

@@ -7,13 +7,14 @@ import os
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from .boards import SweepBoards
-from .classify import Classifiers, ClassifyPage
-from ..state import list_sweeps, newest_sweep
-from .folders import test_images
-from .launcher import Launcher
-from .leaderboard_page import BOARD_REFRESH_S, LeaderboardPage
-from .sweeps_page import SWEEPS_REFRESH_S, SweepsPage
+from tune_food.app.boards import SweepBoards
+from tune_food.app.classify import Classifiers, ClassifyPage
+from tune_food.sweepdir.state import list_sweeps, newest_sweep
+from tune_food.app.folders import test_images
+from tune_food.app.launcher import Launcher
+from tune_food.app.leaderboard_page import BOARD_REFRESH_S, LeaderboardPage
+from tune_food.app.sweeps_page import SWEEPS_REFRESH_S, SweepsPage
+from tune_food.sweep.spaces import default_space_dir
 
 EXAMPLES_PER_CLASS = 2     # test images per class offered as examples
 PICKER = "tf-picker"       # the CSS class of the sweep and trial dropdowns
@@ -48,8 +49,7 @@ def theme():
 
 
 def default_spaces_dir() -> str:
-    """The repository's ``search_spaces/`` (:func:`tune_food.spaces.default_space_dir`)."""
-    from ..spaces import default_space_dir
+    """The repository's ``search_spaces/`` (:func:`tune_food.sweep.spaces.default_space_dir`)."""
 
     return default_space_dir()
 

@@ -1,0 +1,46 @@
+"""The project's exceptions.
+
+Every problem the user can fix (a missing folder, a bad image, an unknown key in a
+search space, a resource request no node can satisfy) is raised as a
+:class:`TuneFoodError` subclass whose message says what is wrong, where (file, key,
+path) and how to fix it. The CLIs turn these into one line on stderr and exit 2
+(:func:`tune_food.common.cliargs.cli_call`).
+"""
+
+from __future__ import annotations
+
+
+class TuneFoodError(Exception):
+    """Base class of every user-facing error in tune_food."""
+
+
+class DataError(TuneFoodError):
+    """A dataset is missing, malformed, or fails verification."""
+
+
+class WeightsError(TuneFoodError):
+    """Pretrained weights are missing or cannot be loaded."""
+
+
+class SpaceError(TuneFoodError):
+    """A search-space YAML file is missing, unparsable, or has bad keys/values."""
+
+
+class ResourceError(TuneFoodError):
+    """A resource request (CPUs, GPUs per trial) that the cluster cannot satisfy."""
+
+
+class RayStartError(TuneFoodError):
+    """Ray cannot be started here, or the cluster named by ``--address`` cannot be joined
+    (the message names the cause and the fix; see :mod:`tune_food.sweep.ray_start`)."""
+
+
+class SweepError(TuneFoodError):
+    """A sweep cannot be started, resumed or reported (for example: unknown name)."""
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a cause quoted from a library may span several."""
+    return " ".join(message.split())
+
+

@@ -1,0 +1,229 @@
+"""Backbone features of images, computed in this process: :func:`extract_images` (a
+batch of paths -> ``float32 [N, D]``) and :func:`extract_features` (a whole split, through
+the store), each image's vector the frozen backbone's pooled output under the weights'
+eval transform. :class:`FeatureSet` is what a trial trains on.
+
+The forward pass (:func:`tune_food.models.registry.forward_settings`: ``channels_last``,
+``torch.inference_mode``, float32) is the same one the image pipeline
+(``--feature-cache off``) uses, so both paths agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tune_food.models.devices import gpu_math
+from tune_food.common.files import cached_sha256
+from tune_food.data.images import rgb_loader, split_folders, split_id
+from tune_food.data.splits import split_samples
+from tune_food.models.registry import (backbone_features,
+    build_backbone,
+    describe_transform,
+    forward_settings,
+    get_spec,
+    get_transform,
+    weights_sha256)
+from tune_food.features.store import FeatureStore, extractor_id
+
+#: images per forward pass of the extraction (measured: benchmarks/extract_settings.py)
+BATCH_SIZE = 32
+
+
+@dataclass
+class FeatureSet:
+    """Pooled backbone features of one split.
+
+    Attributes:
+        model: registry name of the backbone.
+        split_dir: the split's id (:func:`tune_food.data.images.split_id`).
+        features: NumPy ``float32 [N, D]`` pooled backbone outputs (D = the model's
+            ``num_features``), in ``ImageFolder`` order. Read-only shared memory when
+            it came out of the Ray object store.
+        labels: NumPy ``int64 [N]`` class indices into ``classes``.
+        classes: class-folder names.
+        paths: NumPy unicode ``[N]``: the absolute image paths.
+        fingerprint: see :func:`fingerprint`.
+        transform: description of the transform the images went through.
+        source: ``"computed"`` (some of its images ran through the backbone now) or
+            ``"disk"`` (all read from a :class:`FeatureStore`).
+        seconds: wall time spent producing it.
+        hashes: NumPy unicode ``[N]``: the images' SHA-256 (hex), their identity
+            across datasets. (Arrays, not lists: like the features they cross the object
+            store without a per-trial copy.)
+        computed: how many of its images ran through the backbone for it.
+    """
+
+    model: str
+    split_dir: str
+    features: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    paths: np.ndarray
+    fingerprint: str
+    transform: str = ""
+    source: str = "computed"
+    seconds: float = 0.0
+    hashes: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+    computed: int = 0
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features float32 [N, D], labels int64 [N])`` as torch tensors that share
+        the arrays' memory (``torch.from_numpy``: no copy, also of read-only shared
+        memory, which nothing here writes to)."""
+        with warnings.catch_warnings():  # "non-writable": the head never writes its inputs
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(self.features), torch.from_numpy(self.labels)
+
+
+def fingerprint(model: str, samples: list[tuple[str, int]], classes: list[str],
+                split_dir, hashes: list[str] | None = None, device: str = "cpu") -> str:
+    """SHA-256 (hex) identifying a feature set.
+
+    It covers the model name, the SHA-256 of its weights file, how images are decoded
+    (:data:`tune_food.data.images.LOADER`: EXIF orientation), the transform's description, the
+    class names, and for every image its path relative to the split folder (the folders'
+    common parent for a united split), its size and the SHA-256 of its bytes; so a
+    changed, added, removed or relabelled image, other weights, another transform or
+    another device class give another fingerprint. ``hashes``: the images' SHA-256 when
+    already known; ``device``: where the vectors are computed.
+    """
+    digest = hashlib.sha256()
+    head = [*extractor_id(model, device), *classes]
+    digest.update("\n".join(head).encode())
+    root = os.path.commonpath(split_folders(split_dir))
+    hashes = hashes if hashes is not None else [cached_sha256(p) for p, _ in samples]
+    for (path, label), sha in zip(samples, hashes):
+        rel = os.path.relpath(path, root)
+        digest.update(f"\n{rel}\t{label}\t{os.path.getsize(path)}\t{sha}".encode())
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- forward
+
+def _backbone(model: str, device: str) -> torch.nn.Module:
+    """The backbone of ``model`` on ``device``, built once per process and weights file
+    (a Ray worker runs many extraction tasks; a replaced weights file is another
+    backbone, as it is another key of the store)."""
+    return _built_backbone(model, device, weights_sha256(model))
+
+
+@functools.lru_cache(maxsize=2)
+def _built_backbone(model: str, device: str, weights: str) -> torch.nn.Module:
+    return forward_settings(build_backbone(model).to(device))
+
+
+class _Images(Dataset):
+    """Item ``i``: ``(transform(rgb_loader(paths[i])), 0)``: images from anywhere
+    (the distinct images of several splits), decoded as every split is."""
+
+    def __init__(self, paths: Sequence[str], transform: Callable):
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return self.transform(rgb_loader(self.paths[i])), 0
+
+
+def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZE,
+                   device: torch.device | str = "cpu", num_workers: int = 0,
+                   allow_tf32: bool = False) -> np.ndarray:
+    """Pooled features of images: ``float32 [len(paths), D]`` NumPy array.
+
+    Decodes with :func:`tune_food.data.images.rgb_loader`, applies the weights' eval transform,
+    runs the frozen backbone under ``torch.inference_mode`` in ``channels_last`` layout
+    in float32 (:func:`tune_food.models.registry.backbone_features`; on CUDA without TF32,
+    :func:`tune_food.models.devices.gpu_math`; ``allow_tf32`` only to measure TF32),
+    ``batch_size`` images at a time; ``num_workers`` DataLoader processes decode ahead of
+    the forward pass.
+
+    Raises:
+        WeightsError: the model's weights are missing.
+    """
+    device = str(torch.device(device))
+    gpu_math(device, allow_tf32)
+    backbone = _backbone(model, device)
+    out = np.empty((len(paths), get_spec(model).num_features), dtype=np.float32)
+    if not len(paths):
+        return out
+    loader = DataLoader(_Images(paths, get_transform(model)),
+                        batch_size=batch_size, num_workers=num_workers)
+    row = 0
+    with torch.inference_mode():
+        for x, _ in loader:
+            y = backbone_features(backbone, x, device).cpu().numpy()
+            out[row:row + len(y)] = y
+            row += len(y)
+    return out
+
+
+def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np.ndarray],
+              transform: str, source: str, seconds: float, computed: int,
+              device: str = "cpu") -> FeatureSet:
+    dim = get_spec(model).num_features
+    features = np.empty((len(samples), dim), dtype=np.float32)
+    for i, sha in enumerate(hashes):
+        features[i] = vectors[sha]
+    return FeatureSet(model, split_id(split), features,
+                      np.array([t for _, t in samples], dtype=np.int64), classes,
+                      np.array([p for p, _ in samples], dtype=str),
+                      fingerprint(model, samples, classes, split, hashes, device),
+                      transform, source, seconds, np.array(hashes, dtype=str), computed)
+
+
+def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
+                     batch_size: int = BATCH_SIZE, num_workers: int = 0,
+                     device: torch.device | str = "cpu",
+                     store: FeatureStore | None = None) -> FeatureSet:
+    """The features of every image of a split, computed in this process.
+
+    Args:
+        model: a registry name (:data:`tune_food.models.registry.MODELS`).
+        split_dir: absolute split folder (one sub-folder per class), or a tuple of
+            them united (:class:`tune_food.data.splits.ImageSplit`).
+        exclude: image paths to leave out (bad images the user chose to skip).
+        batch_size, num_workers, device: see :func:`extract_images`.
+        store: when given, images it holds are read from it, the others (each
+            distinct content once) run through the backbone and are added to it.
+
+    Returns:
+        A :class:`FeatureSet` (NumPy ``features float32 [N, D]``).
+
+    Raises:
+        WeightsError: the model's weights are missing.
+    """
+    start = time.perf_counter()
+    classes, samples = split_samples(split_dir, exclude)
+    hashes = [cached_sha256(p) for p, _ in samples]
+    key = extractor_id(model, str(device))
+    vectors = store.get(key, hashes) if store is not None else {}
+    missing = {sha: p for (p, _), sha in zip(samples, hashes) if sha not in vectors}
+    if missing:
+        new = extract_images(model, list(missing.values()), batch_size, device, num_workers)
+        vectors.update(zip(missing, new))
+        if store is not None:
+            store.put(key, list(missing), new)
+    return _assemble(model, split_dir, classes, samples, hashes, vectors,
+                     describe_transform(get_transform(model)),
+                     "computed" if missing or store is None else "disk",
+                     time.perf_counter() - start, len(missing), device=str(device))
+
+
+def feature_key(model: str, split_dir) -> str:
+    """The key of a feature set in the mapping handed to trials: ``"<model>|<split id>"``
+    (:func:`tune_food.data.images.split_id`)."""
+    return f"{model}|{split_id(split_dir)}"

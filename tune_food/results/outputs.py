@@ -1,0 +1,256 @@
+"""Everything a sweep folder holds besides Ray's own trial folders, written by one
+function for the sweep and for ``python -m tune_food.report`` alike.
+
+:func:`load_trials` reads every trial of a sweep folder (Ray Tune's
+``ExperimentAnalysis``: saved trial statuses, ``progress.csv``, checkpoints, errors;
+no cluster needed). :func:`write_outputs` turns them into ``leaderboard.csv``,
+``results.csv``, their Parquet copies with dtypes (:mod:`tune_food.results.tables`),
+``leaderboard_by_config.csv`` (repeated seeds) and the plots, and
+works out the sweep's status (:func:`sweep_status`). Because the sweep calls the same
+function at its end that ``report`` calls later, both write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from tune_food.common.errors import SweepError
+from tune_food.common.files import write_csv_atomic
+from tune_food.results.leaderboard import (TrialRecord,
+    compare_with_best,
+    dedupe_history,
+    leaderboard_by_config,
+    make_leaderboard,
+    results_dataframe,
+    tie_summary)
+
+from tune_food.sweepdir.layout import (BY_CONFIG_FILE,
+    ERROR_FILE,
+    LEADERBOARD_FILE,
+    LEADERBOARD_PARQUET,
+    PREDICTIONS_FILE,
+    RESULTS_FILE,
+    RESULTS_PARQUET,
+    SWEEP_COMMAND,
+    SWEEP_FILES,
+    is_uri)
+from tune_food.results.tables import write_parquet_atomic
+from tune_food.train.hparams import PARAMS
+from tune_food.results.plots import make_plots
+from tune_food.sweepdir.state import data_root
+
+
+@dataclass
+class Outputs:
+    """What :func:`write_outputs` produced."""
+
+    board: pd.DataFrame
+    results: pd.DataFrame
+    status: str                       # finished | finished with errors | interrupted
+    files: list[str] = field(default_factory=list)
+    summary: str = ""                 # how many trials tie with the best
+    best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
+
+
+def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
+    """Every trial of the sweep at ``exp_path`` (a folder or a storage URI).
+
+    Returns:
+        ``(records, root)``: one :class:`~tune_food.results.leaderboard.TrialRecord` per trial
+        (its saved Ray status, config, each epoch once, latest checkpoint, error) and
+        the experiment folder as the trials' paths spell it.
+
+    Raises:
+        SweepError: no trial state in the folder yet (the sweep stopped before its
+            first trial was created).
+    """
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    path = exp_path if is_uri(exp_path) else os.path.abspath(exp_path)
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_log.level
+    analysis_log.setLevel(logging.ERROR)  # "Failed to fetch metrics" of trials never started
+    try:
+        analysis = ExperimentAnalysis(path)
+        results = list(ResultGrid(analysis))
+    except (ValueError, FileNotFoundError, RuntimeError):
+        raise SweepError(f"{exp_path}: no trial has been created yet (the sweep stopped before "
+                         "Ray Tune saved any); continue it with "
+                         f"{SWEEP_COMMAND} --resume --name <its name>") from None
+    finally:
+        analysis_log.setLevel(level)
+    records = []
+    for trial, result in zip(analysis.trials, results):
+        error = None
+        if result.error is not None:
+            error = (str(result.error).strip().splitlines() or [""])[-1][:300]
+        elif str(trial.status) != "TERMINATED" and not is_uri(path) and \
+                os.path.isfile(os.path.join(result.path, ERROR_FILE)):
+            # a trial whose worker died with no retries left: Ray wrote its error.txt
+            # but may have saved the trial as still running
+            with open(os.path.join(result.path, ERROR_FILE)) as fh:
+                lines = [x for x in fh.read().strip().splitlines() if x.strip()]
+            error = (lines[-1] if lines else "the trial's worker died")[:300]
+        records.append(TrialRecord(
+            trial_id=trial.trial_id, ray_status=str(trial.status),
+            # the resolved config as the trial reported it; Ray's saved trial may hold
+            # the unresolved search domain (e.g. {"grid_search": [4]}) after a restart
+            config=dict((result.metrics or {}).get("config") or result.config or trial.config or {}),
+            history=dedupe_history(result.metrics_dataframe), path=result.path,
+            checkpoint=result.checkpoint.path if result.checkpoint else None, error=error))
+    root = os.path.dirname(records[0].path.rstrip("/")) if records else path
+    return records, root
+
+
+def _config_key(config: dict, keys) -> str:
+    return json.dumps({k: config.get(k) for k in keys}, sort_keys=True, default=str)
+
+
+def unstarted_records(records: list[TrialRecord], planned: dict, root: str) -> list[TrialRecord]:
+    """Rows for planned trials Ray Tune never created (an interrupted sweep with
+    ``--max-concurrent`` creates trials only as slots free up).
+
+    Args:
+        planned: ``sweep.json``'s ``planned``: ``{"trials": N, "configs": [...]}``; the
+            configurations are listed for grids, a search only knows its count.
+    """
+
+    configs = planned.get("configs")
+    if configs:
+        seen = {}
+        for r in records:
+            key = _config_key(r.config, PARAMS)
+            seen[key] = seen.get(key, 0) + 1
+        missing = []
+        for cfg in configs:
+            key = _config_key(cfg, PARAMS)
+            if seen.get(key):
+                seen[key] -= 1
+            else:
+                missing.append(cfg)
+    else:
+        missing = [{}] * max(0, int(planned.get("trials") or 0) - len(records))
+    varied = [k for k in PARAMS if len({json.dumps(c.get(k), default=str)
+                                         for c in (configs or [])}) > 1]
+
+    def name(cfg: dict) -> str:
+        return "-".join(f"{k}={cfg.get(k)}" for k in varied) or "(not created)"
+
+    return [TrialRecord(trial_id="", ray_status="NOT_CREATED", config=dict(cfg),
+                        history=pd.DataFrame(), path=os.path.join(root, "(not created)"),
+                        extra={"trial_name": name(cfg)})
+            for cfg in missing]
+
+
+def sweep_status(board: pd.DataFrame) -> str:
+    """``interrupted`` when a trial did not run to its end for a reason other than its
+    scheduler, else ``finished with errors`` when a trial failed, else ``finished``."""
+    if board.empty:
+        return "interrupted"
+    statuses = set(board["status"])
+    if statuses & {"INTERRUPTED", "NOT_STARTED"}:
+        return "interrupted"
+    return "finished with errors" if "ERROR" in statuses else "finished"
+
+
+def build_outputs(exp_path: str, state: dict) -> Outputs:
+    """The leaderboard (statuses, ranks, ``p_vs_best``), the results table and the
+    sweep's status, computed from the trial folders without writing anything: what
+    :func:`write_outputs` writes, and what the web page shows of a running sweep.
+
+    Raises:
+        SweepError: see :func:`load_trials`.
+    """
+
+    try:
+        records, root = load_trials(exp_path)
+    except SweepError:
+        if not state.get("planned"):
+            raise
+        records, root = [], exp_path   # stopped before Ray Tune saved any trial
+    records += unstarted_records(records, state.get("planned") or {}, root)
+    keys = list(PARAMS)
+    board = make_leaderboard(records, state["metric"], state["mode"], keys, root)
+    split = state["metric"].split("_")[0]
+    predictions = read_predictions(board, root, exp_path)
+    board = compare_with_best(board, predictions, split)
+    if "val_acc" in board:   # which validation set ranked: shared or per-dataset
+        board["val_set"] = (state.get("validation") or {}).get("source", "per-dataset")
+    best = board.iloc[0]["trial_id"] if not board.empty and board["rank"].notna().any() else None
+    return Outputs(board, results_dataframe(records, keys), sweep_status(board),
+                   summary=tie_summary(board, split), best_predictions=predictions.get(best))
+
+
+def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
+    """Write the leaderboard and results (CSV and Parquet), per-configuration table and
+    plots of a sweep.
+
+    Args:
+        exp_path: the sweep's experiment folder or storage URI (where trials are).
+        local_dir: where to write the files (the sweep folder; for URI storage a local
+            folder that is uploaded afterwards).
+        state: the sweep's ``sweep.json`` content (``metric``, ``mode``).
+
+    Returns:
+        :class:`Outputs` (board, results, sweep status, files written).
+
+    Raises:
+        SweepError: see :func:`load_trials`.
+    """
+
+    out = build_outputs(exp_path, state)
+    board, frame = out.board, out.results
+    out.files = [write_csv_atomic(board, os.path.join(local_dir, LEADERBOARD_FILE)),
+                 write_csv_atomic(frame, os.path.join(local_dir, RESULTS_FILE)),
+                 write_parquet_atomic(board, os.path.join(local_dir, LEADERBOARD_PARQUET)),
+                 write_parquet_atomic(frame, os.path.join(local_dir, RESULTS_PARQUET))]
+    if "seed" in board and board["seed"].nunique() > 1 and board["rank"].notna().any():
+        by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
+        out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
+    out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state))
+    return out
+
+
+def read_predictions(board: pd.DataFrame, root: str, exp_path: str) -> dict[str, pd.DataFrame]:
+    """trial_id -> the ``predictions.csv`` beside the checkpoint of each ranked row (the
+    epoch the row shows); trials without one are left out."""
+    import pyarrow.fs
+
+    out = {}
+    if is_uri(exp_path):
+        fs, _ = pyarrow.fs.FileSystem.from_uri(exp_path)
+    else:
+        fs = pyarrow.fs.LocalFileSystem()
+    for _, row in board[board["rank"].notna()].iterrows():
+        ckpt = row.get("checkpoint_path")
+        if not isinstance(ckpt, str):
+            continue
+        path = ckpt if ckpt.startswith("/") else f"{root}/{ckpt}"
+        try:
+            with fs.open_input_file(f"{path}/{PREDICTIONS_FILE}") as fh:
+                out[row["trial_id"]] = pd.read_csv(fh)
+        except (FileNotFoundError, OSError):
+            continue
+    return out
+
+
+def upload(local_dir: str, exp_dir: str) -> None:
+    """Copy the sweep's own files (:data:`tune_food.sweepdir.layout.SWEEP_FILES`) to a URI
+    experiment folder with pyarrow's filesystems (the ones Ray Tune uses for
+    ``storage_path``); nothing to do for a local folder."""
+    if not is_uri(exp_dir):
+        return
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(exp_dir)
+    for entry in SWEEP_FILES:
+        src = os.path.join(local_dir, entry)
+        if os.path.isdir(src):
+            fs.create_dir(f"{root}/{entry}", recursive=True)
+        if os.path.exists(src):
+            pyarrow.fs.copy_files(src, f"{root}/{entry}", destination_filesystem=fs)

@@ -1,0 +1,283 @@
+"""MLflow tracking of a sweep (``python -m tune_food.sweep ... --mlflow [TRACKING_URI]``).
+
+Each trial becomes an MLflow run through Ray Tune's own
+``ray.air.integrations.mlflow.MLflowLoggerCallback`` (running in the driver): the
+trial's hyperparameters as params, every reported number per epoch as metrics (step =
+``training_iteration`` = the epoch), tags ``sweep`` (the sweep's name), ``trial_name``
+and ``trial_id``. The sweep is one MLflow experiment named like the sweep, holding a
+parent run (named like the sweep too) under which the trial runs are nested
+(``mlflow.parentRunId``); :func:`start_runs` opens them before the sweep writes anything,
+so a store that cannot be reached stops the sweep with nothing left behind. When the sweep's outputs are written, :func:`log_sweep` adds
+each trial's final ``status`` (and ``rank``) from the leaderboard as tags, ends trial
+runs that Tune left open, and logs the leaderboard and results tables (CSV and Parquet),
+``sweep.json``, ``space.yaml`` and the plots as artifacts of the parent run.
+
+The default tracking URI is ``sqlite:///<results folder>/mlflow.db`` (one database for
+all sweeps of a results folder; with URI storage, the local ``./results`` that holds the
+sweep's outputs), with artifacts in ``<results folder>/mlartifacts/<sweep name>/``.
+Needs MLflow: ``pip install "tune_food[mlflow]"`` (``mlflow-skinny``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from tune_food.common.errors import SweepError
+from tune_food.common.files import folder_problem
+from tune_food.sweepdir.layout import (MLFLOW_ARTIFACTS_DIR,
+    MLFLOW_DB,
+    SPACE_FILE,
+    STATE_FILE,
+    without_internal_keys)
+from tune_food.sweepdir.layout import MLFLOW_DEFAULT
+
+#: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
+RUN_STATUS = {"TERMINATED": "FINISHED", "EARLY_STOPPED": "FINISHED", "ERROR": "FAILED",
+              "INTERRUPTED": "KILLED", "NOT_STARTED": "KILLED"}
+#: sweep status (sweep.json) -> MLflow's status of the parent run
+SWEEP_STATUS = {"finished": "FINISHED", "finished with errors": "FAILED",
+                "interrupted": "KILLED", "failed": "FAILED"}
+
+
+def tracking_uri(option: str, local_dir: str) -> str:
+    """The tracking URI that ``--mlflow option`` means for the sweep folder ``local_dir``:
+    :data:`tune_food.sweep.options.MLFLOW_DEFAULT` -> ``sqlite:////abs/<parent of
+    local_dir>/mlflow.db``; anything else as given."""
+    if option == MLFLOW_DEFAULT:
+        return "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(local_dir)), MLFLOW_DB)
+    return option
+
+
+def _artifact_location(uri: str, name: str) -> str | None:
+    """Artifacts of a SQLite store go beside the database file (MLflow would put them in
+    ``./mlruns`` of whatever folder the sweep was started from); other stores decide."""
+    if uri.startswith("sqlite:///"):
+        return os.path.join(os.path.dirname(uri[len("sqlite:///"):]), MLFLOW_ARTIFACTS_DIR, name)
+    return None
+
+
+def _client(uri: str):
+    import logging
+
+    # "Creating initial MLflow database tables..." on a new SQLite store: not news
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise SweepError("--mlflow needs MLflow, which is not installed: pip install "
+                         "\"tune_food[mlflow]\" (or pip install mlflow-skinny)") from None
+    return MlflowClient(tracking_uri=uri)
+
+
+#: how long a tracking server may take to answer one request before the sweep gives
+#: up on it (s); no retries while the sweep checks and opens its runs (MLflow's own
+#: defaults retry with back-off for minutes, which looks like a hang)
+PROBE_TIMEOUT_S = 10
+
+
+@contextlib.contextmanager
+def _fail_fast():
+    """MLflow's HTTP client with no retries and a :data:`PROBE_TIMEOUT_S` timeout
+    (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT``), for the
+    requests of this block only."""
+    settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S)}
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _fail(uri: str, exc: Exception) -> SweepError:
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(reason) > 300:   # MLflow's HTTP errors nest urllib3's: keep the start and the cause
+        cause = reason.rfind("Caused by ")
+        reason = f"{reason[:150]} ... {reason[cause:] if cause > 150 else reason[-140:]}"[:400]
+    return SweepError(f"MLflow tracking at {uri} failed ({reason}); check the --mlflow "
+                      "tracking URI (e.g. sqlite:///abs/path/mlflow.db or http://host:5000)")
+
+
+def check_store(option: str | None, local_dir: str) -> None:
+    """Fail before launch (``--dry-run`` included) when ``--mlflow`` cannot work: MLflow
+    not installed, a SQLite store whose folder cannot be created, or a tracking server
+    that does not answer a read-only request within :data:`PROBE_TIMEOUT_S` seconds.
+    Writes nothing.
+
+    Raises:
+        SweepError: one line naming the URI and the cause.
+    """
+    if not option:
+        return
+    uri = tracking_uri(option, local_dir)
+    if uri.startswith("sqlite:///"):
+        folder = os.path.dirname(os.path.abspath(uri[len("sqlite:///"):]))
+        problem = folder_problem(folder)
+        if problem:
+            raise _fail(uri, OSError(f"its folder {folder} {problem}"))
+        _client(uri)   # installed?
+        return
+    try:
+        with _fail_fast():
+            _client(uri).search_experiments(max_results=1)
+    except SweepError:
+        raise
+    except Exception as exc:   # MlflowException, HTTP and OS errors alike
+        raise _fail(uri, exc) from None
+
+
+def start_runs(option: str | None, name: str, local_dir: str,
+               saved: dict | None = None) -> dict | None:
+    """Open the MLflow side of the sweep ``name`` before anything else of it is written:
+    create (or on ``--resume`` find) the experiment ``name`` and the sweep's parent run.
+
+    Args:
+        option: ``--mlflow`` (a tracking URI or :data:`tune_food.sweep.options.MLFLOW_DEFAULT`);
+            None: no MLflow.
+        local_dir: the sweep folder on this machine (the default store is beside it).
+        saved: on ``--resume``, ``sweep.json``'s ``mlflow`` (the parent run is marked
+            running again and reused).
+
+    Returns:
+        None without ``option``, else ``{"tracking_uri", "experiment_id",
+        "parent_run_id"}`` for ``sweep.json``, :func:`mlflow_callbacks` and
+        :func:`log_sweep`.
+
+    Raises:
+        SweepError: MLflow is not installed, or the tracking store cannot be reached.
+    """
+    if not option:
+        return None
+    saved = saved or {}
+    uri = saved.get("tracking_uri") or tracking_uri(option, local_dir)
+    try:
+        if uri.startswith("sqlite:///"):   # the results folder may not exist yet
+            os.makedirs(os.path.dirname(uri[len("sqlite:///"):]) or ".", exist_ok=True)
+        return _open_runs(_client(uri), uri, name, saved)
+    except SweepError:
+        raise
+    except Exception as exc:   # MlflowException, SQLAlchemy, OS and HTTP errors alike
+        raise _fail(uri, exc) from None
+
+
+def _open_runs(client, uri: str, name: str, saved: dict) -> dict:
+    with _fail_fast():
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+            name, artifact_location=_artifact_location(uri, name),
+            # the MLflow 3 UI then opens on the runs table, not on the GenAI overview
+            tags={"mlflow.experimentKind": "custom_model_development"})
+        parent = saved.get("parent_run_id")
+        if parent:   # --resume: the sweep's run is running again
+            client.update_run(parent, status="RUNNING")
+        else:
+            parent = client.create_run(experiment_id, run_name=name,
+                                       tags={"sweep": name, "role": "sweep"}).info.run_id
+    return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent}
+
+
+def mlflow_callbacks(info: dict | None, name: str) -> list:
+    """The Tune callbacks that log each trial of the sweep ``name`` as an MLflow run
+    nested under its parent run: ``[]`` when ``info`` (from :func:`start_runs`) is None,
+    else one ``MLflowLoggerCallback``. A resumed sweep's restored Tuner keeps the
+    callback it was pickled with (same store and parent run)."""
+    if not info:
+        return []
+    return [_make_trial_runs()(info["tracking_uri"], experiment_name=name,
+                                tags={"sweep": name, "role": "trial",
+                                      "mlflow.parentRunId": info["parent_run_id"]})]
+
+
+def _make_trial_runs():
+    """Build :class:`TrialRuns` on first use: importing MLflow and Ray's integration
+    takes a second, which a sweep without ``--mlflow`` (and ``--help``) should not pay."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class TrialRuns(MLflowLoggerCallback):
+        """Ray Tune's ``MLflowLoggerCallback`` plus a ``trial_id`` tag; a trial that
+        already has a run (a resumed sweep) logs into that run instead of a second one."""
+
+        def log_trial_start(self, trial) -> None:
+            if trial not in self._trial_runs:
+                client = _client(self.tracking_uri)
+                experiment = client.get_experiment_by_name(self.experiment_name)
+                found = client.search_runs(
+                    [experiment.experiment_id],
+                    filter_string=f"tags.trial_id = '{trial.trial_id}'") if experiment else []
+                if found:
+                    self._trial_runs[trial] = found[0].info.run_id
+                    client.update_run(found[0].info.run_id, status="RUNNING")
+                else:
+                    super().log_trial_start(trial)
+                    client.set_tag(self._trial_runs[trial], "trial_id", trial.trial_id)
+                    return
+            super().log_trial_start(trial)
+
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            # Tune's internal flag (in the first result after a restore) is no metric
+            super().log_trial_result(iteration, trial, without_internal_keys(result))
+
+    TrialRuns.__module__, TrialRuns.__qualname__ = __name__, "TrialRuns"   # picklable
+    globals()["TrialRuns"] = TrialRuns
+    return TrialRuns
+
+
+def __getattr__(name: str):
+    if name == "TrialRuns":   # unpickling a saved Tuner (--resume) finds the class here
+        return _make_trial_runs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def log_sweep(state: dict, local_dir: str, outputs) -> None:
+    """After the sweep's outputs are written: tag each trial run with its leaderboard
+    ``status`` and ``rank``, end the runs Tune left open, log the sweep's files as
+    artifacts of the parent run and end it with the sweep's status. Does nothing for a
+    sweep without ``--mlflow``.
+
+    Args:
+        state: the sweep's ``sweep.json`` content (``mlflow``, ``status``, ``metric``).
+        local_dir: the sweep folder holding the outputs.
+        outputs: :class:`tune_food.results.outputs.Outputs`, or None when no trial was created.
+
+    A store that fails now (the sweep's own files are all written by then) is one
+    warning line on stderr, not an error: the sweep's result and exit code stand.
+    """
+    info = state.get("mlflow")
+    if not info:
+        return
+    parent = info["parent_run_id"]
+    try:
+        client = _client(info["tracking_uri"])
+        rows = {} if outputs is None else \
+            {r["trial_id"]: r for r in outputs.board.to_dict("records") if r["trial_id"]}
+        runs = client.search_runs([info["experiment_id"]], max_results=50000)
+        for run in runs:
+            tags = run.data.tags
+            if tags.get("mlflow.parentRunId") != parent or tags.get("trial_id") not in rows:
+                continue
+            row = rows[tags["trial_id"]]
+            client.set_tag(run.info.run_id, "status", row["status"])
+            if row.get("rank") is not None and row["rank"] == row["rank"]:   # not NA
+                client.set_tag(run.info.run_id, "rank", str(int(row["rank"])))
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, RUN_STATUS.get(row["status"], "KILLED"))
+        client.log_param(parent, "metric", f"{state.get('metric')} ({state.get('mode')})")
+        client.set_tag(parent, "status", state.get("status", ""))
+        for path in (outputs.files if outputs is not None else []) + \
+                [os.path.join(local_dir, f) for f in (STATE_FILE, SPACE_FILE)]:
+            if os.path.isfile(path):
+                sub = os.path.relpath(os.path.dirname(os.path.abspath(path)),
+                                      os.path.abspath(local_dir))
+                client.log_artifact(parent, path, None if sub == "." else sub)
+        client.set_terminated(parent, SWEEP_STATUS.get(state.get("status"), "FINISHED"))
+    except Exception as exc:   # MlflowException, SQLAlchemy, OS and HTTP errors alike
+        import sys
+
+        print(f"warning: {_fail(info['tracking_uri'], exc)}; the sweep's own files are "
+              "complete", file=sys.stderr)

@@ -1,0 +1,121 @@
+"""The sweep's command line: argparse in, one :class:`~tune_food.sweep.options.SweepOptions` out.
+
+Only the standard library and :mod:`tune_food.sweep.options` are imported here, so ``--help``
+and argument errors answer in well under a second (Ray, torch and pandas are imported
+later, by the modules that run the sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from tune_food.common.cliargs import Parser, path_arg
+from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from tune_food.sweepdir.layout import SWEEP_COMMAND
+from tune_food.sweep.options import (CACHE_DIR_ENV,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_SPACES,
+    NUM_SAMPLES,
+    OPTUNA_IN_FLIGHT,
+    SweepOptions)
+from tune_food.sweepdir.layout import MLFLOW_DEFAULT
+
+PROG = SWEEP_COMMAND
+_D = SweepOptions()   # the defaults, stated once in SweepOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The sweep's parser. Every flag's default is ``SUPPRESS``: the parsed namespace
+    holds only the flags given, and :func:`parse_options` fills the rest from
+    :class:`SweepOptions` (so a resumed sweep knows which flags were given)."""
+    p = Parser(prog=PROG, argument_default=argparse.SUPPRESS,
+               description="Run a Ray Tune sweep of frozen-backbone EfficientNet "
+               "classifiers and write a ranked leaderboard.")
+    _what_flags(p.add_argument_group("what to run"))
+    _where_flags(p.add_argument_group("where"))
+    _how_flags(p.add_argument_group("resources and behaviour"))
+    return p
+
+
+def _what_flags(g) -> None:
+    g.add_argument("--grid", action="store_true",
+                   help="run every combination of the space's grid_search values "
+                   f"(default space: search_spaces/{DEFAULT_SPACES['grid']})")
+    g.add_argument("--search", choices=["optuna", "random"],
+                   help="sample the space instead: Optuna (TPE) or random search "
+                   f"(default space: search_spaces/{DEFAULT_SPACES['search']})")
+    g.add_argument("--space", metavar="FILE", type=path_arg, help="search-space YAML file")
+    g.add_argument("--num-samples", type=int, metavar="N",
+                   help=f"trials to sample with --search (default {NUM_SAMPLES}); not with --grid, "
+                   "which runs each combination once")
+    g.add_argument("--scheduler", choices=["fifo", "asha"],
+                   help="trial scheduler: asha stops poor trials early (default: "
+                   f"{SweepOptions(search='random').scheduler_name} with --search, "
+                   f"{SweepOptions(grid=True).scheduler_name} with --grid)")
+
+
+def _where_flags(g) -> None:
+    g.add_argument("--data-dir", metavar="DIR", type=path_arg,
+                   help=f"data root holding the datasets (default: ${DATA_DIR_ENV}, "
+                   f"else ./{DEFAULT_DATA_DIR})")
+    g.add_argument("--results-dir", "--storage-path", dest="results_dir", metavar="DIR",
+                   type=path_arg, help="where sweeps are written: a folder or a URI such "
+                   f"as s3://bucket/path (default: {_D.results_dir})")
+    g.add_argument("--name", help="sweep name: the sweep's folder under --results-dir "
+                   "(default: <space>-<date>-<time>)")
+    g.add_argument("--cache-dir", metavar="DIR", type=path_arg,
+                   help=f"feature cache folder (default: ${CACHE_DIR_ENV}, else "
+                   f"{DEFAULT_CACHE_DIR})")
+    g.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="TRACKING_URI",
+                   help="also log every trial as an MLflow run (default URI: "
+                   f"{MLFLOW_DEFAULT}; a store beside the sweep folders)")
+
+
+def _how_flags(g) -> None:
+    g.add_argument("--cpus-per-trial", type=float, metavar="N",
+                   help=f"CPUs reserved for each trial (default {_D.cpus_per_trial:g})")
+    g.add_argument("--gpus-per-trial", type=float, metavar="F",
+                   help=f"GPUs for each trial; fractions share a GPU (default "
+                   f"{_D.gpus_per_trial:g})")
+    g.add_argument("--max-concurrent", type=int, metavar="N",
+                   help=f"at most N trials at once (default {_D.max_concurrent}: as many as "
+                   f"resources allow; --search optuna: at most {OPTUNA_IN_FLIGHT} suggestions "
+                   "in flight, or N)")
+    g.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to join, e.g. auto or ray://host:10001 (default: "
+                   "start a local Ray)")
+    g.add_argument("--autoscale", action="store_true",
+                   help="the cluster has an autoscaler (ray up) that adds nodes on demand: "
+                   "accept requests no current node can satisfy")
+    g.add_argument("--feature-cache", choices=["auto", "off"],
+                   help="auto: compute backbone features once and train heads on them "
+                   "where exact; off: run the full image pipeline in every trial "
+                   f"(default {_D.feature_cache})")
+    g.add_argument("--allow-leakage", action="store_true",
+                   help="run even when test images are byte-identical to training images "
+                   "(recorded in sweep.json)")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out images that cannot be decoded instead of stopping")
+    g.add_argument("--max-failures", type=int, metavar="N",
+                   help=f"retries of a trial whose worker fails (default {_D.max_failures})")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the interrupted sweep --name: finished trials are kept, "
+                   "unfinished and errored ones run again")
+    g.add_argument("--dry-run", action="store_true",
+                   help="check everything, print the trial table and the resource plan, exit")
+    g.add_argument("--seed", type=int,
+                   help="seed of the search algorithm (--search) and of the draw of the "
+                   f"validation set (val_fraction > 0) (default {_D.seed}; each trial's own "
+                   "seed comes from the space)")
+    g.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None).
+
+    Raises:
+        SystemExit: 2 after one line on stderr for an argument error; 0 after ``--help``.
+    """
+    given = vars(build_parser().parse_args(argv))
+    return SweepOptions(**given, given=frozenset(given))

@@ -1,0 +1,371 @@
+"""Run a planned sweep: ``sweep.json``, the feature sets, the Ray Tune trials, the outputs.
+
+:func:`launch` is the whole running phase of ``python -m tune_food.sweep`` after the
+checks: it writes ``sweep.json`` (status ``running``), starts Ray, computes every
+(model, split) feature set once (:func:`tune_food.features.tasks.compute_feature_sets`),
+runs the trials with ``tune.Tuner`` (or restores it on ``--resume``), then writes the
+leaderboard, results and plots (:func:`tune_food.results.outputs.write_outputs`) and the final
+``sweep.json``. With ``--mlflow`` it opens the sweep's MLflow runs before writing anything
+and closes them at the end (:mod:`tune_food.results.tracking`). A SIGINT (or SIGTERM, turned into
+SIGINT) in any phase ends the sweep as ``interrupted`` with exit code 130 and the resume
+command on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+import warnings
+from typing import Any
+
+from ray.tune import Callback
+
+from tune_food.sweep.ray_start import shutdown_ray
+from tune_food.common.errors import SweepError, TuneFoodError, one_line
+from tune_food.sweepdir.layout import LEADERBOARD_FILE, is_uri, without_internal_keys
+from tune_food.sweepdir.layout import local_dir as local_dir_of
+from tune_food.sweep.options import SweepOptions
+from tune_food.results.outputs import upload, write_outputs
+from tune_food.sweep.plan import Plan, TrialNamer
+from tune_food.common.progress import PROGRESS_EVERY_S
+from tune_food.sweep.search import Relocatable, make_search, rungs_of
+from tune_food.sweepdir.state import now, peek_state, resume_command, start_state, write_state
+from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
+from tune_food.features.tasks import compute_feature_sets
+from tune_food.train.trainable import train_food
+from tune_food.results.tb import TensorBoardCallback
+
+
+def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> int:
+    """Run the sweep; return the exit code (0 finished, 1 some trial failed, 130
+    interrupted). Ray is running already (:func:`tune_food.sweep.ray_start.start_ray`).
+
+    A failure after ``sweep.json`` is written and before the trials end (a bad image an
+    extraction task found, a store that broke, Ray Tune refusing to start) leaves the
+    sweep ``failed`` with the reason, and its leaderboard lists every planned trial that
+    never ran as ``NOT_STARTED``; ``--resume`` runs it.
+
+    Raises:
+        TuneFoodError: a problem a feature-extraction task found (e.g. a bad image).
+        SweepError: ``--mlflow`` names a store that cannot be reached (checked first:
+            the sweep folder is not created then).
+    """
+    local_dir = local_dir_of(exp_dir, name)
+    search = make_search(plan.space, options)
+    mlflow = start_runs(options.mlflow, name, local_dir,
+                        peek_state(local_dir).get("mlflow") if options.resume else None)
+    state = start_state(plan, options, name, local_dir,
+                        planned_trials=len(plan.trials) or search[2], mlflow=mlflow)
+    started, interrupted = time.time(), False
+    try:
+        _run_trials(plan, options, name, exp_dir, local_dir, state, search, out)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException as exc:
+        _fail(exp_dir, local_dir, state, started, exc)
+        shutdown_ray()
+        raise
+    try:
+        code = _finish(plan, exp_dir, local_dir, state, started, interrupted, out)
+    except KeyboardInterrupt:
+        state.update(status="interrupted", resume=resume_command(name, None))
+        write_state(state, local_dir)
+        code = 130
+    if code == 130:
+        print(f"sweep interrupted; continue it with: "
+              f"{resume_command(name, options.results_dir)}", file=sys.stderr)
+    shutdown_ray()
+    return code
+
+
+def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
+          exc: BaseException) -> None:
+    """Leave the sweep ``failed``: the reason (the error's first line) in ``sweep.json``,
+    and the leaderboard and results as far as there are trials (planned trials that never
+    ran: ``NOT_STARTED``). Anything that fails here is left out: the first error counts."""
+    reason = one_line(str(exc)) if isinstance(exc, TuneFoodError) else \
+        f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    state.update(status="failed", error=reason, finished=now(),
+                 wall_s=state.get("wall_s", 0.0) + time.time() - started)
+    state["resume"] = resume_command(state["name"], None)
+    result = None
+    try:
+        result = write_outputs(exp_dir, local_dir, state)
+        state["trials"] = len(result.board)
+    except Exception:   # noqa: BLE001 - the sweep's own failure is what is reported
+        pass
+    write_state(state, local_dir)
+    log_sweep(state, local_dir, result)
+    upload(local_dir, exp_dir)
+
+
+def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
+                state: dict, search: tuple, out) -> None:
+    """Compute the feature sets once, run the Tuner (interruptible). ``search``:
+    :func:`tune_food.sweep.search.make_search`'s ``(search_alg, scheduler, num_samples)``."""
+    # Our TensorBoardCallback is a plain LoggerCallback: keep Tune from adding its own
+    # TensorBoard logger beside it (the CSV and JSON loggers are passed explicitly).
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not is_uri(exp_dir):  # cheap on local disk; makes --resume lose at most 2 s of work
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    search_alg, scheduler, num_samples = search
+    features = _features(plan, options, state, local_dir, out)
+    tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, num_samples,
+                   mlflow_callbacks(state.get("mlflow"), name), out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fit_start = time.perf_counter()
+        quiet = TrialFailureLines()
+        logging.getLogger(TrialFailureLines.LOGGER).addFilter(quiet)
+        try:
+            tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials and returns
+        finally:
+            logging.getLogger(TrialFailureLines.LOGGER).removeFilter(quiet)
+            plan.timings["trials_s"] = time.perf_counter() - fit_start
+
+
+def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
+              out) -> dict[str, Any]:
+    """Compute (or read from the cache) every feature set of the plan, once; record
+    what each cost in ``sweep.json``. Returns feature key -> object reference."""
+    import ray
+
+
+    features, feature_info = {}, []
+    t0 = time.perf_counter()
+    if plan.pairs:
+        print(f"computing {len(plan.pairs)} feature sets once ...", file=out, flush=True)
+        try:
+            features, feature_info = compute_feature_sets(
+                plan.pairs, options.cpus_per_trial, options.gpus_per_trial,
+                options.feature_store_dir, plan.exclude, out=out)
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, TuneFoodError):   # the task's own exception
+                raise exc.cause from None
+            raise
+        for info in feature_info:
+            info["split_dir"] = "+".join(plan.relative(d) for d in info.pop("split_dirs"))
+    plan.timings["features_s"] = time.perf_counter() - t0
+    state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"])
+    write_state(state, local_dir)
+    return features
+
+
+def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features: dict,
+           search_alg, scheduler, num_samples: int, mlflow: list, out):
+    """A new ``tune.Tuner`` for the plan, or on ``--resume`` the restored one (which
+    keeps the callbacks it was started with: ``mlflow`` goes unused then)."""
+    from ray import tune
+
+
+    space = plan.space
+    param_space = dict(space.param_space, feature_cache=options.feature_cache)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_food, datasets=plan.datasets, features=features,
+                             exclude=plan.exclude, checkpoint_epochs=rungs_of(scheduler, space),
+                             val_sets=plan.validation.sets or None),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    # trials created from here on go where the sweep is now (see tune_food.sweep.search)
+    Relocatable.location = None if is_uri(exp_dir) else (os.path.dirname(exp_dir), name)
+    if options.resume and tune.Tuner.can_restore(exp_dir):
+        return tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
+                                  resume_unfinished=True, resume_errored=False,
+                                  restart_errored=True)
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        run_config=_run_config(plan, options, name, exp_dir, num_samples, mlflow, out),
+        tune_config=tune.TuneConfig(
+            metric=space.metric, mode=space.mode, num_samples=num_samples,
+            search_alg=search_alg, scheduler=scheduler,
+            max_concurrent_trials=options.max_concurrent or None, reuse_actors=True,
+            trial_name_creator=TrialNamer(space.varied, False),
+            trial_dirname_creator=TrialNamer(space.varied, True)))
+
+
+def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_samples: int,
+                mlflow: list, out):
+    """Ray Tune's ``RunConfig``: where, the loggers (TensorBoard, CSV, JSON, progress
+    lines, and ``mlflow``: :func:`tune_food.results.tracking.mlflow_callbacks`), retries, and
+    every checkpoint kept."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+
+    return tune.RunConfig(
+        name=name, storage_path=os.path.dirname(exp_dir) if not is_uri(exp_dir)
+        else exp_dir.rsplit("/", 1)[0],
+        callbacks=[TensorBoardCallback.for_space(plan.space), _csv_logger(),
+                   JsonLoggerCallback(),
+                   Progress(len(plan.trials) or num_samples, plan.space.metric, out,
+                            options.max_failures), *mlflow],
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
+        # snapshots the whole experiment state after every checkpoint
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        verbose=0)
+
+
+def _csv_logger():
+    """Ray Tune's ``CSVLoggerCallback`` (each trial's ``progress.csv``) without Tune's
+    internal ``should_checkpoint`` flag. Tune leaves that flag in the first result after
+    a trial is restored when that result carries a checkpoint; the CSV logger, which
+    keeps the header it wrote before the interrupt, then writes rows one column wider
+    than their header (seen with Ray 2.60: ``pd.read_csv`` fails on the resumed file)."""
+    from ray.tune.logger import CSVLoggerCallback
+
+    class ProgressCSV(CSVLoggerCallback):
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            super().log_trial_result(iteration, trial, without_internal_keys(result))
+
+    return ProgressCSV()
+
+
+class Progress(Callback):
+    """A Ray Tune callback printing one line per finished, stopped or failed trial:
+    ``[3/8] done    <trial id>  <name>  test_acc 0.9242 [0.885, 0.951]  epochs 10``,
+    and, when :data:`~tune_food.common.progress.PROGRESS_EVERY_S` passed without a line, where
+    the trials are: ``[3/8] 2 running (epoch 4 of 10, epoch 7 of 10), 3 pending, 41 s``."""
+
+    def __init__(self, total: int | None, metric: str, out, max_failures: int = 0):
+        self.total, self.metric, self.out, self.done = total, metric, out, 0
+        self.max_failures = max_failures
+        self.start = self.last = time.monotonic()
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.last = time.monotonic()
+            print(self.status(trials), file=self.out, flush=True)
+
+    def status(self, trials) -> str:
+        """The "still alive" line for ``trials`` (Ray Tune's ``Trial`` objects)."""
+        running = [t for t in trials if t.status == "RUNNING"]
+        epochs = ", ".join(f"epoch {t.last_result['epoch']} of {t.config.get('epochs', '?')}"
+                           if (t.last_result or {}).get("epoch") else "starting"
+                           for t in running[:4])
+        more = ", ..." if len(running) > 4 else ""
+        pending = sum(t.status == "PENDING" for t in trials)
+        of = f"/{self.total}" if self.total else ""
+        return (f"[{self.done}{of}] {len(running)} running" +
+                (f" ({epochs}{more})" if running else "") +
+                f", {pending} pending, {time.monotonic() - self.start:.0f} s")
+
+    def _line(self, trial, what: str) -> None:
+        self.done += 1
+        r, metric = trial.last_result or {}, self.metric
+        score = f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), float) else ""
+        if "test_acc" in r and metric != "test_acc":
+            score += f"  test_acc {r['test_acc']:.4f}"
+        ci = (f" [{r['test_acc_ci_low']:.3f}, {r['test_acc_ci_high']:.3f}]"
+              if "test_acc_ci_low" in r else "")
+        of = f"/{self.total}" if self.total else ""
+        self.last = time.monotonic()
+        print(f"[{self.done}{of}] {what:<7} {trial.trial_id}  {str(trial):<60} "
+              f"{score}{ci}  epochs {r.get('epoch', 0)}", file=self.out, flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = (trial.last_result or {}).get("epoch", 0)
+        self._line(trial, "done" if epochs >= int(trial.config.get("epochs", 0)) else "stopped")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "ERROR")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A trial that failed and is retried: one line on stderr, in place of Ray Tune's
+        own traceback (:class:`TrialFailureLines`)."""
+        retries = f"retry {trial.num_failures}" + \
+            (f" of {self.max_failures}" if self.max_failures >= 0 else "")
+        print(f"warning: trial {trial} failed ({_last_error_line(trial)}); Ray Tune runs "
+              f"it again from its last checkpoint ({retries})", file=sys.stderr, flush=True)
+
+
+def _last_error_line(trial) -> str:
+    """The last line of the error Ray Tune saved for ``trial`` (its ``error.txt``)."""
+    try:
+        with open(trial.error_file) as fh:
+            lines = [x.strip() for x in fh if x.strip()]
+        return lines[-1][:300] if lines else "no error text"
+    except (OSError, TypeError):
+        return "its worker died"
+
+
+class TrialFailureLines(logging.Filter):
+    """Drops Ray Tune's ``Trial task failed for trial ...`` records (an ERROR with the
+    whole traceback, logged by ``ray.tune.execution.tune_controller`` for every failure,
+    retried or not): :class:`Progress` says it in one line, and the traceback is in the
+    trial's ``error.txt``."""
+
+    LOGGER = "ray.tune.execution.tune_controller"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trial task failed for trial")
+
+
+def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: float,
+            interrupted: bool, out) -> int:
+    """Write the outputs and the final ``sweep.json``; print the summary; return the
+    exit code (0 finished, 1 some trial failed, 130 interrupted)."""
+    outputs_start = time.perf_counter()
+    try:
+        result = write_outputs(exp_dir, local_dir, state)
+    except SweepError:   # interrupted before Tune saved any trial
+        if not interrupted:
+            raise
+        result = None
+    status = "interrupted" if interrupted or result is None else result.status
+    plan.timings["outputs_s"] = time.perf_counter() - outputs_start
+    wall = time.time() - started
+    earlier = state.get("wall_s", 0.0)   # the runs before a --resume
+    board = result.board if result is not None else None
+    errored = [] if board is None or board.empty else \
+        list(board.loc[board["status"] == "ERROR", "trial_name"])
+    state.update(status=status, finished=now(), wall_s=earlier + wall, timings=plan.timings,
+                 comparison=result.summary if result is not None else "",
+                 trials=0 if board is None else len(board), errored=errored)
+    if status == "interrupted":
+        state["resume"] = resume_command(state["name"], None)
+    write_state(state, local_dir)
+    log_sweep(state, local_dir, result)   # --mlflow: statuses, ranks, the files as artifacts
+    if result is not None:
+        _print_summary(result, plan, local_dir, exp_dir, (earlier, wall), status, out)
+    upload(local_dir, exp_dir)
+    if status == "interrupted":
+        return 130
+    if errored:
+        print(f"{len(errored)} trial(s) failed: {', '.join(errored)}; see their error.txt in "
+              "the trial folders", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
+                   wall: tuple[float, float], status: str, out) -> None:
+    """The top of the leaderboard, the tie summary, the time per phase, the files.
+    ``wall``: seconds of the earlier runs of a resumed sweep, and of this run."""
+    import pandas as pd
+
+    board, space = result.board, plan.space
+    cols = [c for c in ["rank", "trial_name", "status", "epochs_done", space.metric, "test_acc",
+                        "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best",
+                        "feature_cache", "time_total_s"]
+            if c in board]
+    detail = ", ".join(f"{n} {s}" for s, n in board["status"].value_counts().items())
+    earlier, this_run = wall
+    took = f"{earlier + this_run:.1f} s ({this_run:.1f} s in this run)" if earlier else \
+        f"{this_run:.1f} s"
+    print(f"\nsweep {status} after {took}: {len(board)} trials ({detail}), ranked by "
+          f"{space.metric} ({space.mode})", file=out)
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.float_format", "{:.4f}".format):
+        print(board[list(dict.fromkeys(cols))].head(10).to_string(index=False), file=out)
+    print(f"\nleaderboard: {os.path.join(local_dir, LEADERBOARD_FILE)}", file=out)
+    print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
+    if result.summary:
+        print(result.summary, file=out)
+    print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)
+    for path in result.files:
+        if path.endswith(".png"):
+            print(f"plot: {path}", file=out)

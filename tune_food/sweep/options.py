@@ -1,0 +1,155 @@
+"""What a sweep was asked to do: :class:`SweepOptions`, one typed, frozen object.
+
+The command line (:mod:`tune_food.sweep.cli`) builds it; every module below the CLI
+(planning, cluster checks, launching, outputs) reads it and never sees argparse. The
+defaults are stated here once: the parser takes its defaults and help texts from
+these fields. ``sweep.json`` keeps the options a sweep started with (``args``), and
+:func:`resume_options` rebuilds them on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune_food.common.errors import SweepError
+from tune_food.sweepdir.layout import MLFLOW_DEFAULT, RESULTS_DIR
+
+NUM_SAMPLES = 20        # trials --search samples without --num-samples
+# the shipped space each mode runs without --space (files of spaces.default_space_dir())
+DEFAULT_SPACES = {"grid": "grid.yaml", "search": "optuna.yaml"}
+CACHE_DIR_ENV = "TUNE_FOOD_CACHE_DIR"                 # the feature store's folder, else:
+DEFAULT_CACHE_DIR = "~/.cache/tune_food/features"
+OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0 (TPE learns
+                       # from finished trials: more at once is closer to random search)
+# Flags a resumed sweep takes from the command that resumes it (where it runs and with
+# what), when given there; everything else (what is swept) comes from the saved sweep.
+RESUME_OVERRIDES = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",
+                    "max_failures", "data_dir", "cache_dir")
+# Not saved in sweep.json: the sweep is where its folder is (it may be moved or copied).
+NOT_SAVED = ("results_dir", "sweep_dir", "given")
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The options of one ``python -m tune_food.sweep`` run (see ``--help`` for each)."""
+
+    grid: bool = False                 # every combination of a grid space
+    search: str | None = None          # "optuna" | "random": sample the space instead
+    space: str | None = None           # search-space YAML (default: the packaged one)
+    num_samples: int | None = None     # trials to sample with --search (None: NUM_SAMPLES)
+    scheduler: str | None = None       # "fifo" | "asha" (None: scheduler_name's rule)
+    data_dir: str | None = None        # data root (None: $TUNE_FOOD_DATA_DIR, else ./data)
+    results_dir: str = RESULTS_DIR     # folder or storage URI holding sweep folders
+    name: str | None = None            # sweep folder name (None: <space>-<date>-<time>)
+    cache_dir: str | None = None       # feature cache (None: feature_store_dir's rule)
+    mlflow: str | None = None          # MLflow tracking URI, MLFLOW_DEFAULT, or None: no MLflow
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 0            # 0: as many trials at once as resources allow
+    address: str | None = None         # Ray cluster to join (None: a new local Ray)
+    autoscale: bool = False            # the cluster's autoscaler adds nodes on demand
+    feature_cache: str = "auto"        # "auto" | "off"
+    allow_leakage: bool = False
+    skip_bad_images: bool = False
+    max_failures: int = 1              # retries of a trial whose worker fails
+    resume: bool = False
+    dry_run: bool = False
+    seed: int = 0                      # seed of the search algorithm
+    debug: bool = False                # tracebacks instead of one-line errors
+    sweep_dir: str | None = None       # on --resume: the sweep folder being continued
+    given: frozenset[str] = field(default=frozenset(), compare=False)  # flags on the command line
+
+    @property
+    def scheduler_name(self) -> str:
+        """``--scheduler``, else ``"asha"`` for a search and ``"fifo"`` for a grid."""
+        return self.scheduler or ("asha" if self.search else "fifo")
+
+    @property
+    def samples(self) -> int:
+        """Trials the search samples (``--num-samples``, else :data:`NUM_SAMPLES`), or 1
+        for a grid (each combination once)."""
+        return self.num_samples or (NUM_SAMPLES if self.search else 1)
+
+    @property
+    def default_space_file(self) -> str:
+        """The file name, in the shipped spaces' folder, that runs without ``--space``."""
+        return DEFAULT_SPACES["grid" if self.grid else "search"]
+
+    @property
+    def feature_store_dir(self) -> str:
+        """The feature store's folder: ``--cache-dir``, else ``$TUNE_FOOD_CACHE_DIR``,
+        else :data:`DEFAULT_CACHE_DIR` (user's home expanded)."""
+        return self.cache_dir or os.environ.get(CACHE_DIR_ENV) or \
+            os.path.expanduser(DEFAULT_CACHE_DIR)
+
+    def check(self) -> None:
+        """Checks that need nothing but the options (run after :func:`resume_options`).
+
+        Raises:
+            SweepError: contradicting or out-of-range options, with the fix.
+        """
+        if self.grid and self.search:
+            raise SweepError("--grid and --search exclude each other: --grid runs every "
+                             "combination of a grid space, --search samples a space; pass one")
+        if not self.grid and not self.search:
+            raise SweepError("choose what to run: --grid (every combination of a grid space) "
+                             "or --search optuna|random (sample a space)")
+        if self.num_samples is not None and self.num_samples < 1:
+            raise SweepError(f"--num-samples must be >= 1, got {self.num_samples}")
+        if self.grid and self.num_samples is not None:
+            raise SweepError("--num-samples applies to --search only; --grid runs each "
+                             "combination once (a repeat would be an identical trial, same "
+                             "seed): to repeat configurations with other seeds add seeds: "
+                             "[0, 1, 2] to the space")
+        if self.max_failures < 0:
+            raise SweepError(f"--max-failures must be >= 0, got {self.max_failures}")
+        if self.autoscale and not self.address:
+            raise SweepError("--autoscale needs --address of a cluster started by `ray up` "
+                             "(its autoscaler adds nodes); a local Ray cannot add nodes, so "
+                             "drop --autoscale or pass --address auto on the cluster's head node")
+
+    def saved(self) -> dict[str, Any]:
+        """The options as ``sweep.json`` keeps them (``args``): JSON values, without
+        where the sweep folder is."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_SAVED}
+
+
+def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str) -> SweepOptions:
+    """The options of the sweep being resumed: what it swept comes from ``saved`` (its
+    ``sweep.json`` ``args``); where and with what resources it runs comes from
+    ``options`` for every flag of :data:`RESUME_OVERRIDES` given on the command line.
+    ``--mlflow`` is the sweep's own too: the restored Ray Tune run keeps the callbacks it
+    was started with, so a resumed sweep logs to MLflow exactly when it did before.
+
+    Raises:
+        SweepError: ``--space`` names another space than the sweep's own, or ``--mlflow``
+            another tracking than the sweep's own.
+    """
+    known = {f.name for f in dataclasses.fields(SweepOptions)} - set(NOT_SAVED)
+    kept = {k: v for k, v in saved.items() if k in known}
+    if kept.get("grid"):
+        kept["num_samples"] = None   # older sweeps saved --num-samples 1 with --grid
+    if options.space and saved.get("space") and \
+            os.path.abspath(options.space) != os.path.abspath(saved["space"]):
+        raise SweepError(f"--resume continues sweep {options.name!r} with its own search space "
+                         f"({saved['space']}); drop --space {options.space}, or start a new "
+                         "sweep with another --name")
+    if "mlflow" in options.given and options.mlflow != saved.get("mlflow"):
+        raise SweepError(f"--resume continues sweep {options.name!r} with its own MLflow "
+                         f"tracking ({_mlflow_flag(saved.get('mlflow'))}): Ray Tune restores "
+                         f"it with the loggers it started with; drop --mlflow, or start a new "
+                         "sweep with another --name")
+    kept.update({k: getattr(options, k) for k in RESUME_OVERRIDES if k in options.given})
+    kept.update(results_dir=options.results_dir, sweep_dir=sweep_dir, resume=True,
+                dry_run=options.dry_run, name=options.name, given=options.given)
+    return SweepOptions(**kept)
+
+
+def _mlflow_flag(value: str | None) -> str:
+    """How a saved ``--mlflow`` value reads on a command line."""
+    if value is None:
+        return "none: it was started without --mlflow"
+    return "--mlflow" if value == MLFLOW_DEFAULT else f"--mlflow {value}"

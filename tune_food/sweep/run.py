@@ -1,0 +1,211 @@
+"""``python -m tune_food.sweep``: plan, check, run and resume a sweep, in that order.
+
+1. :mod:`tune_food.sweep.cli` turns the command line into :class:`~tune_food.sweep.options.SweepOptions`.
+2. :func:`run_sweep` checks the options, reads the search space, names the sweep,
+   checks the resource request against the cluster (:mod:`tune_food.sweep.cluster`) and
+   plans the trials and feature sets (:mod:`tune_food.sweep.plan`): everything that can fail
+   fails here, before anything launches (docs/architecture.md, "fail before launching").
+3. :func:`tune_food.sweep.launch.launch` runs it and writes the outputs.
+
+Every user-fixable problem is a :class:`~tune_food.common.errors.TuneFoodError`; :func:`main`
+prints it as one line on stderr and returns 2. Heavy modules (Ray, torch, pandas) are
+imported only after the command line is parsed, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import signal
+import sys
+import time
+from typing import Sequence
+
+from tune_food.sweep.cli import PROG, parse_options
+from tune_food.common.errors import SweepError
+from tune_food.common.cliargs import cli_call
+from tune_food.common.files import folder_problem
+from tune_food.sweepdir.layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
+from tune_food.sweep.options import SweepOptions, resume_options
+
+MAX_NAME_BYTES = 200     # sweep names; file systems allow 255 bytes per path component
+
+
+def run_sweep(options: SweepOptions, out=None) -> int:
+    """Run (or with ``dry_run`` only plan) a sweep; return the exit code.
+
+    Returns:
+        0 when every trial finished (or the dry run passed), 1 when some errored
+        (their names are printed), 130 when interrupted.
+
+    Raises:
+        TuneFoodError: any problem found before launch.
+    """
+    from tune_food.sweep.cluster import check_resources, connected_cluster, local_cluster
+    from tune_food.sweep.plan import check_same_data, plan_sweep, print_plan
+    from tune_food.sweep.ray_start import shutdown_ray, start_ray
+
+    out = out or sys.stdout
+    if options.resume:
+        options = _resumed(options)   # a saved sweep passed the checks when it started
+    options.check()
+    space = _read_space(options)
+    name = _sweep_name(options, space.path)
+    exp_dir = experiment_dir(options.results_dir, name)
+    _check_where_it_writes(options, exp_dir, name)
+    ray_start = time.perf_counter()
+    if options.address:   # the cluster's nodes decide how many trials fit
+        print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
+        start_ray(options.address)
+        cluster = connected_cluster()
+    else:
+        cluster = local_cluster()
+    ray_s = time.perf_counter() - ray_start
+    concurrent = check_resources(options, cluster)
+    checks_start = time.perf_counter()
+    plan = plan_sweep(space, options, out)
+    if options.resume:
+        check_same_data(plan, options.sweep_dir, name)
+    plan.timings["checks_s"] = time.perf_counter() - checks_start
+    print_plan(plan, options, cluster, concurrent, out)
+    # Ray starts (or fails to, in one line) before the sweep folder exists, so a sweep
+    # is never left "running" by a Ray that could not start; a dry run starts it too
+    ray_start = time.perf_counter()
+    if not options.address:
+        print("starting a local Ray ...", file=out, flush=True)
+    start_ray(options.address)
+    plan.timings["ray_init_s"] = ray_s + time.perf_counter() - ray_start
+    if options.dry_run:
+        shutdown_ray()
+        trials = len(plan.trials) or options.samples
+        print(f"dry run: every check passed and Ray started; nothing was run or written "
+              f"({trials} trial(s) planned). Drop --dry-run to run them.", file=out)
+        return 0
+    if not is_uri(exp_dir) and len(cluster.nodes) > 1:
+        print(f"warning: --results-dir {options.results_dir} is a local path on a "
+              f"{len(cluster.nodes)}-node cluster; Ray does not copy trial folders to the "
+              "head node, so use shared storage (an NFS mount on every node, or "
+              "s3://... / gs://...)", file=sys.stderr)
+    from tune_food.sweep.launch import launch
+
+    return launch(plan, options, name, exp_dir, out)
+
+
+def _resumed(options: SweepOptions) -> SweepOptions:
+    """The options of the sweep ``--name`` being resumed (see
+    :func:`tune_food.sweep.options.resume_options`).
+
+    Raises:
+        SweepError: no ``--name``, or no such sweep.
+    """
+    from tune_food.sweepdir.state import saved_args
+
+    if options.grid and options.search:
+        options.check()   # the contradiction is in this command, not in the saved sweep
+    if not options.name:
+        raise SweepError("--resume needs --name, the sweep to continue")
+    sweep_dir = local_dir(experiment_dir(options.results_dir, options.name), options.name)
+    saved = saved_args(os.path.join(sweep_dir, STATE_FILE), options.name, options.results_dir)
+    return resume_options(options, saved, sweep_dir)
+
+
+def _read_space(options: SweepOptions):
+    """The search space: the sweep's own copy on ``--resume``, else ``--space``, else
+    the packaged default; checked against the search algorithm.
+
+    Raises:
+        SpaceError, SweepError: a bad space, or one the chosen search cannot run.
+    """
+    from tune_food.sweep.search import check_search
+    from tune_food.sweep.spaces import default_space_dir, load_space
+
+    path = options.space or os.path.join(default_space_dir(), options.default_space_file)
+    if options.resume and os.path.isfile(os.path.join(options.sweep_dir, SPACE_FILE)):
+        path = os.path.join(options.sweep_dir, SPACE_FILE)
+    space = load_space(path)
+    if options.search == "optuna" and "seed" in space.varied and "seeds" in space.raw:
+        raise SweepError(f"{space.path}: seeds repeats grid configurations; with --search "
+                         "optuna sample the seed instead (parameters.seed: {randint: [0, 1000]})")
+    if options.grid and not space.is_grid:
+        raise SweepError(f"{space.path} samples parameters ({', '.join(space.varied)}); "
+                         "--grid needs constants and grid_search lists only; use --search "
+                         "optuna or --search random for this space")
+    check_search(space, options.search, options.seed, options.max_concurrent)
+    return space
+
+
+def _sweep_name(options: SweepOptions, space_path: str) -> str:
+    """``--name``, else ``<space file stem>-<date>-<time>``.
+
+    Raises:
+        SweepError: a name that is not a plain folder name, or too long.
+    """
+    name = options.name if options.name is not None else \
+        f"{os.path.splitext(os.path.basename(space_path))[0]}-" \
+        f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise SweepError(f"--name {name!r} must be a plain, non-empty folder name")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise SweepError(f"--name is {len(name.encode())} bytes long; file systems hold "
+                         f"folder names up to 255 bytes and tune_food allows {MAX_NAME_BYTES}: "
+                         "choose a shorter name")
+    return name
+
+
+def _check_where_it_writes(options: SweepOptions, exp_dir: str, name: str) -> None:
+    """The sweep folder is new (or resumed), the folders can be written, and the stores
+    it will write to (the feature store, ``--mlflow``'s) can be opened.
+
+    Raises:
+        SweepError, DataError: one of them cannot.
+    """
+    from tune_food.features.store import check_store as check_feature_store
+
+    if not options.resume and not is_uri(exp_dir) and os.path.exists(exp_dir):
+        raise SweepError(f"sweep {exp_dir} exists already; choose another --name or add "
+                         "--resume to continue it")
+    for flag, folder in (("--results-dir", options.results_dir), ("--cache-dir", options.cache_dir)):
+        if folder and not is_uri(folder):
+            _check_writable_folder(flag, folder)
+    check_feature_store(options.feature_store_dir)
+    if options.mlflow:
+        from tune_food.results.tracking import check_store as check_mlflow_store
+
+        check_mlflow_store(options.mlflow, local_dir(exp_dir, name))
+
+
+def _check_writable_folder(flag: str, folder: str) -> None:
+    """A folder flag must name a folder this process can create or write in.
+
+    Raises:
+        SweepError: it cannot (:func:`tune_food.common.files.folder_problem` says why).
+    """
+    problem = folder_problem(folder)
+    if problem:
+        raise SweepError(f"{flag} {folder} {problem}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the process exit code (0 finished, 1 trials failed,
+    2 bad input, 130 interrupted by SIGINT or SIGTERM)."""
+    from tune_food.sweep.cluster import in_main_thread, sigterm_as_sigint
+
+    options = parse_options(argv)
+    previous = {}
+    if in_main_thread():
+        # a job started in the background by a non-interactive shell inherits SIGINT
+        # ignored; `kill -INT` must still stop the sweep
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, sigterm_as_sigint)}
+    try:
+        return cli_call(PROG, options.debug, run_sweep, options,
+                        imports=("torch", "torchvision", "ray"))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted before the sweep started; nothing was written",
+              file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+

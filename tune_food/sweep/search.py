@@ -1,0 +1,129 @@
+"""The search algorithm and the scheduler of a sweep (Ray Tune's own), checked up front.
+
+* :func:`make_search`: ``(search_alg, scheduler, num_samples)`` for the ``Tuner``:
+  every combination of a grid, Optuna's TPE or random sampling; FIFO or ASHA.
+* :func:`check_search`: the search algorithm reads the space before launch (and in
+  ``--dry-run``), so a space it cannot search is an error, not a crash after the
+  feature extraction.
+* :func:`asha_rungs`: the epochs at which ASHA may stop a trial (trials checkpoint
+  there, so an early-stopped trial has the checkpoint of the epoch it stopped at).
+* The search algorithms are wrapped so that a sweep resumed from a moved or copied folder
+  creates its remaining trials there: Ray Tune (2.60) keeps the original experiment
+  folder in the search algorithm's saved state and would put trials that were not yet
+  created when the sweep stopped into the old place (:class:`Relocatable`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from ray.tune.search import BasicVariantGenerator, SearchGenerator
+
+from tune_food.common.errors import SweepError
+from tune_food.sweep.options import OPTUNA_IN_FLIGHT, SweepOptions
+from tune_food.sweep.spaces import SearchSpace
+
+ASHA_GRACE, ASHA_REDUCTION = 2, 3   # ASHA: epochs before a first stop, keep 1 in 3
+
+
+def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> tuple[int, ...]:
+    """The epochs at which Ray Tune's ``ASHAScheduler`` (one bracket) may stop a trial:
+    ``grace_period * reduction_factor**k`` below ``max_t`` (Ray's ``_Bracket``:
+    ``int(log(max_t / grace) / log(rf) + 1)`` rungs), plus ``max_t``."""
+    count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)
+    return tuple(sorted({grace_period * reduction_factor ** k for k in range(count)} | {max_t}))
+
+
+class Relocatable:
+    """Mixin for Ray Tune search algorithms: every trial they hand out is placed in the
+    experiment folder where the sweep is now (:attr:`location`, set by the driver before
+    ``fit``), whatever folder their saved state remembers."""
+
+    #: ``(storage_fs_path, experiment_dir_name)`` of the running sweep; class-wide,
+    #: because Ray Tune restores the search algorithm from its own pickle
+    location: tuple[str, str] | None = None
+
+    def next_trial(self):
+        trial = super().next_trial()
+        where = Relocatable.location
+        if trial is not None and where is not None and \
+                (trial.storage.storage_fs_path, trial.storage.experiment_dir_name) != where:
+            storage = copy.copy(trial.storage)
+            storage.storage_fs_path, storage.experiment_dir_name = where
+            trial.set_storage(storage)   # Ray's public setter: moves checkpoints too
+        return trial
+
+
+class RelocatableVariants(Relocatable, BasicVariantGenerator):
+    """Ray Tune's ``BasicVariantGenerator`` (grid and random search), relocatable."""
+
+
+class RelocatableSearchGenerator(Relocatable, SearchGenerator):
+    """Ray Tune's ``SearchGenerator`` (around a ``Searcher`` such as Optuna), relocatable."""
+
+
+def _searcher(search: str | None, seed: int, max_concurrent: int):
+    """The bare Ray Tune ``Searcher`` of ``--search`` (None for grid and random)."""
+    if search != "optuna":
+        return None
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent or OPTUNA_IN_FLIGHT)
+
+
+def make_search(space: SearchSpace, options: SweepOptions) -> tuple[Any, Any, int]:
+    """``(search_alg, scheduler, num_samples)`` for ``tune.TuneConfig``, as ``options``
+    resolve them: ``search`` None (grid), ``"optuna"`` (TPE seeded by ``seed``, at most
+    ``max_concurrent`` or :data:`~tune_food.sweep.options.OPTUNA_IN_FLIGHT` suggestions in
+    flight) or ``"random"`` (seeded); :attr:`~tune_food.sweep.options.SweepOptions.scheduler_name`
+    (ASHA on ``epoch``: grace period :data:`ASHA_GRACE`, reduction factor
+    :data:`ASHA_REDUCTION`); :attr:`~tune_food.sweep.options.SweepOptions.samples`.
+    """
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    max_epochs = max(int(v) for v in space.values["epochs"])
+    sched = (ASHAScheduler(time_attr="epoch", max_t=max_epochs,
+                           grace_period=min(ASHA_GRACE, max_epochs),
+                           reduction_factor=ASHA_REDUCTION)
+             if options.scheduler_name == "asha" else FIFOScheduler())
+    searcher = _searcher(options.search, options.seed, options.max_concurrent)
+    if searcher is not None:
+        return RelocatableSearchGenerator(searcher), sched, options.samples
+    if options.search == "random":
+        return RelocatableVariants(random_state=options.seed), sched, options.samples
+    return RelocatableVariants(), sched, options.samples
+
+
+def rungs_of(scheduler, space: SearchSpace) -> tuple[int, ...]:
+    """Epochs after which trials must checkpoint for ``scheduler`` (ASHA's rungs)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    if not isinstance(scheduler, ASHAScheduler):   # (an alias of AsyncHyperBandScheduler)
+        return ()
+    max_epochs = max(int(v) for v in space.values["epochs"])
+    return asha_rungs(max_epochs, min(ASHA_GRACE, max_epochs), ASHA_REDUCTION)
+
+
+def check_search(space: SearchSpace, search: str | None, seed: int, max_concurrent: int) -> None:
+    """Let the search algorithm read the space now, as the Tuner would.
+
+    Raises:
+        SweepError: e.g. ``grid_search`` parameters with ``--search optuna``.
+    """
+    searcher = _searcher(search, seed, max_concurrent)
+    if searcher is None:
+        return
+    try:
+        searcher.set_search_properties(space.metric, space.mode, dict(space.param_space))
+    except (ValueError, TypeError) as exc:
+        grids = [k for k in space.varied if isinstance(space.raw["parameters"].get(k), dict)
+                 and "grid_search" in space.raw["parameters"][k]]
+        hint = (f"; replace grid_search by choice for {', '.join(grids)}, or run it with --grid"
+                if grids else "")
+        raise SweepError(f"{space.path}: --search {search} cannot search this space "
+                         f"({' '.join(str(exc).split())[:200]}){hint}") from None
