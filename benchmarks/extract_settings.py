@@ -24,8 +24,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tune_food.data.datasets import resolve_data_root  # noqa: E402
-from tune_food.features.extract import _Images, extract_images  # noqa: E402
 from tune_food.data.splits import split_samples  # noqa: E402
+from tune_food.features.extract import _Images, extract_images  # noqa: E402
 from tune_food.models.registry import build_backbone, get_transform  # noqa: E402
 
 

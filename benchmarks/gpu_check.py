@@ -222,9 +222,9 @@ def _trial(device: str, gpu_ids: list[str]) -> dict:
 
 
 def check_trials(failures: list[str]) -> None:
-    from tune_food.models.devices import choose_device
-
     import torch
+
+    from tune_food.models.devices import choose_device
 
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
     child = subprocess.run([sys.executable, os.path.abspath(__file__), "--cpu-trial"],
@@ -247,8 +247,8 @@ def check_trials(failures: list[str]) -> None:
 def check_checkpoint(failures: list[str]) -> None:
     import torch
 
-    from tune_food.train.trainable import load_checkpoint, prepare, run_epoch, save_checkpoint
     from tune_food.sweepdir.layout import CHECKPOINT_FILE
+    from tune_food.train.trainable import load_checkpoint, prepare, run_epoch, save_checkpoint
 
     def fresh():
         return prepare(dict(CONFIG), {"photos": PHOTOS}, None, device="cuda:0")
@@ -313,9 +313,9 @@ def main() -> int:
     parser.add_argument("--cpu-trial", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cpu_trial:   # the child of check_trials: CUDA_VISIBLE_DEVICES="" hides every GPU
-        from tune_food.models.devices import choose_device
-
         import torch
+
+        from tune_food.models.devices import choose_device
 
         device = choose_device([], torch.cuda.is_available(), torch.cuda.device_count(), "")
         print(json.dumps(_trial(device, [])))

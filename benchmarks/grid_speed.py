@@ -42,11 +42,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tune_food.data.datasets import resolve_data_root  # noqa: E402
-from tune_food.features.extract import extract_images  # noqa: E402
 from tune_food.data.splits import split_samples  # noqa: E402
+from tune_food.features.extract import extract_images  # noqa: E402
 from tune_food.models.registry import build_backbone  # noqa: E402
-from tune_food.sweep.spaces import load_space  # noqa: E402
 from tune_food.sweep.plan import expand_grid  # noqa: E402
+from tune_food.sweep.spaces import load_space  # noqa: E402
 
 
 def run_sweep(space: str, work: str, name: str, data_root: str, *extra: str,

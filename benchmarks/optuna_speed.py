@@ -61,10 +61,10 @@ def compute_seconds(trials: list[dict], store: str, datasets: dict[str, str]) ->
     the store's features + the trial's epochs. Returns the sum in seconds."""
     import torch
 
-    from tune_food.features.store import FeatureStore
     from tune_food.features.extract import extract_features, feature_key
-    from tune_food.train.trainable import prepare, run_epoch
+    from tune_food.features.store import FeatureStore
     from tune_food.train.hparams import split_dirs
+    from tune_food.train.trainable import prepare, run_epoch
 
     torch.set_num_threads(1)   # each trial has 1 CPU
     cache, features, total = FeatureStore(store), {}, 0.0

@@ -25,8 +25,8 @@ the setup made, and :meth:`Nodes.leftovers` says what, if anything, is still the
 
 from __future__ import annotations
 
-import hashlib
 import getpass
+import hashlib
 import os
 import shlex
 import shutil

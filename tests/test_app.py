@@ -16,11 +16,10 @@ import time
 import zlib
 
 import pytest
+from conftest import REPO, make_subset, run_cli, shared_dataset
 from PIL import Image
 
 from tune_food.app import wait_until_serving
-
-from conftest import REPO, make_subset, run_cli, shared_dataset
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -10,14 +10,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_subset, run_cli, shared_dataset
 from PIL import Image
 
-from conftest import make_subset, run_cli, shared_dataset
-from tune_food.sweep import run as sweep
-from tune_food.data.images import rgb_loader
-from tune_food.data.splits import validate_image_folder
-from tune_food.data.splits import ImageSplit
 from tune_food.common.files import write_csv_atomic
+from tune_food.data.images import rgb_loader
+from tune_food.data.splits import ImageSplit, validate_image_folder
+from tune_food.sweep import run as sweep
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: {data}\n"
          "  epochs: 1\n  batch_size: 8\n{extra}")

@@ -12,7 +12,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"

@@ -11,17 +11,19 @@ import zipfile
 
 import pytest
 import torch
-
 from conftest import make_subset, shared_dataset
-from tune_food.data.loaders import make_dataloaders
-from tune_food.data.datasets import (DATA_DIR_ENV,
+
+from tune_food.common.errors import DataError
+from tune_food.data.datasets import (
+    DATA_DIR_ENV,
     download_dataset,
     load_manifest,
     resolve_data_root,
     resolve_dataset,
-    verify_manifest)
+    verify_manifest,
+)
+from tune_food.data.loaders import make_dataloaders
 from tune_food.data.splits import validate_image_folder
-from tune_food.common.errors import DataError
 from tune_food.models.registry import get_transform
 
 

@@ -12,9 +12,8 @@ from contextlib import redirect_stderr, redirect_stdout
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
-
 from conftest import CLASSES, make_subset, run_cli, shared_dataset
+from PIL import Image
 
 
 def _photo(split="test", cls="pizza", i=0) -> str:

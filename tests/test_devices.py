@@ -10,11 +10,11 @@ import os
 import pytest
 import torch
 import yaml
-
 from conftest import REPO, shared_dataset
-from tune_food.sweep.cluster import ClusterInfo, check_resources
-from tune_food.models.devices import choose_device, computed_by
+
 from tune_food.common.errors import ResourceError
+from tune_food.models.devices import choose_device, computed_by
+from tune_food.sweep.cluster import ClusterInfo, check_resources
 from tune_food.sweep.options import SweepOptions
 
 
@@ -101,9 +101,9 @@ def test_the_store_key_says_what_computed_a_vector(tmp_path):
     the feature sets' fingerprints differ too."""
     import numpy as np
 
-    from tune_food.features.store import FeatureStore, extractor_id
-    from tune_food.features.extract import fingerprint
     from tune_food.data.splits import split_samples
+    from tune_food.features.extract import fingerprint
+    from tune_food.features.store import FeatureStore, extractor_id
 
     assert computed_by("cpu") == "torch float32 cpu"
     assert computed_by("cuda:0") == computed_by("cuda") == "torch float32 cuda"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 
 import pytest
-
+import tomllib
 from conftest import REPO
+
 from tune_food.common import environment as env
 
 

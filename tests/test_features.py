@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, make_subset
+
+from tune_food.data.splits import split_samples
+from tune_food.features.extract import extract_features, feature_key, fingerprint
 from tune_food.features.store import FeatureStore, extractor_id
 from tune_food.features.tasks import compute_feature_sets
-from tune_food.features.extract import extract_features, feature_key, fingerprint
-from tune_food.data.splits import split_samples
 from tune_food.train.trainable import prepare, run_epoch
 
 CONFIG = {"model": "efficientnet_lite0", "data": "tiny", "test_data": None, "epochs": 3,

@@ -9,11 +9,10 @@ import os
 import subprocess
 import sys
 
-
 from ray.tune.experiment import Trial
 
-from tune_food.sweep.launch import Progress
 from tune_food.common.progress import PROGRESS_EVERY_S, Counter
+from tune_food.sweep.launch import Progress
 
 
 def _trial(status: str, epochs: int, epoch: int | None = None) -> Trial:

@@ -13,7 +13,6 @@ import os
 
 import pandas as pd
 import pytest
-
 from conftest import CLASSES, run_cli, shared_dataset
 
 SETS = ("pizza_steak_sushi", "pizza_steak_sushi_20_percent")
@@ -270,8 +269,8 @@ def test_typed_frame_keeps_integers_and_booleans_with_missing_values():
 
 
 def test_mlflow_tracking_uri_default_and_unreachable_store(tmp_path):
-    from tune_food.results import tracking
     from tune_food.common.errors import SweepError
+    from tune_food.results import tracking
     from tune_food.sweepdir.layout import MLFLOW_DEFAULT
 
     assert tracking.tracking_uri(MLFLOW_DEFAULT, "/srv/results/grid") == \

@@ -11,7 +11,8 @@ import math
 import pandas as pd
 import pytest
 
-from tune_food.results.leaderboard import (STATUSES,
+from tune_food.results.leaderboard import (
+    STATUSES,
     TrialRecord,
     compare_with_best,
     dedupe_history,
@@ -19,7 +20,8 @@ from tune_food.results.leaderboard import (STATUSES,
     make_leaderboard,
     results_dataframe,
     tie_summary,
-    trial_status)
+    trial_status,
+)
 
 ROOT = "/sweeps/s"
 KEYS = ["model", "epochs", "lr", "seed", "dropout", "test_data"]

@@ -8,16 +8,18 @@ import os
 
 import pytest
 import torch
+from conftest import shared_dataset
 from PIL import Image
 
-from conftest import shared_dataset
 from tune_food.common.errors import WeightsError
-from tune_food.models.registry import (MODELS,
+from tune_food.models.registry import (
+    MODELS,
     build_model,
     ensure_weights,
     get_transform,
     load_pretrained_network,
-    weights_path)
+    weights_path,
+)
 
 PIZZA = 963  # ImageNet-1k class "pizza, pizza pie"
 

@@ -3,11 +3,11 @@ against a cluster description (no Ray, no data needed)."""
 
 import pytest
 
+from tune_food.common.errors import ResourceError, SweepError
 from tune_food.sweep.cli import parse_options
 from tune_food.sweep.cluster import ClusterInfo, check_resources
-from tune_food.common.errors import ResourceError, SweepError
-from tune_food.sweepdir.layout import MLFLOW_DEFAULT
 from tune_food.sweep.options import SweepOptions, resume_options
+from tune_food.sweepdir.layout import MLFLOW_DEFAULT
 
 
 def test_parsing_fills_defaults_from_the_options_and_records_the_flags_given():

@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, run_cli
 
 #: a generous bound on any failure (Ray's own retries last minutes; a slow day is slow)

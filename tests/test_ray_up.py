@@ -24,7 +24,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, SHARED_DATA, make_subset
 from netns_cluster import Nodes, missing_tools, ray_process_name
 

@@ -9,9 +9,8 @@ import shutil
 
 import pandas as pd
 import pytest
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 
 
 @pytest.mark.slow
@@ -263,8 +262,8 @@ def test_report_without_a_sweep_takes_the_newest_as_the_app_does(small_sweep, tm
     """No sweep named: report rebuilds the newest under --results-dir (the app's own
     choice, newest_sweep) and says which; none there: one line, exit 2."""
     from tune_food.app.cli import _resolve_sweep
-    from tune_food.sweepdir.state import newest_sweep
     from tune_food.report import main
+    from tune_food.sweepdir.state import newest_sweep
 
     results = tmp_path / "results"
     old = _copy_sweep(small_sweep[1], results / "old", started="2020-01-01T00:00:00")
@@ -402,8 +401,8 @@ def test_errors_figure_has_a_named_tile_per_wrong_image():
     """7 wrong images found (and 1 not): 7 axes in 2 rows of 4, each titled with its file
     name, true and predicted class and probability; the title counts the one not found."""
     import matplotlib.pyplot as plt
-
     from conftest import SHARED_DATA
+
     from tune_food.results.plots import errors_figure
 
     preds = _wrong_predictions(7, 3, missing=1)

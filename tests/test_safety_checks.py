@@ -14,7 +14,6 @@ from contextlib import redirect_stderr, redirect_stdout
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_subset, shared_dataset
 
 
@@ -87,8 +86,8 @@ def _replace_weights(path: str, seed: int) -> None:
 
 
 def test_the_store_key_changes_with_each_part(b0_home):
-    from tune_food.features.store import extractor_id
     from tune_food.data.images import LOADER
+    from tune_food.features.store import extractor_id
 
     base = extractor_id("efficientnet_b0")
     assert extractor_id("efficientnet_b2")[0] != base[0]                 # backbone
@@ -103,8 +102,8 @@ def test_the_store_key_changes_with_each_part(b0_home):
 def test_features_of_replaced_weights_are_not_read_from_the_store(tmp_path, b0_home):
     """The store holds B0's vectors of 6 images; the weights file is replaced: the next
     extraction computes all 6 again (with the new weights) instead of reading the old."""
-    from tune_food.features.store import FeatureStore
     from tune_food.features.extract import extract_features
+    from tune_food.features.store import FeatureStore
 
     split = make_subset(str(tmp_path / "d"), {"test": 2})
     store = FeatureStore(str(tmp_path / "store"))
@@ -129,8 +128,8 @@ def _flip_a_header_byte(path) -> None:
 
 
 def test_the_feature_set_fingerprint_follows_each_image_and_label(tmp_path):
-    from tune_food.features.extract import fingerprint
     from tune_food.data.splits import split_samples
+    from tune_food.features.extract import fingerprint
 
     split = make_subset(str(tmp_path / "d"), {"test": 3})
     test = os.path.join(split, "test")
@@ -151,8 +150,8 @@ def test_the_feature_set_fingerprint_follows_each_image_and_label(tmp_path):
 def test_resume_refuses_an_image_replaced_by_one_of_the_same_size(tmp_path):
     """--resume compares the images' bytes: an image whose name and size stayed but whose
     content changed is refused, in one line that says so."""
-    from tune_food.sweep.cli import parse_options
     from tune_food.data.datasets import dataset_fingerprint
+    from tune_food.sweep.cli import parse_options
 
     root = tmp_path / "data"
     make_subset(str(root / "tiny"), {"train": 4, "test": 2})
@@ -175,8 +174,8 @@ def test_resume_refuses_an_image_replaced_by_one_of_the_same_size(tmp_path):
 def test_the_shipped_test_image_is_found_in_the_store_by_content_not_name(tmp_path):
     """The store is looked up by the bytes' SHA-256: the same photo under another name in
     another dataset is not computed again; one byte more is."""
-    from tune_food.features.store import FeatureStore
     from tune_food.features.extract import extract_features
+    from tune_food.features.store import FeatureStore
 
     src = sorted(os.listdir(os.path.join(shared_dataset(), "test", "pizza")))[0]
     for name in ("a", "b"):
@@ -199,11 +198,13 @@ def test_leakage_duplicates_and_their_messages_by_content(tmp_path):
     """The pure checks on their own: leaked test images are paired with the training
     image of the same bytes (the first copy in the training split), repeated images are
     grouped in split order, and the messages name the files."""
-    from tune_food.data.validation import (ValidationPlan,
+    from tune_food.data.validation import (
+        ValidationPlan,
         duplicates,
         find_leakage,
         group_duplicates,
-        leakage_error)
+        leakage_error,
+    )
 
     src = os.path.join(shared_dataset(), "train", "pizza")
     a, b, c = (os.path.join(src, f) for f in sorted(os.listdir(src))[:3])

@@ -8,8 +8,8 @@ import pytest
 from ray import tune
 
 from tune_food.common.errors import SpaceError
-from tune_food.sweep.spaces import default_space_dir, load_space
 from tune_food.sweep.plan import expand_grid, trial_name
+from tune_food.sweep.spaces import default_space_dir, load_space
 
 SPACES = default_space_dir()
 

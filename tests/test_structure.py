@@ -10,10 +10,10 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tune_food"
 REPO = PACKAGE.parent

@@ -8,7 +8,6 @@ import os
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, run_cli
 
 LEADERBOARD_COLUMNS = [

@@ -17,7 +17,6 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, run_cli
 
 LONG = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {epochs}\n"

@@ -9,10 +9,9 @@ import glob
 import os
 import subprocess
 import sys
-import tomllib
 
 import pytest
-
+import tomllib
 from conftest import REPO
 
 VERSION = tomllib.load(open(os.path.join(REPO, "pyproject.toml"), "rb"))["project"]["version"]

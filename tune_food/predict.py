@@ -18,9 +18,8 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from tune_food.common.cliargs import Parser, path_arg
+from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import DataError, SweepError
-from tune_food.common.cliargs import cli_call, exit_program, quiet_broken_pipe
 from tune_food.sweepdir.layout import CHECKPOINT_FILE, LEADERBOARD_FILE, RESULTS_DIR
 
 PROG = "python -m tune_food.predict"

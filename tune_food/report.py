@@ -15,9 +15,8 @@ import os
 import sys
 from typing import Sequence
 
-from tune_food.common.cliargs import Parser, path_arg
+from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import SweepError
-from tune_food.common.cliargs import cli_call, exit_program, quiet_broken_pipe
 from tune_food.sweepdir.layout import ERRORS_PNG, RESULTS_DIR
 
 PROG = "python -m tune_food.report"

@@ -8,12 +8,11 @@ import os
 import tempfile
 import threading
 
-from tune_food.common.errors import SweepError
-from tune_food.sweepdir.layout import LEADERBOARD_FILE, STATE_FILE
-from tune_food.sweepdir.state import peek_state
-from tune_food.sweepdir.state import list_sweeps
 from tune_food.app.folders import Board, load_board
+from tune_food.common.errors import SweepError
 from tune_food.results.plots import make_plots
+from tune_food.sweepdir.layout import LEADERBOARD_FILE, STATE_FILE
+from tune_food.sweepdir.state import list_sweeps, peek_state
 
 
 class SweepBoards:

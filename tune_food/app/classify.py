@@ -13,11 +13,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from tune_food.common.errors import DataError, SweepError, TuneFoodError
 from tune_food.app.boards import SweepBoards
 from tune_food.app.folders import checkpointed, ranked_by
-from tune_food.predict import load_classifier
-from tune_food.predict import predict
+from tune_food.common.errors import DataError, SweepError, TuneFoodError
+from tune_food.predict import load_classifier, predict
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
 #: the headers of the "every image" table (:func:`_result`)

@@ -7,8 +7,8 @@ import os
 import time
 from typing import Sequence
 
-from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.common.cliargs import cli_call
+from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.sweepdir.layout import RESULTS_DIR
 
 PROG = "python -m tune_food.app"

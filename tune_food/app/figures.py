@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+
 from tune_food.data.images import rgb_loader
 from tune_food.results.leaderboard import dedupe_history
 

@@ -14,20 +14,20 @@ from typing import Any
 
 import pandas as pd
 
-from tune_food.common.errors import SweepError
-from tune_food.sweepdir.layout import (CURVES_PNG,
+from tune_food.common.errors import DataError, SweepError
+from tune_food.data.splits import split_samples
+from tune_food.results.outputs import build_outputs
+from tune_food.results.plots import make_plots
+from tune_food.sweepdir.layout import (
+    CURVES_PNG,
     LEADERBOARD_FILE,
     LEADERBOARD_PNG,
     PLOTS_DIR,
     PREDICTIONS_FILE,
-    RESULTS_FILE)
+    RESULTS_FILE,
+)
 from tune_food.sweepdir.state import data_root, peek_state
-from tune_food.common.errors import DataError
-from tune_food.data.splits import split_samples
-from tune_food.train.hparams import split_dirs
-from tune_food.results.outputs import build_outputs
-from tune_food.results.plots import make_plots
-from tune_food.train.hparams import PARAMS
+from tune_food.train.hparams import PARAMS, split_dirs
 
 PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.results.plots.make_plots, shown
 

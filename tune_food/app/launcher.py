@@ -18,8 +18,7 @@ import pandas as pd
 
 from tune_food.common.errors import SweepError
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
-from tune_food.sweepdir.state import peek_state
-from tune_food.sweepdir.state import list_sweeps
+from tune_food.sweepdir.state import list_sweeps, peek_state
 
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from tune_food.app.launcher import KINDS, Launcher
 from tune_food.common.errors import TuneFoodError
 from tune_food.sweepdir.state import list_sweeps
-from tune_food.app.launcher import KINDS, Launcher
 
 SWEEPS_REFRESH_S = 2.0     # Sweeps page: table and log refresh
 

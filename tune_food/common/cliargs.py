@@ -15,9 +15,8 @@ import argparse
 import os
 import sys
 
+from tune_food.common.environment import check_environment, version_string
 from tune_food.common.errors import TuneFoodError, one_line
-from tune_food.common.environment import version_string
-from tune_food.common.environment import check_environment
 
 MODULE_PREFIX = "python -m tune_food."   # a command as a module ...
 CONSOLE = "tune-food"                    # ... and as a subcommand of the console command

@@ -13,13 +13,8 @@ import argparse
 import os
 from typing import Sequence
 
-from tune_food.common.cliargs import Parser, path_arg
-from tune_food.common.cliargs import cli_call
-from tune_food.data.food101 import (LAYOUT,
-    MANIFEST_FILE,
-    SPLITS,
-    build_subset,
-    download_food101)
+from tune_food.common.cliargs import Parser, cli_call, path_arg
+from tune_food.data.food101 import LAYOUT, MANIFEST_FILE, SPLITS, build_subset, download_food101
 
 PROG = "python -m tune_food.data"
 

@@ -19,8 +19,8 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Any
 from importlib import resources
+from typing import Any
 
 from tune_food.common.errors import DataError
 from tune_food.common.files import cached_sha256

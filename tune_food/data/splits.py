@@ -22,14 +22,16 @@ from torchvision.datasets.folder import make_dataset
 
 from tune_food.common.errors import DataError
 from tune_food.common.files import cached_sha256
-from tune_food.data.images import (SPLITS,
+from tune_food.data.images import (
+    SPLITS,
     check_image,
     class_folders,
     image_extensions,
     is_image_file,
     rgb_loader,
     split_folders,
-    split_id)
+    split_id,
+)
 
 
 class ImageSplit(DatasetFolder):

@@ -21,9 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from tune_food.data.loaders import stratified_split
 from tune_food.common.errors import DataError
 from tune_food.common.files import cached_sha256
+from tune_food.data.loaders import stratified_split
 
 
 @dataclass

@@ -22,18 +22,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tune_food.models.devices import gpu_math
 from tune_food.common.files import cached_sha256
 from tune_food.data.images import rgb_loader, split_folders, split_id
 from tune_food.data.splits import split_samples
-from tune_food.models.registry import (backbone_features,
+from tune_food.features.store import FeatureStore, extractor_id
+from tune_food.models.devices import gpu_math
+from tune_food.models.registry import (
+    backbone_features,
     build_backbone,
     describe_transform,
     forward_settings,
     get_spec,
     get_transform,
-    weights_sha256)
-from tune_food.features.store import FeatureStore, extractor_id
+    weights_sha256,
+)
 
 #: images per forward pass of the extraction (measured: benchmarks/extract_settings.py)
 BATCH_SIZE = 32
@@ -171,9 +173,14 @@ def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZ
     return out
 
 
-def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np.ndarray],
-              transform: str, source: str, seconds: float, computed: int,
-              device: str = "cpu") -> FeatureSet:
+def assemble_feature_set(*, model: str, split, classes: list[str],
+                         samples: list[tuple[str, int]], hashes: list[str],
+                         vectors: dict[str, np.ndarray], source: str, seconds: float,
+                         computed: int, device: str = "cpu") -> FeatureSet:
+    """The :class:`FeatureSet` of ``split`` (its ``samples`` as ``(path, label)`` and
+    their ``hashes``) from ``vectors`` (SHA-256 -> ``float32 [D]``), in sample order.
+    ``source``: ``"computed"`` or ``"disk"``; ``seconds``: what the set took;
+    ``computed``: how many of its images ran through the backbone for it."""
     dim = get_spec(model).num_features
     features = np.empty((len(samples), dim), dtype=np.float32)
     for i, sha in enumerate(hashes):
@@ -182,7 +189,8 @@ def _assemble(model: str, split, classes, samples, hashes, vectors: dict[str, np
                       np.array([t for _, t in samples], dtype=np.int64), classes,
                       np.array([p for p, _ in samples], dtype=str),
                       fingerprint(model, samples, classes, split, hashes, device),
-                      transform, source, seconds, np.array(hashes, dtype=str), computed)
+                      describe_transform(get_transform(model)), source, seconds,
+                      np.array(hashes, dtype=str), computed)
 
 
 def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
@@ -217,10 +225,10 @@ def extract_features(model: str, split_dir, exclude: Iterable[str] = (),
         vectors.update(zip(missing, new))
         if store is not None:
             store.put(key, list(missing), new)
-    return _assemble(model, split_dir, classes, samples, hashes, vectors,
-                     describe_transform(get_transform(model)),
-                     "computed" if missing or store is None else "disk",
-                     time.perf_counter() - start, len(missing), device=str(device))
+    return assemble_feature_set(
+        model=model, split=split_dir, classes=classes, samples=samples, hashes=hashes,
+        vectors=vectors, source="computed" if missing or store is None else "disk",
+        seconds=time.perf_counter() - start, computed=len(missing), device=str(device))
 
 
 def feature_key(model: str, split_dir) -> str:

@@ -6,18 +6,17 @@ a grown dataset computes only its new images (docs/architecture.md, decision 3).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from typing import Sequence
 
 import numpy as np
 
-from tune_food.models.devices import computed_by
 from tune_food.common.errors import DataError
 from tune_food.data.images import LOADER
-from tune_food.models.registry import (describe_transform,
-    get_transform,
-    weights_sha256)
+from tune_food.models.devices import computed_by
+from tune_food.models.registry import describe_transform, get_transform, weights_sha256
 
 #: the store's file. ``-v2``: the key holds what computed a vector (``computed_by``); a
 #: store of the earlier layout (``features.sqlite``) is left alone and not read
@@ -95,16 +94,17 @@ class FeatureStore:
                 "REFERENCES extractors(id), image_sha256 TEXT NOT NULL, vector BLOB NOT NULL, "
                 "PRIMARY KEY (extractor, image_sha256)) WITHOUT ROWID")
 
+    @contextlib.contextmanager
     def _transaction(self):
-        conn = self._conn
-
-        class _Tx:
-            def __enter__(self):
-                conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlocks
-
-            def __exit__(self, kind, value, tb):
-                conn.execute("COMMIT" if kind is None else "ROLLBACK")
-        return _Tx()
+        """A write transaction: the write lock taken at once (``BEGIN IMMEDIATE``: no
+        deadlock between writers), committed, or rolled back when the block raises."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def close(self) -> None:
         self._conn.close()

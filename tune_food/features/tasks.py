@@ -15,17 +15,14 @@ from typing import Any, Iterable, TextIO
 import numpy as np
 import torch
 
-from tune_food.models.devices import assigned_device
 from tune_food.common.files import cached_sha256
+from tune_food.common.progress import PROGRESS_EVERY_S, Counter
 from tune_food.data.images import split_folders, split_id
 from tune_food.data.splits import split_samples
-from tune_food.models.registry import (describe_transform,
-    get_spec,
-    get_transform)
-from tune_food.common.progress import PROGRESS_EVERY_S, Counter
-from tune_food.features.extract import (BATCH_SIZE, _assemble, extract_images,
-                                       feature_key)
+from tune_food.features.extract import BATCH_SIZE, assemble_feature_set, extract_images, feature_key
 from tune_food.features.store import FeatureStore, extractor_id
+from tune_food.models.devices import assigned_device
+from tune_food.models.registry import get_spec
 
 #: images per extraction task: small enough that the tasks of several models balance
 #: over the cores (and progress shows every few seconds), large enough that a task's
@@ -133,13 +130,13 @@ class _Extraction:
         self.device = device
         self.sets: dict[str, _Pending] = {}
         self.vectors: dict[str, dict[str, np.ndarray]] = {}   # model -> sha -> vector
-        self.todo: dict[str, dict[str, str]] = {}              # model -> missing sha -> path
+        self.missing: dict[str, dict[str, str]] = {}              # model -> missing sha -> path
         self.keys: dict[str, tuple[str, str, str]] = {}
         self.refs: dict[str, Any] = {}
         self.infos: list[dict] = []
         self.running: dict[Any, tuple[str, list[str]]] = {}
         self.bar = None
-        self.here = {"node_id": ray.get_runtime_context().get_node_id(),
+        self.driver_node = {"node_id": ray.get_runtime_context().get_node_id(),
                      "node_ip": ray.util.get_node_ip_address(), "device": "cpu"}
 
     def add(self, model: str, split, exclude: list[str]) -> None:
@@ -148,24 +145,24 @@ class _Extraction:
         hashes = [cached_sha256(p) for p, _ in samples]
         if model not in self.keys:
             self.keys[model] = extractor_id(model, self.device)
-            self.vectors[model], self.todo[model] = {}, {}
-        known, todo = self.vectors[model], self.todo[model]
+            self.vectors[model], self.missing[model] = {}, {}
+        known, missing = self.vectors[model], self.missing[model]
         if self.store is not None:
             known.update(self.store.get(self.keys[model], [h for h in hashes if h not in known]))
         waiting = {h for h in hashes if h not in known}
-        own = 0   # images first needed by this set: each distinct image counts once
+        first_here = 0   # images first needed by this set: each distinct image counts once
         for (path, _), sha in zip(samples, hashes):
-            if sha in waiting and sha not in todo:
-                todo[sha] = path
-                own += 1
+            if sha in waiting and sha not in missing:
+                missing[sha] = path
+                first_here += 1
         self.sets[feature_key(model, split)] = _Pending(model, split, classes, samples, hashes,
-                                                        waiting, own, bool(waiting))
+                                                        waiting, first_here, bool(waiting))
 
     def _chunks(self) -> list[tuple[int, str, list[str], list[str]]]:
         """``(cost, model, hashes, paths)`` of :data:`CHUNK_IMAGES` images each, the
         most expensive (pixels) first, so that the last tasks finish together."""
         chunks = []
-        for model, missing in self.todo.items():
+        for model, missing in self.missing.items():
             items = list(missing.items())
             for i in range(0, len(items), CHUNK_IMAGES):
                 part = items[i:i + CHUNK_IMAGES]
@@ -184,7 +181,7 @@ class _Extraction:
         total = sum(len(h) for _, _, h, _ in chunks)
         self.bar = Counter(total, "img", "features", self.out)
         for key in [k for k, s in self.sets.items() if not s.waiting]:
-            self._finish(key, self.here)
+            self._finish(key, self.driver_node)
         while self.running:
             done, _ = ray.wait(list(self.running), num_returns=1, timeout=PROGRESS_EVERY_S)
             self.bar.update(0)   # a line when PROGRESS_EVERY_S passed without a finished task
@@ -205,10 +202,11 @@ class _Extraction:
 
         fs = self.sets.pop(key)
         seconds = time.perf_counter() - self.start
-        feature_set = _assemble(fs.model, fs.split, fs.classes, fs.samples, fs.hashes,
-                                self.vectors[fs.model], describe_transform(get_transform(fs.model)),
-                                "computed" if fs.fresh or self.store is None else "disk",
-                                seconds, fs.computed, device=self.device)
+        feature_set = assemble_feature_set(
+            model=fs.model, split=fs.split, classes=fs.classes, samples=fs.samples,
+            hashes=fs.hashes, vectors=self.vectors[fs.model],
+            source="computed" if fs.fresh or self.store is None else "disk",
+            seconds=seconds, computed=fs.computed, device=self.device)
         self.refs[key] = ray.put(feature_set)
         info = {"model": fs.model, "split_dir": split_id(fs.split),
                 "split_dirs": split_folders(fs.split), "images": len(feature_set),

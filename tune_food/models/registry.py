@@ -377,28 +377,13 @@ def load_pretrained_network(name: str) -> nn.Module:
     return net.eval()
 
 
-def timm_data_config(name: str) -> dict:
-    """timm's data config of the pretrained weights of a Lite model: timm's own
-    ``tf_efficientnet_liteN.in1k`` pretrained config through ``resolve_data_config``
-    (input size, bicubic, crop_pct 0.875 / 0.882 / 0.890, mean = std = 0.5).
-
-    Raises:
-        WeightsError: unknown model, or one that is not a Lite model.
-    """
-    spec = get_spec(name)
-    if spec.family is not LITE:
-        raise WeightsError(f"{name} is a {spec.family.name} model; timm data configs "
-                           "belong to the Lite models")
-    return LITE.data_config(spec)
-
-
 def get_transform(name: str) -> Callable:
     """The evaluation preprocessing the weights of ``name`` were trained with, taken
     from the library that owns the weights' config, never from constants here.
 
     Returns a callable PIL image -> ``float32 [3, S, S]`` tensor (S = the spec's
     ``input_size``): ``weights.transforms()`` for torchvision models; for Lite models
-    timm's ``create_transform`` on :func:`timm_data_config` (Lite0: resize 256, Lite1:
+    timm's ``create_transform`` on timm's pretrained data config (Lite0: resize 256, Lite1:
     272, Lite2: 292, bicubic, then the center crop). Images are decoded by
     :func:`tune_food.data.images.rgb_loader`, which applies the EXIF orientation first.
     """

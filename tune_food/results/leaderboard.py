@@ -18,8 +18,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from tune_food.sweepdir.layout import TUNE_INTERNAL_KEYS
 from tune_food.common.stats import ALPHA, mcnemar_exact, t_half_width
+from tune_food.sweepdir.layout import TUNE_INTERNAL_KEYS
 
 #: every status a leaderboard row can have
 #: the sort that keeps equal keys in their order (numpy's default quicksort does not from
@@ -180,28 +180,36 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
         epoch it holds: for ranked rows the epoch the row shows), ``logdir`` and
         ``error``.
     """
-    rows = []
-    for record in records:
-        m = record.metrics
-        row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or _name(record),
-               "status": trial_status(record), "epochs_done": _epochs_done(record),
-               "epochs_planned": _planned(record),
-               "ranked_by": f"{metric} ({mode})"}
-        row.update({k: cell(record.config.get(k)) for k in param_keys})
-        if "dropout" in param_keys:
-            row["dropout"] = resolved_dropout(record.config, m)
-        row.update({k: m.get(k) for k in METRIC_COLUMNS + INFO_COLUMNS})
-        row["checkpoint_path"] = relative_to(record.checkpoint, root)
-        row["checkpoint_epoch"] = _checkpoint_epoch(record)
-        row["logdir"] = relative_to(record.path, root) if record.trial_id else None
-        row["error"] = record.error
-        row.update(record.extra)
-        rows.append(row)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([_row(r, metric, mode, param_keys, root) for r in records])
     if df.empty:
         return df
     empty = [c for c in METRIC_COLUMNS + INFO_COLUMNS if c in df and df[c].isna().all()]
-    df = df.drop(columns=empty)  # e.g. val_* when no trial held out a validation split
+    return _ranked(df.drop(columns=empty), metric, mode)   # e.g. no val_* without a split
+
+
+def _row(record: TrialRecord, metric: str, mode: str, param_keys: list[str],
+         root: str) -> dict[str, Any]:
+    """One trial's leaderboard row (:func:`make_leaderboard`), before ranking."""
+    m = record.metrics
+    row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or _name(record),
+           "status": trial_status(record), "epochs_done": _epochs_done(record),
+           "epochs_planned": _planned(record), "ranked_by": f"{metric} ({mode})"}
+    row.update({k: cell(record.config.get(k)) for k in param_keys})
+    if "dropout" in param_keys:
+        row["dropout"] = resolved_dropout(record.config, m)
+    row.update({k: m.get(k) for k in METRIC_COLUMNS + INFO_COLUMNS})
+    row["checkpoint_path"] = relative_to(record.checkpoint, root)
+    row["checkpoint_epoch"] = _checkpoint_epoch(record)
+    row["logdir"] = relative_to(record.path, root) if record.trial_id else None
+    row["error"] = record.error
+    row.update(record.extra)
+    return row
+
+
+def _ranked(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """``df`` with a ``rank`` column first: the complete trials that reported ``metric``,
+    best first (ties: the lower loss on the same split), then the others by status and
+    trial order (trials never created last), unranked."""
     ranked = df["status"].isin(RANKED_STATUSES) & (df[metric].notna() if metric in df else False)
     # ties: lower loss on the same split (val_acc -> val_loss: the test split never takes
     # part in choosing a winner); mutmut: the metric as its own tie-break sorts the same
@@ -212,9 +220,10 @@ def make_leaderboard(records: Iterable[TrialRecord], metric: str, mode: str,
     if not top.empty:
         top = top.sort_values(sort_cols, ascending=ascending, kind=STABLE)
     order = {s: i for i, s in enumerate(STATUSES)}
-    rest = df[~ranked]   # by status, then in trial order (trials never created last)
-    rest = rest.iloc[sorted(range(len(rest)), key=lambda i: (
-        order[rest["status"].iloc[i]], rest["trial_id"].iloc[i] == "", rest["trial_id"].iloc[i]))]
+    rest = df[~ranked]
+    rest = rest.assign(_status=rest["status"].map(order), _never=rest["trial_id"] == "") \
+        .sort_values(["_status", "_never", "trial_id"], kind=STABLE) \
+        .drop(columns=["_status", "_never"])
     df = pd.concat([top, rest])
     df.insert(0, "rank", pd.array(list(range(1, len(top) + 1)) + [pd.NA] * len(rest),
                                   dtype="Int64"))
@@ -272,7 +281,7 @@ def tie_summary(board: pd.DataFrame, split: str) -> str:
     # rank 1 itself; mutmut: fillna(None) is equivalent (sum() skips NA)
     tied = int(board["tied_with_best"].fillna(False).sum()) - 1  # pragma: no mutate
     images = board.iloc[0].get(f"{split}_images")
-    on = f" on these {int(images)} {split} images" if images == images and images else ""
+    on = f" on these {int(images)} {split} images" if pd.notna(images) and images else ""
     who = "trial is" if tied == 1 else "trials are"
     text = (f"{tied} {who} statistically indistinguishable from the best{on} "
             f"(exact McNemar test, p >= {ALPHA:g})")

@@ -21,15 +21,19 @@ import pandas as pd
 
 from tune_food.common.errors import SweepError
 from tune_food.common.files import write_csv_atomic
-from tune_food.results.leaderboard import (TrialRecord,
+from tune_food.results.leaderboard import (
+    TrialRecord,
     compare_with_best,
     dedupe_history,
     leaderboard_by_config,
     make_leaderboard,
     results_dataframe,
-    tie_summary)
-
-from tune_food.sweepdir.layout import (BY_CONFIG_FILE,
+    tie_summary,
+)
+from tune_food.results.plots import make_plots
+from tune_food.results.tables import write_parquet_atomic
+from tune_food.sweepdir.layout import (
+    BY_CONFIG_FILE,
     ERROR_FILE,
     LEADERBOARD_FILE,
     LEADERBOARD_PARQUET,
@@ -38,11 +42,10 @@ from tune_food.sweepdir.layout import (BY_CONFIG_FILE,
     RESULTS_PARQUET,
     SWEEP_COMMAND,
     SWEEP_FILES,
-    is_uri)
-from tune_food.results.tables import write_parquet_atomic
-from tune_food.train.hparams import PARAMS
-from tune_food.results.plots import make_plots
+    is_uri,
+)
 from tune_food.sweepdir.state import data_root
+from tune_food.train.hparams import PARAMS
 
 
 @dataclass

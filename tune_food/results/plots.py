@@ -19,13 +19,15 @@ import os
 
 import pandas as pd
 
-from tune_food.sweepdir.layout import (CONFUSION_PNG,
+from tune_food.common.stats import ALPHA
+from tune_food.data.images import rgb_loader
+from tune_food.sweepdir.layout import (
+    CONFUSION_PNG,
     CURVES_PNG,
     ERRORS_PNG,
     LEADERBOARD_PNG,
-    PLOTS_DIR)
-from tune_food.common.stats import ALPHA
-from tune_food.data.images import rgb_loader
+    PLOTS_DIR,
+)
 
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
 MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)

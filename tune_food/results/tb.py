@@ -52,8 +52,9 @@ from typing import Any, Dict, Iterable, Mapping, Sequence
 
 from ray.tune.logger import LoggerCallback
 
-from tune_food.results.leaderboard import resolved_dropout
 from tune_food.models.registry import get_spec
+from tune_food.results.leaderboard import resolved_dropout
+
 
 class EventFile:
     """One TensorBoard event file, written synchronously with tensorboardX's
@@ -285,7 +286,8 @@ class TensorBoardCallback(LoggerCallback):
     def _experiment_summary(self):
         """TensorBoard's experiment summary: hyperparameters (varied ones ``differs``)
         with domains and descriptions, and the metrics (tensorboard's protos)."""
-        from tensorboard.plugins.hparams import plugin_data_pb2, summary_v2 as hp
+        from tensorboard.plugins.hparams import plugin_data_pb2
+        from tensorboard.plugins.hparams import summary_v2 as hp
 
         params = []
         for key in self._values:

@@ -1,7 +1,7 @@
 """MLflow tracking of a sweep (``python -m tune_food.sweep ... --mlflow [TRACKING_URI]``).
 
-Each trial becomes an MLflow run through Ray Tune's own
-``ray.air.integrations.mlflow.MLflowLoggerCallback`` (running in the driver): the
+Each trial becomes an MLflow run through :class:`TrialRuns`, a Ray Tune
+``LoggerCallback`` (running in the driver) on MLflow's public client: the
 trial's hyperparameters as params, every reported number per epoch as metrics (step =
 ``training_iteration`` = the epoch), tags ``sweep`` (the sweep's name), ``trial_name``
 and ``trial_id``. The sweep is one MLflow experiment named like the sweep, holding a
@@ -21,16 +21,23 @@ Needs MLflow: ``pip install "tune_food[mlflow]"`` (``mlflow-skinny``).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import time
+
+import pandas as pd
+from ray.tune.logger import LoggerCallback
 
 from tune_food.common.errors import SweepError
 from tune_food.common.files import folder_problem
-from tune_food.sweepdir.layout import (MLFLOW_ARTIFACTS_DIR,
+from tune_food.sweepdir.layout import (
+    MLFLOW_ARTIFACTS_DIR,
     MLFLOW_DB,
+    MLFLOW_DEFAULT,
     SPACE_FILE,
     STATE_FILE,
-    without_internal_keys)
-from tune_food.sweepdir.layout import MLFLOW_DEFAULT
+    without_internal_keys,
+)
 
 #: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
 RUN_STATUS = {"TERMINATED": "FINISHED", "EARLY_STOPPED": "FINISHED", "ERROR": "FAILED",
@@ -185,53 +192,92 @@ def _open_runs(client, uri: str, name: str, saved: dict) -> dict:
 def mlflow_callbacks(info: dict | None, name: str) -> list:
     """The Tune callbacks that log each trial of the sweep ``name`` as an MLflow run
     nested under its parent run: ``[]`` when ``info`` (from :func:`start_runs`) is None,
-    else one ``MLflowLoggerCallback``. A resumed sweep's restored Tuner keeps the
-    callback it was pickled with (same store and parent run)."""
+    else one :class:`TrialRuns`. A resumed sweep's restored Tuner keeps the callback it
+    was pickled with (same store and parent run)."""
     if not info:
         return []
-    return [_make_trial_runs()(info["tracking_uri"], experiment_name=name,
-                                tags={"sweep": name, "role": "trial",
-                                      "mlflow.parentRunId": info["parent_run_id"]})]
+    return [TrialRuns(info["tracking_uri"], name,
+                      {"sweep": name, "role": "trial", "mlflow.parentRunId": info["parent_run_id"]})]
 
 
-def _make_trial_runs():
-    """Build :class:`TrialRuns` on first use: importing MLflow and Ray's integration
-    takes a second, which a sweep without ``--mlflow`` (and ``--help``) should not pay."""
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
+class TrialRuns(LoggerCallback):
+    """Each trial as an MLflow run, through Ray Tune's public ``LoggerCallback`` and
+    MLflow's public ``MlflowClient`` (in the driver): the run is named like the trial and
+    tagged ``trial_name`` and ``trial_id`` (besides ``tags``), its config is its params
+    (nested keys joined by ``/``), every numeric result its metrics at step = the epoch
+    (``training_iteration``), and it ends ``FINISHED`` or ``FAILED`` with the trial. A
+    trial that has a run already (a resumed sweep) logs into that run: the run is found
+    by its ``trial_id`` tag.
+    """
 
-    class TrialRuns(MLflowLoggerCallback):
-        """Ray Tune's ``MLflowLoggerCallback`` plus a ``trial_id`` tag; a trial that
-        already has a run (a resumed sweep) logs into that run instead of a second one."""
+    def __init__(self, tracking_uri: str, experiment_name: str, tags: dict[str, str]):
+        self.tracking_uri, self.experiment_name, self.tags = tracking_uri, experiment_name, tags
+        self._runs: dict[str, str] = {}   # trial_id -> run_id
+        self._mlflow = None               # the client, made on first use (not pickled)
 
-        def log_trial_start(self, trial) -> None:
-            if trial not in self._trial_runs:
-                client = _client(self.tracking_uri)
-                experiment = client.get_experiment_by_name(self.experiment_name)
-                found = client.search_runs(
-                    [experiment.experiment_id],
-                    filter_string=f"tags.trial_id = '{trial.trial_id}'") if experiment else []
-                if found:
-                    self._trial_runs[trial] = found[0].info.run_id
-                    client.update_run(found[0].info.run_id, status="RUNNING")
-                else:
-                    super().log_trial_start(trial)
-                    client.set_tag(self._trial_runs[trial], "trial_id", trial.trial_id)
-                    return
-            super().log_trial_start(trial)
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_mlflow"}
 
-        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-            # Tune's internal flag (in the first result after a restore) is no metric
-            super().log_trial_result(iteration, trial, without_internal_keys(result))
+    def __setstate__(self, state: dict) -> None:
+        # a sweep saved before this class (Ray's MLflowLoggerCallback underneath) holds
+        # the same three settings; its runs are found again by their trial_id tags
+        self.__init__(state["tracking_uri"], state["experiment_name"], state.get("tags") or {})
+        self._runs = dict(state.get("_runs") or {})
 
-    TrialRuns.__module__, TrialRuns.__qualname__ = __name__, "TrialRuns"   # picklable
-    globals()["TrialRuns"] = TrialRuns
-    return TrialRuns
+    def _client(self):
+        if self._mlflow is None:
+            self._mlflow = _client(self.tracking_uri)
+        return self._mlflow
+
+    def log_trial_start(self, trial) -> None:
+        client = self._client()
+        run_id = self._runs.get(trial.trial_id) or self._existing_run(trial.trial_id)
+        if run_id:
+            client.update_run(run_id, status="RUNNING")
+        else:
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            run_id = client.create_run(
+                experiment.experiment_id, run_name=str(trial),
+                tags={**self.tags, "trial_name": str(trial), "trial_id": trial.trial_id},
+            ).info.run_id
+        self._runs[trial.trial_id] = run_id
+        for key, value in _flat(trial.config).items():
+            client.log_param(run_id, key, value)
+
+    def _existing_run(self, trial_id: str) -> str | None:
+        client = self._client()
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        found = client.search_runs([experiment.experiment_id],
+                                   filter_string=f"tags.trial_id = '{trial_id}'") \
+            if experiment else []
+        return found[0].info.run_id if found else None
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        from mlflow.entities import Metric
+
+        step = int(result.get("training_iteration") or iteration)
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), now, step)
+                   for key, value in _flat(without_internal_keys(result)).items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)
+                   and math.isfinite(value)]
+        self._client().log_batch(self._runs[trial.trial_id], metrics=metrics)
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        run_id = self._runs.get(trial.trial_id)
+        if run_id:
+            self._client().set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
 
-def __getattr__(name: str):
-    if name == "TrialRuns":   # unpickling a saved Tuner (--resume) finds the class here
-        return _make_trial_runs()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _flat(values: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}`` (as Ray Tune flattens results)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def log_sweep(state: dict, local_dir: str, outputs) -> None:
@@ -263,7 +309,7 @@ def log_sweep(state: dict, local_dir: str, outputs) -> None:
                 continue
             row = rows[tags["trial_id"]]
             client.set_tag(run.info.run_id, "status", row["status"])
-            if row.get("rank") is not None and row["rank"] == row["rank"]:   # not NA
+            if pd.notna(row.get("rank")):
                 client.set_tag(run.info.run_id, "rank", str(int(row["rank"])))
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, RUN_STATUS.get(row["status"], "KILLED"))

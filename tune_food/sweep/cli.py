@@ -12,14 +12,15 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, path_arg
 from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
-from tune_food.sweepdir.layout import SWEEP_COMMAND
-from tune_food.sweep.options import (CACHE_DIR_ENV,
+from tune_food.sweep.options import (
+    CACHE_DIR_ENV,
     DEFAULT_CACHE_DIR,
     DEFAULT_SPACES,
     NUM_SAMPLES,
     OPTUNA_IN_FLIGHT,
-    SweepOptions)
-from tune_food.sweepdir.layout import MLFLOW_DEFAULT
+    SweepOptions,
+)
+from tune_food.sweepdir.layout import MLFLOW_DEFAULT, SWEEP_COMMAND
 
 PROG = SWEEP_COMMAND
 _D = SweepOptions()   # the defaults, stated once in SweepOptions

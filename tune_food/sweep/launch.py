@@ -23,20 +23,21 @@ from typing import Any
 
 from ray.tune import Callback
 
-from tune_food.sweep.ray_start import shutdown_ray
 from tune_food.common.errors import SweepError, TuneFoodError, one_line
+from tune_food.common.progress import PROGRESS_EVERY_S
+from tune_food.features.tasks import compute_feature_sets
+from tune_food.results.outputs import upload, write_outputs
+from tune_food.results.tb import TensorBoardCallback
+from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
+from tune_food.sweep.moved_sweep import place_new_trials
+from tune_food.sweep.options import SweepOptions
+from tune_food.sweep.plan import Plan, TrialNamer
+from tune_food.sweep.ray_start import shutdown_ray
+from tune_food.sweep.search import make_search, rungs_of
 from tune_food.sweepdir.layout import LEADERBOARD_FILE, is_uri, without_internal_keys
 from tune_food.sweepdir.layout import local_dir as local_dir_of
-from tune_food.sweep.options import SweepOptions
-from tune_food.results.outputs import upload, write_outputs
-from tune_food.sweep.plan import Plan, TrialNamer
-from tune_food.common.progress import PROGRESS_EVERY_S
-from tune_food.sweep.search import Relocatable, make_search, rungs_of
 from tune_food.sweepdir.state import now, peek_state, resume_command, start_state, write_state
-from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
-from tune_food.features.tasks import compute_feature_sets
 from tune_food.train.trainable import train_food
-from tune_food.results.tb import TensorBoardCallback
 
 
 def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> int:
@@ -169,8 +170,8 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
                              exclude=plan.exclude, checkpoint_epochs=rungs_of(scheduler, space),
                              val_sets=plan.validation.sets or None),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
-    # trials created from here on go where the sweep is now (see tune_food.sweep.search)
-    Relocatable.location = None if is_uri(exp_dir) else (os.path.dirname(exp_dir), name)
+    # trials created from here on go where the sweep is now (a Ray Tune workaround)
+    place_new_trials(None if is_uri(exp_dir) else os.path.dirname(exp_dir), name)
     if options.resume and tune.Tuner.can_restore(exp_dir):
         return tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
                                   resume_unfinished=True, resume_errored=False,

@@ -15,19 +15,27 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from tune_food.data.datasets import dataset_fingerprint
 from tune_food.common.errors import SweepError, WeightsError
-from tune_food.sweep.options import SweepOptions
-from tune_food.sweepdir.state import read_state
-from tune_food.sweep.spaces import SearchSpace
-from tune_food.train.hparams import is_cacheable, split_dirs
-from tune_food.data.datasets import resolve_data_root
-from tune_food.data.validation import shared_validation
-from tune_food.data.datasets import DATASETS, resolve_dataset, url_reachable
-from tune_food.models.registry import ensure_weights, weights_path, weights_url
 from tune_food.common.progress import Counter
+from tune_food.data.datasets import (
+    DATASETS,
+    dataset_fingerprint,
+    resolve_data_root,
+    resolve_dataset,
+    url_reachable,
+)
 from tune_food.data.splits import split_samples, validate_image_folder
-from tune_food.data.validation import find_leakage, group_duplicates, leakage_error
+from tune_food.data.validation import (
+    find_leakage,
+    group_duplicates,
+    leakage_error,
+    shared_validation,
+)
+from tune_food.models.registry import ensure_weights, weights_path, weights_url
+from tune_food.sweep.options import SweepOptions
+from tune_food.sweep.spaces import SearchSpace
+from tune_food.sweepdir.state import read_state
+from tune_food.train.hparams import is_cacheable, split_dirs
 
 MAX_TRIAL_NAME = 120     # trial folder names are cut to this many characters (+ the id)
 

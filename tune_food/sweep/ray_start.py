@@ -46,8 +46,8 @@ from typing import Any, Iterator
 
 from tune_food.common.errors import RayStartError
 from tune_food.common.files import folder_problem
-from tune_food.sweepdir.state import PROG
 from tune_food.sweep.cluster import sigterm_as_sigint
+from tune_food.sweepdir.state import PROG
 
 #: seconds ``ray.init`` may take before the process ends with one line (a local start takes
 #: 3 to 10 s here; joining an address with a wrong authentication token fails after 20 s)

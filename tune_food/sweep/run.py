@@ -21,12 +21,12 @@ import sys
 import time
 from typing import Sequence
 
-from tune_food.sweep.cli import PROG, parse_options
-from tune_food.common.errors import SweepError
 from tune_food.common.cliargs import cli_call
+from tune_food.common.errors import SweepError
 from tune_food.common.files import folder_problem
-from tune_food.sweepdir.layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
+from tune_food.sweep.cli import PROG, parse_options
 from tune_food.sweep.options import SweepOptions, resume_options
+from tune_food.sweepdir.layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
 
 MAX_NAME_BYTES = 200     # sweep names; file systems allow 255 bytes per path component
 

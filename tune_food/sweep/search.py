@@ -7,21 +7,18 @@
   feature extraction.
 * :func:`asha_rungs`: the epochs at which ASHA may stop a trial (trials checkpoint
   there, so an early-stopped trial has the checkpoint of the epoch it stopped at).
-* The search algorithms are wrapped so that a sweep resumed from a moved or copied folder
-  creates its remaining trials there: Ray Tune (2.60) keeps the original experiment
-  folder in the search algorithm's saved state and would put trials that were not yet
-  created when the sweep stopped into the old place (:class:`Relocatable`).
+* The search algorithms are those of :mod:`tune_food.sweep.moved_sweep` (a workaround
+  for Ray Tune: a sweep resumed from a moved or copied folder creates its remaining
+  trials there, not in the folder the search algorithm's saved state remembers).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
-from ray.tune.search import BasicVariantGenerator, SearchGenerator
-
 from tune_food.common.errors import SweepError
+from tune_food.sweep.moved_sweep import RelocatableSearchGenerator, RelocatableVariants
 from tune_food.sweep.options import OPTUNA_IN_FLIGHT, SweepOptions
 from tune_food.sweep.spaces import SearchSpace
 
@@ -34,34 +31,6 @@ def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> tuple[in
     ``int(log(max_t / grace) / log(rf) + 1)`` rungs), plus ``max_t``."""
     count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)
     return tuple(sorted({grace_period * reduction_factor ** k for k in range(count)} | {max_t}))
-
-
-class Relocatable:
-    """Mixin for Ray Tune search algorithms: every trial they hand out is placed in the
-    experiment folder where the sweep is now (:attr:`location`, set by the driver before
-    ``fit``), whatever folder their saved state remembers."""
-
-    #: ``(storage_fs_path, experiment_dir_name)`` of the running sweep; class-wide,
-    #: because Ray Tune restores the search algorithm from its own pickle
-    location: tuple[str, str] | None = None
-
-    def next_trial(self):
-        trial = super().next_trial()
-        where = Relocatable.location
-        if trial is not None and where is not None and \
-                (trial.storage.storage_fs_path, trial.storage.experiment_dir_name) != where:
-            storage = copy.copy(trial.storage)
-            storage.storage_fs_path, storage.experiment_dir_name = where
-            trial.set_storage(storage)   # Ray's public setter: moves checkpoints too
-        return trial
-
-
-class RelocatableVariants(Relocatable, BasicVariantGenerator):
-    """Ray Tune's ``BasicVariantGenerator`` (grid and random search), relocatable."""
-
-
-class RelocatableSearchGenerator(Relocatable, SearchGenerator):
-    """Ray Tune's ``SearchGenerator`` (around a ``Searcher`` such as Optuna), relocatable."""
 
 
 def _searcher(search: str | None, seed: int, max_concurrent: int):

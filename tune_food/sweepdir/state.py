@@ -18,11 +18,10 @@ import shutil
 import socket
 from typing import Any
 
-from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from tune_food.common.errors import SweepError
 from tune_food.common.files import write_json_atomic
+from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR, dataset_fingerprint
 from tune_food.sweepdir.layout import RESULTS_DIR, SPACE_FILE, STATE_FILE, SWEEP_COMMAND
-from tune_food.data.datasets import dataset_fingerprint
 
 PROG = SWEEP_COMMAND
 

@@ -32,22 +32,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tune_food.data.loaders import make_dataloaders, split_indices, workers_for
-from tune_food.models.devices import assigned_device, gpu_math
 from tune_food.common.files import cached_sha256
-from tune_food.train.hparams import is_cacheable, split_dirs, with_defaults
+from tune_food.common.stats import wilson_interval
 from tune_food.data.images import split_folders
+from tune_food.data.loaders import make_dataloaders, split_indices, workers_for
 from tune_food.data.splits import split_samples
-from tune_food.train.engine import evaluate, train_epoch
 from tune_food.features.extract import FeatureSet, feature_key
-from tune_food.sweepdir.layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
-from tune_food.models.registry import (build_model,
+from tune_food.models.devices import assigned_device, gpu_math
+from tune_food.models.registry import (
+    build_model,
     describe_transform,
     get_spec,
     head_dropout,
     make_head,
-    train_transform)
-from tune_food.common.stats import wilson_interval
+    train_transform,
+)
+from tune_food.sweepdir.layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
+from tune_food.train.engine import evaluate, train_epoch
+from tune_food.train.hparams import is_cacheable, split_dirs, with_defaults
 
 CHECKPOINT_EVERY_S = float(os.environ.get("TUNE_FOOD_CHECKPOINT_EVERY_S", "1.0"))
 #: the most of a trial's time that checkpoints it does not have to save may take
@@ -270,9 +272,14 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config["label_smoothing"]))
     roots = [os.path.dirname(os.path.dirname(d))   # <root>/<dataset>/<split>
              for d in split_folders(train_dir) + split_folders(test_dir)]
-    return Trial(config, net, head, optimizer, loss_fn, *data.loaders, data.classes, dropout,
-                 data.transform, data.feature_cache, sum(p.numel() for p in head.parameters()),
-                 total, device, data.image_ids, os.path.commonpath(roots))
+    train_loader, val_loader, test_loader = data.loaders
+    return Trial(config=config, net=net, head=head, optimizer=optimizer, loss_fn=loss_fn,
+                 train_loader=train_loader, val_loader=val_loader, test_loader=test_loader,
+                 classes=data.classes, dropout=dropout, transform=data.transform,
+                 feature_cache=data.feature_cache,
+                 trainable_params=sum(p.numel() for p in head.parameters()),
+                 total_params=total, device=device, image_ids=data.image_ids,
+                 data_root=os.path.commonpath(roots))
 
 
 def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
@@ -290,21 +297,21 @@ def run_epoch(trial: Trial, epoch: int) -> dict[str, Any]:
     # the previous epoch's probabilities are only for its checkpoint, written by now: drop
     # them before this epoch's are made (at Food-101 scale 10 MB per split and trial)
     trial.last_probs.clear()
-    tr = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
-                     trial.device, amp)
-    te = evaluate(trial.net, trial.test_loader, trial.device, amp, keep_probs=True)
-    trial.last_probs["test"] = (te.probs, te.labels)
-    low, high = wilson_interval(te.correct, te.images)
+    train = train_epoch(trial.net, trial.train_loader, trial.optimizer, trial.loss_fn,
+                         trial.device, amp)
+    test = evaluate(trial.net, trial.test_loader, trial.device, amp, keep_probs=True)
+    trial.last_probs["test"] = (test.probs, test.labels)
+    low, high = wilson_interval(test.correct, test.images)
     metrics: dict[str, Any] = {
-        "epoch": epoch, "train_loss": tr.loss, "train_acc": tr.acc, "test_loss": te.loss,
-        "test_acc": te.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
-        "test_correct": te.correct, "test_images": te.images}
+        "epoch": epoch, "train_loss": train.loss, "train_acc": train.acc, "test_loss": test.loss,
+        "test_acc": test.acc, "test_acc_ci_low": low, "test_acc_ci_high": high,
+        "test_correct": test.correct, "test_images": test.images}
     if trial.val_loader is not None:
-        va = evaluate(trial.net, trial.val_loader, trial.device, amp, keep_probs=True)
-        trial.last_probs["val"] = (va.probs, va.labels)
-        vlow, vhigh = wilson_interval(va.correct, va.images)
-        metrics.update(val_loss=va.loss, val_acc=va.acc, val_acc_ci_low=vlow,
-                       val_acc_ci_high=vhigh, val_correct=va.correct, val_images=va.images)
+        val = evaluate(trial.net, trial.val_loader, trial.device, amp, keep_probs=True)
+        trial.last_probs["val"] = (val.probs, val.labels)
+        vlow, vhigh = wilson_interval(val.correct, val.images)
+        metrics.update(val_loss=val.loss, val_acc=val.acc, val_acc_ci_low=vlow,
+                       val_acc_ci_high=vhigh, val_correct=val.correct, val_images=val.images)
     return metrics
 
 
