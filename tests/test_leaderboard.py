@@ -281,17 +281,6 @@ def test_leaderboard_by_config_means_stds_and_t_intervals():
     assert list(worst_first["epochs"]) == ["10", "5", "20"]
 
 
-def test_scipy_t_quantiles_match_the_printed_table():
-    """The tables T975 above are the values scipy.stats.t gives (the function the
-    module uses), so the interval test checks the formula, not a second call of it."""
-    from scipy.stats import t
-
-    for df, value in T975.items():
-        assert t.ppf(0.975, df) == pytest.approx(value, rel=1e-9)
-
-
-# ------------------------------------------------------------------------ results table
-
 def test_dedupe_history_keeps_the_last_report_of_each_epoch():
     raw = pd.DataFrame({"epoch": [1, 2, 3, 2, 3, 4, None],
                         "test_acc": [0.1, 0.2, 0.3, 0.22, 0.33, 0.4, 0.9]})

@@ -200,22 +200,6 @@ def test_the_sweep_parser_loads_neither_ray_nor_torch_nor_pandas():
                          "parse_options(['--grid', '--cpus-per-trial', '2'])") == set()
 
 
-def test_the_checks_see_a_long_function_an_upward_import_and_a_lazy_one(tmp_path):
-    """The checks above can fail: fed a module that breaks the rules, they report it."""
-    bad = tmp_path / "bad.py"
-    bad.write_text("from tune_food.sweep.cli import parse_options\n\ndef f():\n"
-                   "    from ..results import plots\n" + "    x = 1\n" * 60)
-    found = [(m, n.lineno) for m, n in _imports(bad, ["tune_food", "data"])]
-    assert found == [("sweep.cli", 1), ("results.plots", 4)]
-    assert _layer("sweep.cli") > _layer("data.images")
-    tree = ast.parse(bad.read_text())
-    fn = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)][0]
-    assert fn.end_lineno - fn.lineno + 1 == 62 > MAX_FUNCTION_LINES
-    top = {id(n) for n in tree.body}
-    assert [m for m, n in _imports(bad, ["tune_food", "data"], tree) if id(n) not in top] == \
-        ["results.plots"]
-
-
 def test_older_module_paths_still_load_what_older_sweeps_pickled():
     """A sweep saved before the folders moved names ``tune_food.trainable.train_food``
     and the like in its ``tuner.pkl``: they load (tune_food/moved.py); without the
