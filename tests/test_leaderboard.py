@@ -1,8 +1,8 @@
 """Unit tests of the leaderboard logic on hand-built trials and frames: statuses,
-ranking and tie-breaks, paired McNemar p-values, seed aggregation with t-intervals, the
-results table, and the Wilson interval. Expected values are worked out here from the
-formulas (binomial sums with ``math.comb``, Student t from printed tables, Wilson's
-closed form), not by calling the function under test again."""
+ranking and tie-breaks, paired McNemar p-values, seed aggregation with t-intervals and the
+results table (the statistics themselves: tests/test_stats.py). Expected values are worked
+out here from the formulas (Student t from printed tables), not by calling the function
+under test again."""
 
 from __future__ import annotations
 
