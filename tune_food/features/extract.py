@@ -185,12 +185,13 @@ def assemble_feature_set(*, model: str, split, classes: list[str],
     features = np.empty((len(samples), dim), dtype=np.float32)
     for i, sha in enumerate(hashes):
         features[i] = vectors[sha]
-    return FeatureSet(model, split_id(split), features,
-                      np.array([t for _, t in samples], dtype=np.int64), classes,
-                      np.array([p for p, _ in samples], dtype=str),
-                      fingerprint(model, samples, classes, split, hashes, device),
-                      describe_transform(get_transform(model)), source, seconds,
-                      np.array(hashes, dtype=str), computed)
+    return FeatureSet(
+        model=model, split_dir=split_id(split), features=features,
+        labels=np.array([t for _, t in samples], dtype=np.int64), classes=classes,
+        paths=np.array([p for p, _ in samples], dtype=str),
+        fingerprint=fingerprint(model, samples, classes, split, hashes, device),
+        transform=describe_transform(get_transform(model)), source=source, seconds=seconds,
+        hashes=np.array(hashes, dtype=str), computed=computed)
 
 
 def extract_features(model: str, split_dir, exclude: Iterable[str] = (),

@@ -155,8 +155,9 @@ class _Extraction:
             if sha in waiting and sha not in missing:
                 missing[sha] = path
                 first_here += 1
-        self.sets[feature_key(model, split)] = _Pending(model, split, classes, samples, hashes,
-                                                        waiting, first_here, bool(waiting))
+        self.sets[feature_key(model, split)] = _Pending(
+            model=model, split=split, classes=classes, samples=samples, hashes=hashes,
+            waiting=waiting, computed=first_here, fresh=bool(waiting))
 
     def _chunks(self) -> list[tuple[int, str, list[str], list[str]]]:
         """``(cost, model, hashes, paths)`` of :data:`CHUNK_IMAGES` images each, the

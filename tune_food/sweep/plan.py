@@ -121,8 +121,10 @@ def plan_sweep(space: SearchSpace, options: SweepOptions, out=None) -> Plan:
     pairs = [(cfg["model"], split) for cfg in combos
              if is_cacheable(dict(cfg, feature_cache=options.feature_cache))
              for split in split_dirs(cfg, datasets)]
-    return Plan(space, data_root, datasets, sorted(p for p, _ in bad), bad, weights,
-                trials, list(dict.fromkeys(pairs)), notes, validation=validation)
+    return Plan(space=space, data_root=data_root, datasets=datasets,
+                exclude=sorted(p for p, _ in bad), bad_images=bad, weights=weights,
+                trials=trials, pairs=list(dict.fromkeys(pairs)), notes=notes,
+                validation=validation)
 
 
 def _resolve_downloads(space: SearchSpace, data_root: str, dry_run: bool):
