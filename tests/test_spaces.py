@@ -289,8 +289,10 @@ def test_a_folder_is_not_a_space_and_the_defaults_are_beside_the_package(tmp_pat
         load_space(str(tmp_path))
     assert str(err.value) == (f"search space {tmp_path} is a folder; pass a YAML file with "
                               f"--space (examples in {SPACES})")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    assert SPACES == os.path.join(repo, "search_spaces")
+    # the repository's search_spaces/, installed as the package tune_food.search_spaces
+    assert os.path.basename(SPACES) == "search_spaces"
+    assert sorted(f for f in os.listdir(SPACES) if f.endswith(".yaml")) == [
+        "grid.yaml", "optuna.yaml", "seed.yaml"]
     assert with_defaults({"model": "m", "data": "d", "lr": 0.5}) == {
         **{k: p.default for k, p in PARAMS.items() if k not in ("model", "data")},
         "model": "m", "data": "d", "lr": 0.5}

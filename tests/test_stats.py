@@ -50,7 +50,8 @@ def wilson_by_hand(k: int, n: int, confidence: float = 0.95) -> tuple[float, flo
 
 
 @pytest.mark.parametrize("k,n,conf", [(70, 75, 0.95), (0, 10, 0.95), (10, 10, 0.95),
-                                      (1, 3, 0.95), (37, 75, 0.9), (211, 211, 0.99)])
+                                      (1, 3, 0.95), (37, 75, 0.9), (211, 211, 0.99),
+                                      (1, 1, 0.95), (0, 1, 0.95)])
 def test_wilson_interval_is_the_wilson_interval(k, n, conf):
     low, high = wilson_interval(k, n, conf)
     exp_low, exp_high = wilson_by_hand(k, n, conf)

@@ -220,9 +220,9 @@ def _ranked(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     if not top.empty:
         top = top.sort_values(sort_cols, ascending=ascending, kind=STABLE)
     order = {s: i for i, s in enumerate(STATUSES)}
-    rest = df[~ranked]
+    rest = df[~ranked]   # a sort on several columns is stable in pandas whatever its kind
     rest = rest.assign(_status=rest["status"].map(order), _never=rest["trial_id"] == "") \
-        .sort_values(["_status", "_never", "trial_id"], kind=STABLE) \
+        .sort_values(["_status", "_never", "trial_id"]) \
         .drop(columns=["_status", "_never"])
     df = pd.concat([top, rest])
     df.insert(0, "rank", pd.array(list(range(1, len(top) + 1)) + [pd.NA] * len(rest),
