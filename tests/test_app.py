@@ -39,6 +39,18 @@ def pizza_photo() -> str:
     return sorted(glob.glob(os.path.join(shared_dataset(), "test", "pizza", "*.jpg")))[0]
 
 
+def _log_lines(path, timeout: float = 30.0) -> list[str]:
+    """The lines of an app's log once it has one: the page answers HTTP a moment before
+    the app prints its serving line (printed when Gradio's launch returns)."""
+    deadline = time.time() + timeout
+    while True:
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+        if lines or time.time() > deadline:
+            return lines
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def app_log(tmp_path_factory) -> str:
     """The file that the :func:`app` server's stdout and stderr go to."""
@@ -141,7 +153,7 @@ def test_auth_is_required_when_given(small_sweep, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until_serving(url, server), "app did not start"
-        assert (tmp_path / "app.log").read_text().splitlines()[0] == (
+        assert _log_lines(tmp_path / "app.log")[0] == (
             f"serving sweep {os.path.join(results, newest)} (the newest under {results}) at "
             f"{url}/ (Ctrl-C stops)")
         with pytest.raises(Exception, match="credentials were not provided"):
@@ -161,8 +173,9 @@ def test_the_app_prints_its_url_and_sweep_and_no_share_hint(app, app_log):
     """One line: the sweep served and the page's address; nothing of Gradio's (its
     "set `share=True`" hint is no use on the command line)."""
     url, exp = app
-    text = open(app_log).read()
-    assert text.splitlines()[0] == f"serving sweep {exp} at {url}/ (Ctrl-C stops)", text
+    lines = _log_lines(app_log)
+    text = "\n".join(lines)
+    assert lines[0] == f"serving sweep {exp} at {url}/ (Ctrl-C stops)", text
     for gradio_line in ("share=True", "public link", "Running on local URL"):
         assert gradio_line not in text, text
 
