@@ -230,26 +230,26 @@ class TrialRuns(LoggerCallback):
         return self._mlflow
 
     def log_trial_start(self, trial) -> None:
+        from mlflow.entities import Param
+
         client = self._client()
-        run_id = self._runs.get(trial.trial_id) or self._existing_run(trial.trial_id)
+        experiment_id = client.get_experiment_by_name(self.experiment_name).experiment_id
+        run_id = self._runs.get(trial.trial_id) or self._existing_run(experiment_id,
+                                                                      trial.trial_id)
         if run_id:
             client.update_run(run_id, status="RUNNING")
         else:
-            experiment = client.get_experiment_by_name(self.experiment_name)
             run_id = client.create_run(
-                experiment.experiment_id, run_name=str(trial),
+                experiment_id, run_name=str(trial),
                 tags={**self.tags, "trial_name": str(trial), "trial_id": trial.trial_id},
             ).info.run_id
         self._runs[trial.trial_id] = run_id
-        for key, value in _flat(trial.config).items():
-            client.log_param(run_id, key, value)
+        client.log_batch(run_id, params=[Param(key, str(value))
+                                         for key, value in _flat(trial.config).items()])
 
-    def _existing_run(self, trial_id: str) -> str | None:
-        client = self._client()
-        experiment = client.get_experiment_by_name(self.experiment_name)
-        found = client.search_runs([experiment.experiment_id],
-                                   filter_string=f"tags.trial_id = '{trial_id}'") \
-            if experiment else []
+    def _existing_run(self, experiment_id: str, trial_id: str) -> str | None:
+        found = self._client().search_runs([experiment_id],
+                                           filter_string=f"tags.trial_id = '{trial_id}'")
         return found[0].info.run_id if found else None
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
