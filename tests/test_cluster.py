@@ -68,7 +68,12 @@ def _sweep(cluster_address, tmp_path, data_root, epochs, *extra, popen=False):
 @pytest.mark.slow
 def test_trials_spread_over_nodes_and_features_are_computed_once(cluster, tmp_path, tiny_root):
     c, _ = cluster
-    proc = _sweep(c.address, tmp_path, tiny_root, "[1, 2, 3, 4, 5, 6]")
+    # Tune reuses a finished trial's actor for a PENDING trial and removes the actor that
+    # trial was waiting for (TuneController._maybe_reuse_cached_actor): trials of a few
+    # milliseconds all ran on the head's actor while the workers' actors were still
+    # importing torch (seen in CI). Epochs of cached features cost about 5 ms (Tune's
+    # report), so 800+ epochs keep each trial running longer than an actor takes to start.
+    proc = _sweep(c.address, tmp_path, tiny_root, "[800, 850, 900, 950, 1000, 1050]")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "is a local path on a 3-node cluster" in proc.stderr  # storage warning
     exp = tmp_path / "results" / "mn"
