@@ -60,7 +60,7 @@ def default_grid_root(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def torch_home(tmp_path_factory) -> str:
-    """A TORCH_HOME whose hub cache holds B0, B2 and B4 checkpoints (random weights saved
+    """A TORCH_HOME whose hub cache holds B0, B2, B3 and B4 checkpoints (random weights saved
     under the exact file names torchvision looks for), so the torchvision path of the
     registry runs without the network."""
     import torch
@@ -69,7 +69,7 @@ def torch_home(tmp_path_factory) -> str:
     home = tmp_path_factory.mktemp("torch_home")
     ckpt = home / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
-    for name in ("efficientnet_b0", "efficientnet_b2", "efficientnet_b4"):
+    for name in ("efficientnet_b0", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4"):
         url = torchvision.models.get_model_weights(name).DEFAULT.url
         torch.manual_seed(0)
         net = torchvision.models.get_model(name, weights=None)

@@ -105,10 +105,19 @@ def test_the_store_key_says_what_computed_a_vector(tmp_path):
     from tune_food.features.extract import fingerprint
     from tune_food.features.store import FeatureStore, extractor_id
 
-    assert computed_by("cpu") == "torch float32 cpu"
-    assert computed_by("cuda:0") == computed_by("cuda") == "torch float32 cuda"
+    import openvino
+    import torch
+
+    torch_version, ov_version = torch.__version__.split("+")[0], openvino.__version__.split("-")[0]
+    assert computed_by("cpu") == f"torch {torch_version} float32 cpu"
+    assert computed_by("cpu", "openvino") == f"openvino {ov_version} f32 cpu"
+    assert computed_by("cuda:0") == computed_by("cuda", "openvino") == \
+        f"torch {torch_version} float32 cuda"   # a GPU always runs PyTorch
     cpu_key, gpu_key = extractor_id("efficientnet_lite0"), extractor_id("efficientnet_lite0",
                                                                         "cuda:0")
+    assert cpu_key[3] == f"openvino {ov_version} f32 cpu"   # the default runtime
+    torch_key = extractor_id("efficientnet_lite0", runtime="torch")
+    assert torch_key[:3] == cpu_key[:3] and torch_key[3] != cpu_key[3]
     assert cpu_key[:3] == gpu_key[:3] and cpu_key[3] != gpu_key[3]
     store = FeatureStore(str(tmp_path))
     store.put(cpu_key, ["a" * 64], np.ones((1, 1280), dtype=np.float32))

@@ -86,6 +86,13 @@ def test_small_sweep_records_its_inputs(small_sweep):
     assert state["datasets"]["tiny"]["files"] == 36
     assert state["args"]["name"] == "small"
     assert {s["images"] for s in state["feature_sets"]} == {24, 12}
+    # the backbone ran in OpenVINO with exactly the CPU Ray gave each task (1 per trial)
+    assert state["backbone_runtime"] == "openvino"
+    ov = f"openvino {md.version('openvino')} f32 cpu"
+    assert [s["computed_by"] for s in state["feature_sets"]] == [ov, ov]
+    assert [s["threads"] for s in state["feature_sets"]] == [1, 1]
+    board = pd.read_csv(os.path.join(exp, "leaderboard.csv"))
+    assert (board["backbone_runtime"] == ov).all()
 
 
 def test_dry_run_lists_the_default_grid(default_grid_root):

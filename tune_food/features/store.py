@@ -15,26 +15,31 @@ import numpy as np
 
 from tune_food.common.errors import DataError
 from tune_food.data.images import LOADER
-from tune_food.models.devices import computed_by
 from tune_food.models.registry import describe_transform, get_transform, weights_sha256
+from tune_food.models.devices import computed_by, requested_runtime
 
 #: the store's file. ``-v2``: the key holds what computed a vector (``computed_by``); a
 #: store of the earlier layout (``features.sqlite``) is left alone and not read
 STORE_FILE = "features-v2.sqlite"
 
 
-def extractor_id(model: str, device: str = "cpu") -> tuple[str, str, str, str]:
+def extractor_id(model: str, device: str = "cpu", runtime: str | None = None,
+                 computed: str | None = None) -> tuple[str, str, str, str]:
     """The part of a feature's key that is not the image: ``(backbone name, SHA-256 of
     its weights file, decoder + eval transform description, what computed it)``; the
-    last is :func:`tune_food.models.devices.computed_by` (runtime, precision, device class of
-    ``device``), so vectors a GPU computed are never read for a CPU sweep, nor the
-    reverse.
+    last is ``computed`` when given (a :class:`~tune_food.models.runtime.FrozenForward`'s
+    ``computed_by``: what really ran), else :func:`tune_food.models.runtime.computed_by`
+    of ``device`` and ``runtime`` (None: :func:`~tune_food.models.runtime.requested_runtime`):
+    runtime and version, precision, device class. Vectors OpenVINO computed are never
+    read for a PyTorch run, nor a GPU's for a CPU sweep, nor the reverse.
 
     Raises:
         WeightsError: unknown model or missing weights.
+        ValueError: an unknown runtime name.
     """
+    computed = computed or computed_by(device, requested_runtime(runtime))
     return (model, weights_sha256(model),
-            f"{LOADER} | {describe_transform(get_transform(model))}", computed_by(device))
+            f"{LOADER} | {describe_transform(get_transform(model))}", computed)
 
 
 def check_store(directory: str) -> None:

@@ -8,6 +8,7 @@ memory, no copy.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
@@ -23,6 +24,8 @@ from tune_food.features.extract import BATCH_SIZE, assemble_feature_set, extract
 from tune_food.features.store import FeatureStore, extractor_id
 from tune_food.models.devices import assigned_device
 from tune_food.models.registry import get_spec
+from tune_food.models.devices import requested_runtime
+from tune_food.models.runtime import frozen_forward
 
 #: images per extraction task: small enough that the tasks of several models balance
 #: over the cores (and progress shows every few seconds), large enough that a task's
@@ -32,22 +35,30 @@ CHUNK_IMAGES = 96
 
 # ----------------------------------------------------------------------------- sweep
 
-def _extract_task(model: str, paths: list[str], batch_size: int) -> tuple[np.ndarray, dict]:
+def _extract_task(model: str, paths: list[str], batch_size: int, runtime: str,
+                  cache_dir: str | None) -> tuple[np.ndarray, dict]:
     """Ray task: the features of ``paths`` (:func:`extract_images`) on the device Ray
     assigned (:func:`tune_food.models.devices.assigned_device`; on a GPU its CPUs decode in as
-    many DataLoader workers), and where and how fast they were computed."""
+    many DataLoader workers), through :func:`~tune_food.models.runtime.frozen_forward` with
+    exactly the CPUs Ray assigned as threads (converted backbones kept in ``cache_dir``
+    on this node); and where, how fast and by what they were computed (``computed_by``,
+    ``fallback``: why the requested runtime did not run, or ``""``)."""
     import ray
 
     start = time.perf_counter()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
     device = assigned_device()
     # on a GPU the forward no longer fills the CPUs: they decode ahead of it
     workers = int(cpus) if device != "cpu" and cpus >= 1 else 0
-    vectors = extract_images(model, paths, batch_size, device, workers)
+    forward = frozen_forward(model, device, runtime, threads, cache_dir, warn=None)
+    vectors = extract_images(model, paths, batch_size, device, workers, forward=forward)
     ctx = ray.get_runtime_context()
     return vectors, {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
-                     "device": device, "seconds": time.perf_counter() - start}
+                     "device": device, "seconds": time.perf_counter() - start,
+                     "computed_by": forward.computed_by, "fallback": forward.fallback,
+                     "threads": forward.threads}
 
 
 @dataclass
@@ -65,6 +76,7 @@ class _Pending:
     node_id: str = ""
     node_ip: str = ""
     device: str = "cpu"
+    computed_by: str = ""      # what computed its newest vectors
 
 
 def extraction_options(cpus: float, gpus: float) -> dict[str, Any]:
@@ -78,14 +90,16 @@ def extraction_options(cpus: float, gpus: float) -> dict[str, Any]:
 
 def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: float,
                          cache_dir: str | None, exclude: Iterable[str] = (),
-                         batch_size: int = BATCH_SIZE, out: TextIO | None = None
-                         ) -> tuple[dict[str, Any], list[dict]]:
+                         batch_size: int = BATCH_SIZE, out: TextIO | None = None,
+                         runtime: str | None = None) -> tuple[dict[str, Any], list[dict]]:
     """The feature set of each distinct ``(model, split_dir)``, each image computed once.
 
     Every image of every split is looked up by content in the :class:`FeatureStore` in
     ``cache_dir`` (None: no store); per model the distinct missing images run through
     the backbone as Ray tasks of :data:`CHUNK_IMAGES` images, each with ``cpus`` CPUs
-    and ``gpus`` GPUs (the trial's resources), the most expensive first. This process
+    and ``gpus`` GPUs (the trial's resources), the most expensive first, in ``runtime``
+    (:func:`~tune_food.models.runtime.requested_runtime`; converted backbones are kept
+    in ``cache_dir`` too, or converted in memory without it). This process
     writes their vectors to the store and puts each set in the Ray object store as
     NumPy arrays. With ``out``, an images count (:class:`~tune_food.common.progress.Counter`, at
     least every :data:`~tune_food.common.progress.PROGRESS_EVERY_S`) and one line
@@ -99,7 +113,10 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
         the sum over sets is the number of backbone passes), ``source`` (computed |
         disk), ``seconds`` (from the start until the set was complete), ``node_id,
         node_ip, device`` (where its last images were computed; this process's node for
-        a set read whole from the store).
+        a set read whole from the store), ``threads`` (of its last task's forward: the
+        CPUs Ray assigned), ``computed_by`` (what computed its vectors:
+        :func:`tune_food.models.runtime.computed_by`). A task whose runtime fell back
+        to PyTorch gives one warning line per reason, on stderr.
 
     Raises:
         ray.exceptions.RayTaskError: wrapping the task's exception (e.g. WeightsError).
@@ -108,11 +125,13 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
     import ray
 
     device = "cuda" if gpus else "cpu"   # the device class the tasks compute on
-    job = _Extraction(FeatureStore(cache_dir) if cache_dir else None, out, device)
+    runtime = requested_runtime(runtime)
+    job = _Extraction(FeatureStore(cache_dir) if cache_dir else None, out, device, runtime)
     try:
         for model, split in dict.fromkeys(pairs):
             job.add(model, split, sorted(exclude))
-        job.run(ray.remote(**extraction_options(cpus, gpus))(_extract_task), batch_size)
+        job.run(ray.remote(**extraction_options(cpus, gpus))(_extract_task), batch_size,
+                cache_dir)
     finally:
         job.close()
     return job.refs, job.infos
@@ -123,11 +142,13 @@ class _Extraction:
     so far (store hits and finished tasks) and the distinct images still to compute;
     per set what it waits for. Sets are put in the object store as they complete."""
 
-    def __init__(self, store: FeatureStore | None, out: TextIO | None, device: str = "cpu"):
+    def __init__(self, store: FeatureStore | None, out: TextIO | None, device: str = "cpu",
+                 runtime: str = "torch"):
         import ray
 
         self.store, self.out, self.start = store, out, time.perf_counter()
-        self.device = device
+        self.device, self.runtime = device, runtime
+        self.warned: set[str] = set()
         self.sets: dict[str, _Pending] = {}
         self.vectors: dict[str, dict[str, np.ndarray]] = {}   # model -> sha -> vector
         self.missing: dict[str, dict[str, str]] = {}              # model -> missing sha -> path
@@ -144,7 +165,7 @@ class _Extraction:
         classes, samples = split_samples(split, exclude)
         hashes = [cached_sha256(p) for p, _ in samples]
         if model not in self.keys:
-            self.keys[model] = extractor_id(model, self.device)
+            self.keys[model] = extractor_id(model, self.device, self.runtime)
             self.vectors[model], self.missing[model] = {}, {}
         known, missing = self.vectors[model], self.missing[model]
         if self.store is not None:
@@ -171,13 +192,14 @@ class _Extraction:
                                [h for h, _ in part], [p for _, p in part]))
         return sorted(chunks, key=lambda c: c[0], reverse=True)
 
-    def run(self, remote, batch_size: int) -> None:
+    def run(self, remote, batch_size: int, cache_dir: str | None) -> None:
         """Launch the tasks and collect them (a progress line at least every
         :data:`~tune_food.common.progress.PROGRESS_EVERY_S`)."""
         import ray
 
         chunks = self._chunks()
-        self.running = {remote.remote(model, paths, batch_size): (model, hashes)
+        self.running = {remote.remote(model, paths, batch_size, self.runtime, cache_dir):
+                        (model, hashes)
                         for _, model, hashes, paths in chunks}
         total = sum(len(h) for _, _, h, _ in chunks)
         self.bar = Counter(total, "img", "features", self.out)
@@ -190,8 +212,15 @@ class _Extraction:
                 model, hashes = self.running.pop(ref)
                 new, where = ray.get(ref)
                 self.vectors[model].update(zip(hashes, new))
-                if self.store is not None:
-                    self.store.put(self.keys[model], hashes, new)
+                if where["fallback"] and where["fallback"] not in self.warned:
+                    self.warned.add(where["fallback"])
+                    print(f"tune_food: warning: on {where['node_ip']}: {where['fallback']}",
+                          file=sys.stderr, flush=True)
+                if self.store is not None:   # filed under what really computed them
+                    self.store.put(extractor_id(model, computed=where["computed_by"]),
+                                   hashes, new)
+                for key in [k for k, s in self.sets.items() if s.model == model]:
+                    self.sets[key].computed_by = where["computed_by"]
                 self.bar.update(len(hashes))
                 for key in [k for k, s in self.sets.items() if s.model == model]:
                     self.sets[key].waiting -= set(hashes)
@@ -207,12 +236,15 @@ class _Extraction:
             model=fs.model, split=fs.split, classes=fs.classes, samples=fs.samples,
             hashes=fs.hashes, vectors=self.vectors[fs.model],
             source="computed" if fs.fresh or self.store is None else "disk",
-            seconds=seconds, computed=fs.computed, device=self.device)
+            seconds=seconds, computed=fs.computed, device=self.device,
+            computed_by=fs.computed_by or self.keys[fs.model][3])
         self.refs[key] = ray.put(feature_set)
         info = {"model": fs.model, "split_dir": split_id(fs.split),
                 "split_dirs": split_folders(fs.split), "images": len(feature_set),
                 "computed": fs.computed, "source": feature_set.source, "seconds": seconds,
-                **{k: where[k] for k in ("node_id", "node_ip", "device")}}
+                "computed_by": feature_set.computed_by,
+                **{k: where[k] for k in ("node_id", "node_ip", "device", "threads")
+                   if k in where}}
         self.infos.append(info)
         if self.bar is not None:
             self.bar.write(f"  {fs.model:<20} {len(feature_set):>5} images ({fs.computed} "

@@ -6,10 +6,15 @@ default), so "CUDA if torch sees it" would put every CPU trial of a GPU node on 
 which Ray never gave it. The rule here reads Ray's assignment instead
 (:func:`choose_device`, a pure function; :func:`assigned_device` feeds it from Ray and
 torch), and :func:`gpu_math` fixes the numerics of a process that computes on a GPU.
+
+What runs a frozen backbone's forward is named here too (:data:`RUNTIMES`,
+:func:`requested_runtime`, :func:`computed_by`, the feature store's key); the forward
+itself is :func:`tune_food.models.runtime.frozen_forward`.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Sequence
 
@@ -84,8 +89,51 @@ def gpu_math(device: str, allow_tf32: bool = False) -> None:
     torch.backends.cudnn.deterministic = not allow_tf32
 
 
-def computed_by(device: str) -> str:
-    """What computes a backbone's features on ``device``, as the feature store's key
-    holds it: runtime, precision, device class (``"torch float32 cpu"``, ``"torch
-    float32 cuda"``): vectors of one are never read for the other."""
-    return f"torch float32 {device.split(':')[0]}"
+# ------------------------------------------------------ what runs the backbone's forward
+
+#: runtimes of the frozen backbone's CPU forward; ``torch`` forces PyTorch eager
+RUNTIMES = ("openvino", "torch")
+#: the runtime used unless ``--backbone-runtime`` or :data:`RUNTIME_ENV` says otherwise
+DEFAULT_RUNTIME = "openvino"
+#: environment variable choosing the runtime for every command (``torch`` forces PyTorch)
+RUNTIME_ENV = "TUNE_FOOD_BACKBONE_RUNTIME"
+
+
+def requested_runtime(value: str | None = None) -> str:
+    """The runtime asked for: ``value`` (a ``--backbone-runtime`` flag), else
+    ``$TUNE_FOOD_BACKBONE_RUNTIME``, else :data:`DEFAULT_RUNTIME`.
+
+    Raises:
+        ValueError: a name not in :data:`RUNTIMES`.
+    """
+    name = (value or os.environ.get(RUNTIME_ENV) or DEFAULT_RUNTIME).strip().lower()
+    if name not in RUNTIMES:
+        source = "--backbone-runtime" if value else RUNTIME_ENV
+        raise ValueError(f"{source} {name!r} is not a backbone runtime; choose one of "
+                         f"{', '.join(RUNTIMES)}")
+    return name
+
+
+def runtime_version(runtime: str) -> str:
+    """The installed version of ``runtime`` (``"2026.4.1"``, ``"2.14.1"``), or ``""``
+    when it cannot be imported."""
+    if runtime == "torch":
+        import torch
+
+        return torch.__version__.split("+")[0]
+    try:
+        import openvino
+    except ImportError:
+        return ""
+    return openvino.__version__.split("-")[0]
+
+
+def computed_by(device: str, runtime: str = "torch") -> str:
+    """What computes a backbone's features, as the feature store's key holds it: runtime
+    and its version, precision, device class (``"openvino 2026.4.1 f32 cpu"``, ``"torch
+    2.14.1 float32 cuda"``). Vectors of one are never read for another. On a GPU the
+    runtime is always PyTorch."""
+    kind = device.split(":")[0]
+    if kind != "cpu" or runtime == "torch":
+        return f"torch {runtime_version('torch')} float32 {kind}"
+    return f"{runtime} {runtime_version(runtime)} f32 {kind}"

@@ -459,7 +459,9 @@ class FrozenBackboneClassifier(nn.Module):
     features ``[N, num_features]``.
 
     The backbone's parameters have ``requires_grad=False`` and :meth:`train` keeps the
-    backbone in eval mode, so a training step changes only the head.
+    backbone in eval mode, so a training step changes only the head. :meth:`use_forward`
+    hands the backbone's forward to an inference runtime
+    (:func:`tune_food.models.runtime.frozen_forward`); by default it runs in PyTorch.
     """
 
     def __init__(self, name: str, backbone: nn.Module, head: nn.Sequential, transform: Callable):
@@ -471,7 +473,17 @@ class FrozenBackboneClassifier(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         forward_settings(self.backbone)
+        self.frozen_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.train()
+
+    def use_forward(self, forward: Callable[[torch.Tensor], torch.Tensor] | None
+                    ) -> "FrozenBackboneClassifier":
+        """Compute the backbone's features with ``forward`` (images ``float32 [N, 3, S,
+        S]`` -> features ``float32 [N, num_features]``, e.g. a
+        :class:`~tune_food.models.runtime.FrozenForward`) instead of ``self.backbone``;
+        None: PyTorch again. Returns ``self``."""
+        self.frozen_forward = forward
+        return self
 
     def train(self, mode: bool = True) -> "FrozenBackboneClassifier":
         super().train(mode)
@@ -480,7 +492,10 @@ class FrozenBackboneClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():  # the frozen backbone records no graph
-            features = backbone_features(self.backbone, x, x.device)
+            if self.frozen_forward is not None:
+                features = self.frozen_forward(x).to(x.device)
+            else:
+                features = backbone_features(self.backbone, x, x.device)
         return self.head(features)
 
     @property

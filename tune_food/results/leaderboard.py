@@ -33,7 +33,8 @@ METRIC_COLUMNS = ["test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss"
                   "val_acc", "val_acc_ci_low", "val_acc_ci_high", "val_loss",
                   "train_acc", "train_loss"]
 INFO_COLUMNS = ["test_correct", "test_images", "val_correct", "val_images", "trainable_params",
-                "total_params", "feature_cache", "device", "node_id", "node_ip", "time_total_s"]
+                "total_params", "feature_cache", "backbone_runtime", "device", "node_id",
+                "node_ip", "time_total_s"]
 
 
 @dataclass

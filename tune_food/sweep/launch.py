@@ -143,7 +143,8 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
         try:
             features, feature_info = compute_feature_sets(
                 plan.pairs, options.cpus_per_trial, options.gpus_per_trial,
-                options.feature_store_dir, plan.exclude, out=out)
+                options.feature_store_dir, plan.exclude, out=out,
+                runtime=options.backbone_runtime)
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, TuneFoodError):   # the task's own exception
                 raise exc.cause from None
@@ -168,7 +169,9 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
     trainable = tune.with_resources(
         tune.with_parameters(train_food, datasets=plan.datasets, features=features,
                              exclude=plan.exclude, checkpoint_epochs=rungs_of(scheduler, space),
-                             val_sets=plan.validation.sets or None),
+                             val_sets=plan.validation.sets or None,
+                             runtime=options.backbone_runtime,
+                             cache_dir=options.feature_store_dir),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
     # trials created from here on go where the sweep is now (a Ray Tune workaround)
     place_new_trials(None if is_uri(exp_dir) else os.path.dirname(exp_dir), name)

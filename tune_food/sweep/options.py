@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune_food.common.errors import SweepError
+from tune_food.models.devices import requested_runtime
 from tune_food.sweepdir.layout import MLFLOW_DEFAULT, RESULTS_DIR
 
 NUM_SAMPLES = 20        # trials --search samples without --num-samples
@@ -27,7 +28,7 @@ OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0
 # Flags a resumed sweep takes from the command that resumes it (where it runs and with
 # what), when given there; everything else (what is swept) comes from the saved sweep.
 RESUME_OVERRIDES = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",
-                    "max_failures", "data_dir", "cache_dir")
+                    "max_failures", "data_dir", "cache_dir", "backbone_runtime")
 # Not saved in sweep.json: the sweep is where its folder is (it may be moved or copied).
 NOT_SAVED = ("results_dir", "sweep_dir", "given")
 
@@ -52,6 +53,7 @@ class SweepOptions:
     address: str | None = None         # Ray cluster to join (None: a new local Ray)
     autoscale: bool = False            # the cluster's autoscaler adds nodes on demand
     feature_cache: str = "auto"        # "auto" | "off"
+    backbone_runtime: str | None = None  # CPU forward: None: runtime.requested_runtime's rule
     allow_leakage: bool = False
     skip_bad_images: bool = False
     max_failures: int = 1              # retries of a trial whose worker fails
@@ -106,6 +108,10 @@ class SweepOptions:
                              "[0, 1, 2] to the space")
         if self.max_failures < 0:
             raise SweepError(f"--max-failures must be >= 0, got {self.max_failures}")
+        try:
+            requested_runtime(self.backbone_runtime)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
         if self.autoscale and not self.address:
             raise SweepError("--autoscale needs --address of a cluster started by `ray up` "
                              "(its autoscaler adds nodes); a local Ray cannot add nodes, so "

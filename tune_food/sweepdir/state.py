@@ -21,6 +21,7 @@ from typing import Any
 from tune_food.common.errors import SweepError
 from tune_food.common.files import write_json_atomic
 from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR, dataset_fingerprint
+from tune_food.models.devices import requested_runtime
 from tune_food.sweepdir.layout import RESULTS_DIR, SPACE_FILE, STATE_FILE, SWEEP_COMMAND
 
 PROG = SWEEP_COMMAND
@@ -71,7 +72,8 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("tune_food", "torch", "torchvision", "timm", "ray", "optuna", "pandas"):
+    for pkg in ("tune_food", "torch", "torchvision", "timm", "openvino", "ray", "optuna",
+                "pandas"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -112,6 +114,9 @@ def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
                                         for p, r in plan.bad_images],
                  "validation": plan.validation.summary(),
                  "allow_leakage": options.allow_leakage, "started": now()}
+    # what runs the frozen backbone on the CPU (what really ran is on the leaderboard and
+    # with each feature set: computed_by); a resume may choose another
+    state["backbone_runtime"] = requested_runtime(options.backbone_runtime)
     state.setdefault("planned", {"trials": planned_trials,
                                  "configs": [dict(t) for t in plan.trials]})
     if mlflow:

@@ -47,6 +47,7 @@ from tune_food.models.registry import (
     make_head,
     train_transform,
 )
+from tune_food.models.runtime import frozen_forward
 from tune_food.sweepdir.layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
 from tune_food.train.engine import evaluate, train_epoch
 from tune_food.train.hparams import is_cacheable, split_dirs, with_defaults
@@ -158,6 +159,7 @@ class Trial:
     dropout: float
     transform: str            # description of the eval transform
     feature_cache: str        # shared | disk | off
+    backbone_runtime: str     # what computed the features (runtime.computed_by)
     trainable_params: int
     total_params: int
     device: torch.device
@@ -181,6 +183,7 @@ class _Data:
     image_ids: dict[str, tuple[Any, Any]]
     feature_cache: str        # shared | disk | off
     transform: str            # description of the eval transform
+    backbone_runtime: str     # what computed the features (runtime.computed_by)
     model: nn.Module | None = None   # the whole frozen model (image pipeline only)
 
 
@@ -205,15 +208,22 @@ def _feature_data(config: dict[str, Any], features, train_dir, test_dir,
            "val": (train_fs.paths[val_idx], train_fs.hashes[val_idx])}
     cache_mode = "disk" if "disk" in (train_fs.source, test_fs.source) else "shared"
     # the transform's description: timm is not even imported
-    return _Data(loaders, train_fs.classes, ids, cache_mode, train_fs.transform)
+    return _Data(loaders, train_fs.classes, ids, cache_mode, train_fs.transform,
+                 train_fs.computed_by)
 
 
 def _image_data(config: dict[str, Any], train_dir, test_dir, val_paths, exclude,
-                dropout: float) -> _Data:
+                dropout: float, device: torch.device, runtime: str | None,
+                cache_dir: str | None) -> _Data:
     """Loaders over the images through the whole frozen model (``feature_cache`` off,
-    augmentation, or no feature sets handed over)."""
+    augmentation, or no feature sets handed over); the backbone's forward is
+    :func:`~tune_food.models.runtime.frozen_forward` (``runtime`` on the CPU, with
+    the process's threads: the CPUs Ray assigned)."""
     name = get_spec(config["model"]).name
     model = build_model(name, len(split_samples(train_dir, exclude)[0]), dropout)
+    forward = frozen_forward(name, str(device), runtime, cache_dir=cache_dir)
+    if forward.runtime != "torch":
+        model.use_forward(forward)
     *loaders, classes = make_dataloaders(train_dir, test_dir, model.transform,
                                          int(config["batch_size"]),
                                          num_workers=workers_for(_assigned_cpus()),
@@ -225,13 +235,15 @@ def _image_data(config: dict[str, Any], train_dir, test_dir, val_paths, exclude,
            for split, loader in (("test", loaders[2]), ("val", loaders[1])) if loader}
     if config["augment"]:
         loaders[0].dataset.transform = train_transform(name)
-    return _Data(tuple(loaders), classes, ids, "off", describe_transform(model.transform), model)
+    return _Data(tuple(loaders), classes, ids, "off", describe_transform(model.transform),
+                 forward.computed_by, model)
 
 
 def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
             features: dict[str, Any] | None = None, exclude: list[str] | None = None,
             device: torch.device | str = "cpu",
-            val_sets: dict[str, list[str]] | None = None) -> Trial:
+            val_sets: dict[str, list[str]] | None = None, runtime: str | None = None,
+            cache_dir: str | None = None) -> Trial:
     """Build a trial: data loaders (features or images), head, optimizer, loss.
 
     Hyperparameters ``config`` leaves out take their defaults
@@ -242,7 +254,8 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     :func:`tune_food.models.devices.gpu_math` is applied). ``val_sets`` maps a dataset name to the absolute
     paths of its images that form the sweep's validation set (the same images, by
     content, for every dataset); without it a stratified ``val_fraction`` of the trial's
-    own training split is held out.
+    own training split is held out. ``runtime`` and ``cache_dir``: the backbone's
+    forward in the image pipeline (:func:`tune_food.models.runtime.frozen_forward`).
 
     Raises:
         ValueError: unresolved dataset names (see :func:`split_dirs`).
@@ -258,7 +271,8 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     data = _feature_data(config, features, train_dir, test_dir, val_paths) \
         if is_cacheable(config) else None
     if data is None:
-        data = _image_data(config, train_dir, test_dir, val_paths, exclude or (), dropout)
+        data = _image_data(config, train_dir, test_dir, val_paths, exclude or (), dropout,
+                           device, runtime, cache_dir)
     seed_everything(int(config["seed"]))
     head = make_head(spec.num_features, len(data.classes), dropout)
     if data.model is not None:
@@ -276,7 +290,7 @@ def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
     return Trial(config=config, net=net, head=head, optimizer=optimizer, loss_fn=loss_fn,
                  train_loader=train_loader, val_loader=val_loader, test_loader=test_loader,
                  classes=data.classes, dropout=dropout, transform=data.transform,
-                 feature_cache=data.feature_cache,
+                 feature_cache=data.feature_cache, backbone_runtime=data.backbone_runtime,
                  trainable_params=sum(p.numel() for p in head.parameters()),
                  total_params=total, device=device, image_ids=data.image_ids,
                  data_root=os.path.commonpath(roots))
@@ -410,7 +424,8 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
                features: dict[str, Any] | None = None,
                exclude: list[str] | None = None,
                checkpoint_epochs: tuple[int, ...] = (),
-               val_sets: dict[str, list[str]] | None = None) -> None:
+               val_sets: dict[str, list[str]] | None = None, runtime: str | None = None,
+               cache_dir: str | None = None) -> None:
     """Ray Tune function trainable: train one frozen-backbone classifier's head.
 
     Args:
@@ -422,9 +437,10 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
         checkpoint_epochs: epochs after which a checkpoint is always saved: the
             scheduler's decision points (ASHA's rungs), so a trial it stops has the
             checkpoint of the epoch it stopped at.
+        val_sets, runtime, cache_dir: see :func:`prepare`.
 
     Reports once per epoch (``tune.report``) the metrics of :func:`run_epoch` plus
-    ``trainable_params, total_params, feature_cache, device, node_id, node_ip,
+    ``trainable_params, total_params, feature_cache, backbone_runtime, device, node_id, node_ip,
     trial_name, resumed_from_epoch`` and ``checkpoint_saved`` (whether this report
     carries a checkpoint, :func:`save_checkpoint`). Checkpoints are saved after the last
     epoch, after each of ``checkpoint_epochs``, and after any epoch when
@@ -436,7 +452,8 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
     from ray import tune
 
     torch.set_num_threads(max(1, int(_assigned_cpus())))
-    trial = prepare(config, datasets, features, exclude, assigned_device(), val_sets=val_sets)
+    trial = prepare(config, datasets, features, exclude, assigned_device(), val_sets=val_sets,
+                    runtime=runtime, cache_dir=cache_dir)
     start_epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -444,7 +461,8 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
             start_epoch = load_checkpoint(trial, ckpt_dir)
     context = tune.get_context()
     info = {"trainable_params": trial.trainable_params, "total_params": trial.total_params,
-            "feature_cache": trial.feature_cache, "device": str(trial.device),
+            "feature_cache": trial.feature_cache, "backbone_runtime": trial.backbone_runtime,
+            "device": str(trial.device),
             "head_dropout": trial.dropout,
             "node_id": ray.get_runtime_context().get_node_id(),
             "node_ip": ray.util.get_node_ip_address(),
