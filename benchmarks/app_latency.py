@@ -9,7 +9,9 @@ batches of 32 (throughput floor). Uses the best EfficientNet-Lite0 trial of the 
     TUNE_FOOD_DATA_DIR=../shared/data python benchmarks/app_latency.py [results/<sweep>]
 
 Goals (issue 12): p50 for one photo within 1.5x of in-process, 8 clients without errors,
-throughput within 1.3x of in-process batch prediction.
+throughput within 1.3x of in-process batch prediction. Issue 21: the page's p50 for one
+photo over REST at most half of in-process ``predict`` with the backbone in PyTorch
+(what predicted before the OpenVINO runtime), measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -69,16 +71,20 @@ def main() -> int:
     from tune_food.predict import load_classifier, predict
 
     model, classes = load_classifier(ckpt)
+    runtime = model.frozen_forward.runtime if model.frozen_forward else "torch"
+    pytorch, _ = load_classifier(ckpt)
+    pytorch.use_forward(None)   # the backbone in PyTorch eager: the earlier predict
     predict(model, classes, images[:4])  # warm up
+    predict(pytorch, classes, images[:4])
 
-    def in_process():
+    def in_process(net=model):
         single = []
         for p in images:
             t0 = time.perf_counter()
-            predict(model, classes, [p])
+            predict(net, classes, [p])
             single.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        predict(model, classes, images, batch_size=32)
+        predict(net, classes, images, batch_size=32)
         return single, len(images) / (time.perf_counter() - t0)
 
     # ---- over HTTP
@@ -174,6 +180,9 @@ def main() -> int:
             rows_out.setdefault("in-process predict, 1 image", []).append(
                 (single, 0, 1 / statistics.median(single)))
             rows_out.setdefault("in-process predict, batch 32", []).append(([], 0, batch_ips))
+            single, batch_ips = in_process(pytorch)
+            rows_out.setdefault("in-process, PyTorch backbone, 1", []).append(
+                (single, 0, 1 / statistics.median(single)))
             lat, _ = noop(None)
             rows_out.setdefault("gradio_client, no-op call", []).append((lat, 0, float("nan")))
             for how, fn in (("gradio_client", session), ("REST (httpx)", rest_session)):
@@ -202,6 +211,10 @@ def main() -> int:
         print(f"{key:34}{cell(med(key, p50), 9)}{cell(med(key, p95), 9)}"
               f"{cell(med(key, lambda x: x[2]), 10)}{errors:8d}")
     floor = med("in-process predict, 1 image", p50)
+    before = med("in-process, PyTorch backbone, 1", p50)
+    rest = med("app, REST (httpx), 1 client", p50)
+    print(f"backbone runtime {runtime}: REST p50 1 client / in-process PyTorch-backbone p50 "
+          f"{rest / before:.2f}x (goal <= 0.5x)")
     batch = med("in-process predict, batch 32", lambda x: x[2])
     for how in ("gradio_client", "REST (httpx)"):
         one = med(f"app, {how}, 1 client", p50)

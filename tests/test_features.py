@@ -45,6 +45,10 @@ def test_cached_features_train_exactly_like_the_image_pipeline(tiny_root, tiny_f
     full = prepare(dict(CONFIG, feature_cache="off"), datasets, None, device="cpu")
     full_metrics = [run_epoch(full, e) for e in range(1, CONFIG["epochs"] + 1)]
     assert (cached.feature_cache, full.feature_cache) == ("shared", "off")
+    # both through the backbone runtime of the CPU: OpenVINO float32
+    from tune_food.models.devices import computed_by
+
+    assert cached.backbone_runtime == full.backbone_runtime == computed_by("cpu", "openvino")
     assert cached.trainable_params == full.trainable_params == 3843
     assert cached.total_params == full.total_params
     assert "val_acc" in cached_metrics[0]

@@ -74,8 +74,9 @@ def test_the_default_grid_dry_run_and_a_tiny_grid_run_from_a_wheel(wheel_site, t
                        default_grid_root, "--results-dir", str(tmp_path / "results")],
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(
-        f"search space: {site / 'tune_food' / 'search_spaces' / 'grid.yaml'}  ")
+    assert proc.stdout.startswith(   # Ray starts while the sweep is planned
+        f"starting a local Ray ...\nsearch space: "
+        f"{site / 'tune_food' / 'search_spaces' / 'grid.yaml'}  ")
     assert "8 trials:" in proc.stdout
     space = tmp_path / "tiny.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")

@@ -181,8 +181,11 @@ class _Extraction:
             waiting=waiting, computed=first_here, fresh=bool(waiting))
 
     def _chunks(self) -> list[tuple[int, str, list[str], list[str]]]:
-        """``(cost, model, hashes, paths)`` of :data:`CHUNK_IMAGES` images each, the
-        most expensive (pixels) first, so that the last tasks finish together."""
+        """``(cost, model, hashes, paths)`` of :data:`CHUNK_IMAGES` images each: one
+        chunk of every model first (the first task of a model on a node converts its
+        backbone for the runtime, a few seconds: different models convert side by side
+        instead of one waiting for the other's lock), then the most expensive (pixels)
+        first, so that the last tasks finish together."""
         chunks = []
         for model, missing in self.missing.items():
             items = list(missing.items())
@@ -190,7 +193,12 @@ class _Extraction:
                 part = items[i:i + CHUNK_IMAGES]
                 chunks.append((len(part) * get_spec(model).input_size ** 2, model,
                                [h for h, _ in part], [p for _, p in part]))
-        return sorted(chunks, key=lambda c: c[0], reverse=True)
+        chunks.sort(key=lambda c: c[0], reverse=True)
+        first = {}   # model -> index of its most expensive chunk
+        for i, chunk in enumerate(chunks):
+            first.setdefault(chunk[1], i)
+        lead = sorted(first.values())
+        return [chunks[i] for i in lead] + [c for i, c in enumerate(chunks) if i not in lead]
 
     def run(self, remote, batch_size: int, cache_dir: str | None) -> None:
         """Launch the tasks and collect them (a progress line at least every

@@ -18,6 +18,7 @@ import datetime as _dt
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Sequence
 
@@ -41,9 +42,8 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     Raises:
         TuneFoodError: any problem found before launch.
     """
-    from tune_food.sweep.cluster import check_resources, connected_cluster, local_cluster
-    from tune_food.sweep.plan import check_same_data, plan_sweep, print_plan
-    from tune_food.sweep.ray_start import shutdown_ray, start_ray
+    from tune_food.sweep.plan import print_plan
+    from tune_food.sweep.ray_start import shutdown_ray
 
     out = out or sys.stdout
     if options.resume:
@@ -53,28 +53,8 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
     _check_where_it_writes(options, exp_dir, name)
-    ray_start = time.perf_counter()
-    if options.address:   # the cluster's nodes decide how many trials fit
-        print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
-        start_ray(options.address)
-        cluster = connected_cluster()
-    else:
-        cluster = local_cluster()
-    ray_s = time.perf_counter() - ray_start
-    concurrent = check_resources(options, cluster)
-    checks_start = time.perf_counter()
-    plan = plan_sweep(space, options, out)
-    if options.resume:
-        check_same_data(plan, options.sweep_dir, name)
-    plan.timings["checks_s"] = time.perf_counter() - checks_start
+    plan, cluster, concurrent = _start_ray_and_plan(space, options, name, out)
     print_plan(plan, options, cluster, concurrent, out)
-    # Ray starts (or fails to, in one line) before the sweep folder exists, so a sweep
-    # is never left "running" by a Ray that could not start; a dry run starts it too
-    ray_start = time.perf_counter()
-    if not options.address:
-        print("starting a local Ray ...", file=out, flush=True)
-    start_ray(options.address)
-    plan.timings["ray_init_s"] = ray_s + time.perf_counter() - ray_start
     if options.dry_run:
         shutdown_ray()
         trials = len(plan.trials) or options.samples
@@ -89,6 +69,86 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     from tune_food.sweep.launch import launch
 
     return launch(plan, options, name, exp_dir, out)
+
+
+def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
+    """Join the cluster and plan, or plan while a local Ray starts; return ``(plan,
+    cluster, trials at once)``. The resource request is checked before Ray starts
+    locally; a problem of the input is reported before one of Ray's.
+
+    Raises:
+        TuneFoodError: a problem of the input, the resources or Ray's start.
+    """
+    from tune_food.sweep.cluster import check_resources, connected_cluster, local_cluster
+    from tune_food.sweep.ray_start import shutdown_ray, start_ray
+
+    ray_start = time.perf_counter()
+    if options.address:   # the cluster's nodes decide how many trials fit
+        print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
+        start_ray(options.address)
+        cluster = connected_cluster()
+        ray_s = time.perf_counter() - ray_start
+        concurrent = check_resources(options, cluster)
+        plan = _planned(space, options, out, name)
+    else:
+        # the local Ray starts while the sweep is planned (imports, listing, hashing and
+        # decoding every image): seconds each, and neither needs the other
+        planning = _Planning(space, options, out, name)
+        cluster = local_cluster()
+        concurrent = check_resources(options, cluster)
+        ray_start = time.perf_counter()
+        print("starting a local Ray ...", file=out, flush=True)
+        try:
+            start_ray(None)
+        except BaseException:
+            planning.result()   # a problem of the input is reported before Ray's
+            raise
+        ray_s = time.perf_counter() - ray_start
+        try:
+            plan = planning.result()
+        except BaseException:
+            shutdown_ray()
+            raise
+    plan.timings["ray_init_s"] = ray_s
+    return plan, cluster, concurrent
+
+
+def _planned(space, options: SweepOptions, out, name: str):
+    """:func:`tune_food.sweep.plan.plan_sweep`, and on ``--resume`` the check that the
+    data did not change; its time is the plan's ``checks_s``."""
+    from tune_food.sweep.plan import check_same_data, plan_sweep
+
+    start = time.perf_counter()
+    plan = plan_sweep(space, options, out)
+    if options.resume:
+        check_same_data(plan, options.sweep_dir, name)
+    plan.timings["checks_s"] = time.perf_counter() - start
+    return plan
+
+
+class _Planning:
+    """:func:`_planned` in a daemon thread (an error before Ray started ends the process
+    without waiting for it); :meth:`result` waits, interruptibly, and raises what the
+    plan raised."""
+
+    def __init__(self, space, options: SweepOptions, out, name: str):
+        self._out: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(space, options, out, name),
+                                        name="plan", daemon=True)
+        self._thread.start()
+
+    def _run(self, *args) -> None:
+        try:
+            self._out["plan"] = _planned(*args)
+        except BaseException as exc:   # noqa: BLE001 - raised again in the main thread
+            self._out["error"] = exc
+
+    def result(self):
+        while self._thread.is_alive():
+            self._thread.join(0.1)   # short waits: Ctrl-C reaches the main thread
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["plan"]
 
 
 def _resumed(options: SweepOptions) -> SweepOptions:
