@@ -19,6 +19,7 @@ from tune_food.data.splits import split_samples
 from tune_food.features.extract import extract_features, feature_key, fingerprint
 from tune_food.features.store import FeatureStore, extractor_id
 from tune_food.features.tasks import compute_feature_sets
+from tune_food.models.devices import computed_by
 from tune_food.train.trainable import prepare, run_epoch
 
 CONFIG = {"model": "efficientnet_lite0", "data": "tiny", "test_data": None, "epochs": 3,
@@ -46,8 +47,6 @@ def test_cached_features_train_exactly_like_the_image_pipeline(tiny_root, tiny_f
     full_metrics = [run_epoch(full, e) for e in range(1, CONFIG["epochs"] + 1)]
     assert (cached.feature_cache, full.feature_cache) == ("shared", "off")
     # both through the backbone runtime of the CPU: OpenVINO float32
-    from tune_food.models.devices import computed_by
-
     assert cached.backbone_runtime == full.backbone_runtime == computed_by("cpu", "openvino")
     assert cached.trainable_params == full.trainable_params == 3843
     assert cached.total_params == full.total_params
@@ -209,6 +208,14 @@ def test_each_distinct_image_is_computed_once_per_model(local_ray, tmp_path):
     _, again = compute_feature_sets(pairs, 1, 0, cache)
     assert [i["source"] for i in again] == ["disk"] * 3
     assert sum(i["computed"] for i in again) == 0
+    # --backbone-runtime torch: OpenVINO's vectors are not read for PyTorch, and the
+    # reverse; PyTorch's agree with them to 1e-4
+    torch_refs, in_torch = compute_feature_sets(pairs, 1, 0, cache, runtime="torch")
+    assert [i["source"] for i in in_torch] == ["computed"] * 3
+    assert {i["computed_by"] for i in infos} == {computed_by("cpu", "openvino")}
+    assert {i["computed_by"] for i in in_torch} == {computed_by("cpu", "torch")}
+    pt = local_ray.get(torch_refs[feature_key(*pairs[1])])
+    assert float(np.abs(pt.features - big.features).max()) <= 1e-4
 
 
 def test_trials_read_features_from_shared_memory_without_a_copy(local_ray, tiny_root,

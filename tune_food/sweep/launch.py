@@ -17,6 +17,7 @@ import logging
 import os
 import shlex
 import sys
+import threading
 import time
 import warnings
 from typing import Any
@@ -69,16 +70,20 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
         _fail(exp_dir, local_dir, state, started, exc)
         shutdown_ray()
         raise
+    # the outputs read the sweep folder only: Ray stops meanwhile (about a second)
+    stopping = threading.Thread(target=shutdown_ray, name="ray-shutdown")
+    stopping.start()
     try:
         code = _finish(plan, exp_dir, local_dir, state, started, interrupted, out)
     except KeyboardInterrupt:
         state.update(status="interrupted", resume=resume_command(name, None))
         write_state(state, local_dir)
         code = 130
+    finally:
+        stopping.join()
     if code == 130:
         print(f"sweep interrupted; continue it with: "
               f"{resume_command(name, options.results_dir)}", file=sys.stderr)
-    shutdown_ray()
     return code
 
 
