@@ -15,9 +15,10 @@ of 32 real test photos through the weights' own transform, 2 threads, interleave
 
 For each: images/s, the ratio to ``channels_last``, and the largest absolute difference
 of its pooled features from PyTorch float32 in the default layout. The forward alone is
-the ceiling of extraction (decode and resize come on top); issue 21 asks for the runtime.
-ONNX Runtime and OpenVINO are not dependencies of tune_food yet: ``pip install
-onnxruntime onnx openvino`` first (a runtime that is not installed is skipped, and said).
+the ceiling of extraction (decode and resize come on top). These figures chose OpenVINO
+as tune_food's backbone runtime (:mod:`tune_food.models.runtime`); ONNX Runtime is not a
+dependency: ``pip install onnxruntime onnx`` to measure it (a runtime that is not
+installed is skipped, and said).
 """
 
 from __future__ import annotations

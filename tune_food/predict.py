@@ -143,10 +143,25 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
 
     from tune_food.data.images import check_image, rgb_loader
 
-    problems = [(p, "a folder, not an image") if os.path.isdir(p) else
-                (p, "not found") if not os.path.isfile(p) else (p, check_image(p))
-                for p in images]
-    problems = [(p, r) for p, r in problems if r]
+    # up to one batch (the web page's case) each image is decoded once, here; more are
+    # checked first and decoded batch by batch (memory stays at one batch)
+    once = len(images) <= batch_size
+    decoded: dict[str, torch.Tensor] = {}
+
+    def problem(path: str) -> str | None:
+        if os.path.isdir(path):
+            return "a folder, not an image"
+        if not os.path.isfile(path):
+            return "not found"
+        if not once or os.path.getsize(path) == 0:
+            return check_image(path)
+        try:
+            decoded[path] = model.transform(rgb_loader(path))
+        except Exception as exc:  # PIL raises many types (OSError, SyntaxError, ValueError...)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    problems = [(p, r) for p in images if (r := problem(p))]
     if problems:
         raise DataError(f"{len(problems)} image(s) cannot be read: "
                         + "; ".join(f"{p} ({r})" for p, r in problems))
@@ -155,7 +170,8 @@ def predict(model, classes: list[str], images: Sequence[str], top_k: int = 3,
     out = []
     for i in range(0, len(images), batch_size):
         chunk = images[i:i + batch_size]
-        x = torch.stack([model.transform(rgb_loader(p)) for p in chunk]).to(device)
+        x = torch.stack([decoded[p] if p in decoded else model.transform(rgb_loader(p))
+                         for p in chunk]).to(device)
         with torch.inference_mode():
             values, indices = model(x).softmax(dim=1).cpu().topk(k, dim=1)
         for path, vs, ix in zip(chunk, values.tolist(), indices.tolist()):

@@ -15,8 +15,8 @@ import numpy as np
 
 from tune_food.common.errors import DataError
 from tune_food.data.images import LOADER
-from tune_food.models.registry import describe_transform, get_transform, weights_sha256
 from tune_food.models.devices import computed_by, requested_runtime
+from tune_food.models.registry import describe_transform, get_transform, weights_sha256
 
 #: the store's file. ``-v2``: the key holds what computed a vector (``computed_by``); a
 #: store of the earlier layout (``features.sqlite``) is left alone and not read

@@ -22,9 +22,8 @@ from tune_food.data.images import split_folders, split_id
 from tune_food.data.splits import split_samples
 from tune_food.features.extract import BATCH_SIZE, assemble_feature_set, extract_images, feature_key
 from tune_food.features.store import FeatureStore, extractor_id
-from tune_food.models.devices import assigned_device
+from tune_food.models.devices import assigned_device, requested_runtime
 from tune_food.models.registry import get_spec
-from tune_food.models.devices import requested_runtime
 from tune_food.models.runtime import frozen_forward
 
 #: images per extraction task: small enough that the tasks of several models balance

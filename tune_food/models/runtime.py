@@ -97,7 +97,7 @@ def converted_path(cache_dir: str, model: str) -> str:
 
 def _convert(model: str):
     """The ``openvino.Model`` of ``model``'s frozen backbone, any batch size."""
-    import openvino as ov   # here, not at the top: a broken OpenVINO falls back to PyTorch
+    import openvino as ov  # here, not at the top: a broken OpenVINO falls back to PyTorch
 
     size = get_spec(model).input_size
     # the PyTorch frontend traces with torch.jit.trace, which warns that it is deprecated
