@@ -23,7 +23,7 @@ import time
 from typing import Sequence
 
 from tune_food.common.cliargs import cli_call
-from tune_food.common.errors import SweepError
+from tune_food.common.errors import RayStartError, SweepError
 from tune_food.common.files import folder_problem
 from tune_food.sweep.cli import PROG, parse_options
 from tune_food.sweep.options import SweepOptions, resume_options
@@ -91,16 +91,16 @@ def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
         concurrent = check_resources(options, cluster)
         plan = _planned(space, options, out, name)
     else:
+        cluster = local_cluster()
+        concurrent = check_resources(options, cluster)
         # the local Ray starts while the sweep is planned (imports, listing, hashing and
         # decoding every image): seconds each, and neither needs the other
         planning = _Planning(space, options, out, name)
-        cluster = local_cluster()
-        concurrent = check_resources(options, cluster)
         ray_start = time.perf_counter()
         print("starting a local Ray ...", file=out, flush=True)
         try:
             start_ray(None)
-        except BaseException:
+        except RayStartError:
             planning.result()   # a problem of the input is reported before Ray's
             raise
         ray_s = time.perf_counter() - ray_start
@@ -127,7 +127,7 @@ def _planned(space, options: SweepOptions, out, name: str):
 
 
 class _Planning:
-    """:func:`_planned` in a daemon thread (an error before Ray started ends the process
+    """:func:`_planned` in a daemon thread (Ctrl-C while Ray starts ends the process
     without waiting for it); :meth:`result` waits, interruptibly, and raises what the
     plan raised."""
 
