@@ -105,7 +105,7 @@ def test_killing_a_worker_node_loses_no_trial(cluster, tmp_path, tiny_root):
     removed while it runs a trial; the trial is retried on another node and the
     leaderboard is complete."""
     c, workers = cluster
-    proc = _sweep(c.address, tmp_path, tiny_root, "[3, 4, 5]", "--feature-cache", "off",
+    proc = _sweep(c.address, tmp_path, tiny_root, "[9, 12, 15]", "--feature-cache", "off",
                   "--max-failures", "3", popen=True)
     exp = tmp_path / "results" / "mn"
     victim = None
@@ -124,5 +124,5 @@ def test_killing_a_worker_node_loses_no_trial(cluster, tmp_path, tiny_root):
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 3 and (board["status"] == "TERMINATED").all()
-    assert sorted(board["epochs_done"]) == [3, 4, 5]
+    assert sorted(board["epochs_done"]) == [9, 12, 15]
     assert victim.node_id not in set(board["node_id"])  # finished elsewhere

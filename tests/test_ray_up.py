@@ -236,7 +236,7 @@ def test_ray_up_three_nodes_grid_node_loss_ray_down(cluster):
     # 5. a worker lost mid-sweep: image-pipeline trials (seconds per epoch), one of them
     # caught reporting from worker 2, then every process of that node but sshd killed
     with open(space, "w") as fh:
-        fh.write(TINY_SPACE.format(epochs="[3, 4, 5]"))
+        fh.write(TINY_SPACE.format(epochs="[9, 12, 15]"))
     victim = workers[-1]
     loss_dir = os.path.join(results, "loss")
 
@@ -267,7 +267,7 @@ def test_ray_up_three_nodes_grid_node_loss_ray_down(cluster):
     loss_board, loss_state = _board(loss_dir), _state(loss_dir)
     assert loss_state["status"] == "finished"
     assert len(loss_board) == 3 and (loss_board["status"] == "TERMINATED").all()
-    assert sorted(loss_board["epochs_done"]) == [3, 4, 5]            # no trial lost, all epochs
+    assert sorted(loss_board["epochs_done"]) == [9, 12, 15]            # no trial lost, all epochs
     assert old_node not in set(loss_board["node_id"])          # finished on a live node
     resumed = pd.read_csv(os.path.join(loss_dir, "results.csv"))
     # what Ray's autoscaler logged and shows about the lost node (read on the head)

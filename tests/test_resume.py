@@ -51,7 +51,7 @@ def _trial_results(exp) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[2, 3, 12]", "--feature-cache", "off",
+    proc = _start(tmp_path, tiny_root, "[2, 3, 24]", "--feature-cache", "off",
                   "--max-concurrent", "1")
     lines = []
     for line in proc.stdout:  # wait for the first finished trial
@@ -90,7 +90,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
     assert _trial_results(exp)[finished[0]] == done_before  # kept as it was
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 3 and (board["status"] == "TERMINATED").all()
-    assert sorted(board["epochs_done"]) == [2, 3, 12]
+    assert sorted(board["epochs_done"]) == [2, 3, 24]
     for _, row in board.iterrows():
         epochs = [json.loads(x)["epoch"] for x in
                   open(os.path.join(exp, row["logdir"], "result.json")).read().splitlines()]
@@ -99,7 +99,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
 
 @pytest.mark.slow
 def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "1")
+    proc = _start(tmp_path, tiny_root, "[16]", "--feature-cache", "off", "--max-failures", "1")
     exp = tmp_path / "results" / "r"
     pid = _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
@@ -110,17 +110,17 @@ def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_r
         "Ray Tune runs it again from its last checkpoint (retry 1 of 1)"), out[-3000:]
     assert "Trial task failed" not in out and "Traceback" not in out, out[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
-    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epochs_done"][0] == 4
+    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epochs_done"][0] == 16
     rows = [json.loads(x) for x in open(os.path.join(exp, board["logdir"][0], "result.json"))]
     assert len({r["pid"] for r in rows}) == 2  # a second worker finished the trial
     resumed = [r for r in rows if r["pid"] != pid]
     assert resumed[0]["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
-    assert resumed[-1]["epoch"] == 4
+    assert resumed[-1]["epoch"] == 16
 
 
 @pytest.mark.slow
 def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[4]", "--feature-cache", "off", "--max-failures", "0")
+    proc = _start(tmp_path, tiny_root, "[16]", "--feature-cache", "off", "--max-failures", "0")
     exp = tmp_path / "results" / "r"
     _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
