@@ -90,7 +90,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
     Returns:
         ``(model, classes)``: a :class:`~tune_food.models.registry.FrozenBackboneClassifier` in
         eval mode with the checkpoint's head, and the class names (index order). On the
-        CPU its backbone runs in :func:`tune_food.models.runtime.frozen_forward`'s runtime
+        CPU its backbone runs in :func:`tune_food.models.runtime.use_runtime`'s runtime
         (OpenVINO unless ``$TUNE_FOOD_BACKBONE_RUNTIME`` says ``torch``) with
         ``torch.get_num_threads()`` threads, the converted backbone kept in the feature
         cache folder.
@@ -103,7 +103,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
     import torch
 
     from tune_food.models.registry import build_model, describe_transform
-    from tune_food.models.runtime import frozen_forward
+    from tune_food.models.runtime import use_runtime
     from tune_food.sweep.options import SweepOptions
 
     if os.path.basename(checkpoint_dir) == CHECKPOINT_FILE and os.path.isfile(checkpoint_dir):
@@ -121,10 +121,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
         raise SweepError(f"the transform of {meta['model']} changed since {checkpoint_dir} was "
                          f"trained ({meta['transform']}); predictions would be off")
     model.head.load_state_dict(state["head"])
-    forward = frozen_forward(meta["model"], str(torch.device(device)),
-                             cache_dir=SweepOptions().feature_store_dir)
-    if forward.runtime != "torch":
-        model.use_forward(forward)
+    use_runtime(model, device, cache_dir=SweepOptions().feature_store_dir)
     return model.to(device).eval(), list(meta["classes"])
 
 

@@ -59,7 +59,7 @@ class FeatureSet:
             store without a per-trial copy.)
         computed: how many of its images ran through the backbone for it.
         computed_by: what computed its vectors (runtime and version, precision, device
-            class: :func:`tune_food.models.runtime.computed_by`).
+            class: :func:`tune_food.models.devices.computed_by`).
     """
 
     model: str
@@ -132,21 +132,20 @@ def _threaded_batches(images: _Images, batch_size: int, threads: int) -> Iterabl
     """Batches ``float32 [B, 3, S, S]`` of ``images``, decoded by ``threads`` threads
     while the caller runs the forward of the previous batch (one batch ahead, so memory
     stays at two batches)."""
-    def batch(start: int) -> torch.Tensor:
-        return torch.stack(list(pool.map(lambda i: images[i][0],
-                                         range(start, min(start + batch_size, len(images))))))
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode") as pool:
-        ahead = ThreadPoolExecutor(max_workers=1)
-        try:
-            pending = ahead.submit(batch, 0)
-            for start in range(batch_size, len(images) + batch_size, batch_size):
-                current = pending.result()
-                if start < len(images):
-                    pending = ahead.submit(batch, start)
-                yield current
-        finally:
-            ahead.shutdown(cancel_futures=True)
+    def submit(start: int) -> list:
+        return [pool.submit(lambda i: images[i][0], i)
+                for i in range(start, min(start + batch_size, len(images)))]
+
+    try:
+        pending = submit(0)
+        for start in range(batch_size, len(images) + batch_size, batch_size):
+            current = torch.stack([f.result() for f in pending])
+            pending = submit(start)   # empty past the end
+            yield current
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZE,
@@ -191,13 +190,12 @@ def extract_images(model: str, paths: Sequence[str], batch_size: int = BATCH_SIZ
 def assemble_feature_set(*, model: str, split, classes: list[str],
                          samples: list[tuple[str, int]], hashes: list[str],
                          vectors: dict[str, np.ndarray], source: str, seconds: float,
-                         computed: int, device: str = "cpu",
-                         computed_by: str | None = None) -> FeatureSet:
+                         computed: int, computed_by: str, device: str = "cpu") -> FeatureSet:
     """The :class:`FeatureSet` of ``split`` (its ``samples`` as ``(path, label)`` and
     their ``hashes``) from ``vectors`` (SHA-256 -> ``float32 [D]``), in sample order.
     ``source``: ``"computed"`` or ``"disk"``; ``seconds``: what the set took;
     ``computed``: how many of its images ran through the backbone for it;
-    ``computed_by``: what computed the vectors (:func:`extractor_id`)."""
+    ``computed_by``: what computed the vectors (the last part of :func:`extractor_id`)."""
     dim = get_spec(model).num_features
     features = np.empty((len(samples), dim), dtype=np.float32)
     for i, sha in enumerate(hashes):
@@ -208,8 +206,7 @@ def assemble_feature_set(*, model: str, split, classes: list[str],
         paths=np.array([p for p, _ in samples], dtype=str),
         fingerprint=fingerprint(model, samples, classes, split, hashes, device, computed_by),
         transform=describe_transform(get_transform(model)), source=source, seconds=seconds,
-        hashes=np.array(hashes, dtype=str), computed=computed,
-        computed_by=extractor_id(model, device, computed=computed_by)[3])
+        hashes=np.array(hashes, dtype=str), computed=computed, computed_by=computed_by)
 
 
 def extract_features(model: str, split_dir, exclude: Iterable[str] = (),

@@ -28,8 +28,8 @@ def extractor_id(model: str, device: str = "cpu", runtime: str | None = None,
     """The part of a feature's key that is not the image: ``(backbone name, SHA-256 of
     its weights file, decoder + eval transform description, what computed it)``; the
     last is ``computed`` when given (a :class:`~tune_food.models.runtime.FrozenForward`'s
-    ``computed_by``: what really ran), else :func:`tune_food.models.runtime.computed_by`
-    of ``device`` and ``runtime`` (None: :func:`~tune_food.models.runtime.requested_runtime`):
+    ``computed_by``: what really ran), else :func:`tune_food.models.devices.computed_by`
+    of ``device`` and ``runtime`` (None: :func:`~tune_food.models.devices.requested_runtime`):
     runtime and version, precision, device class. Vectors OpenVINO computed are never
     read for a PyTorch run, nor a GPU's for a CPU sweep, nor the reverse.
 

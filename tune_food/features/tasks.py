@@ -97,7 +97,7 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
     ``cache_dir`` (None: no store); per model the distinct missing images run through
     the backbone as Ray tasks of :data:`CHUNK_IMAGES` images, each with ``cpus`` CPUs
     and ``gpus`` GPUs (the trial's resources), the most expensive first, in ``runtime``
-    (:func:`~tune_food.models.runtime.requested_runtime`; converted backbones are kept
+    (:func:`~tune_food.models.devices.requested_runtime`; converted backbones are kept
     in ``cache_dir`` too, or converted in memory without it). This process
     writes their vectors to the store and puts each set in the Ray object store as
     NumPy arrays. With ``out``, an images count (:class:`~tune_food.common.progress.Counter`, at
@@ -114,7 +114,7 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
         node_ip, device`` (where its last images were computed; this process's node for
         a set read whole from the store), ``threads`` (of its last task's forward: the
         CPUs Ray assigned), ``computed_by`` (what computed its vectors:
-        :func:`tune_food.models.runtime.computed_by`). A task whose runtime fell back
+        :func:`tune_food.models.devices.computed_by`). A task whose runtime fell back
         to PyTorch gives one warning line per reason, on stderr.
 
     Raises:
@@ -226,10 +226,9 @@ class _Extraction:
                 if self.store is not None:   # filed under what really computed them
                     self.store.put(extractor_id(model, computed=where["computed_by"]),
                                    hashes, new)
-                for key in [k for k, s in self.sets.items() if s.model == model]:
-                    self.sets[key].computed_by = where["computed_by"]
                 self.bar.update(len(hashes))
                 for key in [k for k, s in self.sets.items() if s.model == model]:
+                    self.sets[key].computed_by = where["computed_by"]
                     self.sets[key].waiting -= set(hashes)
                     if not self.sets[key].waiting:
                         self._finish(key, where)

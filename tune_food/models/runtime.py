@@ -45,6 +45,7 @@ import torch
 
 from tune_food.models.devices import computed_by, requested_runtime, runtime_version
 from tune_food.models.registry import (
+    FrozenBackboneClassifier,
     backbone_features,
     build_backbone,
     forward_settings,
@@ -221,3 +222,23 @@ def _built(model: str, device: str, weights: str, runtime: str, threads: int,
                         "it runs in PyTorch instead (about 3x slower on the CPU)")
     return FrozenForward(model, device, "torch", computed_by(device), threads, fallback,
                          _run=_torch(model, device))
+
+
+def use_runtime(classifier: FrozenBackboneClassifier, device: str = "cpu",
+                runtime: str | None = None, cache_dir: str | None = None) -> str:
+    """Hand ``classifier``'s backbone forward to the runtime (:func:`frozen_forward`
+    with the process's threads) where that is not PyTorch; PyTorch (a GPU,
+    ``runtime="torch"``, a fallback) keeps the classifier's own backbone, with no second
+    copy built. Returns what computes its features (:func:`computed_by`).
+
+    Raises:
+        WeightsError: the model's weights are missing.
+        ValueError: an unknown runtime name.
+    """
+    device = str(torch.device(device))
+    if device != "cpu" or requested_runtime(runtime) == "torch":
+        return computed_by(device)
+    forward = frozen_forward(classifier.model_name, device, runtime, cache_dir=cache_dir)
+    if forward.runtime != "torch":
+        classifier.use_forward(forward)
+    return forward.computed_by

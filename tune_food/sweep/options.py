@@ -53,7 +53,7 @@ class SweepOptions:
     address: str | None = None         # Ray cluster to join (None: a new local Ray)
     autoscale: bool = False            # the cluster's autoscaler adds nodes on demand
     feature_cache: str = "auto"        # "auto" | "off"
-    backbone_runtime: str | None = None  # CPU forward: None: runtime.requested_runtime's rule
+    backbone_runtime: str | None = None  # CPU forward: None: devices.requested_runtime's rule
     allow_leakage: bool = False
     skip_bad_images: bool = False
     max_failures: int = 1              # retries of a trial whose worker fails

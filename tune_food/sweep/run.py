@@ -82,8 +82,8 @@ def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
     from tune_food.sweep.cluster import check_resources, connected_cluster, local_cluster
     from tune_food.sweep.ray_start import shutdown_ray, start_ray
 
-    ray_start = time.perf_counter()
     if options.address:   # the cluster's nodes decide how many trials fit
+        ray_start = time.perf_counter()
         print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
         start_ray(options.address)
         cluster = connected_cluster()

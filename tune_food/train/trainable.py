@@ -47,7 +47,7 @@ from tune_food.models.registry import (
     make_head,
     train_transform,
 )
-from tune_food.models.runtime import frozen_forward
+from tune_food.models.runtime import use_runtime
 from tune_food.sweepdir.layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
 from tune_food.train.engine import evaluate, train_epoch
 from tune_food.train.hparams import is_cacheable, split_dirs, with_defaults
@@ -159,7 +159,7 @@ class Trial:
     dropout: float
     transform: str            # description of the eval transform
     feature_cache: str        # shared | disk | off
-    backbone_runtime: str     # what computed the features (runtime.computed_by)
+    backbone_runtime: str     # what computed the features (devices.computed_by)
     trainable_params: int
     total_params: int
     device: torch.device
@@ -183,7 +183,7 @@ class _Data:
     image_ids: dict[str, tuple[Any, Any]]
     feature_cache: str        # shared | disk | off
     transform: str            # description of the eval transform
-    backbone_runtime: str     # what computed the features (runtime.computed_by)
+    backbone_runtime: str     # what computed the features (devices.computed_by)
     model: nn.Module | None = None   # the whole frozen model (image pipeline only)
 
 
@@ -217,13 +217,11 @@ def _image_data(config: dict[str, Any], train_dir, test_dir, val_paths, exclude,
                 cache_dir: str | None) -> _Data:
     """Loaders over the images through the whole frozen model (``feature_cache`` off,
     augmentation, or no feature sets handed over); the backbone's forward is
-    :func:`~tune_food.models.runtime.frozen_forward` (``runtime`` on the CPU, with
+    :func:`~tune_food.models.runtime.use_runtime` (``runtime`` on the CPU, with
     the process's threads: the CPUs Ray assigned)."""
     name = get_spec(config["model"]).name
     model = build_model(name, len(split_samples(train_dir, exclude)[0]), dropout)
-    forward = frozen_forward(name, str(device), runtime, cache_dir=cache_dir)
-    if forward.runtime != "torch":
-        model.use_forward(forward)
+    computed = use_runtime(model, str(device), runtime, cache_dir)
     *loaders, classes = make_dataloaders(train_dir, test_dir, model.transform,
                                          int(config["batch_size"]),
                                          num_workers=workers_for(_assigned_cpus()),
@@ -236,7 +234,7 @@ def _image_data(config: dict[str, Any], train_dir, test_dir, val_paths, exclude,
     if config["augment"]:
         loaders[0].dataset.transform = train_transform(name)
     return _Data(tuple(loaders), classes, ids, "off", describe_transform(model.transform),
-                 forward.computed_by, model)
+                 computed, model)
 
 
 def prepare(config: dict[str, Any], datasets: dict[str, str] | None = None,
