@@ -31,20 +31,29 @@ DEFAULT_DATA_DIR = "data"              # (relative to the working folder)
 
 @dataclass(frozen=True)
 class KnownDataset:
-    """A dataset tune_food can download: its archive URL and its SHA-256 manifest file."""
+    """A dataset tune_food can download: its archive URL, its SHA-256 manifest file,
+    and where its images come from and under what terms (the model card of an exported
+    demo quotes it)."""
 
     name: str
     url: str
     manifest: str
+    terms: str = ""
 
 
 _COURSE = "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data"
+#: Food-101's own statement about its images (https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/)
+FOOD101_TERMS = ("photos of Food-101 (Bossard, Guillaumin and Van Gool, ECCV 2014), which "
+                 "collected them from foodspotting.com; the dataset's authors do not own "
+                 "them, and any use beyond scientific fair use must be agreed with the "
+                 "photos' owners under the Foodspotting terms of use")
 DATASETS: dict[str, KnownDataset] = {
     "pizza_steak_sushi": KnownDataset(
-        "pizza_steak_sushi", f"{_COURSE}/pizza_steak_sushi.zip", "pizza_steak_sushi.json"),
+        "pizza_steak_sushi", f"{_COURSE}/pizza_steak_sushi.zip", "pizza_steak_sushi.json",
+        FOOD101_TERMS),
     "pizza_steak_sushi_20_percent": KnownDataset(
         "pizza_steak_sushi_20_percent", f"{_COURSE}/pizza_steak_sushi_20_percent.zip",
-        "pizza_steak_sushi_20_percent.json"),
+        "pizza_steak_sushi_20_percent.json", FOOD101_TERMS),
 }
 
 

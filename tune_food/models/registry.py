@@ -391,6 +391,53 @@ def get_transform(name: str) -> Callable:
     return spec.family.transform(spec)
 
 
+def preprocessing(name: str) -> dict:
+    """The steps of :func:`get_transform` as plain values, read from the transform the
+    weights' library builds (never restated here), for code that runs without PyTorch
+    (the exported demo's ``preprocess.py``, :mod:`tune_food.demo.preprocess`).
+
+    Returns:
+        ``{"resize": R, "crop": S, "interpolation": "bicubic" | "bilinear" | ...,
+        "mean": [3 floats], "std": [3 floats]}``: the shorter side resized to ``R``
+        pixels (longer side ``int(R * long / short)``, torchvision's rule), the center
+        ``S x S`` crop, then ``(x / 255 - mean) / std`` per channel. Lite0: 256, 224,
+        bicubic, 0.5, 0.5; B0: 256, 224, bicubic, ImageNet's mean and std.
+
+    Raises:
+        WeightsError: ``name`` is unknown, or its transform has a step this reading
+            does not know (so a demo never silently preprocesses differently).
+    """
+    from torchvision.transforms import CenterCrop, Normalize, Resize
+
+    tf = get_transform(name)
+    steps = list(getattr(tf, "transforms", [tf]))
+    out: dict = {}
+    for step in steps:
+        if hasattr(step, "resize_size") and hasattr(step, "crop_size"):
+            # torchvision's weights.transforms() (its ImageClassification preset)
+            out.update(resize=step.resize_size, crop=step.crop_size,
+                       interpolation=step.interpolation, mean=step.mean, std=step.std)
+        elif isinstance(step, Resize) and step.max_size is None:
+            out.update(resize=step.size, interpolation=step.interpolation)
+        elif isinstance(step, CenterCrop):
+            out.update(crop=step.size)
+        elif isinstance(step, Normalize):
+            out.update(mean=step.mean, std=step.std)
+        elif type(step).__name__ not in ("ToTensor", "MaybeToTensor", "PILToTensor"):
+            raise WeightsError(f"the transform of {name} has a step {type(step).__name__} "
+                               "that tune_food cannot reproduce without PyTorch")
+
+    def side(v) -> int:
+        sizes = [int(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        if len(set(sizes)) != 1:
+            raise WeightsError(f"the transform of {name} is not square ({sizes})")
+        return sizes[0]
+
+    return {"resize": side(out["resize"]), "crop": side(out["crop"]),
+            "interpolation": out["interpolation"].value,
+            "mean": [float(x) for x in out["mean"]], "std": [float(x) for x in out["std"]]}
+
+
 def train_transform(name: str) -> Callable:
     """Random train-time augmentation for ``name`` (used only when a space sets
     ``augment: true``, which turns the feature cache off): ``RandomResizedCrop(S,
