@@ -12,6 +12,8 @@ validation checks; dataset manifests; weights files) goes through
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -41,6 +43,19 @@ def atomic_write(path: str, write: Callable[[str], None]) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str):
+    """An exclusive ``flock`` on ``path`` (created if missing), released on exit: the
+    processes of one node that would write the same file take turns (a backbone
+    converted or exported once, however many tasks ask)."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_csv_atomic(df, path: str) -> str:

@@ -28,8 +28,6 @@ PyTorch (:func:`tune_food.models.devices.gpu_math`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import shutil
@@ -43,6 +41,7 @@ from typing import Callable, TextIO
 import numpy as np
 import torch
 
+from tune_food.common.files import exclusive_lock
 from tune_food.models.devices import computed_by, requested_runtime, runtime_version
 from tune_food.models.registry import (
     FrozenBackboneClassifier,
@@ -108,18 +107,6 @@ def _convert(model: str):
                                 input=[(-1, 3, size, size)])
 
 
-@contextlib.contextmanager
-def _lock(path: str):
-    """An exclusive ``flock`` on ``path`` (created), released on exit: converters of one
-    model on one node take turns."""
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _read_or_convert(core, model: str, cache_dir: str | None):
     """The converted model: read from the cache folder, else converted (and kept there
     when there is a cache folder). A kept model that cannot be read is converted again
@@ -131,7 +118,7 @@ def _read_or_convert(core, model: str, cache_dir: str | None):
     xml = converted_path(cache_dir, model)
     folder = os.path.dirname(xml)
     os.makedirs(os.path.dirname(folder), exist_ok=True)
-    with _lock(folder + ".lock"):
+    with exclusive_lock(folder + ".lock"):
         if os.path.isfile(xml):
             try:
                 return core.read_model(xml)

@@ -1,0 +1,195 @@
+"""The trained classifier as one ONNX graph, and what it costs to serve.
+
+* :func:`export_onnx`: backbone, head and softmax in one ONNX file (PyTorch's
+  ``torch.onnx.export`` with its default exporter, ``torch.export`` + onnxscript; any
+  batch size; the weights inside the file), run by ONNX Runtime without PyTorch.
+* :func:`measure` / :func:`deployment_figures`: the deployment figures of a backbone
+  (``cpu_ms``, ``params``, ``model_mb``), measured with the exported model the way the
+  exported demo runs it: one photo end to end (decode, the weights' transform in
+  Pillow and NumPy, backbone, head), batch 1, one thread, the median after a warm-up.
+  The head adds nothing measurable (3,843 of Lite0's 3.4 million parameters), so the
+  sweep measures each backbone once, with an untrained head of the right shape.
+
+Where the numbers come from: ``cpu_ms`` is wall-clock time (``time.perf_counter``)
+around :func:`tune_food.demo.preprocess.load_rgb`, :func:`~tune_food.demo.preprocess.to_input`
+and ``InferenceSession.run``, with ``intra_op_num_threads = inter_op_num_threads = 1``;
+``model_mb`` is the ONNX file's size in 10^6 bytes; ``params`` counts every parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+
+import torch
+from torch import nn
+
+from tune_food.common.files import exclusive_lock
+from tune_food.demo.preprocess import load_rgb, to_input
+from tune_food.models.registry import (
+    FrozenBackboneClassifier,
+    build_model,
+    get_spec,
+    preprocessing,
+    weights_sha256,
+)
+
+INPUT_NAME, OUTPUT_NAME = "image", "probabilities"   # the ONNX graph's input and output
+WARMUP, REPEATS = 3, 15          # cpu_ms: runs before timing, and timed runs (the median)
+THREADS = 1                      # cpu_ms: the cheapest deployment, one thread
+ONNX_FILE = "model.onnx"
+
+
+def exported_dir() -> str:
+    """Where the models :func:`deployment_figures` measures are kept:
+    ``$XDG_CACHE_HOME/tune_food/onnx`` (default ``~/.cache/tune_food/onnx``). Per user,
+    not per feature cache: an exported model depends only on the weights, the number of
+    classes and PyTorch, like the weights in torch's hub cache; exporting one takes
+    about 8 s."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "tune_food", "onnx")
+
+
+class _Deployed(nn.Module):
+    """``float32 [N, 3, S, S]`` preprocessed images -> class probabilities ``[N, C]``."""
+
+    def __init__(self, classifier: FrozenBackboneClassifier):
+        super().__init__()
+        self.backbone = classifier.backbone
+        self.head = classifier.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(self.backbone(x)), dim=1)
+
+
+def export_onnx(classifier: FrozenBackboneClassifier, path: str) -> str:
+    """Write ``classifier`` (its PyTorch backbone, head, then softmax) as one ONNX file.
+
+    The graph's input ``image`` is ``float32 [N, 3, S, S]`` (any ``N``; the output of
+    :func:`tune_food.demo.preprocess.to_input`), its output ``probabilities`` is
+    ``float32 [N, num_classes]``. The file is written beside ``path`` and renamed into
+    place. Returns the absolute ``path``.
+
+    Raises:
+        RuntimeError: PyTorch's exporter failed (its message).
+    """
+    size = get_spec(classifier.model_name).input_size
+    module = _Deployed(classifier).eval()
+    path = os.path.abspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        # a batch of 2 as the example: a batch of 1 would be specialised to 1
+        example = torch.zeros(2, 3, size, size)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), tmp, dynamo=True, external_data=False,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},),
+                              verbose=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def onnx_session(path: str, threads: int = THREADS):
+    """An ONNX Runtime CPU session of ``path`` computing with ``threads`` threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = threads
+    opts.log_severity_level = 3   # errors only
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure(onnx_path: str, steps: dict, photo: str, warmup: int = WARMUP,
+            repeats: int = REPEATS) -> float:
+    """The median milliseconds of one photo end to end (decode, ``steps``'
+    preprocessing, the ONNX model at batch 1 on :data:`THREADS` thread), over
+    ``repeats`` runs after ``warmup`` runs."""
+    session = onnx_session(onnx_path)
+    name = session.get_inputs()[0].name
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        session.run(None, {name: to_input(load_rgb(photo), steps)})
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def measured_onnx(model: str, num_classes: int, keep: bool = True) -> str:
+    """The ONNX file :func:`deployment_figures` measures: ``model`` with an untrained
+    head for ``num_classes`` classes, exported once per (model, weights, classes, torch
+    version) and kept under :func:`exported_dir` (``keep=False``: a temporary file the
+    caller removes). Concurrent callers on a node export it once."""
+    tag = f"{model}-{weights_sha256(model)[:16]}-{num_classes}c-torch{torch.__version__}"
+    if not keep:
+        folder = tempfile.mkdtemp(prefix="tune_food-onnx-")
+        return export_onnx(build_model(model, num_classes).eval(), os.path.join(folder, ONNX_FILE))
+    folder = os.path.join(exported_dir(), tag)
+    path = os.path.join(folder, ONNX_FILE)
+    os.makedirs(folder, exist_ok=True)
+    with exclusive_lock(folder + ".lock"):
+        if not os.path.isfile(path):
+            export_onnx(build_model(model, num_classes).eval(), path)
+    return path
+
+
+def deployment_figures(model: str, num_classes: int, photo: str, keep: bool = True) -> dict:
+    """What serving ``model`` costs on this machine (see the module's docstring).
+
+    Args:
+        model: a registry name.
+        num_classes: the classifier's number of classes.
+        photo: a real photo (the sweep's first test image).
+        keep: keep the exported model for the next sweep (:func:`measured_onnx`).
+
+    Returns:
+        ``{"cpu_ms", "params", "model_mb"}`` and the conditions: ``threads``,
+        ``runtime`` (``"onnxruntime 1.32.0"``), ``cpu`` (:func:`cpu_model`), ``node``
+        (the host name), ``warmup``, ``repeats``.
+
+    Raises:
+        WeightsError: unknown model or missing weights.
+    """
+    import onnxruntime
+
+    path = measured_onnx(model, num_classes, keep)
+    try:
+        spec = get_spec(model)
+        figures = {"cpu_ms": round(measure(path, preprocessing(model), photo), 3),
+                   "params": spec.backbone_params + (spec.num_features + 1) * num_classes,
+                   "model_mb": round(os.path.getsize(path) / 1e6, 3)}
+    finally:
+        if not keep:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+    return {**figures, "threads": THREADS, "runtime": f"onnxruntime {onnxruntime.__version__}",
+            "cpu": cpu_model(), "node": platform.node(), "warmup": WARMUP, "repeats": REPEATS}
+
+
+def describe(figures: dict) -> str:
+    """One line: ``"12.3 ms per photo (1 thread, onnxruntime 1.32.0, <cpu>)"``."""
+    return (f"{figures['cpu_ms']:.1f} ms per photo ({figures['threads']} thread, "
+            f"{figures['runtime']}, {figures['cpu']})")
+
