@@ -649,7 +649,7 @@ def test_test_images_of_a_sweep_with_a_united_test_set(tmp_path):
     working directory."""
     import json
 
-    from tune_food.app.folders import test_images
+    from tune_food.results.images import test_images
 
     root = tmp_path / "data"
     make_subset(str(root / "a"), {"train": 2, "test": 2})

@@ -47,7 +47,7 @@ _HOME = {"MAX_IMAGES": "classify", "Classifiers": "classify", "classify_images":
          "MAX_FILE_SIZE": "cli", "PROG": "cli", "main": "cli", "wait_until_serving": "cli",
          "Board": "folders", "checkpointed": "folders", "display_board": "folders",
          "load_board": "folders",
-         "test_images": "folders", "Launcher": "launcher", "AppConfig": "page",
+         "Launcher": "launcher", "AppConfig": "page",
          "build_app": "page"}
 __all__ = sorted(_HOME)
 

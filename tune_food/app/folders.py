@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tune_food.common.errors import DataError, SweepError
-from tune_food.data.splits import split_samples
+from tune_food.common.errors import SweepError
 from tune_food.results.outputs import build_outputs
 from tune_food.results.plots import make_plots
 from tune_food.sweepdir.layout import (
@@ -27,7 +26,7 @@ from tune_food.sweepdir.layout import (
     RESULTS_FILE,
 )
 from tune_food.sweepdir.state import data_root, peek_state
-from tune_food.train.hparams import PARAMS, split_dirs
+from tune_food.train.hparams import PARAMS
 
 PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.results.plots.make_plots, shown
 
@@ -38,45 +37,6 @@ def abs_in(exp_dir: str, path: Any) -> str | None:
     if not isinstance(path, str) or not path:
         return None
     return path if os.path.isabs(path) else os.path.join(exp_dir, path)
-
-
-def _first_trial_config(state: dict) -> dict:
-    """``data`` and ``test_data`` of a sweep's first trial, from its search space (of a
-    ``grid_search`` or ``choice``: the first value)."""
-    params = (state.get("space") or {}).get("parameters") or {}
-    config = {}
-    for key in ("data", "test_data"):
-        value = params.get(key)
-        if isinstance(value, dict):  # grid_search / choice: the first value
-            value = next(iter(value.values()), [None])
-            value = value[0] if isinstance(value, list) and value else None
-        config[key] = value
-    return config
-
-
-def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
-    """The test-split images of a sweep (of the trial with ``config``; default: the
-    first trial's), sorted, from the dataset folders recorded in ``sweep.json``: the
-    test set the trial was scored on (several ``test_data`` folders united, each
-    distinct image once: :class:`tune_food.data.splits.ImageSplit`).
-
-    Returns ``[]`` when the folders are not there (another machine's sweep).
-    """
-
-    state = peek_state(exp_dir)
-    root = data_root(state)   # sweep.json names datasets relative to it (older: absolute)
-    datasets = {n: os.path.join(root or "", d["path"])
-                for n, d in (state.get("datasets") or {}).items()
-                if isinstance(d, dict) and d.get("path") and (root or os.path.isabs(d["path"]))}
-    if config is None:
-        config = _first_trial_config(state)
-    if not config.get("data"):
-        return []
-    try:   # one test folder, or several united (each distinct image once), as trials see it
-        _, samples = split_samples(split_dirs(config, datasets)[1])
-    except (ValueError, KeyError, DataError):
-        return []
-    return sorted(p for p, _ in samples)
 
 
 @dataclass

@@ -14,8 +14,9 @@ import pandas as pd
 from tune_food.app.boards import SweepBoards
 from tune_food.app.classify import Classifiers, classify_images
 from tune_food.app.figures import confusion_figure, curves_figure, thumb
-from tune_food.app.folders import Board, abs_in, display_board, read_predictions, test_images
+from tune_food.app.folders import Board, abs_in, display_board, read_predictions
 from tune_food.common.errors import SweepError, TuneFoodError
+from tune_food.results.images import test_images
 from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
 from tune_food.sweepdir.state import list_sweeps
 from tune_food.train.hparams import PARAMS

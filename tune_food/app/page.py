@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 from tune_food.app.boards import SweepBoards
 from tune_food.app.classify import Classifiers, ClassifyPage
-from tune_food.app.folders import test_images
 from tune_food.app.launcher import Launcher
 from tune_food.app.leaderboard_page import BOARD_REFRESH_S, LeaderboardPage
 from tune_food.app.sweeps_page import SWEEPS_REFRESH_S, SweepsPage
+from tune_food.results.images import test_images
 from tune_food.sweep.spaces import default_space_dir
 from tune_food.sweepdir.state import list_sweeps, newest_sweep
 
