@@ -61,8 +61,9 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
           file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         print(board[list(dict.fromkeys(cols))].to_string(index=False), file=out)
-    if result.summary:
-        print(result.summary, file=out)
+    for line in (result.summary, result.ship):
+        if line:
+            print(line, file=out)
     for p in result.files:
         if p.endswith(".png"):
             print(f"plot: {p}", file=out)

@@ -32,6 +32,7 @@ from tune_food.results.leaderboard import (
 )
 from tune_food.results.plots import make_plots
 from tune_food.results.tables import write_parquet_atomic
+from tune_food.results.tradeoff import add_deployment, ship_summary
 from tune_food.sweepdir.layout import (
     BY_CONFIG_FILE,
     ERROR_FILE,
@@ -58,6 +59,7 @@ class Outputs:
     files: list[str] = field(default_factory=list)
     summary: str = ""                 # how many trials tie with the best
     best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
+    ship: str = ""                    # the fastest trial tied with the best, its export command
 
 
 def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
@@ -184,9 +186,11 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
     board = compare_with_best(board, predictions, split)
     if "val_acc" in board:   # which validation set ranked: shared or per-dataset
         board["val_set"] = (state.get("validation") or {}).get("source", "per-dataset")
+    board = add_deployment(board, state.get("deployment"))
     best = board.iloc[0]["trial_id"] if not board.empty and board["rank"].notna().any() else None
     return Outputs(board, results_dataframe(records, keys), sweep_status(board),
-                   summary=tie_summary(board, split), best_predictions=predictions.get(best))
+                   summary=tie_summary(board, split), best_predictions=predictions.get(best),
+                   ship=ship_summary(board, exp_path))
 
 
 def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:

@@ -7,7 +7,9 @@
 * ``curves.png``: test accuracy and test loss per epoch, a line per trial, coloured in
   rank order (:func:`curves_figure`); a trial whose curve lies under a twin's is dashed.
 * ``confusion.png`` and ``errors.png``: the best trial's confusion matrix and the test
-  images it gets wrong (:func:`error_plots`).
+  images it gets wrong (:func:`error_plots`);
+* ``tradeoff.png``: test accuracy against ``cpu_ms``, when the sweep has deployment
+  figures (:func:`tradeoff_figure`).
 
 :func:`tune_food.results.outputs.write_outputs` calls it for the sweep and for
 ``python -m tune_food.report``; the web page draws a running sweep's plots with it.
@@ -27,7 +29,9 @@ from tune_food.sweepdir.layout import (
     ERRORS_PNG,
     LEADERBOARD_PNG,
     PLOTS_DIR,
+    TRADEOFF_PNG,
 )
+from tune_food.results.tradeoff import fastest_tied, pareto_front
 
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
 MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)
@@ -42,7 +46,8 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
                predictions: pd.DataFrame | None = None, data_root: str | None = None) -> list[str]:
     """Write ``plots/leaderboard.png`` (points with 95 % Wilson whiskers, the trials
     tied with the best marked), ``plots/curves.png`` and, given the best trial's
-    ``predictions``, ``plots/confusion.png`` and ``plots/errors.png`` under ``exp_dir``.
+    ``predictions``, ``plots/confusion.png`` and ``plots/errors.png``, and given
+    deployment figures (``cpu_ms``), ``plots/tradeoff.png`` under ``exp_dir``.
 
     Args:
         board: the leaderboard (:func:`~tune_food.results.leaderboard.make_leaderboard`).
@@ -75,6 +80,11 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
         fig = curves_figure(board, results, labels)
         paths.append(os.path.join(out_dir, CURVES_PNG))
         fig.savefig(paths[1], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    fig = tradeoff_figure(board, os.path.basename(exp_dir))
+    if fig is not None:
+        paths.append(os.path.join(out_dir, TRADEOFF_PNG))
+        fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
         plt.close(fig)
     if predictions is not None and not predictions.empty:
         paths += error_plots(out_dir, predictions[predictions["split"] == "test"],
@@ -298,3 +308,41 @@ def _short_name(name: str, width: int = 26) -> str:
     """``name`` cut to ``width`` characters (its start replaced by an ellipsis), so a
     tile's title stays within the tile."""
     return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def tradeoff_figure(board: pd.DataFrame, name: str):
+    """The figure of ``tradeoff.png`` for the ranked rows of ``board`` that have
+    ``cpu_ms`` (:mod:`tune_food.results.tradeoff`: test accuracy with its Wilson
+    interval against ``cpu_ms``, the Pareto front, the trial to ship); None when none has. Returns the matplotlib
+    ``Figure`` (the caller closes it)."""
+    import matplotlib.pyplot as plt
+
+    rows = board[board["rank"].notna()].dropna(subset=["cpu_ms", "test_acc"]) \
+        if {"rank", "cpu_ms", "test_acc"} <= set(board) else board.iloc[0:0]
+    if rows.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    kinds = point_kinds(rows)
+    for kind in POINT_KINDS:
+        part = rows[[k == kind for k in kinds]]
+        if part.empty:
+            continue
+        colour, label = POINT_KINDS[kind]
+        acc = part["test_acc"].to_numpy(dtype=float)
+        ax.errorbar(part["cpu_ms"], acc, yerr=[acc - part["test_acc_ci_low"].to_numpy(dtype=float),
+                                               part["test_acc_ci_high"].to_numpy(dtype=float) - acc],
+                    fmt="o", color=colour, ecolor=colour, alpha=0.8, capsize=3, label=label)
+    front = pareto_front(rows)
+    ax.step(front["cpu_ms"], front["test_acc"], where="post", color="#333333", lw=1,
+            ls="--", label="Pareto front (nothing both faster and more accurate)")
+    ship = fastest_tied(rows)
+    if ship is not None:
+        ax.annotate(f"ship: {ship['trial_name']}", (ship["cpu_ms"], ship["test_acc"]),
+                    xytext=(12, -18), textcoords="offset points", fontsize=8,
+                    arrowprops={"arrowstyle": "->", "lw": 0.8})
+    ax.set_xlabel("cpu_ms: one photo end to end, batch 1, one CPU thread, ONNX Runtime (ms)")
+    ax.set_ylabel("test accuracy with 95 % Wilson interval")
+    ax.set_title(f"accuracy against serving cost: {name}, {len(rows)} ranked trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -30,6 +30,7 @@ from tune_food.features.tasks import compute_feature_sets
 from tune_food.results.outputs import upload, write_outputs
 from tune_food.results.tb import TensorBoardCallback
 from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
+from tune_food.sweep.deployment import measure_models
 from tune_food.sweep.moved_sweep import place_new_trials
 from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.plan import Plan, TrialNamer
@@ -128,10 +129,13 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
         quiet = TrialFailureLines()
         logging.getLogger(TrialFailureLines.LOGGER).addFilter(quiet)
         try:
-            tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials and returns
+            results = tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials
         finally:
             logging.getLogger(TrialFailureLines.LOGGER).removeFilter(quiet)
             plan.timings["trials_s"] = time.perf_counter() - fit_start
+    measure_start = time.perf_counter()
+    state["deployment"] = measure_models(results, plan.datasets, state.get("deployment") or {})
+    plan.timings["deployment_s"] = time.perf_counter() - measure_start
 
 
 def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
@@ -372,8 +376,9 @@ def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
         print(board[list(dict.fromkeys(cols))].head(10).to_string(index=False), file=out)
     print(f"\nleaderboard: {os.path.join(local_dir, LEADERBOARD_FILE)}", file=out)
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
-    if result.summary:
-        print(result.summary, file=out)
+    for line in (result.summary, result.ship):
+        if line:
+            print(line, file=out)
     print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)
     for path in result.files:
         if path.endswith(".png"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 SWEEP_COMMAND = "python -m tune_food.sweep"   # what sweep.json's resume command runs
+EXPORT_COMMAND = "python -m tune_food.export"   # what the summary tells to ship a trial
 RESULTS_DIR = "results"             # the default folder of sweep folders (--results-dir)
 STATE_FILE = "sweep.json"
 LEADERBOARD_FILE = "leaderboard.csv"
@@ -31,6 +32,7 @@ ERROR_FILE = "error.txt"            # in a trial folder: Ray Tune's record of it
 # plots/: the figures tune_food.results.plots draws
 LEADERBOARD_PNG, CURVES_PNG = "leaderboard.png", "curves.png"
 CONFUSION_PNG, ERRORS_PNG = "confusion.png", "errors.png"
+TRADEOFF_PNG = "tradeoff.png"       # accuracy against cpu_ms (results.tradeoff)
 # what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
 SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
                RESULTS_PARQUET, STATE_FILE, SPACE_FILE, PLOTS_DIR)

@@ -1,0 +1,108 @@
+"""A sweep's deployment figures: what serving each of its backbones costs, measured once
+per sweep and backbone at the end of its trials.
+
+For each model whose trials reported results, one Ray task on a node that ran one of
+them measures :func:`tune_food.models.deploy.deployment_figures` (one photo end to end,
+batch 1, one thread, ONNX Runtime; a few seconds per backbone, plus about 8 s to export
+it the first time a node sees it: :func:`tune_food.models.deploy.exported_dir`). The
+tasks run one after another, each with one CPU, so no measurement shares its core with
+another. The figures go to
+``sweep.json`` (``deployment``: model -> figures and conditions), from which the
+leaderboard's ``cpu_ms`` and ``model_mb`` columns and ``plots/tradeoff.png`` are built
+(:mod:`tune_food.results.tradeoff`). A measurement that fails is a warning and an
+``error`` entry, never a failed sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from tune_food.common.errors import one_line
+from tune_food.data.splits import split_samples
+from tune_food.models.deploy import deployment_figures
+from tune_food.train.hparams import split_dirs
+
+
+def _measure_task(model: str, num_classes: int, photo: bytes, suffix: str) -> dict:
+    """The Ray task: the figures of ``model`` on the node it runs on. The photo comes
+    as bytes (the node may hold no images: trials on cached features read none)."""
+    with tempfile.NamedTemporaryFile(suffix=suffix) as fh:
+        fh.write(photo)
+        fh.flush()
+        figures = deployment_figures(model, num_classes, fh.name)
+    return {**figures, "node_id": ray.get_runtime_context().get_node_id()}
+
+
+def first_test_photo(config: dict, datasets: dict[str, str]) -> tuple[str, int]:
+    """``(path, number of classes)``: the first image (sorted) of the test split a trial
+    with ``config`` is scored on.
+
+    Raises:
+        DataError: the split cannot be read.
+        ValueError: a dataset the sweep did not resolve.
+    """
+    classes, samples = split_samples(split_dirs(config, datasets)[1])
+    return sorted(p for p, _ in samples)[0], len(classes)
+
+
+def _trial_nodes(results) -> dict[str, tuple[dict, list[str]]]:
+    """model -> (a config of its trials, the nodes that ran them), from Ray Tune's
+    ``ResultGrid``; trials that reported nothing are left out."""
+    models: dict[str, tuple[dict, list[str]]] = {}
+    for result in results:
+        metrics = result.metrics or {}
+        config = dict(metrics.get("config") or result.config or {})
+        if not config.get("model") or not metrics.get("node_id"):
+            continue
+        models.setdefault(config["model"], (config, []))[1].append(metrics["node_id"])
+    return models
+
+
+def measure_models(results, datasets: dict[str, str], known: dict[str, Any],
+                   out=sys.stderr) -> dict[str, Any]:
+    """The deployment figures of every model in ``results`` not in ``known`` (a resumed
+    sweep keeps what it measured before).
+
+    Args:
+        results: the ``ResultGrid`` of ``Tuner.fit()``.
+        datasets: dataset name -> absolute folder (the plan's).
+        known: ``sweep.json``'s ``deployment`` so far.
+        out: where a failed measurement's warning goes.
+
+    Returns:
+        ``known`` with the new models' figures (or ``{"error": ...}``) added; ``known``
+        alone when a trial did not end (an interrupted sweep measures when resumed).
+    """
+    figures = dict(known)
+    if results.num_terminated + results.num_errors < len(results):
+        return figures
+    alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    for model, (config, nodes) in sorted(_trial_nodes(results).items()):
+        if "cpu_ms" in figures.get(model, {}):
+            continue
+        node = next((n for n in nodes if n in alive), None)
+        try:
+            if node is None:
+                raise RuntimeError("no node that ran its trials is alive")
+            photo, num_classes = first_test_photo(config, datasets)
+            with open(photo, "rb") as fh:
+                data = fh.read()
+            start = time.perf_counter()
+            task = ray.remote(num_cpus=1, max_retries=0)(_measure_task).options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+            measured = ray.get(task.remote(model, num_classes, data, os.path.splitext(photo)[1]))
+            figures[model] = {**measured, "photo": os.path.basename(photo),
+                              "took_s": round(time.perf_counter() - start, 1)}
+        except Exception as exc:   # noqa: BLE001 - a figure missing must not fail the sweep
+            reason = one_line(str(getattr(exc, "cause", None) or exc)) or type(exc).__name__
+            figures[model] = {"error": reason[:300]}
+            print(f"tune_food: warning: the deployment figures of {model} were not "
+                  f"measured ({reason[:200]})", file=out, flush=True)
+    return figures
