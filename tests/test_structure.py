@@ -21,7 +21,7 @@ MAX_FUNCTION_LINES = 60
 
 #: the layers, bottom first: a module may import its own layer and the ones below
 LAYERS = [
-    ["common", "moved"],
+    ["common", "moved", "demo"],
     ["data"],
     ["models"],
     ["sweepdir"],
@@ -29,13 +29,13 @@ LAYERS = [
     ["train"],
     ["results"],
     ["sweep"],
-    ["predict", "report"],
+    ["predict", "report", "export"],
     ["app"],
     ["__main__", "__init__"],
 ]
 #: command-line modules: the only ones whose imports of the package may sit inside
 #: functions (so that --help answers before Ray, torch or pandas load)
-CLI_MODULES = {"__main__", "report", "predict", "sweep.run", "sweep.__main__", "sweep.cli",
+CLI_MODULES = {"__main__", "report", "predict", "export", "sweep.run", "sweep.__main__", "sweep.cli",
                "data.cli", "data.__main__", "app.cli", "app.__main__"}
 
 
@@ -176,7 +176,8 @@ def test_predict_imports_no_ray():
     assert "ray" not in _loaded_after("import tune_food.predict")
 
 
-@pytest.mark.parametrize("module", ["tune_food.report", "tune_food.predict", "tune_food.app.cli",
+@pytest.mark.parametrize("module", ["tune_food.report", "tune_food.predict", "tune_food.export",
+                                    "tune_food.app.cli",
                                     "tune_food.data.cli", "tune_food.sweep.cli",
                                     "tune_food.__main__"])
 def test_the_clis_parse_before_loading_anything_heavy(module):

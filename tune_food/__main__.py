@@ -2,7 +2,7 @@
 ``python -m tune_food COMMAND ...``: one entry point for every CLI of the package.
 
 ``tune-food sweep --grid`` is ``python -m tune_food.sweep --grid``, and so on for
-``report``, ``predict``, ``app`` and ``data``: each command's own parser reads the rest
+``report``, ``predict``, ``export``, ``app`` and ``data``: each command's own parser reads the rest
 of the line. Nothing heavy is imported before the command is known.
 """
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "sweep": ("tune_food.sweep.run", "run, dry-run or resume a sweep (the grid, Optuna, random)"),
     "report": ("tune_food.report", "rebuild a sweep's leaderboard, tables and plots"),
     "predict": ("tune_food.predict", "classify photos with a sweep's best trial or a checkpoint"),
+    "export": ("tune_food.export", "ship a trial as a web demo: ONNX model, Gradio app, card"),
     "app": ("tune_food.app.cli", "the web page: classify, leaderboard, start and stop sweeps"),
     "data": ("tune_food.data.cli", "cut a subset of Food-101 into the image-folder layout"),
 }

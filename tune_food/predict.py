@@ -27,7 +27,8 @@ PROG = "python -m tune_food.predict"
 
 @dataclass(frozen=True)
 class ChosenCheckpoint:
-    """The checkpoint ``predict --sweep`` uses: rank 1 of the leaderboard."""
+    """The checkpoint ``predict --sweep`` (rank 1) or ``export`` (rank 1, or the trial
+    named) uses: a ranked row of the leaderboard."""
 
     path: str          # absolute checkpoint folder
     trial_name: str
@@ -49,13 +50,21 @@ def _locate(path: str, sweep_dir: str) -> str:
 
 
 def best_checkpoint(sweep_dir: str) -> ChosenCheckpoint:
-    """The checkpoint of the rank-1 trial in ``<sweep_dir>/leaderboard.csv``.
+    """The checkpoint of the rank-1 trial in ``<sweep_dir>/leaderboard.csv``
+    (:func:`trial_checkpoint` with no trial named)."""
+    return trial_checkpoint(sweep_dir)
 
-    Never falls back to another trial: a rank 1 that cannot be used is an error.
+
+def trial_checkpoint(sweep_dir: str, trial: str | None = None) -> ChosenCheckpoint:
+    """The checkpoint of trial ``trial`` (its name or id) in ``<sweep_dir>/leaderboard.csv``;
+    None: rank 1.
+
+    Never falls back to another trial: a trial that cannot be used is an error.
 
     Raises:
-        SweepError: no leaderboard, no ranked trial, or rank 1 has no checkpoint, or
-            its checkpoint holds another epoch than the one its row shows.
+        SweepError: no leaderboard, no such trial (the message names some), the trial is
+            not ranked (it did not run to its end), it has no checkpoint, or its
+            checkpoint holds another epoch than the one its row shows.
     """
     import pandas as pd
 
@@ -64,18 +73,33 @@ def best_checkpoint(sweep_dir: str) -> ChosenCheckpoint:
         raise SweepError(f"{path} not found; pass a finished sweep folder, or rebuild it with "
                          f"python -m tune_food.report {sweep_dir}")
     board = pd.read_csv(path)
-    ranked = board[board["rank"] == 1] if "rank" in board else board[0:0]
-    if ranked.empty:
-        raise SweepError(f"no trial in {path} is ranked (none ran to its end or was stopped "
-                         "by the scheduler); resume the sweep, or pass --checkpoint DIR")
-    best = ranked.iloc[0]
+    if trial is not None:
+        rows = board[(board["trial_name"].astype(str) == trial)
+                     | (board["trial_id"].astype(str) == trial)]
+        if rows.empty:
+            names = ", ".join(board["trial_name"].astype(str).head(5))
+            raise SweepError(f"no trial {trial!r} in {path} (its trials: {names}"
+                             f"{', ...' if len(board) > 5 else ''})")
+        best = rows.iloc[0]
+        if "rank" not in board or pd.isna(best["rank"]):
+            raise SweepError(f"trial {trial} of {path} is not ranked (status "
+                             f"{best.get('status')}): it did not run to its end; resume the "
+                             "sweep, or choose a ranked trial")
+    else:
+        ranked = board[board["rank"] == 1] if "rank" in board else board[0:0]
+        if ranked.empty:
+            raise SweepError(f"no trial in {path} is ranked (none ran to its end or was "
+                             "stopped by the scheduler); resume the sweep, or pass "
+                             "--checkpoint DIR")
+        best = ranked.iloc[0]
+    which = "the best trial" if trial is None else "trial"
     ckpt = best.get("checkpoint_path")
     if not isinstance(ckpt, str) or not ckpt:
-        raise SweepError(f"the best trial {best['trial_name']} of {path} has no checkpoint; "
+        raise SweepError(f"{which} {best['trial_name']} of {path} has no checkpoint; "
                          "pass another trial's folder with --checkpoint DIR")
     epoch = best.get("checkpoint_epoch")
     if pd.isna(epoch) or int(epoch) != int(best["epochs_done"]):
-        raise SweepError(f"the checkpoint of the best trial {best['trial_name']} holds epoch "
+        raise SweepError(f"the checkpoint of {which} {best['trial_name']} holds epoch "
                          f"{epoch}, not epoch {best['epochs_done']} whose metrics rank it; pass "
                          "a checkpoint with --checkpoint DIR")
     metric = str(best.get("ranked_by", "")).split(" ")[0]
@@ -84,7 +108,7 @@ def best_checkpoint(sweep_dir: str) -> ChosenCheckpoint:
                             float(best[metric]) if metric in best else float("nan"))
 
 
-def load_classifier(checkpoint_dir: str, device="cpu"):
+def load_classifier(checkpoint_dir: str, device="cpu", runtime: str | None = None):
     """Rebuild the trained classifier of a trial checkpoint.
 
     Returns:
@@ -93,7 +117,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
         CPU its backbone runs in :func:`tune_food.models.runtime.use_runtime`'s runtime
         (OpenVINO unless ``$TUNE_FOOD_BACKBONE_RUNTIME`` says ``torch``) with
         ``torch.get_num_threads()`` threads, the converted backbone kept in the feature
-        cache folder.
+        cache folder; ``runtime="torch"`` keeps it in PyTorch (what ``export`` converts).
 
     Raises:
         SweepError: the folder has no ``checkpoint.pt``, or the checkpoint's transform
@@ -121,7 +145,7 @@ def load_classifier(checkpoint_dir: str, device="cpu"):
         raise SweepError(f"the transform of {meta['model']} changed since {checkpoint_dir} was "
                          f"trained ({meta['transform']}); predictions would be off")
     model.head.load_state_dict(state["head"])
-    use_runtime(model, device, cache_dir=SweepOptions().feature_store_dir)
+    use_runtime(model, device, runtime, cache_dir=SweepOptions().feature_store_dir)
     return model.to(device).eval(), list(meta["classes"])
 
 
