@@ -37,6 +37,7 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import SweepError
+from tune_food.common.files import atomic_folder
 
 PROG = "python -m tune_food.export"
 DEMO_FILES = ("app.py", "preprocess.py")      # of tune_food/demo, copied as they are
@@ -91,9 +92,13 @@ def check_out(out: str, force: bool) -> None:
         raise SweepError(f"--out {out} is a file, not a folder; choose another path")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
-        raise SweepError(f"--out {out}: its folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SweepError(f"--out {out}: cannot write into {parent} (permission denied)")
+        what = "is not a folder" if os.path.lexists(parent) else "does not exist"
+        raise SweepError(f"--out {out}: its parent {parent} {what}")
+    try:   # the one sure test of writing there (root passes os.access on a read-only /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".tune_food-check-", dir=parent))
+    except OSError as exc:
+        raise SweepError(f"--out {out}: cannot write into {parent} "
+                         f"({exc.strerror or type(exc).__name__})") from None
 
 
 def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = False) -> str:
@@ -116,21 +121,8 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
     check_sweep_folder(sweep_dir)
     state = read_state(sweep_dir)
     chosen = trial_checkpoint(sweep_dir, trial)
-    out = os.path.abspath(out)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
-    try:
-        _write_folder(tmp, sweep_dir, state, chosen)
-        if os.path.lexists(out):   # --force: the old folder goes only once the new one is whole
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-",
-                                   dir=os.path.dirname(out))
-            os.replace(out, os.path.join(old, "x"))
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return atomic_folder(out, lambda folder: _write_folder(folder, sweep_dir, state, chosen),
+                         replace=force)
 
 
 def _write_folder(folder: str, sweep_dir: str, state: dict, chosen) -> None:
@@ -238,7 +230,8 @@ def model_card(card: dict, row, config: dict, state: dict) -> str:
 
     classes = ", ".join(card["classes"])
     varied = ", ".join(f"{k}={v}" for k, v in sorted(config.items())
-                       if k not in ("model", "data", "test_data"))
+                       if k not in ("model", "data", "test_data", "feature_cache")
+                       and v is not None)
     acc = (f"{row['test_acc']:.3f} (95 % Wilson interval {row['test_acc_ci_low']:.3f} to "
            f"{row['test_acc_ci_high']:.3f}; {int(row['test_correct'])} of "
            f"{int(row['test_images'])} test photos)")

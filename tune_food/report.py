@@ -16,26 +16,29 @@ import sys
 from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
-from tune_food.common.errors import SweepError
+from tune_food.common.errors import DataError, SweepError
 from tune_food.sweepdir.layout import ERRORS_PNG, RESULTS_DIR
 
 PROG = "python -m tune_food.report"
 
 
-def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
+def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: bool = False):
     """Rebuild the CSV files and plots of ``exp_dir`` from its trial folders (the same
     :func:`tune_food.results.outputs.write_outputs` the sweep ends with); print and return the
     leaderboard. A sweep whose ``sweep.json`` still says ``running`` while its driver is
     gone (killed) is marked with the status its trials show (``interrupted``).
     ``data_dir``: where the sweep's images are (else the sweep's ``--data-dir``,
     ``$TUNE_FOOD_DATA_DIR``, ``./data``); without them ``plots/errors.png`` is not drawn
-    and a line says so (:func:`errors_plot_note`).
+    and a line says so (:func:`errors_plot_note`). ``deployment``: first measure the
+    deployment figures of the models that have none (:func:`measure_deployment`).
 
     Returns:
         the leaderboard (a ``pandas.DataFrame``, one row per trial, ranked first).
 
     Raises:
         SweepError: not a sweep folder, a damaged ``sweep.json``, or no trial yet.
+        WeightsError: ``deployment`` and a model's weights are missing.
+        DataError: ``deployment`` and a model's test photos are not on this machine.
     """
     import pandas as pd
 
@@ -45,8 +48,12 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
     out = out or sys.stdout
     state = read_state(exp_dir)
     result = write_outputs(exp_dir, exp_dir, _with_data_dir(state, data_dir))
+    changed = False
+    if deployment and measure_deployment(result.board, state, data_dir, out):
+        changed = True
+        result = write_outputs(exp_dir, exp_dir, _with_data_dir(state, data_dir))
     board = result.board
-    changed = state.get("comparison", "") != result.summary
+    changed = changed or state.get("comparison", "") != result.summary
     state["comparison"] = result.summary
     if state.get("status") == "running" and not driver_alive(state):
         state["status"], changed = result.status, True
@@ -64,6 +71,9 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
     for line in (result.summary, result.ship):
         if line:
             print(line, file=out)
+    if not state.get("deployment") and not board.empty:
+        print("no deployment figures (cpu_ms, model_mb) in this sweep: add them with "
+              f"{PROG} {exp_dir} --deployment", file=out)
     for p in result.files:
         if p.endswith(".png"):
             print(f"plot: {p}", file=out)
@@ -72,6 +82,42 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
     if note:
         print(note, file=out)
     return board
+
+
+def measure_deployment(board, state: dict, data_dir: str | None, out) -> bool:
+    """Measure here the deployment figures (:func:`tune_food.models.deploy.deployment_figures`)
+    of each model of ``board``'s finished trials that ``state["deployment"]`` lacks (or
+    holds an error for), with the first test photo of one of its trials; add them to
+    ``state`` and print a line per model. Returns whether any was added.
+
+    Raises:
+        WeightsError: a model's weights are missing.
+        DataError: a model's test photos are not on this machine.
+    """
+    import pandas as pd
+
+    from tune_food.models.deploy import deployment_figures, describe
+    from tune_food.results.images import dataset_folders, first_test_photo
+
+    figures = dict(state.get("deployment") or {})
+    datasets = dataset_folders(_with_data_dir(state, data_dir))
+    done = board[board["status"] == "TERMINATED"] if "status" in board else board.iloc[0:0]
+    added = False
+    for model, rows in done.groupby("model", sort=True):
+        if "cpu_ms" in figures.get(model, {}):
+            continue
+        config = {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].items()
+                  if k in ("data", "test_data")}
+        try:
+            photo, num_classes = first_test_photo(config, datasets)
+        except ValueError as exc:
+            raise DataError(f"cannot measure {model}: {exc}; pass --data-dir DIR") from None
+        figures[model] = {**deployment_figures(model, num_classes, photo),
+                          "photo": os.path.basename(photo)}
+        print(f"deployment figures of {model}: {describe(figures[model])}", file=out)
+        added = True
+    state["deployment"] = figures
+    return added
 
 
 def _with_data_dir(state: dict, data_dir: str | None) -> dict:
@@ -126,6 +172,10 @@ def build_parser() -> Parser:
     parser.add_argument("--data-dir", metavar="DIR", type=path_arg, help="where the "
                         "sweep's datasets are, for plots/errors.png (default: the sweep's "
                         "--data-dir, else $TUNE_FOOD_DATA_DIR, else ./data)")
+    parser.add_argument("--deployment", action="store_true", help="first measure the "
+                        "deployment figures (cpu_ms, model_mb) of the models that have none, "
+                        "on this machine: a sweep made before they existed (a few seconds "
+                        "per backbone)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -151,7 +201,7 @@ def _body(args) -> int:
                              "--results-dir DIR")
         exp_dir = os.path.join(args.results_dir, name)
         print(f"the newest sweep under {args.results_dir}: {exp_dir}", flush=True)
-    rebuild(exp_dir, data_dir=args.data_dir)
+    rebuild(exp_dir, data_dir=args.data_dir, deployment=args.deployment)
     return 0
 
 

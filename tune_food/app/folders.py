@@ -24,11 +24,12 @@ from tune_food.sweepdir.layout import (
     PLOTS_DIR,
     PREDICTIONS_FILE,
     RESULTS_FILE,
+    TRADEOFF_PNG,
 )
 from tune_food.sweepdir.state import data_root, peek_state
 from tune_food.train.hparams import PARAMS
 
-PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG)   # of tune_food.results.plots.make_plots, shown
+PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG, TRADEOFF_PNG)   # of tune_food.results.plots.make_plots, shown
 
 
 def abs_in(exp_dir: str, path: Any) -> str | None:
@@ -46,7 +47,7 @@ class Board:
     board: pd.DataFrame           # leaderboard rows, best first
     results: pd.DataFrame         # one row per trial and epoch
     state: dict                   # sweep.json
-    plots: list[str]              # leaderboard.png / curves.png paths
+    plots: list[str]              # PLOT_FILES' paths (those drawn)
     live: bool                    # rebuilt from the trial folders (the sweep is running)
     note: str = ""                # why the board is empty, if it is
     built: float = field(default_factory=time.time)   # when it was read (epoch seconds)

@@ -1,5 +1,7 @@
 """The Leaderboard page: ``leaderboard.csv`` as a table, the plots, and per trial its
-hyperparameters, curves, the test images it gets wrong and its confusion matrix. While
+hyperparameters, curves, the test images it gets wrong and its confusion matrix, and an
+"Export" button that returns the trial as a web demo folder in a zip
+(:func:`tune_food.export.export`). While
 the sweep runs, the board is rebuilt every :data:`BOARD_REFRESH_S` seconds from the
 trial folders (:func:`tune_food.app.folders.load_board`)."""
 
@@ -7,6 +9,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
+import tempfile
+import threading
 from types import SimpleNamespace
 
 import pandas as pd
@@ -17,7 +22,7 @@ from tune_food.app.figures import confusion_figure, curves_figure, thumb
 from tune_food.app.folders import Board, abs_in, display_board, read_predictions
 from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.results.images import test_images
-from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
+from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE, TRADEOFF_PNG
 from tune_food.sweepdir.state import list_sweeps
 from tune_food.train.hparams import PARAMS
 
@@ -31,6 +36,8 @@ class LeaderboardPage:
         self.boards = boards
         self.classifiers = classifiers
         self._predictions: dict[str, pd.DataFrame] = {}   # checkpoint -> computed ones
+        self.exports_dir = tempfile.mkdtemp(prefix="tune_food-exports-")   # the zips served
+        self._export_lock = threading.Lock()   # one export at a time (a few seconds of CPU)
 
     @staticmethod
     def layout() -> SimpleNamespace:
@@ -44,8 +51,15 @@ class LeaderboardPage:
         with gr.Row():
             ui.lb_img = gr.Image(label=LEADERBOARD_PNG, type="filepath", interactive=False)
             ui.cv_img = gr.Image(label=CURVES_PNG, type="filepath", interactive=False)
-        ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial",
-                               elem_classes=["tf-picker"])
+            ui.tr_img = gr.Image(label=TRADEOFF_PNG, type="filepath", interactive=False,
+                                 elem_id="tradeoff")
+        with gr.Row():
+            ui.trial = gr.Dropdown(label="trial", allow_custom_value=True,
+                                   elem_id="board-trial", elem_classes=["tf-picker"], scale=3)
+            ui.export_btn = gr.Button("Export", elem_id="export-btn", scale=0, min_width=120)
+            ui.export_file = gr.File(label="web demo of the trial (zip: app.py, model.onnx, "
+                                     "README.md; python app.py)", elem_id="export-file",
+                                     interactive=False, scale=2)
         ui.trial_note = gr.Markdown()
         with gr.Row():
             ui.params = gr.JSON(label="hyperparameters")
@@ -61,19 +75,18 @@ class LeaderboardPage:
         import gradio as gr
 
         if not sweep:
-            return ("No sweep yet.", display_board(pd.DataFrame()), None, None,
+            return ("No sweep yet.", display_board(pd.DataFrame()), None, None, None,
                     gr.update(choices=[], value=None))
         try:
             _, b = self.boards.get(sweep)
         except SweepError as exc:
-            return (str(exc), display_board(pd.DataFrame()), None, None,
+            return (str(exc), display_board(pd.DataFrame()), None, None, None,
                     gr.update(choices=[], value=None))
-        plots = self.boards.plots(sweep, b)
-        lb = next((p for p in plots if os.path.basename(p) == LEADERBOARD_PNG), None)
-        cv = next((p for p in plots if os.path.basename(p) == CURVES_PNG), None)
+        plots = {os.path.basename(p): p for p in self.boards.plots(sweep, b)}
         trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
                   for _, r in b.board.iterrows()] if not b.board.empty else []
-        return (_head(sweep, b), display_board(b.board), lb, cv,
+        return (_head(sweep, b), display_board(b.board), plots.get(LEADERBOARD_PNG),
+                plots.get(CURVES_PNG), plots.get(TRADEOFF_PNG),
                 gr.update(choices=trials, value=trials[0][1] if trials else None))
 
     def refresh_board(self, sweep: str | None):
@@ -84,10 +97,9 @@ class LeaderboardPage:
                 self.boards.status(sweep) != "running":
             last = self.boards.cached(sweep) if sweep else None
             if last is not None and last.live and self.boards.status(sweep) != "running":
-                return self.board_view(sweep)[:4] + (gr.skip(),)  # it just ended: the final board
-            return (gr.skip(),) * 5
-        head, table, lb, cv, _ = self.board_view(sweep)
-        return head, table, lb, cv, gr.skip()
+                return self.board_view(sweep)[:-1] + (gr.skip(),)  # it just ended: the final board
+            return (gr.skip(),) * 6
+        return self.board_view(sweep)[:-1] + (gr.skip(),)
 
     def trial_view(self, sweep: str | None, trial: str | None):
         """Hyperparameters, curves, wrong test images, confusion matrix and a note of
@@ -118,6 +130,32 @@ class LeaderboardPage:
                                               "machine; no predictions to show.")
         gallery, note = _wrong_images(preds)
         return params, curves, gallery, confusion_figure(preds), note
+
+    def export_zip(self, sweep: str | None, trial: str | None) -> str:
+        """The web demo folder of trial ``trial`` (its id) of sweep ``sweep``
+        (:func:`tune_food.export.export`) as a zip; returns the zip's path.
+
+        Raises:
+            gradio.Error: no trial chosen, or the export refused (its one-line reason).
+        """
+        import gradio as gr
+
+        from tune_food.export import export
+
+        if not sweep or not trial:
+            raise gr.Error("Choose a sweep and a trial first.")
+        try:
+            exp, b = self.boards.get(sweep)
+            rows = b.board[b.board["trial_id"].astype(str) == str(trial)] \
+                if not b.board.empty else b.board
+            name = str(rows.iloc[0]["trial_name"]) if not rows.empty else str(trial)
+            with self._export_lock:
+                work = tempfile.mkdtemp(dir=self.exports_dir)
+                folder = export(exp, os.path.join(work, f"{name}-demo"), str(trial))
+                return shutil.make_archive(folder, "zip", os.path.dirname(folder),
+                                           os.path.basename(folder))
+        except TuneFoodError as exc:
+            raise gr.Error(str(exc)) from None
 
     def trial_predictions(self, exp: str, row: pd.Series, ckpt: str) -> pd.DataFrame | None:
         """image, label, predicted, probability (of the prediction) per test image: the

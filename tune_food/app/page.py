@@ -76,7 +76,8 @@ def build_app(config: AppConfig):
     sweeps = list_sweeps(results_dir)
     first = config.sweep if config.sweep in sweeps else newest_sweep(results_dir)
     examples = _examples(os.path.join(results_dir, first)) if first else []
-    allowed = sorted({results_dir} | {os.path.dirname(p) for p in examples}
+    allowed = sorted({results_dir, pages.board.exports_dir}
+                     | {os.path.dirname(p) for p in examples}
                      | {os.path.dirname(os.path.realpath(p)) for p in examples})
     with gr.Blocks(title="tune_food") as demo:
         with gr.Row():
@@ -111,11 +112,11 @@ def _wire(demo, pages: SimpleNamespace, sweep_dd, c: SimpleNamespace, b: SimpleN
     """The events of the page (inside ``demo``): ``c``, ``b``, ``s`` are the components
     of the Classify, Leaderboard and Sweeps pages. The API names are those the tests
     and clients call (``/classify``, ``/trial_view``, ``/start``, ``/stop``,
-    ``/resume``, ``/log``)."""
+    ``/resume``, ``/log``, ``/export``)."""
     import gradio as gr
 
     classify, board, sweeps = pages.classify, pages.board, pages.sweeps
-    board_out = [b.head, b.table, b.lb_img, b.cv_img, b.trial]
+    board_out = [b.head, b.table, b.lb_img, b.cv_img, b.tr_img, b.trial]
     sweep_dd.change(classify.on_sweep, sweep_dd, [c.trial_dd, c.note]).then(
         board.board_view, sweep_dd, board_out)
     c.run_btn.click(classify.classify_batch, [c.files, c.trial_dd, sweep_dd],
@@ -124,6 +125,8 @@ def _wire(demo, pages: SimpleNamespace, sweep_dd, c: SimpleNamespace, b: SimpleN
     demo.load(board.board_view, sweep_dd, board_out)
     b.trial.change(board.trial_view, [sweep_dd, b.trial],
                    [b.params, b.curves, b.wrong, b.confusion, b.trial_note])
+    b.export_btn.click(board.export_zip, [sweep_dd, b.trial], b.export_file,
+                       api_name="export")
     board_timer = gr.Timer(BOARD_REFRESH_S)
     board_timer.tick(board.refresh_board, sweep_dd, board_out, show_progress="hidden",
                      api_visibility="private")

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any, Callable
 
@@ -35,13 +36,49 @@ def atomic_write(path: str, write: Callable[[str], None]) -> str:
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary modes
+        _ordinary_mode(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    return path
+
+
+def _ordinary_mode(path: str, mode: int) -> None:
+    """chmod ``path`` to ``mode`` less the umask (mkstemp and mkdtemp make it private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+def atomic_folder(path: str, write: Callable[[str], None], replace: bool = False) -> str:
+    """Call ``write(tmp_folder)`` to fill a new folder, then rename it to ``path``.
+
+    The folder is built beside ``path`` (same file system). If ``write`` raises, nothing
+    is left behind and the exception propagates. ``replace``: an existing ``path`` is
+    replaced, and removed only once the new folder is whole. Returns the absolute
+    ``path``.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``replace`` is false.
+    """
+    path = os.path.abspath(path)
+    parent, base = os.path.dirname(path), os.path.basename(path)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    old = None
+    try:
+        _ordinary_mode(tmp, 0o777)
+        write(tmp)
+        if os.path.lexists(path):
+            if not replace:
+                raise FileExistsError(f"{path} exists")
+            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+            os.replace(path, os.path.join(old, base))
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover and os.path.lexists(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
     return path
 
 

@@ -22,6 +22,7 @@ import os
 from PIL import Image
 
 from tune_food.common.errors import DataError
+from tune_food.demo.preprocess import load_rgb
 
 SPLITS = ("train", "test")
 
@@ -35,16 +36,10 @@ def rgb_loader(path: str) -> Image.Image:
     ``Orientation`` tag applied (``ImageOps.exif_transpose``: a phone photo saved
     sideways with orientation 6 comes out upright), whatever its mode (L, P, RGBA,
     CMYK, I;16...). The one loader of tune_food: feature extraction, the image
-    pipeline and predict all decode through it (:data:`LOADER`)."""
-    from PIL import ImageOps
-
-    with open(path, "rb") as fh:
-        img = Image.open(fh)
-        img.load()
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits
-        img = img.point(lambda v: v / 256).convert("L")
-    return img.convert("RGB")
+    pipeline and predict all decode through it (:data:`LOADER`). Its code is
+    :func:`tune_food.demo.preprocess.load_rgb`, which an exported demo carries as it is,
+    so the demo decodes exactly as training did."""
+    return load_rgb(path)
 
 
 def image_extensions() -> tuple[str, ...]:

@@ -29,7 +29,7 @@ import warnings
 import torch
 from torch import nn
 
-from tune_food.common.files import exclusive_lock
+from tune_food.common.files import atomic_write, exclusive_lock
 from tune_food.demo.preprocess import load_rgb, to_input
 from tune_food.models.registry import (
     FrozenBackboneClassifier,
@@ -80,23 +80,17 @@ def export_onnx(classifier: FrozenBackboneClassifier, path: str) -> str:
     """
     size = get_spec(classifier.model_name).input_size
     module = _Deployed(classifier).eval()
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        # a batch of 2 as the example: a batch of 1 would be specialised to 1
-        example = torch.zeros(2, 3, size, size)
+    example = torch.zeros(2, 3, size, size)   # 2, not 1: a batch of 1 would be fixed to 1
+
+    def write(tmp: str) -> None:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, (example,), tmp, dynamo=True, external_data=False,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_shapes=({0: torch.export.Dim("batch")},),
                               verbose=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+
+    return atomic_write(path, write)
 
 
 def onnx_session(path: str, threads: int = THREADS):

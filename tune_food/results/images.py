@@ -1,6 +1,6 @@
 """The images a sweep's trials were scored on, found from its ``sweep.json``: the web
-page shows them, ``export`` takes its example photos from them, ``report --deployment``
-measures with one."""
+page shows them, ``export`` takes its example photos from them, the deployment figures
+are measured with one (:func:`first_test_photo`)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,19 @@ def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
     except (ValueError, KeyError, DataError):
         return []
     return sorted(p for p, _ in samples)
+
+
+def first_test_photo(config: dict, datasets: dict[str, str]) -> tuple[str, int]:
+    """``(path, number of classes)``: the first image (sorted) of the test split a trial
+    with ``config`` (``data``, ``test_data``) is scored on; ``datasets``: dataset name
+    -> folder (:func:`dataset_folders`, or a sweep plan's).
+
+    Raises:
+        DataError: the split cannot be read, or holds no image.
+        ValueError: a dataset ``datasets`` does not hold.
+    """
+    classes, samples = split_samples(split_dirs(config, datasets)[1])
+    if not samples:
+        raise DataError(f"the test split of {config.get('test_data') or config.get('data')} "
+                        "holds no image")
+    return sorted(p for p, _ in samples)[0], len(classes)

@@ -313,8 +313,10 @@ def _short_name(name: str, width: int = 26) -> str:
 def tradeoff_figure(board: pd.DataFrame, name: str):
     """The figure of ``tradeoff.png`` for the ranked rows of ``board`` that have
     ``cpu_ms`` (:mod:`tune_food.results.tradeoff`: test accuracy with its Wilson
-    interval against ``cpu_ms``, the Pareto front, the trial to ship); None when none has. Returns the matplotlib
-    ``Figure`` (the caller closes it)."""
+    interval against ``cpu_ms``, the Pareto front, the trial to ship); None when none
+    has. Trials of one backbone share its ``cpu_ms`` (measured once per backbone), so
+    they stand on one vertical line. Returns the matplotlib ``Figure`` (the caller
+    closes it)."""
     import matplotlib.pyplot as plt
 
     rows = board[board["rank"].notna()].dropna(subset=["cpu_ms", "test_acc"]) \
@@ -333,8 +335,10 @@ def tradeoff_figure(board: pd.DataFrame, name: str):
                                                part["test_acc_ci_high"].to_numpy(dtype=float) - acc],
                     fmt="o", color=colour, ecolor=colour, alpha=0.8, capsize=3, label=label)
     front = pareto_front(rows)
+    # the front's trials ringed (a front of one trial is a ring, not a line), joined by steps
     ax.step(front["cpu_ms"], front["test_acc"], where="post", color="#333333", lw=1,
-            ls="--", label="Pareto front (nothing both faster and more accurate)")
+            ls="--", marker="o", markersize=11, markerfacecolor="none",
+            label="Pareto front (nothing both faster and more accurate)")
     ship = fastest_tied(rows)
     if ship is not None:
         ax.annotate(f"ship: {ship['trial_name']}", (ship["cpu_ms"], ship["test_acc"]),

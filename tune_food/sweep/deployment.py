@@ -25,9 +25,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_food.common.errors import one_line
-from tune_food.data.splits import split_samples
 from tune_food.models.deploy import deployment_figures
-from tune_food.train.hparams import split_dirs
+from tune_food.results.images import first_test_photo
 
 
 def _measure_task(model: str, num_classes: int, photo: bytes, suffix: str) -> dict:
@@ -38,18 +37,6 @@ def _measure_task(model: str, num_classes: int, photo: bytes, suffix: str) -> di
         fh.flush()
         figures = deployment_figures(model, num_classes, fh.name)
     return {**figures, "node_id": ray.get_runtime_context().get_node_id()}
-
-
-def first_test_photo(config: dict, datasets: dict[str, str]) -> tuple[str, int]:
-    """``(path, number of classes)``: the first image (sorted) of the test split a trial
-    with ``config`` is scored on.
-
-    Raises:
-        DataError: the split cannot be read.
-        ValueError: a dataset the sweep did not resolve.
-    """
-    classes, samples = split_samples(split_dirs(config, datasets)[1])
-    return sorted(p for p, _ in samples)[0], len(classes)
 
 
 def _trial_nodes(results) -> dict[str, tuple[dict, list[str]]]:
