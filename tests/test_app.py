@@ -382,6 +382,30 @@ def test_leaderboard_trial_view_counts_the_wrong_test_images(client, app):
 
 
 @pytest.mark.slow
+def test_export_returns_the_chosen_trial_as_a_demo_zip(client, app, tmp_path):
+    import json
+    import zipfile
+
+    import pandas as pd
+    from gradio_client.exceptions import AppError
+
+    board = pd.read_csv(os.path.join(app[1], "leaderboard.csv"))
+    second = board.iloc[1]   # not rank 1: the trial chosen on the page
+    path = client.predict("small", str(second["trial_id"]), api_name="/export")
+    top = f"{second['trial_name']}-demo"
+    assert os.path.basename(path) == f"{top}.zip"
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        card = json.loads(zf.read(f"{top}/model.json"))
+    assert {f"{top}/{n}" for n in ("app.py", "preprocess.py", "model.onnx", "model.json",
+                                     "README.md", "requirements.txt")} <= names
+    assert sum(n.startswith(f"{top}/examples/") and not n.endswith("/") for n in names) == 3
+    assert card["trial"] == second["trial_name"] and card["classes"] == ["pizza", "steak", "sushi"]
+    with pytest.raises(AppError, match="no trial 'nope'"):
+        client.predict("small", "nope", api_name="/export")
+
+
+@pytest.mark.slow
 def test_trial_view_reads_predictions_csv_and_relative_paths(client, app):
     """A sweep whose leaderboard stores paths relative to the sweep folder and whose
     trials keep a predictions.csv (image, label, predicted, prob_<class>): the page reads
@@ -527,6 +551,10 @@ def test_real_browser_classify_leaderboard_and_a_sweep(app, tmp_path):
         expect(page.locator("#board [role=row]")).to_have_count(3)
         expect(page.locator("#board [role=row]").nth(1)).to_contain_text("TERMINATED")
         expect(page.locator("#board-head")).to_contain_text("small")
+        expect(page.locator("#tradeoff img")).to_be_visible()
+        page.click("#export-btn")
+        expect(page.locator("#export-file a")).to_have_attribute(
+            "href", re.compile(r"-demo\.zip$"), timeout=120_000)
         page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
 
         page.get_by_role("tab", name="Sweeps").click()
