@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tune_food.app import checkpointed, load_board, test_images, wait_until_serving  # noqa: E402
+from tune_food.app import checkpointed, load_board, wait_until_serving  # noqa: E402
+from tune_food.results.images import test_images  # noqa: E402
 from tune_food.sweepdir.state import list_sweeps  # noqa: E402
 
 

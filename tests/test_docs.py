@@ -24,7 +24,7 @@ COMMAND = re.compile(r"(?:python3? -m (tune_food(?:\.\w+)*)|\btune-food)\b([^'|&
 # the module of each command whose build_parser() reads its command line
 PARSERS = {"sweep": "tune_food.sweep.cli", "report": "tune_food.report",
            "predict": "tune_food.predict", "app": "tune_food.app.cli",
-           "data": "tune_food.data.cli"}
+           "data": "tune_food.data.cli", "export": "tune_food.export"}
 
 
 def _read(path: str) -> str:
@@ -120,7 +120,8 @@ def test_every_command_example_parses(module, args):
 
 def test_there_are_command_examples_of_every_command():
     seen = {m.values[0] for m in command_examples()}
-    assert {f"tune_food.{c}" for c in ("sweep", "report", "predict", "app", "data")} <= seen
+    assert {f"tune_food.{c}" for c in ("sweep", "report", "predict", "app", "data",
+                                                   "export")} <= seen
 
 
 def test_the_parameter_table_states_the_code_defaults():

@@ -21,6 +21,7 @@ from tune_food.app.classify import Classifiers, classify_images
 from tune_food.app.figures import confusion_figure, curves_figure, thumb
 from tune_food.app.folders import Board, abs_in, display_board, read_predictions
 from tune_food.common.errors import SweepError, TuneFoodError
+from tune_food.export import export
 from tune_food.results.images import test_images
 from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE, TRADEOFF_PNG
 from tune_food.sweepdir.state import list_sweeps
@@ -139,8 +140,6 @@ class LeaderboardPage:
             gradio.Error: no trial chosen, or the export refused (its one-line reason).
         """
         import gradio as gr
-
-        from tune_food.export import export
 
         if not sweep or not trial:
             raise gr.Error("Choose a sweep and a trial first.")
