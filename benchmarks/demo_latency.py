@@ -11,9 +11,9 @@ and the two environments' sizes on disk (``du``), with the load average.
 
     TUNE_FOOD_DATA_DIR=../shared/data python benchmarks/demo_latency.py [results/<sweep>]
 
-Goals (issue 24): the demo's environment a small fraction of the training one (6.9 GB
-with PyTorch's CUDA build); its p50 for one photo within 2x of in-process ``predict``
-(an HTTP round trip and Gradio's file upload on top of the model).
+Issue 24 asks for these figures, not a goal; the demo's own model time (the exported
+model and preprocessing in this process, one thread: what ``cpu_ms`` measures) is printed
+beside them, so the share of Gradio's HTTP upload and queue is seen.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def start_demo(folder: str, venv: str) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     proc = subprocess.Popen([os.path.join(venv, "bin", "python"), "app.py"], cwd=folder,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(env, GRADIO_SERVER_PORT=str(port)))
+                            env=dict(env, GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1"))
     for line in proc.stdout:
         if "Running on local URL" in line:
             return proc, f"http://127.0.0.1:{port}"
@@ -97,8 +97,12 @@ def main() -> int:
         print(f"demo environment installed in {time.perf_counter() - start:.0f} s")
     photos = test_images(sweep)[:args.images]
 
+    import torch
     from gradio_client import Client, handle_file
 
+    from tune_food.demo.preprocess import load_rgb, to_input
+    from tune_food.models.deploy import INPUT_NAME, ONNX_FILE, onnx_session
+    from tune_food.models.registry import preprocessing
     from tune_food.predict import load_classifier, predict, trial_checkpoint
 
     model, classes = load_classifier(trial_checkpoint(sweep, trial).path)
@@ -107,7 +111,9 @@ def main() -> int:
         client = Client(url, verbose=False)
         client.predict(handle_file(photos[0]), api_name="/classify")   # warm-up
         predict(model, classes, photos[:1])
-        demo_ms, local_ms = [], []
+        demo_ms, local_ms, model_ms = [], [], []
+        session = onnx_session(os.path.join(folder, ONNX_FILE))
+        steps = preprocessing(model.model_name)
         for _ in range(args.rounds):
             for photo in photos:
                 t = time.perf_counter()
@@ -116,6 +122,9 @@ def main() -> int:
                 t = time.perf_counter()
                 predict(model, classes, [photo])
                 local_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                session.run(None, {INPUT_NAME: to_input(load_rgb(photo), steps)})
+                model_ms.append((time.perf_counter() - t) * 1000)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -123,8 +132,10 @@ def main() -> int:
           f"rounds; load average {os.getloadavg()[0]:.2f}")
     print(f"demo (python app.py, ONNX Runtime, HTTP): p50 {statistics.median(demo_ms):.1f} ms, "
           f"p95 {pct(demo_ms, 95):.1f} ms")
-    print(f"in-process predict (training env):       p50 {statistics.median(local_ms):.1f} ms, "
+    print(f"in-process predict (training env, {torch.get_num_threads()} threads): p50 {statistics.median(local_ms):.1f} ms, "
           f"p95 {pct(local_ms, 95):.1f} ms")
+    print(f"the demo's model alone (this process, 1 thread): p50 "
+          f"{statistics.median(model_ms):.1f} ms, p95 {pct(model_ms, 95):.1f} ms")
     print(f"ratio demo / predict at p50: {statistics.median(demo_ms) / statistics.median(local_ms):.2f}")
     demo_mb, train_mb = du_mb(venv), du_mb(sys.prefix)
     model_mb = sum(os.path.getsize(p) for p in glob.glob(os.path.join(folder, "**"),
