@@ -61,7 +61,7 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None):
           file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         print(board[list(dict.fromkeys(cols))].to_string(index=False), file=out)
-    for line in (result.summary, result.ship):
+    for line in (result.summary, result.ship, result.importance):
         if line:
             print(line, file=out)
     for p in result.files:

@@ -17,7 +17,13 @@ from tune_food.app.figures import confusion_figure, curves_figure, thumb
 from tune_food.app.folders import Board, abs_in, display_board, read_predictions
 from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.results.images import test_images
-from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE
+from tune_food.sweepdir.layout import (
+    CURVES_PNG,
+    IMPORTANCE_PNG,
+    LEADERBOARD_PNG,
+    PARALLEL_PNG,
+    PREDICTIONS_FILE,
+)
 from tune_food.sweepdir.state import list_sweeps
 from tune_food.train.hparams import PARAMS
 
@@ -44,6 +50,9 @@ class LeaderboardPage:
         with gr.Row():
             ui.lb_img = gr.Image(label=LEADERBOARD_PNG, type="filepath", interactive=False)
             ui.cv_img = gr.Image(label=CURVES_PNG, type="filepath", interactive=False)
+        with gr.Row():   # which hyperparameters mattered (a finished sweep's)
+            ui.imp_img = gr.Image(label=IMPORTANCE_PNG, type="filepath", interactive=False)
+            ui.par_img = gr.Image(label=PARALLEL_PNG, type="filepath", interactive=False)
         ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial",
                                elem_classes=["tf-picker"])
         ui.trial_note = gr.Markdown()
@@ -57,23 +66,24 @@ class LeaderboardPage:
         return ui
 
     def board_view(self, sweep: str | None):
-        """Head line, table, the two plots and the trial dropdown of sweep ``sweep``."""
+        """Head line, table, the four plots (leaderboard, curves, importance, parallel;
+        None where not drawn) and the trial dropdown of sweep ``sweep``."""
         import gradio as gr
 
         if not sweep:
-            return ("No sweep yet.", display_board(pd.DataFrame()), None, None,
+            return ("No sweep yet.", display_board(pd.DataFrame()), None, None, None, None,
                     gr.update(choices=[], value=None))
         try:
             _, b = self.boards.get(sweep)
         except SweepError as exc:
-            return (str(exc), display_board(pd.DataFrame()), None, None,
+            return (str(exc), display_board(pd.DataFrame()), None, None, None, None,
                     gr.update(choices=[], value=None))
         plots = self.boards.plots(sweep, b)
-        lb = next((p for p in plots if os.path.basename(p) == LEADERBOARD_PNG), None)
-        cv = next((p for p in plots if os.path.basename(p) == CURVES_PNG), None)
+        shown = [next((p for p in plots if os.path.basename(p) == n), None)
+                 for n in (LEADERBOARD_PNG, CURVES_PNG, IMPORTANCE_PNG, PARALLEL_PNG)]
         trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
                   for _, r in b.board.iterrows()] if not b.board.empty else []
-        return (_head(sweep, b), display_board(b.board), lb, cv,
+        return (_head(sweep, b), display_board(b.board), *shown,
                 gr.update(choices=trials, value=trials[0][1] if trials else None))
 
     def refresh_board(self, sweep: str | None):
@@ -84,10 +94,9 @@ class LeaderboardPage:
                 self.boards.status(sweep) != "running":
             last = self.boards.cached(sweep) if sweep else None
             if last is not None and last.live and self.boards.status(sweep) != "running":
-                return self.board_view(sweep)[:4] + (gr.skip(),)  # it just ended: the final board
-            return (gr.skip(),) * 5
-        head, table, lb, cv, _ = self.board_view(sweep)
-        return head, table, lb, cv, gr.skip()
+                return self.board_view(sweep)[:6] + (gr.skip(),)  # it just ended: the final board
+            return (gr.skip(),) * 7
+        return self.board_view(sweep)[:6] + (gr.skip(),)
 
     def trial_view(self, sweep: str | None, trial: str | None):
         """Hyperparameters, curves, wrong test images, confusion matrix and a note of

@@ -5,7 +5,8 @@ function for the sweep and for ``python -m tune_food.report`` alike.
 ``ExperimentAnalysis``: saved trial statuses, ``progress.csv``, checkpoints, errors;
 no cluster needed). :func:`write_outputs` turns them into ``leaderboard.csv``,
 ``results.csv``, their Parquet copies with dtypes (:mod:`tune_food.results.tables`),
-``leaderboard_by_config.csv`` (repeated seeds) and the plots, and
+``leaderboard_by_config.csv`` (repeated seeds), the plots and which hyperparameters
+mattered (``importance.csv``, :mod:`tune_food.results.importance`), and
 works out the sweep's status (:func:`sweep_status`). Because the sweep calls the same
 function at its end that ``report`` calls later, both write the same bytes.
 """
@@ -30,6 +31,7 @@ from tune_food.results.leaderboard import (
     results_dataframe,
     tie_summary,
 )
+from tune_food.results.importance import write_importance
 from tune_food.results.plots import make_plots
 from tune_food.results.tables import write_parquet_atomic
 from tune_food.results.tradeoff import add_deployment, ship_summary
@@ -60,6 +62,7 @@ class Outputs:
     summary: str = ""                 # how many trials tie with the best
     best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
     ship: str = ""                    # the fastest trial tied with the best, its export command
+    importance: str = ""              # why importance.csv was not written (too few trials)
 
 
 def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
@@ -194,8 +197,9 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
 
 
 def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
-    """Write the leaderboard and results (CSV and Parquet), per-configuration table and
-    plots of a sweep.
+    """Write the leaderboard and results (CSV and Parquet), per-configuration table,
+    plots and hyperparameter importances (:func:`tune_food.results.importance.write_importance`)
+    of a sweep.
 
     Args:
         exp_path: the sweep's experiment folder or storage URI (where trials are).
@@ -220,6 +224,9 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
         by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
         out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
     out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state))
+    importance = write_importance(local_dir, board, state)
+    out.files += importance.files
+    out.importance = importance.note
     return out
 
 

@@ -376,7 +376,7 @@ def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
         print(board[list(dict.fromkeys(cols))].head(10).to_string(index=False), file=out)
     print(f"\nleaderboard: {os.path.join(local_dir, LEADERBOARD_FILE)}", file=out)
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
-    for line in (result.summary, result.ship):
+    for line in (result.summary, result.ship, result.importance):
         if line:
             print(line, file=out)
     print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)
