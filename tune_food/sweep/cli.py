@@ -51,6 +51,10 @@ def _what_flags(g) -> None:
     g.add_argument("--num-samples", type=int, metavar="N",
                    help=f"trials to sample with --search (default {NUM_SAMPLES}); not with --grid, "
                    "which runs each combination once")
+    g.add_argument("--warm-start", metavar="SWEEP", type=path_arg,
+                   help="with --search optuna: Optuna's study starts from the completed "
+                   "trials of the sweep folder SWEEP (results/<name>), which must rank by the "
+                   "same metric on the same images and sample the same parameters")
     g.add_argument("--scheduler", choices=["fifo", "asha"],
                    help="trial scheduler: asha stops poor trials early (default: "
                    f"{SweepOptions(search='random').scheduler_name} with --search, "

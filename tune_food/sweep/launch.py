@@ -57,7 +57,7 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
             the sweep folder is not created then).
     """
     local_dir = local_dir_of(exp_dir, name)
-    search = make_search(plan.space, options)
+    search = make_search(plan.space, options, plan.history)
     mlflow = start_runs(options.mlflow, name, local_dir,
                         peek_state(local_dir).get("mlflow") if options.resume else None)
     state = start_state(plan, options, name, local_dir,

@@ -28,6 +28,7 @@ from tune_food.data.splits import split_samples, validate_image_folder
 from tune_food.data.validation import (
     find_leakage,
     group_duplicates,
+    images_fingerprint,
     leakage_error,
     shared_validation,
 )
@@ -55,6 +56,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
     validation: Any = None                    # tune_food.data.validation.ValidationPlan
+    test_sets: dict[str, dict] = field(default_factory=dict)  # test label -> images_fingerprint
+    history: Any = None                       # earlier trials for Optuna (sweep.history.History)
 
     def relative(self, path: str) -> str:
         """``path`` relative to the data root: what ``sweep.json`` records, so a sweep
@@ -124,7 +127,9 @@ def plan_sweep(space: SearchSpace, options: SweepOptions, out=None) -> Plan:
     return Plan(space=space, data_root=data_root, datasets=datasets,
                 exclude=sorted(p for p, _ in bad), bad_images=bad, weights=weights,
                 trials=trials, pairs=list(dict.fromkeys(pairs)), notes=notes,
-                validation=validation)
+                validation=validation,
+                test_sets={label: images_fingerprint(samples)
+                           for label, samples in sorted(test_samples.items())})
 
 
 def _resolve_downloads(space: SearchSpace, data_root: str, dry_run: bool):

@@ -114,14 +114,23 @@ def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
 
 
 def _planned(space, options: SweepOptions, out, name: str):
-    """:func:`tune_food.sweep.plan.plan_sweep`, and on ``--resume`` the check that the
-    data did not change; its time is the plan's ``checks_s``."""
+    """:func:`tune_food.sweep.plan.plan_sweep`, on ``--resume`` the check that the data
+    did not change, and with ``--warm-start`` the earlier sweep's trials, checked and
+    added to an Optuna study as the sweep will (:mod:`tune_food.sweep.history`); its time
+    is the plan's ``checks_s``."""
+    from tune_food.sweep.history import warm_start
     from tune_food.sweep.plan import check_same_data, plan_sweep
+    from tune_food.sweep.search import check_search
 
     start = time.perf_counter()
     plan = plan_sweep(space, options, out)
     if options.resume:
         check_same_data(plan, options.sweep_dir, name)
+    elif options.warm_start:
+        plan.history = warm_start(options.warm_start, plan, options)
+        check_search(space, options.search, options.seed, options.max_concurrent, plan.history)
+        plan.notes.append(f"Optuna starts from the {len(plan.history.points)} completed "
+                          f"trials of {options.warm_start} (--warm-start)")
     plan.timings["checks_s"] = time.perf_counter() - start
     return plan
 

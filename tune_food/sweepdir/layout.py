@@ -29,6 +29,7 @@ CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, op
 PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
 META_FILE = "meta.json"             # beside it: model, classes, dropout, transform, epoch
 ERROR_FILE = "error.txt"            # in a trial folder: Ray Tune's record of its failure
+EXPERIMENT_STATES = "experiment_state-*.json"   # Ray Tune's state file, one per Tuner run
 # plots/: the figures tune_food.results.plots draws
 LEADERBOARD_PNG, CURVES_PNG = "leaderboard.png", "curves.png"
 CONFUSION_PNG, ERRORS_PNG = "confusion.png", "errors.png"

@@ -1,0 +1,80 @@
+"""Sweeps that build on each other (tune_food.sweep.history): a warm start from an earlier
+sweep, a search extended with more trials, a grid extended with more values; each a real
+Ray Tune sweep on real photos."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pickle
+
+import pandas as pd
+import pytest
+from conftest import make_subset, run_cli
+
+SEARCH = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  test_data: {test}\n"
+          "  epochs: 2\n  lr: {{loguniform: [0.001, 0.3]}}\n  batch_size: {{choice: [4, 8]}}\n")
+
+
+@pytest.fixture(scope="module")
+def two_test_sets(tiny_root, tmp_path_factory) -> str:
+    """A data root with ``tiny`` (the session's) and ``tiny2``: other test photos."""
+    root = tmp_path_factory.mktemp("two_test_sets")
+    os.symlink(os.path.join(tiny_root, "tiny"), root / "tiny")
+    make_subset(str(root / "tiny2"), {"train": 8, "test": 4}, offset=4)
+    return str(root)
+
+
+def _search(tmp_path, root, name, test="tiny", *extra):
+    space = tmp_path / f"{name}.yaml"
+    space.write_text(SEARCH.format(test=test))
+    return run_cli("tune_food.sweep", "--search", "optuna", "--scheduler", "fifo", "--space",
+                   str(space), "--data-dir", root, "--results-dir", str(tmp_path / "results"),
+                   "--cache-dir", str(tmp_path / "cache"), "--name", name, *extra)
+
+
+def optuna_study(exp_dir):
+    """The Optuna study the sweep's ``OptunaSearch`` saved last (Ray Tune's searcher
+    state file, restored with Ray's own ``Searcher.restore_from_dir``)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(exp_dir))
+    return searcher._ot_study
+
+
+@pytest.mark.slow
+def test_warm_start_refused_for_another_test_set_accepted_otherwise(tmp_path, two_test_sets):
+    first = _search(tmp_path, two_test_sets, "a", "tiny", "--num-samples", "4")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    a = tmp_path / "results" / "a"
+    board = pd.read_csv(a / "leaderboard.csv")
+    assert len(board) == 4 and board["rank"].notna().all()
+    assert json.loads((a / "sweep.json").read_text())["test_sets"]["tiny"]["images"] == 12
+
+    other = _search(tmp_path, two_test_sets, "b", "tiny2", "--num-samples", "2",
+                    "--warm-start", str(a))
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines() == [
+        f"python -m tune_food.sweep: error: --warm-start {a} ranked on another test set than this "
+        "sweep (12 images then, 12 now, other bytes): its rewards are not comparable; use "
+        "the same data and val_fraction, or no --warm-start"], other.stderr
+    assert not (tmp_path / "results" / "b").exists()   # refused before launching
+
+    warm = _search(tmp_path, two_test_sets, "c", "tiny", "--num-samples", "3",
+                   "--warm-start", str(a), "--seed", "5")
+    assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+    assert f"note: Optuna starts from the 4 completed trials of {a} (--warm-start)" in warm.stdout
+    c = tmp_path / "results" / "c"
+    assert json.loads((c / "sweep.json").read_text())["warm_start"] == {"sweep": str(a),
+                                                                        "trials": 4}
+    assert len(pd.read_csv(c / "leaderboard.csv")) == 3
+    trials = optuna_study(c).trials
+    assert len(trials) == 7   # the 4 earlier ones first, then the 3 it suggested
+    def rounded(rows):
+        return sorted((round(lr, 12), int(bs), round(v, 12)) for lr, bs, v in rows)
+
+    assert rounded((t.params["lr"], t.params["batch_size"], t.value) for t in trials[:4]) == \
+        rounded(zip(board["lr"], board["batch_size"], board["test_acc"]))
+    assert all(t.state.name == "COMPLETE" for t in trials)
