@@ -58,6 +58,7 @@ class Plan:
     validation: Any = None                    # tune_food.data.validation.ValidationPlan
     test_sets: dict[str, dict] = field(default_factory=dict)  # test label -> images_fingerprint
     history: Any = None                       # earlier trials for Optuna (sweep.history.History)
+    extend_from: int | None = None            # --resume --num-samples N: the trials it had planned
 
     def relative(self, path: str) -> str:
         """``path`` relative to the data root: what ``sweep.json`` records, so a sweep
@@ -85,12 +86,18 @@ def trial_name(config: dict[str, Any], varied: Sequence[str]) -> str:
 class TrialNamer:
     """``trial_name_creator`` / ``trial_dirname_creator`` for Ray Tune (picklable)."""
 
-    def __init__(self, varied: Sequence[str], with_id: bool):
-        self.varied, self.with_id = list(varied), with_id
+    def __init__(self, varied: Sequence[str], with_id: bool, first: int = 0):
+        self.varied, self.with_id, self.first = list(varied), with_id, first
 
     def __call__(self, trial) -> str:
+        """The trial's name, with ``with_id`` its folder's: ``<name>_<id>``, the end of
+        its trial id: a search's random id, or a grid's number plus ``first`` (a grid
+        widened by a second Tuner numbers its folders on from the first's)."""
         name = trial_name(trial.config, self.varied)[:MAX_TRIAL_NAME]  # a folder name
-        return f"{name}_{trial.trial_id.split('_')[-1]}" if self.with_id else name
+        end = trial.trial_id.split("_")[-1]
+        if "_" in trial.trial_id and end.isdigit():
+            end = f"{int(end) + getattr(self, 'first', 0):05d}"   # (older pickles: no first)
+        return f"{name}_{end}" if self.with_id else name
 
 
 def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:

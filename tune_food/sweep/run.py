@@ -118,7 +118,7 @@ def _planned(space, options: SweepOptions, out, name: str):
     did not change, and with ``--warm-start`` the earlier sweep's trials, checked and
     added to an Optuna study as the sweep will (:mod:`tune_food.sweep.history`); its time
     is the plan's ``checks_s``."""
-    from tune_food.sweep.history import warm_start
+    from tune_food.sweep.history import extension, warm_start
     from tune_food.sweep.plan import check_same_data, plan_sweep
     from tune_food.sweep.search import check_search
 
@@ -126,6 +126,10 @@ def _planned(space, options: SweepOptions, out, name: str):
     plan = plan_sweep(space, options, out)
     if options.resume:
         check_same_data(plan, options.sweep_dir, name)
+        plan.extend_from = extension(options, options.sweep_dir)
+        if plan.extend_from is not None:
+            plan.notes.append(f"--num-samples {options.num_samples}: sweep {name} adds trials "
+                              f"to the {plan.extend_from} it had planned")
     elif options.warm_start:
         plan.history = warm_start(options.warm_start, plan, options)
         check_search(space, options.search, options.seed, options.max_concurrent, plan.history)
