@@ -124,3 +124,71 @@ def test_a_search_extended_from_10_to_20_trials_continues_its_optuna_study(tmp_p
     rep = run_cli("tune_food.report", str(exp))   # report reads both Tuner runs too
     assert rep.returncode == 0, rep.stderr[-3000:]
     assert len(pd.read_csv(exp / "leaderboard.csv")) == 20
+
+
+GRID = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {{grid_search: {epochs}}}\n"
+        "  batch_size: 6\n  lr: {lr}\n")
+
+
+@pytest.mark.slow
+def test_a_grid_widened_by_one_epoch_value_runs_exactly_the_new_trial(tmp_path, tiny_root):
+    results = tmp_path / "results"
+    common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
+              str(tmp_path / "cache"), "--name", "g"]
+    space = tmp_path / "grid.yaml"
+    space.write_text(GRID.format(epochs="[1, 2]", lr=0.01))
+    first = run_cli("tune_food.sweep", "--grid", "--space", str(space), *common)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    exp = results / "g"
+    before = _folder_bytes(exp)
+    assert len(before) == 2
+
+    changed = tmp_path / "changed.yaml"   # lr was a constant 0.01: what ran would change
+    changed.write_text(GRID.format(epochs="[1, 2, 3]", lr=0.02))
+    refused = run_cli("tune_food.sweep", "--resume", "--space", str(changed), *common)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"python -m tune_food.sweep: error: --space {changed} changes what sweep 'g' ran: "
+        "the constant parameters.lr: 0.01 ran and is not in the new space; a wider grid may "
+        "only add values (start a new sweep with another --name to change them)"]
+    assert _folder_bytes(exp) == before
+
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(GRID.format(epochs="[1, 2, 3]", lr=0.01))
+    more = run_cli("tune_food.sweep", "--resume", "--space", str(wider), *common)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "adding 1 trials to the 2 of sweep g" in more.stdout
+    after = _folder_bytes(exp)
+    assert {k: after[k] for k in before} == before          # the finished ones kept
+    new = sorted(set(after) - set(before))
+    assert new == ["3_epochs_00002"]          # numbered on from the first two
+    assert json.loads(after[new[0]]["params.json"])["epochs"] == 3
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert sorted(board["epochs"]) == [1, 2, 3] and (board["status"] == "TERMINATED").all()
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["planned"]["trials"] == 3 and state["status"] == "finished"
+    assert (exp / "space.yaml").read_text() == wider.read_text()
+
+
+def test_the_flags_that_build_on_a_sweep_refuse_what_they_cannot_do(tmp_path):
+    from tune_food.common.errors import SweepError
+    from tune_food.sweep.cli import parse_options
+    from tune_food.sweep.history import extension
+    from tune_food.sweep.options import resume_options
+
+    with pytest.raises(SweepError, match=r"^--warm-start .* it needs --search optuna$"):
+        parse_options(["--search", "random", "--warm-start", "results/a"]).check()
+    again = parse_options(["--resume", "--name", "g", "--num-samples", "5"])
+    with pytest.raises(SweepError, match="--num-samples extends a --search sweep; 'g' is a grid"):
+        resume_options(again, {"grid": True, "space": "grid.yaml"}, str(tmp_path))
+    search = resume_options(again, {"search": "optuna", "num_samples": 3}, str(tmp_path))
+    assert search.num_samples == 5 and search.samples == 5
+    # a search that planned 10 trials: 5 would drop some, 10 is a plain resume, 12 adds 2
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"metric": "val_acc", "mode": "max", "planned": {"trials": 10, "configs": []}}))
+    with pytest.raises(SweepError, match="holds 10 trials already and never drops any"):
+        extension(search, str(tmp_path))
+    for n, expected in ((10, None), (12, 10)):
+        opts = resume_options(parse_options(["--resume", "--name", "g", "--num-samples", str(n)]),
+                              {"search": "optuna", "num_samples": 10}, str(tmp_path))
+        assert extension(opts, str(tmp_path)) == expected

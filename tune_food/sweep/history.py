@@ -15,10 +15,14 @@ anything (:func:`tune_food.sweep.search.make_search`).
 * ``--resume --num-samples N`` of a search (:func:`own_trials`): the sweep's own
   completed trials (and those of its warm start) seed the new study that samples the
   remaining trials.
+* ``--resume --space wider.yaml`` of a grid (:func:`widen_grid`): only the combinations
+  the sweep had not planned run; a space that changes what ran (the metric, a constant,
+  a value that ran, the test set) is refused with one line naming the difference.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -30,6 +34,7 @@ from tune_food.results.outputs import build_outputs
 from tune_food.sweep.spaces import SearchSpace, load_space
 from tune_food.sweepdir.layout import SPACE_FILE
 from tune_food.sweepdir.state import check_sweep_folder, read_state
+from tune_food.train.hparams import PARAMS
 
 
 @dataclass
@@ -169,3 +174,51 @@ def own_trials(sweep_dir: str, space: SearchSpace, state: dict) -> History:
     if source and os.path.isfile(os.path.join(source, "sweep.json")):
         history = completed_trials(source, space) + history
     return history
+
+
+def _key(config: dict) -> str:
+    """A grid configuration as a comparable string (every hyperparameter, JSON)."""
+    return json.dumps({k: config.get(k) for k in PARAMS}, sort_keys=True, default=str)
+
+
+def _values(values: list) -> list[str]:
+    return [json.dumps(v, sort_keys=True, default=str) for v in values]
+
+
+def space_difference(old: SearchSpace, new: SearchSpace) -> str | None:
+    """What ``new`` changes of what ``old`` ran (None when it only adds values): the
+    metric, the test set, a constant, or values that ran and are missing."""
+    if (old.metric, old.mode) != (new.metric, new.mode):
+        return f"the metric ({old.metric} ({old.mode}) then, {new.metric} ({new.mode}) now)"
+    for key in PARAMS:
+        then, now = _values(old.values[key]), _values(new.values[key])
+        gone = [v for v in then if v not in now]
+        if not gone:
+            continue
+        what = "the test set (parameters.test_data" if key == "test_data" else \
+            f"the constant parameters.{key}" if len(then) == 1 else f"parameters.{key}"
+        if key == "test_data":
+            return f"{what}: {', '.join(then)} then, {', '.join(now)} now)"
+        return f"{what}: {', '.join(gone)} ran and is not in the new space"
+    return None
+
+
+def widen_grid(options, plan, sweep_dir: str, name: str) -> list[dict[str, Any]] | None:
+    """On ``--resume --space wider.yaml`` of a grid sweep: the configurations of
+    ``plan`` (the wider grid's) that the sweep at ``sweep_dir`` had not planned; None for
+    any other resume.
+
+    Raises:
+        SweepError: the wider space changes what ran (:func:`space_difference`).
+    """
+    if not (options.resume and options.grid and "space" in options.given):
+        return None
+    state = read_state(sweep_dir)
+    old = load_space(os.path.join(sweep_dir, state.get("space_file") or SPACE_FILE))
+    diff = space_difference(old, plan.space)
+    if diff:
+        raise SweepError(f"--space {options.space} changes what sweep {name!r} ran: {diff}; "
+                         "a wider grid may only add values (start a new sweep with another "
+                         "--name to change them)")
+    done = {_key(c) for c in (state.get("planned") or {}).get("configs") or []}
+    return [c for c in plan.trials if _key(c) not in done]

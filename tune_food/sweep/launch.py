@@ -33,12 +33,17 @@ from tune_food.results.tb import TensorBoardCallback
 from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
 from tune_food.sweep.deployment import measure_models
 from tune_food.sweep.history import own_trials
-from tune_food.sweep.moved_sweep import place_new_trials
+from tune_food.sweep.moved_sweep import RelocatableVariants, place_new_trials
 from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.plan import Plan, TrialNamer
 from tune_food.sweep.ray_start import shutdown_ray
 from tune_food.sweep.search import make_search, rungs_of
-from tune_food.sweepdir.layout import LEADERBOARD_FILE, is_uri, without_internal_keys
+from tune_food.sweepdir.layout import (
+    LEADERBOARD_FILE,
+    SPACE_FILE,
+    is_uri,
+    without_internal_keys,
+)
 from tune_food.sweepdir.layout import local_dir as local_dir_of
 from tune_food.sweepdir.state import now, peek_state, resume_command, start_state, write_state
 from tune_food.train.trainable import train_food
@@ -64,11 +69,8 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
                         peek_state(local_dir).get("mlflow") if options.resume else None)
     state = start_state(plan, options, name, local_dir,
                         planned_trials=len(plan.trials) or search[2], mlflow=mlflow)
-    if plan.extend_from is not None:   # --resume --num-samples N: the sweep now holds N
-        state["planned"] = {"trials": options.samples, "configs": []}
-        state.setdefault("extended", []).append(
-            {"at": now(), "from": plan.extend_from, "to": options.samples})
-        write_state(state, local_dir)
+    if plan.extend_from is not None:   # --num-samples N, or a wider grid: it holds more
+        _record_extension(plan, options, state, local_dir)
     started, interrupted = time.time(), False
     try:
         _run_trials(plan, options, name, exp_dir, local_dir, state, search, out)
@@ -114,6 +116,25 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
     write_state(state, local_dir)
     log_sweep(state, local_dir, result)
     upload(local_dir, exp_dir)
+
+
+def _record_extension(plan: Plan, options: SweepOptions, state: dict, local_dir: str) -> None:
+    """``sweep.json`` of an extended sweep: what it now plans (a search's ``N``, or the
+    wider grid's every combination, its space then the sweep's own ``space.yaml``) and
+    the extension in ``extended`` (``from``, ``to``, ``at``)."""
+    import shutil
+
+    total = len(plan.trials) if plan.added else options.samples
+    configs = [dict(t) for t in plan.trials] if plan.added else []
+    state["planned"] = {"trials": total, "configs": configs}
+    entry = {"at": now(), "from": plan.extend_from, "to": total}
+    if plan.added:
+        shutil.copyfile(plan.space.path, os.path.join(local_dir, SPACE_FILE))
+        state["space"] = plan.space.raw
+        state["args"] = dict(state.get("args") or {}, space=options.space)
+        entry["space"] = options.space
+    state.setdefault("extended", []).append(entry)
+    write_state(state, local_dir)
 
 
 def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
@@ -177,10 +198,15 @@ def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
              plan)
     held = len(load_trials(exp_dir, every_session=True)[0]) if \
         tune.Tuner.can_restore(exp_dir) else 0
-    history = own_trials(local_dir, plan.space, state) if held else None
-    search_alg, scheduler, samples = make_search(
-        plan.space, dataclasses.replace(options, seed=options.seed + held), history,
-        samples=options.samples - held)
+    if plan.added:   # a wider grid: exactly its new combinations, one trial each
+        search_alg = RelocatableVariants(points_to_evaluate=[
+            {k: c[k] for k in plan.space.varied} for c in plan.added])
+        samples, history = len(plan.added), None
+    else:
+        history = own_trials(local_dir, plan.space, state) if held else None
+        search_alg, scheduler, samples = make_search(
+            plan.space, dataclasses.replace(options, seed=options.seed + held), history,
+            samples=options.samples - held)
     print(f"adding {samples} trials to the {held} of sweep {name}" +
           (f"; Optuna starts from its {len(history.points)} completed trials"
            if history and options.search == "optuna" else ""), file=out, flush=True)

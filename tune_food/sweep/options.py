@@ -136,14 +136,15 @@ def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str)
     was started with, so a resumed sweep logs to MLflow exactly when it did before.
 
     Raises:
-        SweepError: ``--space`` names another space than the sweep's own, ``--mlflow``
+        SweepError: ``--space`` names another space than a search sweep's own (a grid
+            may be resumed with a wider one), ``--mlflow``
             another tracking than the sweep's own, or ``--num-samples`` for a grid.
     """
     known = {f.name for f in dataclasses.fields(SweepOptions)} - set(NOT_SAVED)
     kept = {k: v for k, v in saved.items() if k in known}
     if kept.get("grid"):
         kept["num_samples"] = None   # older sweeps saved --num-samples 1 with --grid
-    if options.space and saved.get("space") and \
+    if options.space and saved.get("space") and not saved.get("grid") and \
             os.path.abspath(options.space) != os.path.abspath(saved["space"]):
         raise SweepError(f"--resume continues sweep {options.name!r} with its own search space "
                          f"({saved['space']}); drop --space {options.space}, or start a new "
@@ -160,6 +161,8 @@ def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str)
         raise SweepError(f"--num-samples extends a --search sweep; {options.name!r} is a grid "
                          "(each combination once): to add combinations, resume it with "
                          "--space naming a wider grid")
+    if options.space and saved.get("grid"):
+        kept["space"] = options.space   # a wider grid (sweep.history.widen_grid checks it)
     kept.update(results_dir=options.results_dir, sweep_dir=sweep_dir, resume=True,
                 dry_run=options.dry_run, name=options.name, given=options.given)
     return SweepOptions(**kept)

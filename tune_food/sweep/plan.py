@@ -58,7 +58,8 @@ class Plan:
     validation: Any = None                    # tune_food.data.validation.ValidationPlan
     test_sets: dict[str, dict] = field(default_factory=dict)  # test label -> images_fingerprint
     history: Any = None                       # earlier trials for Optuna (sweep.history.History)
-    extend_from: int | None = None            # --resume --num-samples N: the trials it had planned
+    extend_from: int | None = None            # an extension: the trials the sweep had planned
+    added: list[dict[str, Any]] | None = None  # a widened grid's new combinations
 
     def relative(self, path: str) -> str:
         """``path`` relative to the data root: what ``sweep.json`` records, so a sweep

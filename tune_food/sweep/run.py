@@ -118,7 +118,7 @@ def _planned(space, options: SweepOptions, out, name: str):
     did not change, and with ``--warm-start`` the earlier sweep's trials, checked and
     added to an Optuna study as the sweep will (:mod:`tune_food.sweep.history`); its time
     is the plan's ``checks_s``."""
-    from tune_food.sweep.history import extension, warm_start
+    from tune_food.sweep.history import extension, warm_start, widen_grid
     from tune_food.sweep.plan import check_same_data, plan_sweep
     from tune_food.sweep.search import check_search
 
@@ -127,7 +127,13 @@ def _planned(space, options: SweepOptions, out, name: str):
     if options.resume:
         check_same_data(plan, options.sweep_dir, name)
         plan.extend_from = extension(options, options.sweep_dir)
-        if plan.extend_from is not None:
+        plan.added = widen_grid(options, plan, options.sweep_dir, name)
+        if plan.added:
+            plan.extend_from = len(plan.trials) - len(plan.added)
+            plan.notes.append(f"--space {options.space}: sweep {name} runs the "
+                              f"{len(plan.added)} new combinations only; the "
+                              f"{plan.extend_from} it had planned are kept")
+        elif plan.extend_from is not None:
             plan.notes.append(f"--num-samples {options.num_samples}: sweep {name} adds trials "
                               f"to the {plan.extend_from} it had planned")
     elif options.warm_start:
@@ -193,7 +199,8 @@ def _read_space(options: SweepOptions):
     from tune_food.sweep.spaces import default_space_dir, load_space
 
     path = options.space or os.path.join(default_space_dir(), options.default_space_file)
-    if options.resume and os.path.isfile(os.path.join(options.sweep_dir, SPACE_FILE)):
+    if options.resume and "space" not in options.given and \
+            os.path.isfile(os.path.join(options.sweep_dir, SPACE_FILE)):
         path = os.path.join(options.sweep_dir, SPACE_FILE)
     space = load_space(path)
     if options.search == "optuna" and "seed" in space.varied and "seeds" in space.raw:
