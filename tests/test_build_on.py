@@ -192,3 +192,45 @@ def test_the_flags_that_build_on_a_sweep_refuse_what_they_cannot_do(tmp_path):
         opts = resume_options(parse_options(["--resume", "--name", "g", "--num-samples", str(n)]),
                               {"search": "optuna", "num_samples": 10}, str(tmp_path))
         assert extension(opts, str(tmp_path)) == expected
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_finishes_its_trials_then_grows(tmp_path, tiny_root):
+    """SIGINT after the first of 6 planned trials; --resume --num-samples 8 runs the 5 it
+    had planned (Tuner.restore), then adds 2 with a study that holds all 6."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    space = tmp_path / "i.yaml"
+    space.write_text(SEARCH.format(test="tiny"))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tune_food.sweep", "--search", "optuna", "--scheduler", "fifo",
+         "--space", str(space), "--data-dir", tiny_root, "--results-dir", str(results),
+         "--cache-dir", str(tmp_path / "cache"), "--name", "i", "--num-samples", "6",
+         "--max-concurrent", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in proc.stdout:
+        if line.startswith("[1/6] done"):
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    exp = results / "i"
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "interrupted"
+
+    more = run_cli("tune_food.sweep", "--resume", "--name", "i", "--results-dir", str(results),
+                   "--num-samples", "8")
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "finishing the 6 trials the sweep had planned ..." in more.stdout
+    assert "adding 2 trials to the 6 of sweep i; Optuna starts from its 6 completed " \
+           "trials" in more.stdout
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 8 and (board["status"] == "TERMINATED").all()
+    assert len(set(zip(board["lr"], board["batch_size"]))) == 8
+    trials = optuna_study(exp).trials
+    assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"

@@ -266,16 +266,18 @@ def importance_figure(table: pd.DataFrame, name: str):
 def _axis(space: dict, key: str, values: pd.Series) -> tuple[list[float], list[float], list[str]]:
     """One axis of the parallel view: ``(each row's position in [0, 1], tick positions,
     tick labels)``. Numbers are placed linearly, or on a log scale when the space samples
-    them ``loguniform`` or they are positive and span more than a decade; anything else
-    is a category, evenly spaced in sorted order."""
+    them ``loguniform`` or lists positive values two decades or more apart (a grid of
+    learning rates); ``uniform`` and ``randint`` ranges stay linear. Anything else is a
+    category, evenly spaced in sorted order."""
     import numpy as np
 
     kind, _ = _sampler(space, key)
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all() and kind not in ("choice", "grid_search") or \
-            (numeric.notna().all() and numeric.nunique() > 4):
+    if numeric.notna().all() and (kind not in ("choice", "grid_search") or
+                                  numeric.nunique() > 4):
         x = numeric.to_numpy(dtype=float)
-        log = kind in LOG_SAMPLERS or (x.min() > 0 and x.max() / x.min() > 10)
+        log = kind in LOG_SAMPLERS or (kind not in FLOAT_SAMPLERS + INT_SAMPLERS and
+                                       x.min() > 0 and x.max() / x.min() >= 100)
         t = np.log10(x) if log else x
         low, high = float(t.min()), float(t.max())
         span = high - low or 1.0

@@ -79,10 +79,13 @@ def _varied(state: dict, sweep_dir: str) -> list[str]:
 def ranking_images(state: dict, metric: str) -> tuple[str, Any]:
     """``(what, fingerprint)`` of the images that rank a sweep (``state``: its
     ``sweep.json``): the validation images' hashes for a ``val_*`` metric, else the
-    fingerprints of its test sets (None where ``sweep.json`` does not record them)."""
+    fingerprints of its test sets, whatever their names (None where ``sweep.json`` does
+    not record them)."""
     if metric.startswith("val_"):
         return "validation set", (state.get("validation") or {}).get("sha256")
-    return "test set", state.get("test_sets")
+    sets = state.get("test_sets")
+    return "test set", None if sets is None else sorted(
+        (int(v["images"]), v["sha256"]) for v in sets.values())
 
 
 def check_same_ranking(source: dict, plan, space: SearchSpace, source_dir: str) -> None:
@@ -118,8 +121,8 @@ def check_same_ranking(source: dict, plan, space: SearchSpace, source_dir: str) 
 
 def _count(fingerprint: Any) -> int:
     """The number of images a :func:`ranking_images` fingerprint stands for."""
-    if isinstance(fingerprint, dict):
-        return sum(int(v.get("images", 0)) for v in fingerprint.values())
+    if fingerprint and isinstance(fingerprint[0], tuple):   # test sets: (images, hash)
+        return sum(images for images, _ in fingerprint)
     return len(fingerprint or [])
 
 

@@ -196,6 +196,8 @@ def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
               flush=True)
         _fit(_tuner(plan, options, name, exp_dir, features, None, scheduler, 0, mlflow, out),
              plan)
+        if _unfinished(exp_dir, plan.extend_from):   # Ray Tune stopped them on a SIGINT
+            raise KeyboardInterrupt
     held = len(load_trials(exp_dir, every_session=True)[0]) if \
         tune.Tuner.can_restore(exp_dir) else 0
     if plan.added:   # a wider grid: exactly its new combinations, one trial each
