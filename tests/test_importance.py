@@ -55,3 +55,27 @@ def test_too_few_trials_for_importance_is_one_line(small_sweep):
                      "importance.csv and plots/importance.png not written"]
     assert not os.path.exists(os.path.join(exp, "importance.csv"))
     assert os.path.isfile(os.path.join(exp, "plots", "parallel.png"))
+
+
+@pytest.mark.slow
+def test_a_grid_with_repeated_seeds_says_how_much_the_seed_alone_moves_the_metric(
+        tmp_path, tiny_root):
+    space = tmp_path / "seeds.yaml"
+    space.write_text("metric: test_loss\nparameters:\n  model: efficientnet_lite0\n"
+                     "  data: tiny\n  epochs: 3\n  batch_size: 8\n"
+                     "  lr: {grid_search: [0.0001, 0.001, 0.01, 0.03, 0.1]}\nseeds: [0, 1]\n")
+    out = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
+                  "--results-dir", str(tmp_path / "results"), "--name", "seeds",
+                  "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    exp = tmp_path / "results" / "seeds"
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 10 and board["rank"].notna().all()
+    table = pd.read_csv(exp / "importance.csv").set_index("parameter")
+    assert set(table.index) == {"lr", "seed"} and table.loc["lr", "importance"] > \
+        table.loc["seed", "importance"]
+    # the seed's row: the mean over the 5 learning rates of the std of its 2 seeds' loss
+    spread = board.groupby("lr")["test_loss"].std(ddof=1).mean()
+    assert table.loc["seed", "configs_with_seeds"] == 5
+    assert table.loc["seed", "metric_std_across_seeds"] == pytest.approx(spread, rel=1e-9)
+    assert pd.isna(table.loc["lr", "metric_std_across_seeds"])
