@@ -49,6 +49,10 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     if options.resume:
         options = _resumed(options)   # a saved sweep passed the checks when it started
     options.check()
+    if options.resume:
+        from tune_food.sweep.history import extension
+
+        extension(options, options.sweep_dir)   # a --num-samples that drops trials: now
     space = _read_space(options)
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
