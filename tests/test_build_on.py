@@ -7,7 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pickle
+import re
 
 import pandas as pd
 import pytest
@@ -61,6 +61,27 @@ def test_warm_start_refused_for_another_test_set_accepted_otherwise(tmp_path, tw
         "sweep (12 images then, 12 now, other bytes): its rewards are not comparable; use "
         "the same data and val_fraction, or no --warm-start"], other.stderr
     assert not (tmp_path / "results" / "b").exists()   # refused before launching
+
+    # the other refusals, checked in-process on the plan the sweep would make
+    from tune_food.common.errors import SweepError
+    from tune_food.sweep.cli import parse_options
+    from tune_food.sweep.history import warm_start
+    from tune_food.sweep.plan import plan_sweep
+    from tune_food.sweep.spaces import load_space
+
+    for extra, why in (("  dropout: {uniform: [0.0, 0.5]}\n",
+                        "sampled lr, batch_size, this space samples lr, batch_size, dropout: "
+                        "Optuna needs the same parameter names"),
+                       ("metric: test_loss\n", "ranked by test_acc (max), this sweep by "
+                        "test_loss (min)")):
+        other_space = tmp_path / "other.yaml"
+        other_space.write_text(SEARCH.format(test="tiny") + extra if extra.startswith(" ")
+                               else extra + SEARCH.format(test="tiny"))
+        opts = parse_options(["--search", "optuna", "--space", str(other_space), "--data-dir",
+                              two_test_sets, "--warm-start", str(a)])
+        plan = plan_sweep(load_space(str(other_space)), opts)
+        with pytest.raises(SweepError, match=re.escape(f"--warm-start {a} {why}")):
+            warm_start(str(a), plan, opts)
 
     warm = _search(tmp_path, two_test_sets, "c", "tiny", "--num-samples", "3",
                    "--warm-start", str(a), "--seed", "5")
