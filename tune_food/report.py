@@ -68,7 +68,7 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
           file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         print(board[list(dict.fromkeys(cols))].to_string(index=False), file=out)
-    for line in (result.summary, result.ship):
+    for line in (result.summary, result.ship, result.importance):
         if line:
             print(line, file=out)
     if not state.get("deployment") and not board.empty:

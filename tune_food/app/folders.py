@@ -19,8 +19,10 @@ from tune_food.results.outputs import build_outputs
 from tune_food.results.plots import make_plots
 from tune_food.sweepdir.layout import (
     CURVES_PNG,
+    IMPORTANCE_PNG,
     LEADERBOARD_FILE,
     LEADERBOARD_PNG,
+    PARALLEL_PNG,
     PLOTS_DIR,
     PREDICTIONS_FILE,
     RESULTS_FILE,
@@ -29,7 +31,9 @@ from tune_food.sweepdir.layout import (
 from tune_food.sweepdir.state import data_root, peek_state
 from tune_food.train.hparams import PARAMS
 
-PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG, TRADEOFF_PNG)   # of tune_food.results.plots.make_plots, shown
+# shown on the Leaderboard tab, in the order of its images: of tune_food.results.plots.make_plots,
+# and of tune_food.results.importance (a finished sweep's only: a running one has too few trials)
+PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG, TRADEOFF_PNG, IMPORTANCE_PNG, PARALLEL_PNG)
 
 
 def abs_in(exp_dir: str, path: Any) -> str | None:
@@ -47,7 +51,7 @@ class Board:
     board: pd.DataFrame           # leaderboard rows, best first
     results: pd.DataFrame         # one row per trial and epoch
     state: dict                   # sweep.json
-    plots: list[str]              # PLOT_FILES' paths (those drawn)
+    plots: list[str]              # paths of the PLOT_FILES drawn
     live: bool                    # rebuilt from the trial folders (the sweep is running)
     note: str = ""                # why the board is empty, if it is
     built: float = field(default_factory=time.time)   # when it was read (epoch seconds)

@@ -19,11 +19,18 @@ import pandas as pd
 from tune_food.app.boards import SweepBoards
 from tune_food.app.classify import Classifiers, classify_images
 from tune_food.app.figures import confusion_figure, curves_figure, thumb
-from tune_food.app.folders import Board, abs_in, display_board, read_predictions
+from tune_food.app.folders import PLOT_FILES, Board, abs_in, display_board, read_predictions
 from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.export import export
 from tune_food.results.images import test_images
-from tune_food.sweepdir.layout import CURVES_PNG, LEADERBOARD_PNG, PREDICTIONS_FILE, TRADEOFF_PNG
+from tune_food.sweepdir.layout import (
+    CURVES_PNG,
+    IMPORTANCE_PNG,
+    LEADERBOARD_PNG,
+    PARALLEL_PNG,
+    PREDICTIONS_FILE,
+    TRADEOFF_PNG,
+)
 from tune_food.sweepdir.state import list_sweeps
 from tune_food.train.hparams import PARAMS
 
@@ -54,6 +61,9 @@ class LeaderboardPage:
             ui.cv_img = gr.Image(label=CURVES_PNG, type="filepath", interactive=False)
             ui.tr_img = gr.Image(label=TRADEOFF_PNG, type="filepath", interactive=False,
                                  elem_id="tradeoff")
+        with gr.Row():   # which hyperparameters mattered (a finished sweep's)
+            ui.imp_img = gr.Image(label=IMPORTANCE_PNG, type="filepath", interactive=False)
+            ui.par_img = gr.Image(label=PARALLEL_PNG, type="filepath", interactive=False)
         with gr.Row():
             ui.trial = gr.Dropdown(label="trial", allow_custom_value=True,
                                    elem_id="board-trial", elem_classes=["tf-picker"], scale=3)
@@ -72,22 +82,23 @@ class LeaderboardPage:
         return ui
 
     def board_view(self, sweep: str | None):
-        """Head line, table, the two plots and the trial dropdown of sweep ``sweep``."""
+        """Head line, table, the plots (:data:`tune_food.app.folders.PLOT_FILES`, in the
+        order of the page's images; None where not drawn) and the trial dropdown of sweep
+        ``sweep``."""
         import gradio as gr
 
         if not sweep:
-            return ("No sweep yet.", display_board(pd.DataFrame()), None, None, None,
+            return ("No sweep yet.", display_board(pd.DataFrame()), *(None,) * len(PLOT_FILES),
                     gr.update(choices=[], value=None))
         try:
             _, b = self.boards.get(sweep)
         except SweepError as exc:
-            return (str(exc), display_board(pd.DataFrame()), None, None, None,
+            return (str(exc), display_board(pd.DataFrame()), *(None,) * len(PLOT_FILES),
                     gr.update(choices=[], value=None))
         plots = {os.path.basename(p): p for p in self.boards.plots(sweep, b)}
         trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
                   for _, r in b.board.iterrows()] if not b.board.empty else []
-        return (_head(sweep, b), display_board(b.board), plots.get(LEADERBOARD_PNG),
-                plots.get(CURVES_PNG), plots.get(TRADEOFF_PNG),
+        return (_head(sweep, b), display_board(b.board), *(plots.get(n) for n in PLOT_FILES),
                 gr.update(choices=trials, value=trials[0][1] if trials else None))
 
     def refresh_board(self, sweep: str | None):
@@ -99,7 +110,7 @@ class LeaderboardPage:
             last = self.boards.cached(sweep) if sweep else None
             if last is not None and last.live and self.boards.status(sweep) != "running":
                 return self.board_view(sweep)[:-1] + (gr.skip(),)  # it just ended: the final board
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * (len(PLOT_FILES) + 3)
         return self.board_view(sweep)[:-1] + (gr.skip(),)
 
     def trial_view(self, sweep: str | None, trial: str | None):

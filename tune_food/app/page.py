@@ -116,7 +116,7 @@ def _wire(demo, pages: SimpleNamespace, sweep_dd, c: SimpleNamespace, b: SimpleN
     import gradio as gr
 
     classify, board, sweeps = pages.classify, pages.board, pages.sweeps
-    board_out = [b.head, b.table, b.lb_img, b.cv_img, b.tr_img, b.trial]
+    board_out = [b.head, b.table, b.lb_img, b.cv_img, b.tr_img, b.imp_img, b.par_img, b.trial]
     sweep_dd.change(classify.on_sweep, sweep_dd, [c.trial_dd, c.note]).then(
         board.board_view, sweep_dd, board_out)
     c.run_btn.click(classify.classify_batch, [c.files, c.trial_dd, sweep_dd],

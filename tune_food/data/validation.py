@@ -10,6 +10,9 @@ are identified by the SHA-256 of their bytes:
   images. Where the datasets share too few images, each dataset's own stratified split
   is used instead (``per-dataset``) and the sweep warns that ``val_acc`` then compares
   different images.
+* :func:`images_fingerprint` names a test set by its images' bytes and classes, so that
+  two sweeps ranked on the same test images can be told apart from two that were not
+  (a warm start, :mod:`tune_food.sweep.history`).
 * :func:`find_leakage` lists test images whose bytes are also in a training split
   (a leaked test image measures memory, not generalisation) and images repeated inside
   a split.
@@ -17,6 +20,8 @@ are identified by the SHA-256 of their bytes:
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -109,6 +114,15 @@ def shared_validation(train: dict[str, Sequence[tuple[str, int]]], fraction: flo
                "images")
     return ValidationPlan("per-dataset", max(len(v) for v in sets.values()), sets,
                           sorted(hashes), warning)
+
+
+def images_fingerprint(samples: Sequence[tuple[str, int]]) -> dict:
+    """What identifies a set of images whatever their paths: ``{"images": n, "sha256":
+    SHA-256 over the sorted lines "<class folder>\\t<SHA-256 of the image's bytes>"}``.
+    ``samples``: ``(absolute path, class index)`` pairs (the class is the image's folder)."""
+    lines = sorted(f"{os.path.basename(os.path.dirname(p))}\t{cached_sha256(p)}\n"
+                   for p, _ in samples)
+    return {"images": len(lines), "sha256": hashlib.sha256("".join(lines).encode()).hexdigest()}
 
 
 def find_leakage(train: Sequence[tuple[str, int]], test: Sequence[tuple[str, int]]

@@ -5,7 +5,8 @@ function for the sweep and for ``python -m tune_food.report`` alike.
 ``ExperimentAnalysis``: saved trial statuses, ``progress.csv``, checkpoints, errors;
 no cluster needed). :func:`write_outputs` turns them into ``leaderboard.csv``,
 ``results.csv``, their Parquet copies with dtypes (:mod:`tune_food.results.tables`),
-``leaderboard_by_config.csv`` (repeated seeds) and the plots, and
+``leaderboard_by_config.csv`` (repeated seeds), the plots and which hyperparameters
+mattered (``importance.csv``, :mod:`tune_food.results.importance`), and
 works out the sweep's status (:func:`sweep_status`). Because the sweep calls the same
 function at its end that ``report`` calls later, both write the same bytes.
 """
@@ -30,12 +31,14 @@ from tune_food.results.leaderboard import (
     results_dataframe,
     tie_summary,
 )
+from tune_food.results.importance import write_importance
 from tune_food.results.plots import make_plots
 from tune_food.results.tables import write_parquet_atomic
 from tune_food.results.tradeoff import add_deployment, ship_summary
 from tune_food.sweepdir.layout import (
     BY_CONFIG_FILE,
     ERROR_FILE,
+    EXPERIMENT_STATES,
     LEADERBOARD_FILE,
     LEADERBOARD_PARQUET,
     PREDICTIONS_FILE,
@@ -60,10 +63,44 @@ class Outputs:
     summary: str = ""                 # how many trials tie with the best
     best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
     ship: str = ""                    # the fastest trial tied with the best, its export command
+    importance: str = ""              # why importance.csv was not written (too few trials)
 
 
-def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
-    """Every trial of the sweep at ``exp_path`` (a folder or a storage URI).
+def _experiment_states(path: str) -> list[str]:
+    """Every Ray Tune experiment state file (``experiment_state-<time>.json``) of the
+    experiment folder or URI ``path``, oldest first (Ray names them by their start time):
+    one per ``Tuner.fit`` of the folder."""
+    import fnmatch
+
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(path) if is_uri(path) else \
+        (pyarrow.fs.LocalFileSystem(), path)
+    names = [os.path.basename(i.path) for i in fs.get_file_info(pyarrow.fs.FileSelector(root))]
+    found = sorted(fnmatch.filter(names, EXPERIMENT_STATES))
+    return [f"{path.rstrip('/')}/{n}" for n in found]
+
+
+def _analyses(path: str, every_session: bool) -> list[tuple]:
+    """``(trial, result)`` pairs of Ray Tune's ``ExperimentAnalysis`` and ``ResultGrid``
+    for the experiment at ``path``: its newest state file's trials, or with
+    ``every_session`` those of every state file (a search extended by a second Tuner
+    in the same folder, :mod:`tune_food.sweep.history`), each trial once, as its newest
+    state file saved it, in the order they were created."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    sources = _experiment_states(path) if every_session else []
+    pairs: dict[str, tuple] = {}
+    for source in sources or [path]:
+        analysis = ExperimentAnalysis(source)
+        for trial, result in zip(analysis.trials, ResultGrid(analysis)):
+            pairs[trial.trial_id] = (trial, result)   # a newer state file wins
+    return list(pairs.values())
+
+
+def load_trials(exp_path: str, every_session: bool = False) -> tuple[list[TrialRecord], str]:
+    """Every trial of the sweep at ``exp_path`` (a folder or a storage URI); with
+    ``every_session``, those of every Tuner run in the folder (an extended search).
 
     Returns:
         ``(records, root)``: one :class:`~tune_food.results.leaderboard.TrialRecord` per trial
@@ -74,15 +111,12 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
         SweepError: no trial state in the folder yet (the sweep stopped before its
             first trial was created).
     """
-    from ray.tune import ExperimentAnalysis, ResultGrid
-
     path = exp_path if is_uri(exp_path) else os.path.abspath(exp_path)
     analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = analysis_log.level
     analysis_log.setLevel(logging.ERROR)  # "Failed to fetch metrics" of trials never started
     try:
-        analysis = ExperimentAnalysis(path)
-        results = list(ResultGrid(analysis))
+        pairs = _analyses(path, every_session)
     except (ValueError, FileNotFoundError, RuntimeError):
         raise SweepError(f"{exp_path}: no trial has been created yet (the sweep stopped before "
                          "Ray Tune saved any); continue it with "
@@ -90,7 +124,7 @@ def load_trials(exp_path: str) -> tuple[list[TrialRecord], str]:
     finally:
         analysis_log.setLevel(level)
     records = []
-    for trial, result in zip(analysis.trials, results):
+    for trial, result in pairs:
         error = None
         if result.error is not None:
             error = (str(result.error).strip().splitlines() or [""])[-1][:300]
@@ -173,7 +207,7 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
     """
 
     try:
-        records, root = load_trials(exp_path)
+        records, root = load_trials(exp_path, every_session=bool(state.get("extended")))
     except SweepError:
         if not state.get("planned"):
             raise
@@ -194,8 +228,9 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
 
 
 def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
-    """Write the leaderboard and results (CSV and Parquet), per-configuration table and
-    plots of a sweep.
+    """Write the leaderboard and results (CSV and Parquet), per-configuration table,
+    plots and hyperparameter importances (:func:`tune_food.results.importance.write_importance`)
+    of a sweep.
 
     Args:
         exp_path: the sweep's experiment folder or storage URI (where trials are).
@@ -220,6 +255,9 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
         by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
         out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
     out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state))
+    importance = write_importance(local_dir, board, state)
+    out.files += importance.files
+    out.importance = importance.note
     return out
 
 

@@ -49,8 +49,13 @@ def _what_flags(g) -> None:
                    f"(default space: search_spaces/{DEFAULT_SPACES['search']})")
     g.add_argument("--space", metavar="FILE", type=path_arg, help="search-space YAML file")
     g.add_argument("--num-samples", type=int, metavar="N",
-                   help=f"trials to sample with --search (default {NUM_SAMPLES}); not with --grid, "
-                   "which runs each combination once")
+                   help=f"trials to sample with --search (default {NUM_SAMPLES}; with --resume: "
+                   "the trials the search holds once extended); not with --grid, which runs "
+                   "each combination once")
+    g.add_argument("--warm-start", metavar="SWEEP", type=path_arg,
+                   help="with --search optuna: Optuna's study starts from the completed "
+                   "trials of the sweep folder SWEEP (results/<name>), which must rank by the "
+                   "same metric on the same images and sample the same parameters")
     g.add_argument("--scheduler", choices=["fifo", "asha"],
                    help="trial scheduler: asha stops poor trials early (default: "
                    f"{SweepOptions(search='random').scheduler_name} with --search, "
@@ -107,7 +112,9 @@ def _how_flags(g) -> None:
                    help=f"retries of a trial whose worker fails (default {_D.max_failures})")
     g.add_argument("--resume", action="store_true",
                    help="continue the interrupted sweep --name: finished trials are kept, "
-                   "unfinished and errored ones run again")
+                   "unfinished and errored ones run again; with --num-samples N a search "
+                   "grows to N trials, with --space a grid runs a wider grid's new "
+                   "combinations")
     g.add_argument("--dry-run", action="store_true",
                    help="check everything, print the trial table and the resource plan, exit")
     g.add_argument("--seed", type=int,

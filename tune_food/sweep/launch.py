@@ -13,6 +13,7 @@ command on stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
@@ -27,16 +28,22 @@ from ray.tune import Callback
 from tune_food.common.errors import SweepError, TuneFoodError, one_line
 from tune_food.common.progress import PROGRESS_EVERY_S
 from tune_food.features.tasks import compute_feature_sets
-from tune_food.results.outputs import upload, write_outputs
+from tune_food.results.outputs import load_trials, upload, write_outputs
 from tune_food.results.tb import TensorBoardCallback
 from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
 from tune_food.sweep.deployment import measure_models
-from tune_food.sweep.moved_sweep import place_new_trials
+from tune_food.sweep.history import own_trials
+from tune_food.sweep.moved_sweep import RelocatableVariants, place_new_trials
 from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.plan import Plan, TrialNamer
 from tune_food.sweep.ray_start import shutdown_ray
 from tune_food.sweep.search import make_search, rungs_of
-from tune_food.sweepdir.layout import LEADERBOARD_FILE, is_uri, without_internal_keys
+from tune_food.sweepdir.layout import (
+    LEADERBOARD_FILE,
+    SPACE_FILE,
+    is_uri,
+    without_internal_keys,
+)
 from tune_food.sweepdir.layout import local_dir as local_dir_of
 from tune_food.sweepdir.state import now, peek_state, resume_command, start_state, write_state
 from tune_food.train.trainable import train_food
@@ -57,11 +64,13 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
             the sweep folder is not created then).
     """
     local_dir = local_dir_of(exp_dir, name)
-    search = make_search(plan.space, options)
+    search = make_search(plan.space, options, plan.history)
     mlflow = start_runs(options.mlflow, name, local_dir,
                         peek_state(local_dir).get("mlflow") if options.resume else None)
     state = start_state(plan, options, name, local_dir,
                         planned_trials=len(plan.trials) or search[2], mlflow=mlflow)
+    if plan.extend_from is not None:   # --num-samples N, or a wider grid: it holds more
+        _record_extension(plan, options, state, local_dir)
     started, interrupted = time.time(), False
     try:
         _run_trials(plan, options, name, exp_dir, local_dir, state, search, out)
@@ -109,6 +118,25 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
     upload(local_dir, exp_dir)
 
 
+def _record_extension(plan: Plan, options: SweepOptions, state: dict, local_dir: str) -> None:
+    """``sweep.json`` of an extended sweep: what it now plans (a search's ``N``, or the
+    wider grid's every combination, its space then the sweep's own ``space.yaml``) and
+    the extension in ``extended`` (``from``, ``to``, ``at``)."""
+    import shutil
+
+    total = len(plan.trials) if plan.added else options.samples
+    configs = [dict(t) for t in plan.trials] if plan.added else []
+    state["planned"] = {"trials": total, "configs": configs}
+    entry = {"at": now(), "from": plan.extend_from, "to": total}
+    if plan.added:
+        shutil.copyfile(plan.space.path, os.path.join(local_dir, SPACE_FILE))
+        state["space"] = plan.space.raw
+        state["args"] = dict(state.get("args") or {}, space=options.space)
+        entry["space"] = options.space
+    state.setdefault("extended", []).append(entry)
+    write_state(state, local_dir)
+
+
 def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
                 state: dict, search: tuple, out) -> None:
     """Compute the feature sets once, run the Tuner (interruptible). ``search``:
@@ -121,8 +149,22 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     search_alg, scheduler, num_samples = search
     features = _features(plan, options, state, local_dir, out)
-    tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, num_samples,
-                   mlflow_callbacks(state.get("mlflow"), name), out)
+    mlflow = mlflow_callbacks(state.get("mlflow"), name)
+    if plan.extend_from is not None:
+        tuner = _extension_tuner(plan, options, name, exp_dir, local_dir, state, features,
+                                 mlflow, scheduler, out)
+    else:
+        tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler,
+                       num_samples, mlflow, out)
+    results = _fit(tuner, plan)
+    measure_start = time.perf_counter()
+    state["deployment"] = measure_models(results, plan.datasets, state.get("deployment") or {})
+    plan.timings["deployment_s"] = time.perf_counter() - measure_start
+
+
+def _fit(tuner, plan: Plan):
+    """``tuner.fit()``, its time in ``plan.timings``, Ray Tune's trial-failure records
+    kept off the terminal (:class:`TrialFailureLines`). Returns Ray's ``ResultGrid``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         fit_start = time.perf_counter()
@@ -132,10 +174,57 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
             results = tuner.fit()  # Ray Tune handles SIGINT itself: it stops the trials
         finally:
             logging.getLogger(TrialFailureLines.LOGGER).removeFilter(quiet)
-            plan.timings["trials_s"] = time.perf_counter() - fit_start
-    measure_start = time.perf_counter()
-    state["deployment"] = measure_models(results, plan.datasets, state.get("deployment") or {})
-    plan.timings["deployment_s"] = time.perf_counter() - measure_start
+            plan.timings["trials_s"] = plan.timings.get("trials_s", 0.0) + \
+                time.perf_counter() - fit_start
+    return results
+
+
+def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
+                     local_dir: str, state: dict, features: dict, mlflow: list, scheduler,
+                     out):
+    """The Tuner that extends a search (``--resume --num-samples N``): first the trials
+    the sweep had planned are finished (Ray Tune's ``Tuner.restore``, when some are not),
+    then a new ``Tuner`` in the same experiment folder samples the ``N - held`` trials
+    left, its trial folders numbered on from the sweep's, its Optuna study given every
+    completed trial of the sweep first (:func:`tune_food.sweep.history.own_trials`).
+    Random search draws them with ``--seed`` plus the trials held, so that it does not
+    draw the same configurations again."""
+    from ray import tune
+
+    if tune.Tuner.can_restore(exp_dir) and _unfinished(exp_dir, plan.extend_from):
+        print(f"finishing the {plan.extend_from} trials the sweep had planned ...", file=out,
+              flush=True)
+        _fit(_tuner(plan, options, name, exp_dir, features, None, scheduler, 0, mlflow, out),
+             plan)
+        if _unfinished(exp_dir, plan.extend_from):   # Ray Tune stopped them on a SIGINT
+            raise KeyboardInterrupt
+    held = len(load_trials(exp_dir, every_session=True)[0]) if \
+        tune.Tuner.can_restore(exp_dir) else 0
+    if plan.added:   # a wider grid: exactly its new combinations, one trial each
+        search_alg = RelocatableVariants(points_to_evaluate=[
+            {k: c[k] for k in plan.space.varied} for c in plan.added])
+        samples, history = len(plan.added), None
+    else:
+        history = own_trials(local_dir, plan.space, state) if held else None
+        search_alg, scheduler, samples = make_search(
+            plan.space, dataclasses.replace(options, seed=options.seed + held), history,
+            samples=options.samples - held)
+    print(f"adding {samples} trials to the {held} of sweep {name}" +
+          (f"; Optuna starts from its {len(history.points)} completed trials"
+           if history and options.search == "optuna" else ""), file=out, flush=True)
+    return _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, samples,
+                  mlflow, out, fresh=True, first=held)
+
+
+def _unfinished(exp_dir: str, planned: int) -> bool:
+    """True when the sweep at ``exp_dir`` holds fewer than ``planned`` trials or one that
+    did not end (neither ``TERMINATED`` nor ``ERROR`` in Ray Tune's saved state)."""
+    try:
+        records, _ = load_trials(exp_dir, every_session=True)
+    except SweepError:
+        return True
+    return len(records) < planned or any(r.ray_status not in ("TERMINATED", "ERROR")
+                                         for r in records)
 
 
 def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
@@ -167,9 +256,12 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
 
 
 def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features: dict,
-           search_alg, scheduler, num_samples: int, mlflow: list, out):
-    """A new ``tune.Tuner`` for the plan, or on ``--resume`` the restored one (which
-    keeps the callbacks it was started with: ``mlflow`` goes unused then)."""
+           search_alg, scheduler, num_samples: int, mlflow: list, out, fresh: bool = False,
+           first: int = 0):
+    """A new ``tune.Tuner`` for the plan, or on ``--resume`` (unless ``fresh``) the
+    restored one (which keeps the callbacks it was started with: ``mlflow`` goes unused
+    then). ``first``: the number of the new Tuner's first trial folder (``_00010``
+    after 10 trials of an extended search)."""
     from ray import tune
 
 
@@ -184,7 +276,7 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
     # trials created from here on go where the sweep is now (a Ray Tune workaround)
     place_new_trials(None if is_uri(exp_dir) else os.path.dirname(exp_dir), name)
-    if options.resume and tune.Tuner.can_restore(exp_dir):
+    if options.resume and not fresh and tune.Tuner.can_restore(exp_dir):
         return tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
                                   resume_unfinished=True, resume_errored=False,
                                   restart_errored=True)
@@ -196,7 +288,7 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
             search_alg=search_alg, scheduler=scheduler,
             max_concurrent_trials=options.max_concurrent or None, reuse_actors=True,
             trial_name_creator=TrialNamer(space.varied, False),
-            trial_dirname_creator=TrialNamer(space.varied, True)))
+            trial_dirname_creator=TrialNamer(space.varied, True, first)))
 
 
 def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_samples: int,
@@ -376,7 +468,7 @@ def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
         print(board[list(dict.fromkeys(cols))].head(10).to_string(index=False), file=out)
     print(f"\nleaderboard: {os.path.join(local_dir, LEADERBOARD_FILE)}", file=out)
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
-    for line in (result.summary, result.ship):
+    for line in (result.summary, result.ship, result.importance):
         if line:
             print(line, file=out)
     print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in plan.timings.items()), file=out)

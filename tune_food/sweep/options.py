@@ -58,6 +58,7 @@ class SweepOptions:
     skip_bad_images: bool = False
     max_failures: int = 1              # retries of a trial whose worker fails
     resume: bool = False
+    warm_start: str | None = None      # --search optuna: a sweep folder whose trials seed Optuna
     dry_run: bool = False
     seed: int = 0                      # seed of the search algorithm
     debug: bool = False                # tracebacks instead of one-line errors
@@ -112,6 +113,9 @@ class SweepOptions:
             requested_runtime(self.backbone_runtime)
         except ValueError as exc:
             raise SweepError(str(exc)) from None
+        if self.warm_start and self.search != "optuna":
+            raise SweepError("--warm-start hands an earlier sweep's trials to Optuna's study: "
+                             "it needs --search optuna")
         if self.autoscale and not self.address:
             raise SweepError("--autoscale needs --address of a cluster started by `ray up` "
                              "(its autoscaler adds nodes); a local Ray cannot add nodes, so "
@@ -126,19 +130,21 @@ class SweepOptions:
 def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str) -> SweepOptions:
     """The options of the sweep being resumed: what it swept comes from ``saved`` (its
     ``sweep.json`` ``args``); where and with what resources it runs comes from
-    ``options`` for every flag of :data:`RESUME_OVERRIDES` given on the command line.
+    ``options`` for every flag of :data:`RESUME_OVERRIDES` given on the command line, and
+    ``--num-samples`` for a search: how many trials the sweep holds once extended.
     ``--mlflow`` is the sweep's own too: the restored Ray Tune run keeps the callbacks it
     was started with, so a resumed sweep logs to MLflow exactly when it did before.
 
     Raises:
-        SweepError: ``--space`` names another space than the sweep's own, or ``--mlflow``
-            another tracking than the sweep's own.
+        SweepError: ``--space`` names another space than a search sweep's own (a grid
+            may be resumed with a wider one), ``--mlflow``
+            another tracking than the sweep's own, or ``--num-samples`` for a grid.
     """
     known = {f.name for f in dataclasses.fields(SweepOptions)} - set(NOT_SAVED)
     kept = {k: v for k, v in saved.items() if k in known}
     if kept.get("grid"):
         kept["num_samples"] = None   # older sweeps saved --num-samples 1 with --grid
-    if options.space and saved.get("space") and \
+    if options.space and saved.get("space") and not saved.get("grid") and \
             os.path.abspath(options.space) != os.path.abspath(saved["space"]):
         raise SweepError(f"--resume continues sweep {options.name!r} with its own search space "
                          f"({saved['space']}); drop --space {options.space}, or start a new "
@@ -149,6 +155,14 @@ def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str)
                          f"it with the loggers it started with; drop --mlflow, or start a new "
                          "sweep with another --name")
     kept.update({k: getattr(options, k) for k in RESUME_OVERRIDES if k in options.given})
+    if "num_samples" in options.given and kept.get("search"):
+        kept["num_samples"] = options.num_samples   # extend the search (sweep.history)
+    elif "num_samples" in options.given:
+        raise SweepError(f"--num-samples extends a --search sweep; {options.name!r} is a grid "
+                         "(each combination once): to add combinations, resume it with "
+                         "--space naming a wider grid")
+    if options.space and saved.get("grid"):
+        kept["space"] = options.space   # a wider grid (sweep.history.widen_grid checks it)
     kept.update(results_dir=options.results_dir, sweep_dir=sweep_dir, resume=True,
                 dry_run=options.dry_run, name=options.name, given=options.given)
     return SweepOptions(**kept)

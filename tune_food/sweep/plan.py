@@ -28,6 +28,7 @@ from tune_food.data.splits import split_samples, validate_image_folder
 from tune_food.data.validation import (
     find_leakage,
     group_duplicates,
+    images_fingerprint,
     leakage_error,
     shared_validation,
 )
@@ -55,6 +56,10 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
     validation: Any = None                    # tune_food.data.validation.ValidationPlan
+    test_sets: dict[str, dict] = field(default_factory=dict)  # test label -> images_fingerprint
+    history: Any = None                       # earlier trials for Optuna (sweep.history.History)
+    extend_from: int | None = None            # an extension: the trials the sweep had planned
+    added: list[dict[str, Any]] | None = None  # a widened grid's new combinations
 
     def relative(self, path: str) -> str:
         """``path`` relative to the data root: what ``sweep.json`` records, so a sweep
@@ -82,12 +87,18 @@ def trial_name(config: dict[str, Any], varied: Sequence[str]) -> str:
 class TrialNamer:
     """``trial_name_creator`` / ``trial_dirname_creator`` for Ray Tune (picklable)."""
 
-    def __init__(self, varied: Sequence[str], with_id: bool):
-        self.varied, self.with_id = list(varied), with_id
+    def __init__(self, varied: Sequence[str], with_id: bool, first: int = 0):
+        self.varied, self.with_id, self.first = list(varied), with_id, first
 
     def __call__(self, trial) -> str:
+        """The trial's name, with ``with_id`` its folder's: ``<name>_<id>``, the end of
+        its trial id: a search's random id, or a grid's number plus ``first`` (a grid
+        widened by a second Tuner numbers its folders on from the first's)."""
         name = trial_name(trial.config, self.varied)[:MAX_TRIAL_NAME]  # a folder name
-        return f"{name}_{trial.trial_id.split('_')[-1]}" if self.with_id else name
+        end = trial.trial_id.split("_")[-1]
+        if "_" in trial.trial_id and end.isdigit():
+            end = f"{int(end) + getattr(self, 'first', 0):05d}"   # (older pickles: no first)
+        return f"{name}_{end}" if self.with_id else name
 
 
 def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:
@@ -124,7 +135,9 @@ def plan_sweep(space: SearchSpace, options: SweepOptions, out=None) -> Plan:
     return Plan(space=space, data_root=data_root, datasets=datasets,
                 exclude=sorted(p for p, _ in bad), bad_images=bad, weights=weights,
                 trials=trials, pairs=list(dict.fromkeys(pairs)), notes=notes,
-                validation=validation)
+                validation=validation,
+                test_sets={label: images_fingerprint(samples)
+                           for label, samples in sorted(test_samples.items())})
 
 
 def _resolve_downloads(space: SearchSpace, data_root: str, dry_run: bool):

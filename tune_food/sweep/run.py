@@ -49,6 +49,10 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     if options.resume:
         options = _resumed(options)   # a saved sweep passed the checks when it started
     options.check()
+    if options.resume:
+        from tune_food.sweep.history import extension
+
+        extension(options, options.sweep_dir)   # a --num-samples that drops trials: now
     space = _read_space(options)
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
@@ -114,14 +118,33 @@ def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
 
 
 def _planned(space, options: SweepOptions, out, name: str):
-    """:func:`tune_food.sweep.plan.plan_sweep`, and on ``--resume`` the check that the
-    data did not change; its time is the plan's ``checks_s``."""
+    """:func:`tune_food.sweep.plan.plan_sweep`, on ``--resume`` the check that the data
+    did not change, and with ``--warm-start`` the earlier sweep's trials, checked and
+    added to an Optuna study as the sweep will (:mod:`tune_food.sweep.history`); its time
+    is the plan's ``checks_s``."""
+    from tune_food.sweep.history import extension, warm_start, widen_grid
     from tune_food.sweep.plan import check_same_data, plan_sweep
+    from tune_food.sweep.search import check_search
 
     start = time.perf_counter()
     plan = plan_sweep(space, options, out)
     if options.resume:
         check_same_data(plan, options.sweep_dir, name)
+        plan.extend_from = extension(options, options.sweep_dir)
+        plan.added = widen_grid(options, plan, options.sweep_dir, name)
+        if plan.added:
+            plan.extend_from = len(plan.trials) - len(plan.added)
+            plan.notes.append(f"--space {options.space}: sweep {name} runs the "
+                              f"{len(plan.added)} new combinations only; the "
+                              f"{plan.extend_from} it had planned are kept")
+        elif plan.extend_from is not None:
+            plan.notes.append(f"--num-samples {options.num_samples}: sweep {name} adds trials "
+                              f"to the {plan.extend_from} it had planned")
+    elif options.warm_start:
+        plan.history = warm_start(options.warm_start, plan, options)
+        check_search(space, options.search, options.seed, options.max_concurrent, plan.history)
+        plan.notes.append(f"Optuna starts from the {len(plan.history.points)} completed "
+                          f"trials of {options.warm_start} (--warm-start)")
     plan.timings["checks_s"] = time.perf_counter() - start
     return plan
 
@@ -180,7 +203,8 @@ def _read_space(options: SweepOptions):
     from tune_food.sweep.spaces import default_space_dir, load_space
 
     path = options.space or os.path.join(default_space_dir(), options.default_space_file)
-    if options.resume and os.path.isfile(os.path.join(options.sweep_dir, SPACE_FILE)):
+    if options.resume and "space" not in options.given and \
+            os.path.isfile(os.path.join(options.sweep_dir, SPACE_FILE)):
         path = os.path.join(options.sweep_dir, SPACE_FILE)
     space = load_space(path)
     if options.search == "optuna" and "seed" in space.varied and "seeds" in space.raw:

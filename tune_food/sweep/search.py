@@ -33,25 +33,34 @@ def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> tuple[in
     return tuple(sorted({grace_period * reduction_factor ** k for k in range(count)} | {max_t}))
 
 
-def _searcher(search: str | None, seed: int, max_concurrent: int):
-    """The bare Ray Tune ``Searcher`` of ``--search`` (None for grid and random)."""
+def _searcher(search: str | None, seed: int, max_concurrent: int, history=None):
+    """The bare Ray Tune ``Searcher`` of ``--search`` (None for grid and random).
+    ``history``: a :class:`tune_food.sweep.history.History` whose completed trials the
+    Optuna study holds before its first suggestion (Ray Tune's ``points_to_evaluate``
+    with ``evaluated_rewards``)."""
     if search != "optuna":
         return None
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # no line per study and trial
+    earlier = dict(points_to_evaluate=history.points, evaluated_rewards=history.rewards) \
+        if history is not None and history.points else {}
+    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed), **earlier)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent or OPTUNA_IN_FLIGHT)
 
 
-def make_search(space: SearchSpace, options: SweepOptions) -> tuple[Any, Any, int]:
+def make_search(space: SearchSpace, options: SweepOptions, history=None,
+                samples: int | None = None) -> tuple[Any, Any, int]:
     """``(search_alg, scheduler, num_samples)`` for ``tune.TuneConfig``, as ``options``
     resolve them: ``search`` None (grid), ``"optuna"`` (TPE seeded by ``seed``, at most
     ``max_concurrent`` or :data:`~tune_food.sweep.options.OPTUNA_IN_FLIGHT` suggestions in
     flight) or ``"random"`` (seeded); :attr:`~tune_food.sweep.options.SweepOptions.scheduler_name`
     (ASHA on ``epoch``: grace period :data:`ASHA_GRACE`, reduction factor
-    :data:`ASHA_REDUCTION`); :attr:`~tune_food.sweep.options.SweepOptions.samples`.
+    :data:`ASHA_REDUCTION`); :attr:`~tune_food.sweep.options.SweepOptions.samples`, or
+    ``samples`` when given (an extended search runs only the trials it adds).
+    ``history``: earlier completed trials the Optuna study starts from (see :func:`_searcher`).
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -60,12 +69,13 @@ def make_search(space: SearchSpace, options: SweepOptions) -> tuple[Any, Any, in
                            grace_period=min(ASHA_GRACE, max_epochs),
                            reduction_factor=ASHA_REDUCTION)
              if options.scheduler_name == "asha" else FIFOScheduler())
-    searcher = _searcher(options.search, options.seed, options.max_concurrent)
+    samples = options.samples if samples is None else samples
+    searcher = _searcher(options.search, options.seed, options.max_concurrent, history)
     if searcher is not None:
-        return RelocatableSearchGenerator(searcher), sched, options.samples
+        return RelocatableSearchGenerator(searcher), sched, samples
     if options.search == "random":
-        return RelocatableVariants(random_state=options.seed), sched, options.samples
-    return RelocatableVariants(), sched, options.samples
+        return RelocatableVariants(random_state=options.seed), sched, samples
+    return RelocatableVariants(), sched, samples
 
 
 def rungs_of(scheduler, space: SearchSpace) -> tuple[int, ...]:
@@ -78,18 +88,25 @@ def rungs_of(scheduler, space: SearchSpace) -> tuple[int, ...]:
     return asha_rungs(max_epochs, min(ASHA_GRACE, max_epochs), ASHA_REDUCTION)
 
 
-def check_search(space: SearchSpace, search: str | None, seed: int, max_concurrent: int) -> None:
-    """Let the search algorithm read the space now, as the Tuner would.
+def check_search(space: SearchSpace, search: str | None, seed: int, max_concurrent: int,
+                 history=None) -> None:
+    """Let the search algorithm read the space now, as the Tuner would (and, given a
+    ``history``, add its earlier trials to Optuna's study).
 
     Raises:
-        SweepError: e.g. ``grid_search`` parameters with ``--search optuna``.
+        SweepError: e.g. ``grid_search`` parameters with ``--search optuna``, or an
+            earlier trial whose value lies outside this space.
     """
-    searcher = _searcher(search, seed, max_concurrent)
+    searcher = _searcher(search, seed, max_concurrent, history)
     if searcher is None:
         return
     try:
         searcher.set_search_properties(space.metric, space.mode, dict(space.param_space))
     except (ValueError, TypeError) as exc:
+        if history is not None and history.points:
+            raise SweepError(f"{space.path}: a trial of {', '.join(history.sources)} lies "
+                             f"outside this space ({' '.join(str(exc).split())[:200]}); widen "
+                             "the space to hold the earlier trials") from None
         grids = [k for k in space.varied if isinstance(space.raw["parameters"].get(k), dict)
                  and "grid_search" in space.raw["parameters"][k]]
         hint = (f"; replace grid_search by choice for {', '.join(grids)}, or run it with --grid"

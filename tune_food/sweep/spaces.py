@@ -98,6 +98,12 @@ class SearchSpace:
         return list(dict.fromkeys(names))
 
     @property
+    def sampled(self) -> list[str]:
+        """The parameters drawn by a sampler (not a grid), in :data:`PARAMS` order: the
+        parameters of an Optuna study of this space."""
+        return [k for k in self.varied if _is_sampler(self.param_space[k])]
+
+    @property
     def is_grid(self) -> bool:
         """True when every parameter is a constant or a ``grid_search`` list."""
         return all(not _is_sampler(v) for v in self.param_space.values())

@@ -5,7 +5,7 @@ where the folder is (a local folder, or a storage URI such as ``s3://bucket/path
 
     <results dir>/<sweep name>/
         sweep.json  space.yaml  leaderboard.csv  leaderboard_by_config.csv  results.csv
-        leaderboard.parquet  results.parquet
+        leaderboard.parquet  results.parquet  importance.csv
         plots/  <trial folders>/checkpoint_NNNNNN/{checkpoint.pt, meta.json, predictions.csv}
     <results dir>/mlflow.db  <results dir>/mlartifacts/<sweep name>/   (--mlflow's default)
 """
@@ -29,13 +29,17 @@ CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, op
 PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
 META_FILE = "meta.json"             # beside it: model, classes, dropout, transform, epoch
 ERROR_FILE = "error.txt"            # in a trial folder: Ray Tune's record of its failure
+EXPERIMENT_STATES = "experiment_state-*.json"   # Ray Tune's state file, one per Tuner run
 # plots/: the figures tune_food.results.plots draws
 LEADERBOARD_PNG, CURVES_PNG = "leaderboard.png", "curves.png"
 CONFUSION_PNG, ERRORS_PNG = "confusion.png", "errors.png"
 TRADEOFF_PNG = "tradeoff.png"       # accuracy against cpu_ms (results.tradeoff)
+# which hyperparameters mattered (results.importance): fANOVA importances, parallel view
+IMPORTANCE_FILE = "importance.csv"
+IMPORTANCE_PNG, PARALLEL_PNG = "importance.png", "parallel.png"
 # what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
 SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
-               RESULTS_PARQUET, STATE_FILE, SPACE_FILE, PLOTS_DIR)
+               RESULTS_PARQUET, IMPORTANCE_FILE, STATE_FILE, SPACE_FILE, PLOTS_DIR)
 # beside the sweep folders (in the results folder): --mlflow's default SQLite store and
 # the artifacts of its runs (tune_food.results.tracking)
 MLFLOW_DB = "mlflow.db"

@@ -113,7 +113,13 @@ def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
                  "skipped_bad_images": [{"path": plan.relative(p), "reason": r}
                                         for p, r in plan.bad_images],
                  "validation": plan.validation.summary(),
+                 # the images that rank on the test split, by content (a warm start checks them)
+                 "test_sets": plan.test_sets,
                  "allow_leakage": options.allow_leakage, "started": now()}
+        if getattr(plan, "history", None) is not None and options.warm_start:
+            # --warm-start: where Optuna's first trials came from
+            state["warm_start"] = {"sweep": os.path.abspath(options.warm_start),
+                                   "trials": len(plan.history.points)}
     # what runs the frozen backbone on the CPU (what really ran is on the leaderboard and
     # with each feature set: computed_by); a resume may choose another
     state["backbone_runtime"] = requested_runtime(options.backbone_runtime)

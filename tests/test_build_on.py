@@ -1,0 +1,257 @@
+"""Sweeps that build on each other (tune_food.sweep.history): a warm start from an earlier
+sweep, a search extended with more trials, a grid extended with more values; each a real
+Ray Tune sweep on real photos."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+
+import pandas as pd
+import pytest
+from conftest import make_subset, run_cli
+
+SEARCH = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  test_data: {test}\n"
+          "  epochs: 2\n  lr: {{loguniform: [0.001, 0.3]}}\n  batch_size: {{choice: [4, 8]}}\n")
+
+
+@pytest.fixture(scope="module")
+def two_test_sets(tiny_root, tmp_path_factory) -> str:
+    """A data root with ``tiny`` (the session's) and ``tiny2``: other test photos."""
+    root = tmp_path_factory.mktemp("two_test_sets")
+    os.symlink(os.path.join(tiny_root, "tiny"), root / "tiny")
+    make_subset(str(root / "tiny2"), {"train": 8, "test": 4}, offset=4)
+    return str(root)
+
+
+def _search(tmp_path, root, name, test="tiny", *extra):
+    space = tmp_path / f"{name}.yaml"
+    space.write_text(SEARCH.format(test=test))
+    return run_cli("tune_food.sweep", "--search", "optuna", "--scheduler", "fifo", "--space",
+                   str(space), "--data-dir", root, "--results-dir", str(tmp_path / "results"),
+                   "--cache-dir", str(tmp_path / "cache"), "--name", name, *extra)
+
+
+def optuna_study(exp_dir):
+    """The Optuna study the sweep's ``OptunaSearch`` saved last (Ray Tune's searcher
+    state file, restored with Ray's own ``Searcher.restore_from_dir``)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(exp_dir))
+    return searcher._ot_study
+
+
+@pytest.mark.slow
+def test_warm_start_refused_for_another_test_set_accepted_otherwise(tmp_path, two_test_sets):
+    first = _search(tmp_path, two_test_sets, "a", "tiny", "--num-samples", "4")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    a = tmp_path / "results" / "a"
+    board = pd.read_csv(a / "leaderboard.csv")
+    assert len(board) == 4 and board["rank"].notna().all()
+    assert json.loads((a / "sweep.json").read_text())["test_sets"]["tiny"]["images"] == 12
+
+    other = _search(tmp_path, two_test_sets, "b", "tiny2", "--num-samples", "2",
+                    "--warm-start", str(a))
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines() == [
+        f"python -m tune_food.sweep: error: --warm-start {a} ranked on another test set than this "
+        "sweep (12 images then, 12 now, other bytes): its rewards are not comparable; use "
+        "the same data and val_fraction, or no --warm-start"], other.stderr
+    assert not (tmp_path / "results" / "b").exists()   # refused before launching
+
+    # the other refusals, checked in-process on the plan the sweep would make
+    from tune_food.common.errors import SweepError
+    from tune_food.sweep.cli import parse_options
+    from tune_food.sweep.history import warm_start
+    from tune_food.sweep.plan import plan_sweep
+    from tune_food.sweep.spaces import load_space
+
+    for extra, why in (("  dropout: {uniform: [0.0, 0.5]}\n",
+                        "sampled lr, batch_size, this space samples lr, batch_size, dropout: "
+                        "Optuna needs the same parameter names"),
+                       ("metric: test_loss\n", "ranked by test_acc (max), this sweep by "
+                        "test_loss (min)")):
+        other_space = tmp_path / "other.yaml"
+        other_space.write_text(SEARCH.format(test="tiny") + extra if extra.startswith(" ")
+                               else extra + SEARCH.format(test="tiny"))
+        opts = parse_options(["--search", "optuna", "--space", str(other_space), "--data-dir",
+                              two_test_sets, "--warm-start", str(a)])
+        plan = plan_sweep(load_space(str(other_space)), opts)
+        with pytest.raises(SweepError, match=re.escape(f"--warm-start {a} {why}")):
+            warm_start(str(a), plan, opts)
+
+    warm = _search(tmp_path, two_test_sets, "c", "tiny", "--num-samples", "3",
+                   "--warm-start", str(a), "--seed", "5")
+    assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+    assert f"note: Optuna starts from the 4 completed trials of {a} (--warm-start)" in warm.stdout
+    c = tmp_path / "results" / "c"
+    assert json.loads((c / "sweep.json").read_text())["warm_start"] == {"sweep": str(a),
+                                                                        "trials": 4}
+    assert len(pd.read_csv(c / "leaderboard.csv")) == 3
+    trials = optuna_study(c).trials
+    assert len(trials) == 7   # the 4 earlier ones first, then the 3 it suggested
+    def rounded(rows):
+        return sorted((round(lr, 12), int(bs), round(v, 12)) for lr, bs, v in rows)
+
+    assert rounded((t.params["lr"], t.params["batch_size"], t.value) for t in trials[:4]) == \
+        rounded(zip(board["lr"], board["batch_size"], board["test_acc"]))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+
+
+def _folder_bytes(exp) -> dict[str, dict[str, bytes]]:
+    """trial folder -> {relative file path: bytes} of every trial folder of ``exp``."""
+    out = {}
+    for trial in sorted(p for p in exp.iterdir() if (p / "params.json").is_file()):
+        out[trial.name] = {str(f.relative_to(trial)): f.read_bytes()
+                           for f in sorted(trial.rglob("*")) if f.is_file()}
+    return out
+
+
+@pytest.mark.slow
+def test_a_search_extended_from_10_to_20_trials_continues_its_optuna_study(tmp_path, tiny_root):
+    first = _search(tmp_path, tiny_root, "s", "tiny", "--num-samples", "10", "--seed", "2")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    exp = tmp_path / "results" / "s"
+    before = _folder_bytes(exp)
+    board10 = pd.read_csv(exp / "leaderboard.csv")
+    assert len(before) == 10 and len(board10) == 10
+
+    more = run_cli("tune_food.sweep", "--resume", "--name", "s", "--results-dir",
+                   str(tmp_path / "results"), "--num-samples", "20")
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "adding 10 trials to the 10 of sweep s; Optuna starts from its 10 completed " \
+           "trials" in more.stdout
+    after = _folder_bytes(exp)
+    assert {k: after[k] for k in before} == before          # the first 10 untouched
+    assert len(after) == 20
+    board = pd.read_csv(exp / "leaderboard.csv")             # one leaderboard for all
+    assert len(board) == 20 and board["rank"].notna().all()
+    assert len(set(zip(board["lr"], board["batch_size"]))) == 20
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["planned"]["trials"] == 20 and state["status"] == "finished"
+    assert [(e["from"], e["to"]) for e in state["extended"]] == [(10, 20)]
+
+    trials = optuna_study(exp).trials   # the new study: 10 given, then 10 suggested
+    assert [t.number for t in trials] == list(range(20))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    first10 = sorted(zip(board10["lr"].round(12), board10["test_acc"].round(12)))
+    assert sorted((round(t.params["lr"], 12), round(t.value, 12)) for t in trials[:10]) == first10
+    new = set(board["lr"].round(12)) - set(board10["lr"].round(12))
+    assert {round(t.params["lr"], 12) for t in trials[10:]} == new and len(new) == 10
+
+    rep = run_cli("tune_food.report", str(exp))   # report reads both Tuner runs too
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    assert len(pd.read_csv(exp / "leaderboard.csv")) == 20
+
+
+GRID = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {{grid_search: {epochs}}}\n"
+        "  batch_size: 6\n  lr: {lr}\n")
+
+
+@pytest.mark.slow
+def test_a_grid_widened_by_one_epoch_value_runs_exactly_the_new_trial(tmp_path, tiny_root):
+    results = tmp_path / "results"
+    common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
+              str(tmp_path / "cache"), "--name", "g"]
+    space = tmp_path / "grid.yaml"
+    space.write_text(GRID.format(epochs="[1, 2]", lr=0.01))
+    first = run_cli("tune_food.sweep", "--grid", "--space", str(space), *common)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    exp = results / "g"
+    before = _folder_bytes(exp)
+    assert len(before) == 2
+
+    changed = tmp_path / "changed.yaml"   # lr was a constant 0.01: what ran would change
+    changed.write_text(GRID.format(epochs="[1, 2, 3]", lr=0.02))
+    refused = run_cli("tune_food.sweep", "--resume", "--space", str(changed), *common)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"python -m tune_food.sweep: error: --space {changed} changes what sweep 'g' ran: "
+        "the constant parameters.lr: 0.01 ran and is not in the new space; a wider grid may "
+        "only add values (start a new sweep with another --name to change them)"]
+    assert _folder_bytes(exp) == before
+
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(GRID.format(epochs="[1, 2, 3]", lr=0.01))
+    more = run_cli("tune_food.sweep", "--resume", "--space", str(wider), *common)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "adding 1 trials to the 2 of sweep g" in more.stdout
+    after = _folder_bytes(exp)
+    assert {k: after[k] for k in before} == before          # the finished ones kept
+    new = sorted(set(after) - set(before))
+    assert new == ["3_epochs_00002"]          # numbered on from the first two
+    assert json.loads(after[new[0]]["params.json"])["epochs"] == 3
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert sorted(board["epochs"]) == [1, 2, 3] and (board["status"] == "TERMINATED").all()
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["planned"]["trials"] == 3 and state["status"] == "finished"
+    assert (exp / "space.yaml").read_text() == wider.read_text()
+
+
+def test_the_flags_that_build_on_a_sweep_refuse_what_they_cannot_do(tmp_path):
+    from tune_food.common.errors import SweepError
+    from tune_food.sweep.cli import parse_options
+    from tune_food.sweep.history import extension
+    from tune_food.sweep.options import resume_options
+
+    with pytest.raises(SweepError, match=r"^--warm-start .* it needs --search optuna$"):
+        parse_options(["--search", "random", "--warm-start", "results/a"]).check()
+    again = parse_options(["--resume", "--name", "g", "--num-samples", "5"])
+    with pytest.raises(SweepError, match="--num-samples extends a --search sweep; 'g' is a grid"):
+        resume_options(again, {"grid": True, "space": "grid.yaml"}, str(tmp_path))
+    search = resume_options(again, {"search": "optuna", "num_samples": 3}, str(tmp_path))
+    assert search.num_samples == 5 and search.samples == 5
+    # a search that planned 10 trials: 5 would drop some, 10 is a plain resume, 12 adds 2
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"metric": "val_acc", "mode": "max", "planned": {"trials": 10, "configs": []}}))
+    with pytest.raises(SweepError, match="holds 10 trials already and never drops any"):
+        extension(search, str(tmp_path))
+    for n, expected in ((10, None), (12, 10)):
+        opts = resume_options(parse_options(["--resume", "--name", "g", "--num-samples", str(n)]),
+                              {"search": "optuna", "num_samples": 10}, str(tmp_path))
+        assert extension(opts, str(tmp_path)) == expected
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_finishes_its_trials_then_grows(tmp_path, tiny_root):
+    """SIGINT after the first of 6 planned trials; --resume --num-samples 8 runs the 5 it
+    had planned (Tuner.restore), then adds 2 with a study that holds all 6."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    space = tmp_path / "i.yaml"
+    space.write_text(SEARCH.format(test="tiny"))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tune_food.sweep", "--search", "optuna", "--scheduler", "fifo",
+         "--space", str(space), "--data-dir", tiny_root, "--results-dir", str(results),
+         "--cache-dir", str(tmp_path / "cache"), "--name", "i", "--num-samples", "6",
+         "--max-concurrent", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in proc.stdout:
+        if line.startswith("[1/6] done"):
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    exp = results / "i"
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "interrupted"
+
+    more = run_cli("tune_food.sweep", "--resume", "--name", "i", "--results-dir", str(results),
+                   "--num-samples", "8")
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "finishing the 6 trials the sweep had planned ..." in more.stdout
+    assert "adding 2 trials to the 6 of sweep i; Optuna starts from its 6 completed " \
+           "trials" in more.stdout
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 8 and (board["status"] == "TERMINATED").all()
+    assert len(set(zip(board["lr"], board["batch_size"]))) == 8
+    trials = optuna_study(exp).trials
+    assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"
