@@ -10,6 +10,7 @@ import threading
 
 from tune_food.app.folders import Board, load_board
 from tune_food.common.errors import SweepError
+from tune_food.results.importance import write_importance
 from tune_food.results.plots import make_plots
 from tune_food.sweepdir.layout import LEADERBOARD_FILE, STATE_FILE
 from tune_food.sweepdir.state import list_sweeps, peek_state
@@ -60,13 +61,19 @@ class SweepBoards:
         return cached[1] if cached else None
 
     def plots(self, sweep: str, b: Board) -> list[str]:
-        """The board's plots; a live board's drawn once (by plots.make_plots) on demand."""
+        """The board's plots; a live board's drawn once on demand, into the page's own
+        cache folder (by plots.make_plots, and importance.write_importance: the
+        importance once 10 trials have completed, the parallel view)."""
         if b.live and not b.plots and not b.board.empty:
 
             with self.lock:
                 if not b.plots:
-                    b.plots = make_plots(os.path.join(self.plots_cache, sweep), b.board,
-                                         b.results)
+                    where = os.path.join(self.plots_cache, sweep)
+                    drawn = make_plots(where, b.board, b.results)
+                    if b.state.get("metric"):
+                        drawn += [p for p in write_importance(where, b.board, b.state).files
+                                  if p.endswith(".png")]
+                    b.plots = drawn
         return b.plots
 
 

@@ -31,8 +31,8 @@ from tune_food.sweepdir.layout import (
 from tune_food.sweepdir.state import data_root, peek_state
 from tune_food.train.hparams import PARAMS
 
-# shown on the Leaderboard tab, in the order of its images: of tune_food.results.plots.make_plots,
-# and of tune_food.results.importance (a finished sweep's only: a running one has too few trials)
+# shown on the Leaderboard tab, in the order of its images: of tune_food.results.plots.make_plots
+# and of tune_food.results.importance (app.boards draws them for a running sweep)
 PLOT_FILES = (LEADERBOARD_PNG, CURVES_PNG, TRADEOFF_PNG, IMPORTANCE_PNG, PARALLEL_PNG)
 
 
