@@ -64,12 +64,12 @@ def measure_models(results, datasets: dict[str, str], known: dict[str, Any],
         out: where a failed measurement's warning goes.
 
     Returns:
-        ``known`` with the new models' figures (or ``{"error": ...}``) added; ``known``
-        alone when a trial did not end (an interrupted sweep measures when resumed).
+        ``known`` with the new models' figures (or ``{"error": ...}``) added. Called only
+        when every trial ended (an interrupted sweep measures when resumed: the caller
+        reads Ray Tune's saved state, since after a SIGINT the ``ResultGrid`` shows the
+        stopped trials as ``TERMINATED``).
     """
     figures = dict(known)
-    if results.num_terminated + results.num_errors < len(results):
-        return figures
     alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
     for model, (config, nodes) in sorted(_trial_nodes(results).items()):
         if "cpu_ms" in figures.get(model, {}):

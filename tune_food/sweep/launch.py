@@ -157,9 +157,14 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
         tuner = _tuner(plan, options, name, exp_dir, features, search_alg, scheduler,
                        num_samples, mlflow, out)
     results = _fit(tuner, plan)
-    measure_start = time.perf_counter()
-    state["deployment"] = measure_models(results, plan.datasets, state.get("deployment") or {})
-    plan.timings["deployment_s"] = time.perf_counter() - measure_start
+    # after a SIGINT Ray Tune returns with its trials stopped (TERMINATED in memory, still
+    # running in its saved state): measuring then would delay the exit by seconds per
+    # backbone; a resumed sweep measures what it lacks
+    if not _unfinished(exp_dir, 0):
+        measure_start = time.perf_counter()
+        state["deployment"] = measure_models(results, plan.datasets,
+                                             state.get("deployment") or {})
+        plan.timings["deployment_s"] = time.perf_counter() - measure_start
 
 
 def _fit(tuner, plan: Plan):
