@@ -64,13 +64,14 @@ class LeaderboardPage:
         with gr.Row():   # which hyperparameters mattered (a finished sweep's)
             ui.imp_img = gr.Image(label=IMPORTANCE_PNG, type="filepath", interactive=False)
             ui.par_img = gr.Image(label=PARALLEL_PNG, type="filepath", interactive=False)
+        # the picker takes the page's whole width: a long trial name shows whole
+        ui.trial = gr.Dropdown(label="trial", allow_custom_value=True, elem_id="board-trial",
+                               elem_classes=["tf-picker"])
         with gr.Row():
-            ui.trial = gr.Dropdown(label="trial", allow_custom_value=True,
-                                   elem_id="board-trial", elem_classes=["tf-picker"], scale=3)
             ui.export_btn = gr.Button("Export", elem_id="export-btn", scale=0, min_width=120)
             ui.export_file = gr.File(label="web demo of the trial (zip: app.py, model.onnx, "
                                      "README.md; python app.py)", elem_id="export-file",
-                                     interactive=False, scale=2)
+                                     interactive=False)
         ui.trial_note = gr.Markdown()
         with gr.Row():
             ui.params = gr.JSON(label="hyperparameters")
