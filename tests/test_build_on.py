@@ -4,7 +4,6 @@ Ray Tune sweep on real photos."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
