@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import statistics
-import tempfile
 import time
 import warnings
 
@@ -132,15 +130,12 @@ def measure(onnx_path: str, steps: dict, photo: str, warmup: int = WARMUP,
     return statistics.median(times)
 
 
-def measured_onnx(model: str, num_classes: int, keep: bool = True) -> str:
+def measured_onnx(model: str, num_classes: int) -> str:
     """The ONNX file :func:`deployment_figures` measures: ``model`` with an untrained
     head for ``num_classes`` classes, exported once per (model, weights, classes, torch
-    version) and kept under :func:`exported_dir` (``keep=False``: a temporary file the
-    caller removes). Concurrent callers on a node export it once."""
+    version) and kept under :func:`exported_dir`. Concurrent callers on a node export
+    it once."""
     tag = f"{model}-{weights_sha256(model)[:16]}-{num_classes}c-torch{torch.__version__}"
-    if not keep:
-        folder = tempfile.mkdtemp(prefix="tune_food-onnx-")
-        return export_onnx(build_model(model, num_classes).eval(), os.path.join(folder, ONNX_FILE))
     folder = os.path.join(exported_dir(), tag)
     path = os.path.join(folder, ONNX_FILE)
     os.makedirs(folder, exist_ok=True)
@@ -150,14 +145,14 @@ def measured_onnx(model: str, num_classes: int, keep: bool = True) -> str:
     return path
 
 
-def deployment_figures(model: str, num_classes: int, photo: str, keep: bool = True) -> dict:
-    """What serving ``model`` costs on this machine (see the module's docstring).
+def deployment_figures(model: str, num_classes: int, photo: str) -> dict:
+    """What serving ``model`` costs on this machine (see the module's docstring); the
+    exported model is kept for the next sweep (:func:`measured_onnx`).
 
     Args:
         model: a registry name.
         num_classes: the classifier's number of classes.
         photo: a real photo (the sweep's first test image).
-        keep: keep the exported model for the next sweep (:func:`measured_onnx`).
 
     Returns:
         ``{"cpu_ms", "params", "model_mb"}`` and the conditions: ``threads``,
@@ -169,16 +164,12 @@ def deployment_figures(model: str, num_classes: int, photo: str, keep: bool = Tr
     """
     import onnxruntime
 
-    path = measured_onnx(model, num_classes, keep)
-    try:
-        spec = get_spec(model)
-        figures = {"cpu_ms": round(measure(path, preprocessing(model), photo), 3),
-                   "params": spec.backbone_params + (spec.num_features + 1) * num_classes,
-                   "model_mb": round(os.path.getsize(path) / 1e6, 3)}
-    finally:
-        if not keep:
-            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-    return {**figures, "threads": THREADS, "runtime": f"onnxruntime {onnxruntime.__version__}",
+    path = measured_onnx(model, num_classes)
+    spec = get_spec(model)
+    return {"cpu_ms": round(measure(path, preprocessing(model), photo), 3),
+            "params": spec.backbone_params + (spec.num_features + 1) * num_classes,
+            "model_mb": round(os.path.getsize(path) / 1e6, 3),
+            "threads": THREADS, "runtime": f"onnxruntime {onnxruntime.__version__}",
             "cpu": cpu_model(), "node": platform.node(), "warmup": WARMUP, "repeats": REPEATS}
 
 
