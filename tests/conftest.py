@@ -15,6 +15,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.abspath(os.environ.get("TUNE_FOOD_DATA_DIR")
                               or os.path.join(REPO, "..", "shared", "data"))
 CLASSES = ("pizza", "steak", "sushi")
+# the browser tests drive Debian's chromium (Playwright cannot download its own here)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shared_dataset(name: str = "pizza_steak_sushi") -> str:

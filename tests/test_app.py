@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -16,23 +15,21 @@ import time
 import zlib
 
 import pytest
-from conftest import REPO, make_subset, run_cli, shared_dataset
+from conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    free_port,
+    make_subset,
+    run_cli,
+    shared_dataset,
+)
 from PIL import Image
 
 from tune_food.app import wait_until_serving
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 TINY_SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n"
               "  batch_size: 5\n  lr: 0.01\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pizza_photo() -> str:
@@ -65,7 +62,7 @@ def app(small_sweep, tiny_root, tmp_path_factory, app_log):
     spaces = tmp_path_factory.mktemp("spaces")
     (spaces / "tiny.yaml").write_text(TINY_SPACE)
     cache = os.path.join(os.path.dirname(os.path.dirname(exp)), "cache")
-    port = _free_port()
+    port = free_port()
     log = open(app_log, "w+")
     server = subprocess.Popen(
         [sys.executable, "-m", "tune_food.app", exp, "--port", str(port), "--spaces-dir",
@@ -144,7 +141,7 @@ def test_auth_is_required_when_given(small_sweep, tmp_path):
 
     results = os.path.dirname(small_sweep[1])
     newest = newest_sweep(results)
-    port = _free_port()
+    port = free_port()
     out = open(tmp_path / "app.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "tune_food.app", "--results-dir", results, "--port", str(port),

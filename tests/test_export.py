@@ -17,13 +17,11 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CLASSES, run_cli, shared_dataset
+from conftest import CHROMIUM, CHROMIUM_ARGS, CLASSES, free_port, run_cli, shared_dataset
 from PIL import Image
 
 from tune_food.demo.preprocess import load_rgb, to_input
 from tune_food.models.registry import MODELS, get_transform, preprocessing
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _real_photos(tmp_path) -> list[str]:
@@ -252,14 +250,6 @@ def test_force_replaces_an_export_with_another_trial(exported, small_sweep, tmp_
 
 # ------------------------------------------------------------------ the demo, deployed
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo(exported, tmp_path_factory):
     """The exported folder served by ``python app.py`` from a fresh virtual environment
@@ -270,7 +260,7 @@ def demo(exported, tmp_path_factory):
                           "-r", "requirements.txt"], cwd=exported, capture_output=True,
                          text=True, timeout=900)
     assert pip.returncode == 0, pip.stderr[-3000:]
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path_factory.mktemp("demo_log") / "app.log", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     server = subprocess.Popen([os.path.join(venv, "bin", "python"), "app.py"], cwd=exported,
@@ -309,8 +299,7 @@ def test_the_demo_runs_in_its_own_environment_and_agrees_with_predict(demo, smal
     assert sorted(got) == sorted(want)
     assert max(abs(got[c] - want[c]) for c in want) <= 1e-5
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM,
-                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(demo)
         page.locator("input[type=file]").first.set_input_files(photo)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, free_port, run_cli
 
 #: a generous bound on any failure (Ray's own retries last minutes; a slow day is slow)
 BOUND_S = 60
@@ -70,12 +69,6 @@ def _one_line(proc, seconds, folder, *words):
     assert seconds < BOUND_S
     assert not folder.exists()
     return lines[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -139,7 +132,7 @@ def test_an_address_where_something_else_listens(tmp_path, tiny_root, tiny_space
 ])
 def test_addresses_without_a_cluster(tmp_path, tiny_root, tiny_space, address, words, ray_tmp):
     proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, "--dry-run", "--address",
-                                   address.format(closed=_free_port()),
+                                   address.format(closed=free_port()),
                                    env={"RAY_TMPDIR": ray_tmp})
     _one_line(proc, seconds, folder, *words)
 
@@ -149,7 +142,7 @@ def test_auto_with_the_record_of_a_cluster_that_is_gone(tmp_path, tiny_root, tin
     """`ray start` records its address in <tmp>/ray/ray_current_cluster; a record left by
     a crashed cluster makes ray.init(address="auto") wait for ever (seen: > 60 s)."""
     os.makedirs(os.path.join(ray_tmp, "ray"))
-    port = _free_port()
+    port = free_port()
     with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as fh:
         fh.write(f"127.0.0.1:{port}\n")
     proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, "--address", "auto",
@@ -163,7 +156,7 @@ def test_a_cluster_that_needs_an_authentication_token(tmp_path, tiny_root, tiny_
     """A head started with RAY_AUTH_MODE=token: no token, a wrong one (Ray alone logs
     ``InvalidAuthToken`` every second for 20 s, then a bare ConnectionError), and the
     right one, which joins."""
-    port, token = _free_port(), "0123456789abcdef0123456789abcdef"
+    port, token = free_port(), "0123456789abcdef0123456789abcdef"
     head_env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
                     RAY_TMPDIR=ray_tmp)
     ray = os.path.join(os.path.dirname(sys.executable), "ray")
