@@ -17,9 +17,9 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import DataError, SweepError
-from tune_food.sweepdir.layout import ERRORS_PNG, RESULTS_DIR
+from tune_food.sweepdir.layout import ERRORS_PNG, REPORT_COMMAND, RESULTS_DIR
 
-PROG = "python -m tune_food.report"
+PROG = REPORT_COMMAND
 
 
 def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: bool = False):

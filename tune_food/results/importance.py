@@ -187,6 +187,14 @@ def importance_table(board: pd.DataFrame, state: dict) -> Importance:
     if not keys:
         return Importance(note=f"importance: no hyperparameter varies: {IMPORTANCE_FILE} "
                                "not written")
+    values = rows[metric].astype(float)
+    if not values.map(math.isfinite).all():
+        return Importance(note=f"importance: a completed trial's {metric} is not a finite "
+                               f"number: {IMPORTANCE_FILE} not written")
+    if values.nunique() == 1:   # fANOVA divides by the variance: nothing to attribute
+        return Importance(note=f"importance: all {len(rows)} completed trials reached the "
+                               f"same {metric} ({values.iloc[0]:.4g}), so no hyperparameter "
+                               f"explains any of it: {IMPORTANCE_FILE} not written")
     scores = param_importances(rows, metric, mode, distributions(space, rows, keys))
     table = pd.DataFrame({"parameter": list(scores), "importance": list(scores.values()),
                           "evaluator": EVALUATOR, "trials": len(rows), "metric": metric})

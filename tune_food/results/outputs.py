@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from tune_food.common.errors import SweepError
+from tune_food.common.errors import SweepError, optional_step
 from tune_food.common.files import write_csv_atomic
 from tune_food.results.leaderboard import (
     TrialRecord,
@@ -64,6 +64,10 @@ class Outputs:
     best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
     ship: str = ""                    # the fastest trial tied with the best, its export command
     importance: str = ""              # why importance.csv was not written (too few trials)
+    # trial_id -> the configuration Ray Tune gave the trial (what the search drew: a
+    # ``null`` stays None where the leaderboard's columns show the default it stands for)
+    configs: dict[str, dict] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)   # optional outputs that failed
 
 
 def _experiment_states(path: str) -> list[str]:
@@ -224,7 +228,8 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
     best = board.iloc[0]["trial_id"] if not board.empty and board["rank"].notna().any() else None
     return Outputs(board, results_dataframe(records, keys), sweep_status(board),
                    summary=tie_summary(board, split), best_predictions=predictions.get(best),
-                   ship=ship_summary(board, exp_path))
+                   ship=ship_summary(board, exp_path),
+                   configs={r.trial_id: dict(r.config) for r in records if r.trial_id})
 
 
 def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
@@ -252,12 +257,16 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
                  write_parquet_atomic(board, os.path.join(local_dir, LEADERBOARD_PARQUET)),
                  write_parquet_atomic(frame, os.path.join(local_dir, RESULTS_PARQUET))]
     if "seed" in board and board["seed"].nunique() > 1 and board["rank"].notna().any():
-        by_config = leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"])
-        out.files.append(write_csv_atomic(by_config, os.path.join(local_dir, BY_CONFIG_FILE)))
-    out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state))
-    importance = write_importance(local_dir, board, state)
-    out.files += importance.files
-    out.importance = importance.note
+        out.files += optional_step(BY_CONFIG_FILE, lambda: [write_csv_atomic(
+            leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"]),
+            os.path.join(local_dir, BY_CONFIG_FILE))], out.warnings, [])
+    out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state),
+                            warnings=out.warnings)
+    importance = optional_step("the hyperparameter importances", lambda: write_importance(
+        local_dir, board, state), out.warnings)
+    if importance is not None:
+        out.files += importance.files
+        out.importance = importance.note
     return out
 
 

@@ -21,6 +21,7 @@ import os
 
 import pandas as pd
 
+from tune_food.common.errors import optional_step
 from tune_food.common.stats import ALPHA
 from tune_food.data.images import rgb_loader
 from tune_food.sweepdir.layout import (
@@ -43,11 +44,15 @@ RANK_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 
 
 def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
-               predictions: pd.DataFrame | None = None, data_root: str | None = None) -> list[str]:
+               predictions: pd.DataFrame | None = None, data_root: str | None = None,
+               warnings: list[str] | None = None) -> list[str]:
     """Write ``plots/leaderboard.png`` (points with 95 % Wilson whiskers, the trials
     tied with the best marked), ``plots/curves.png`` and, given the best trial's
     ``predictions``, ``plots/confusion.png`` and ``plots/errors.png``, and given
     deployment figures (``cpu_ms``), ``plots/tradeoff.png`` under ``exp_dir``.
+
+    Each figure is optional (:func:`tune_food.common.errors.optional_step`): one that
+    fails is a ``warning:`` line (appended to ``warnings``) and the others are drawn.
 
     Args:
         board: the leaderboard (:func:`~tune_food.results.leaderboard.make_leaderboard`).
@@ -62,6 +67,7 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    warnings = [] if warnings is None else warnings
     if "rank" in board:
         board = board[board["rank"].notna()]   # complete trials only
     board = board.dropna(subset=["test_acc"]) if "test_acc" in board else board.iloc[0:0]
@@ -71,24 +77,29 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     os.makedirs(out_dir, exist_ok=True)
     names = board["trial_name"].astype(str).tolist()
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
-    fig = leaderboard_figure(board, labels, os.path.basename(exp_dir))
-    paths = [os.path.join(out_dir, LEADERBOARD_PNG)]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
+    def save(file: str, draw) -> list[str]:
+        fig = draw()
+        if fig is None:
+            return []
+        try:
+            fig.savefig(os.path.join(out_dir, file), dpi=110, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+        return [os.path.join(out_dir, file)]
+
+    def plot(file: str, draw) -> list[str]:
+        return optional_step(f"{PLOTS_DIR}/{file}", lambda: save(file, draw), warnings, [])
+
+    paths = plot(LEADERBOARD_PNG, lambda: leaderboard_figure(board, labels,
+                                                             os.path.basename(exp_dir)))
     if not results.empty and "epoch" in results:
-        fig = curves_figure(board, results, labels)
-        paths.append(os.path.join(out_dir, CURVES_PNG))
-        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
-        plt.close(fig)
-    fig = tradeoff_figure(board, os.path.basename(exp_dir))
-    if fig is not None:
-        paths.append(os.path.join(out_dir, TRADEOFF_PNG))
-        fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        paths += plot(CURVES_PNG, lambda: curves_figure(board, results, labels))
+    paths += plot(TRADEOFF_PNG, lambda: tradeoff_figure(board, os.path.basename(exp_dir)))
     if predictions is not None and not predictions.empty:
-        paths += error_plots(out_dir, predictions[predictions["split"] == "test"],
-                             str(board.iloc[0]["trial_name"]), data_root)
+        paths += optional_step(f"{PLOTS_DIR}/{CONFUSION_PNG} and {ERRORS_PNG}", lambda: error_plots(
+            out_dir, predictions[predictions["split"] == "test"],
+            str(board.iloc[0]["trial_name"]), data_root), warnings, [])
     return paths
 
 

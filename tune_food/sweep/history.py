@@ -31,6 +31,7 @@ from typing import Any
 from tune_food.common.errors import SweepError
 from tune_food.results.importance import completed
 from tune_food.results.outputs import build_outputs
+from tune_food.sweep.search import check_search
 from tune_food.sweep.spaces import SearchSpace, load_space
 from tune_food.sweepdir.layout import SPACE_FILE
 from tune_food.sweepdir.state import check_sweep_folder, read_state
@@ -50,23 +51,29 @@ class History:
                        self.sources + other.sources)
 
 
-def _plain(value: Any) -> Any:
-    """A leaderboard cell as the plain Python value Optuna's distributions hold."""
-    return value.item() if hasattr(value, "item") else value
-
-
 def completed_trials(sweep_dir: str, space: SearchSpace) -> History:
     """The completed trials of the sweep at ``sweep_dir`` as Optuna points of ``space``
     (its sampled parameters) and rewards (``space.metric``), read from the trial folders
-    (:func:`tune_food.results.outputs.build_outputs`, as ``report`` does).
+    (:func:`tune_food.results.outputs.build_outputs`, as ``report`` does). Each point is
+    the trial's own configuration, as the search drew it (a ``null`` stays None; the
+    leaderboard's columns show the default it stands for).
 
     Raises:
-        SweepError: the folder has no trial yet.
+        SweepError: the folder has no trial yet, or a completed trial lacks a sampled
+            parameter (it was sampled from another space).
     """
     state = read_state(sweep_dir)
-    rows = completed(build_outputs(sweep_dir, state).board, space.metric)
-    keys = space.sampled
-    points = [{k: _plain(row[k]) for k in keys} for _, row in rows.iterrows()]
+    outputs = build_outputs(sweep_dir, state)
+    rows = completed(outputs.board, space.metric)
+    points = []
+    for _, row in rows.iterrows():
+        config = outputs.configs.get(str(row["trial_id"]), {})
+        missing = [k for k in space.sampled if k not in config]
+        if missing:
+            raise SweepError(f"trial {row['trial_name']} of {sweep_dir} has no "
+                             f"{', '.join(missing)} in its configuration: it was not sampled "
+                             f"from a space that samples {', '.join(space.sampled)}")
+        points.append({k: config[k] for k in space.sampled})
     return History(points, [float(v) for v in rows[space.metric]], [sweep_dir])
 
 
@@ -166,6 +173,28 @@ def extension(options, sweep_dir: str) -> int | None:
                          f"{planned} trials already and never drops any; pass more than "
                          f"{planned} to add trials, or leave --num-samples out to resume it")
     return planned if options.num_samples > planned else None
+
+
+def pending_extension(sweep_dir: str) -> dict[str, Any] | None:
+    """The last entry of ``sweep.json``'s ``extended`` when its new trials never began (the
+    extension was interrupted while it finished the trials planned before it): a plain
+    ``--resume`` finishes it. None otherwise (entries of older sweeps count as begun)."""
+    entries = read_state(sweep_dir).get("extended") or []
+    return entries[-1] if entries and entries[-1].get("started") is False else None
+
+
+def check_extension(options, plan, sweep_dir: str) -> None:
+    """Before anything launches, hand the extended search's Optuna study the sweep's
+    completed trials as the extension will (:func:`own_trials`), so that a trial it
+    cannot take is refused now, with ``sweep.json`` untouched.
+
+    Raises:
+        SweepError: a completed trial lies outside the space, or lacks a sampled parameter.
+    """
+    if options.search != "optuna":
+        return
+    history = own_trials(sweep_dir, plan.space, read_state(sweep_dir))
+    check_search(plan.space, options.search, options.seed, options.max_concurrent, history)
 
 
 def own_trials(sweep_dir: str, space: SearchSpace, state: dict) -> History:

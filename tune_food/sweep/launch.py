@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from tune_food.common.errors import SweepError, TuneFoodError, one_line
+from tune_food.common.errors import SweepError, TuneFoodError, one_line, optional_step
 from tune_food.common.progress import PROGRESS_EVERY_S
 from tune_food.features.tasks import compute_feature_sets
 from tune_food.results.outputs import load_trials, upload, write_outputs
@@ -40,6 +40,7 @@ from tune_food.sweep.ray_start import shutdown_ray
 from tune_food.sweep.search import make_search, rungs_of
 from tune_food.sweepdir.layout import (
     LEADERBOARD_FILE,
+    REPORT_COMMAND,
     SPACE_FILE,
     is_uri,
     without_internal_keys,
@@ -69,8 +70,8 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
                         peek_state(local_dir).get("mlflow") if options.resume else None)
     state = start_state(plan, options, name, local_dir,
                         planned_trials=len(plan.trials) or search[2], mlflow=mlflow)
-    if plan.extend_from is not None:   # --num-samples N, or a wider grid: it holds more
-        _record_extension(plan, options, state, local_dir)
+    if plan.extend_from is not None and not plan.pending_extension:
+        _record_extension(plan, options, state, local_dir)   # --num-samples N, a wider grid
     started, interrupted = time.time(), False
     try:
         _run_trials(plan, options, name, exp_dir, local_dir, state, search, out)
@@ -89,6 +90,11 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
         state.update(status="interrupted", resume=resume_command(name, None))
         write_state(state, local_dir)
         code = 130
+    except BaseException as exc:   # the leaderboard itself could not be written
+        _fail(exp_dir, local_dir, state, started, exc, outputs=False)
+        raise SweepError(f"sweep {name}: its trials ended but its leaderboard could not be "
+                         f"written ({state['error']}); the trials are kept: "
+                         f"{REPORT_COMMAND} {shlex.quote(local_dir)} writes it again") from None
     finally:
         stopping.join()
     if code == 130:
@@ -98,10 +104,11 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
 
 
 def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
-          exc: BaseException) -> None:
+          exc: BaseException, outputs: bool = True) -> None:
     """Leave the sweep ``failed``: the reason (the error's first line) in ``sweep.json``,
-    and the leaderboard and results as far as there are trials (planned trials that never
-    ran: ``NOT_STARTED``). Anything that fails here is left out: the first error counts."""
+    and (``outputs``) the leaderboard and results as far as there are trials (planned
+    trials that never ran: ``NOT_STARTED``). Anything that fails here is left out: the
+    first error counts."""
     reason = one_line(str(exc)) if isinstance(exc, TuneFoodError) else \
         f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
     state.update(status="failed", error=reason, finished=now(),
@@ -109,13 +116,16 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
     state["resume"] = resume_command(state["name"], None)
     result = None
     try:
-        result = write_outputs(exp_dir, local_dir, state)
-        state["trials"] = len(result.board)
+        if outputs:
+            result = write_outputs(exp_dir, local_dir, state)
+            state["trials"] = len(result.board)
     except Exception:   # noqa: BLE001 - the sweep's own failure is what is reported
         pass
     write_state(state, local_dir)
-    log_sweep(state, local_dir, result)
-    upload(local_dir, exp_dir)
+    optional_step("MLflow's records of the sweep", lambda: log_sweep(state, local_dir, result),
+                  [])
+    optional_step(f"copying the sweep's files to {exp_dir}", lambda: upload(local_dir, exp_dir),
+                  [])
 
 
 def _record_extension(plan: Plan, options: SweepOptions, state: dict, local_dir: str) -> None:
@@ -124,11 +134,14 @@ def _record_extension(plan: Plan, options: SweepOptions, state: dict, local_dir:
     the extension in ``extended`` (``from``, ``to``, ``at``)."""
     import shutil
 
-    total = len(plan.trials) if plan.added else options.samples
+    total = plan.extend_to
     configs = [dict(t) for t in plan.trials] if plan.added else []
     state["planned"] = {"trials": total, "configs": configs}
-    entry = {"at": now(), "from": plan.extend_from, "to": total}
+    # "started" turns true when the new Tuner starts: a sweep interrupted before then
+    # finishes the extension on a plain --resume (sweep.history.pending_extension)
+    entry = {"at": now(), "from": plan.extend_from, "to": total, "started": False}
     if plan.added:
+        entry["added"] = [dict(c) for c in plan.added]
         shutil.copyfile(plan.space.path, os.path.join(local_dir, SPACE_FILE))
         state["space"] = plan.space.raw
         state["args"] = dict(state.get("args") or {}, space=options.space)
@@ -162,8 +175,10 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
     # backbone; a resumed sweep measures what it lacks
     if not _unfinished(exp_dir, 0):
         measure_start = time.perf_counter()
-        state["deployment"] = measure_models(results, plan.datasets,
-                                             state.get("deployment") or {})
+        known = state.get("deployment") or {}
+        state["deployment"] = optional_step(
+            "measuring the deployment figures",
+            lambda: measure_models(results, plan.datasets, known), plan.warnings, known)
         plan.timings["deployment_s"] = time.perf_counter() - measure_start
 
 
@@ -213,10 +228,12 @@ def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
         history = own_trials(local_dir, plan.space, state) if held else None
         search_alg, scheduler, samples = make_search(
             plan.space, dataclasses.replace(options, seed=options.seed + held), history,
-            samples=options.samples - held)
+            samples=plan.extend_to - held)
     print(f"adding {samples} trials to the {held} of sweep {name}" +
           (f"; Optuna starts from its {len(history.points)} completed trials"
            if history and options.search == "optuna" else ""), file=out, flush=True)
+    state["extended"][-1]["started"] = True
+    write_state(state, local_dir)
     return _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, samples,
                   mlflow, out, fresh=True, first=held)
 
@@ -282,9 +299,10 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
     # trials created from here on go where the sweep is now (a Ray Tune workaround)
     place_new_trials(None if is_uri(exp_dir) else os.path.dirname(exp_dir), name)
     if options.resume and not fresh and tune.Tuner.can_restore(exp_dir):
-        return tune.Tuner.restore(exp_dir, trainable=trainable, param_space=param_space,
-                                  resume_unfinished=True, resume_errored=False,
-                                  restart_errored=True)
+        # no param_space: Ray Tune restores the one its Tuner started with (a re-specified
+        # one must have the same keys, and a widened grid's has more: Ray refuses it)
+        return tune.Tuner.restore(exp_dir, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=True)
     return tune.Tuner(
         trainable, param_space=param_space,
         run_config=_run_config(plan, options, name, exp_dir, num_samples, mlflow, out),
@@ -432,16 +450,24 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     board = result.board if result is not None else None
     errored = [] if board is None or board.empty else \
         list(board.loc[board["status"] == "ERROR", "trial_name"])
+    warned = plan.warnings + (result.warnings if result is not None else [])
     state.update(status=status, finished=now(), wall_s=earlier + wall, timings=plan.timings,
                  comparison=result.summary if result is not None else "",
                  trials=0 if board is None else len(board), errored=errored)
+    state.pop("warnings", None)
+    if warned:   # what this run could not write (the other outputs are there)
+        state["warnings"] = warned
     if status == "interrupted":
         state["resume"] = resume_command(state["name"], None)
     write_state(state, local_dir)
-    log_sweep(state, local_dir, result)   # --mlflow: statuses, ranks, the files as artifacts
+    # --mlflow: statuses, ranks, the files as artifacts
+    optional_step("MLflow's records of the sweep", lambda: log_sweep(state, local_dir, result),
+                  warned)
     if result is not None:
-        _print_summary(result, plan, local_dir, exp_dir, (earlier, wall), status, out)
-    upload(local_dir, exp_dir)
+        optional_step("the summary", lambda: _print_summary(
+            result, plan, local_dir, exp_dir, (earlier, wall), status, out), warned)
+    optional_step(f"copying the sweep's files to {exp_dir}", lambda: upload(local_dir, exp_dir),
+                  warned)
     if status == "interrupted":
         return 130
     if errored:

@@ -60,6 +60,9 @@ class Plan:
     history: Any = None                       # earlier trials for Optuna (sweep.history.History)
     extend_from: int | None = None            # an extension: the trials the sweep had planned
     added: list[dict[str, Any]] | None = None  # a widened grid's new combinations
+    extend_to: int | None = None              # an extension: the trials it will hold
+    pending_extension: bool = False           # a plain --resume finishes an extension
+    warnings: list[str] = field(default_factory=list)   # optional steps that failed
 
     def relative(self, path: str) -> str:
         """``path`` relative to the data root: what ``sweep.json`` records, so a sweep

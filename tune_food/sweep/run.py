@@ -122,7 +122,13 @@ def _planned(space, options: SweepOptions, out, name: str):
     did not change, and with ``--warm-start`` the earlier sweep's trials, checked and
     added to an Optuna study as the sweep will (:mod:`tune_food.sweep.history`); its time
     is the plan's ``checks_s``."""
-    from tune_food.sweep.history import extension, warm_start, widen_grid
+    from tune_food.sweep.history import (
+        check_extension,
+        extension,
+        pending_extension,
+        warm_start,
+        widen_grid,
+    )
     from tune_food.sweep.plan import check_same_data, plan_sweep
     from tune_food.sweep.search import check_search
 
@@ -132,14 +138,25 @@ def _planned(space, options: SweepOptions, out, name: str):
         check_same_data(plan, options.sweep_dir, name)
         plan.extend_from = extension(options, options.sweep_dir)
         plan.added = widen_grid(options, plan, options.sweep_dir, name)
+        pending = pending_extension(options.sweep_dir)
         if plan.added:
             plan.extend_from = len(plan.trials) - len(plan.added)
+            plan.extend_to = len(plan.trials)
             plan.notes.append(f"--space {options.space}: sweep {name} runs the "
                               f"{len(plan.added)} new combinations only; the "
                               f"{plan.extend_from} it had planned are kept")
         elif plan.extend_from is not None:
+            plan.extend_to = options.samples
             plan.notes.append(f"--num-samples {options.num_samples}: sweep {name} adds trials "
                               f"to the {plan.extend_from} it had planned")
+        elif pending is not None:   # an extension interrupted before its new trials began
+            plan.extend_from, plan.extend_to = int(pending["from"]), int(pending["to"])
+            plan.added = [dict(c) for c in pending.get("added") or []] or None
+            plan.pending_extension = True
+            plan.notes.append(f"sweep {name} was being extended from {plan.extend_from} to "
+                              f"{plan.extend_to} trials: this resume finishes that")
+        if plan.extend_from is not None and not plan.added:
+            check_extension(options, plan, options.sweep_dir)   # Optuna takes its trials
     elif options.warm_start:
         plan.history = warm_start(options.warm_start, plan, options)
         check_search(space, options.search, options.seed, options.max_concurrent, plan.history)

@@ -16,6 +16,7 @@ import os
 
 SWEEP_COMMAND = "python -m tune_food.sweep"   # what sweep.json's resume command runs
 EXPORT_COMMAND = "python -m tune_food.export"   # what the summary tells to ship a trial
+REPORT_COMMAND = "python -m tune_food.report"   # rebuilds a sweep's outputs
 RESULTS_DIR = "results"             # the default folder of sweep folders (--results-dir)
 STATE_FILE = "sweep.json"
 LEADERBOARD_FILE = "leaderboard.csv"
