@@ -9,6 +9,9 @@ path) and how to fix it. The CLIs turn these into one line on stderr and exit 2
 
 from __future__ import annotations
 
+import sys
+from typing import Any, Callable
+
 
 class TuneFoodError(Exception):
     """Base class of every user-facing error in tune_food."""
@@ -39,8 +42,30 @@ class SweepError(TuneFoodError):
     """A sweep cannot be started, resumed or reported (for example: unknown name)."""
 
 
+class OutputError(TuneFoodError):
+    """An output path a command must not write or replace (``--force`` on a folder that
+    is not an earlier output of the same command:
+    :func:`tune_food.common.files.check_replaceable`)."""
+
+
 def one_line(message: str) -> str:
     """``message`` on one line: a cause quoted from a library may span several."""
     return " ".join(message.split())
 
 
+def optional_step(what: str, step: Callable[[], Any], warnings: list[str],
+                  default: Any = None) -> Any:
+    """Run ``step()``, an output a sweep can do without (a plot, the importances, the
+    deployment figures, MLflow's records): when it raises, print one ``warning:`` line
+    naming ``what`` and why on stderr, append it to ``warnings`` and return ``default``,
+    so that the other outputs are still written and the sweep ends with its true status.
+    ``KeyboardInterrupt`` and ``SystemExit`` are not caught."""
+    try:
+        return step()
+    except Exception as exc:   # noqa: BLE001 - any failure of an optional output
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        line = f"warning: {what} failed ({type(exc).__name__}: {first}); the other outputs " \
+               "are written"
+        print(line, file=sys.stderr, flush=True)
+        warnings.append(line)
+        return default
