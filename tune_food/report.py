@@ -43,7 +43,7 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
     import pandas as pd
 
     from tune_food.results.outputs import write_outputs
-    from tune_food.sweepdir.state import driver_alive, read_state, write_state
+    from tune_food.sweepdir.state import read_state, running_driver, write_state
 
     out = out or sys.stdout
     state = read_state(exp_dir)
@@ -55,7 +55,7 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
     board = result.board
     changed = changed or state.get("comparison", "") != result.summary
     state["comparison"] = result.summary
-    if state.get("status") == "running" and not driver_alive(state):
+    if state.get("status") == "running" and not running_driver(exp_dir):
         state["status"], changed = result.status, True
     if changed:   # a finished sweep's sweep.json stays byte-identical
         write_state(state, exp_dir)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from tune_food.common.errors import SweepError
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
-from tune_food.sweepdir.state import list_sweeps, peek_state
+from tune_food.sweepdir.state import list_sweeps, peek_state, refused_while_running, running_driver
 
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page
@@ -144,6 +144,9 @@ class Launcher:
             raise SweepError(f"no sweep named {name!r} in {self.results_dir}")
         if self.alive(name):
             raise SweepError(f"sweep {name!r} is running; stop it first")
+        driver = running_driver(os.path.join(self.results_dir, name))
+        if driver:   # a driver this page did not start: a terminal's, another page's
+            raise SweepError(refused_while_running(name, driver))
         if peek_state(os.path.join(self.results_dir, name)).get("status") == "finished":
             raise SweepError(f"sweep {name!r} finished; there is nothing to resume")
         _check_resources(cpus_per_trial, gpus_per_trial)

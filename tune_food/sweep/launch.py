@@ -46,7 +46,14 @@ from tune_food.sweepdir.layout import (
     without_internal_keys,
 )
 from tune_food.sweepdir.layout import local_dir as local_dir_of
-from tune_food.sweepdir.state import now, peek_state, resume_command, start_state, write_state
+from tune_food.sweepdir.state import (
+    claim_driver,
+    now,
+    peek_state,
+    resume_command,
+    start_state,
+    write_state,
+)
 from tune_food.train.trainable import train_food
 
 
@@ -65,6 +72,13 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
             the sweep folder is not created then).
     """
     local_dir = local_dir_of(exp_dir, name)
+    with claim_driver(local_dir):   # one driver per sweep (a second is refused)
+        return _launch(plan, options, name, exp_dir, local_dir, out)
+
+
+def _launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
+            out) -> int:
+    """:func:`launch` while this process is the sweep's one driver."""
     search = make_search(plan.space, options, plan.history)
     mlflow = start_runs(options.mlflow, name, local_dir,
                         peek_state(local_dir).get("mlflow") if options.resume else None)

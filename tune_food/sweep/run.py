@@ -198,7 +198,7 @@ def _resumed(options: SweepOptions) -> SweepOptions:
     Raises:
         SweepError: no ``--name``, or no such sweep.
     """
-    from tune_food.sweepdir.state import saved_args
+    from tune_food.sweepdir.state import refused_while_running, running_driver, saved_args
 
     if options.grid and options.search:
         options.check()   # the contradiction is in this command, not in the saved sweep
@@ -206,6 +206,9 @@ def _resumed(options: SweepOptions) -> SweepOptions:
         raise SweepError("--resume needs --name, the sweep to continue")
     sweep_dir = local_dir(experiment_dir(options.results_dir, options.name), options.name)
     saved = saved_args(os.path.join(sweep_dir, STATE_FILE), options.name, options.results_dir)
+    driver = running_driver(sweep_dir)
+    if driver:   # checked again, for good, when the sweep starts (launch.claim_driver)
+        raise SweepError(refused_while_running(sweep_dir, driver))
     return resume_options(options, saved, sweep_dir)
 
 

@@ -19,6 +19,7 @@ EXPORT_COMMAND = "python -m tune_food.export"   # what the summary tells to ship
 REPORT_COMMAND = "python -m tune_food.report"   # rebuilds a sweep's outputs
 RESULTS_DIR = "results"             # the default folder of sweep folders (--results-dir)
 STATE_FILE = "sweep.json"
+DRIVER_LOCK = ".driver.lock"   # flock-ed by the one driver of a sweep (sweepdir.state.claim_driver)
 LEADERBOARD_FILE = "leaderboard.csv"
 RESULTS_FILE = "results.csv"
 LEADERBOARD_PARQUET = "leaderboard.parquet"   # the same tables with their dtypes (tables.py)

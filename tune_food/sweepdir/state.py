@@ -9,7 +9,9 @@ that points into the sweep or at the data is relative, so a moved folder stays v
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import platform
@@ -22,7 +24,13 @@ from tune_food.common.errors import SweepError
 from tune_food.common.files import write_json_atomic
 from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR, dataset_fingerprint
 from tune_food.models.devices import requested_runtime
-from tune_food.sweepdir.layout import RESULTS_DIR, SPACE_FILE, STATE_FILE, SWEEP_COMMAND
+from tune_food.sweepdir.layout import (
+    DRIVER_LOCK,
+    RESULTS_DIR,
+    SPACE_FILE,
+    STATE_FILE,
+    SWEEP_COMMAND,
+)
 
 PROG = SWEEP_COMMAND
 
@@ -182,19 +190,60 @@ def data_root(state: dict) -> str | None:
     return folders[0] if folders else None
 
 
-def driver_alive(state: dict) -> bool:
-    """True when ``state`` (a ``sweep.json``) names a driver process that still runs on
-    this host: its sweep may still be going."""
-    pid, host = state.get("driver_pid"), state.get("driver_host")
-    if not pid or host != socket.gethostname():
-        return False
+def running_driver(sweep_dir: str) -> str | None:
+    """``"pid N on host H"`` when a live driver holds the sweep at ``sweep_dir``
+    (:func:`claim_driver`'s lock), else None. A driver that died, SIGKILL included,
+    holds nothing: the kernel releases its lock with its files."""
+    path = os.path.join(sweep_dir, DRIVER_LOCK)
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+        fh = open(path)
+    except OSError:   # no lock file (an older sweep, or never run): no driver holds it
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = fh.read().split()
+            return (f"pid {holder[0]} on host {holder[1]}" if len(holder) == 2
+                    else "another process")
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+@contextlib.contextmanager
+def claim_driver(sweep_dir: str):
+    """Be the one driver of the sweep at ``sweep_dir`` (created when missing) while the
+    block runs: an exclusive ``flock`` on its :data:`~tune_food.sweepdir.layout.DRIVER_LOCK`
+    file, which names this process's pid and host for :func:`running_driver`.
+
+    Raises:
+        SweepError: another live driver holds it (one line naming its pid and host).
+    """
+    os.makedirs(sweep_dir, exist_ok=True)
+    fh = open(os.path.join(sweep_dir, DRIVER_LOCK), "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise SweepError(refused_while_running(sweep_dir, fh.read().split())) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()} {socket.gethostname()}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()   # releases the lock
+
+
+def refused_while_running(sweep_dir: str, holder: list[str] | str | None) -> str:
+    """The one line that refuses to drive the sweep at ``sweep_dir`` while ``holder``
+    (``[pid, host]``, or :func:`running_driver`'s words) drives it."""
+    if isinstance(holder, list):
+        holder = f"pid {holder[0]} on host {holder[1]}" if len(holder) == 2 else None
+    return (f"sweep {os.path.basename(os.path.abspath(sweep_dir))} is being run by another "
+            f"driver ({holder or 'another process'}); wait until it ends, or stop it (Ctrl-C, "
+            "or the web page's Stop) and try again")
 
 
 # ------------------------------------------------------------------ finding sweep folders
