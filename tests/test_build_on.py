@@ -254,3 +254,197 @@ def test_an_interrupted_search_finishes_its_trials_then_grows(tmp_path, tiny_roo
     trials = optuna_study(exp).trials
     assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)
     assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"
+
+
+def _sweep_popen(args, stop_at: str):
+    """``python -m tune_food.sweep args`` in a subprocess, sent SIGINT (as Ctrl-C) when a
+    line of its output starts with ``stop_at``; returns ``(exit code, output)``."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "-m", "tune_food.sweep", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(stop_at):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    return proc.returncode, "".join(lines) + rest
+
+
+def _sweep_files(exp) -> dict[str, bytes]:
+    """sweep.json, space.yaml and every trial folder's files of ``exp``: what a refused
+    command must leave as it was."""
+    out = {name: (exp / name).read_bytes() for name in ("sweep.json", "space.yaml")}
+    for trial, files in _folder_bytes(exp).items():
+        out.update({f"{trial}/{k}": v for k, v in files.items()})
+    return out
+
+
+@pytest.mark.slow
+def test_widening_an_interrupted_grid_finishes_it_and_adds_the_new_values(tmp_path, tiny_root):
+    """Issue 33, failure 2: a 3-trial grid stopped after its first trial, resumed with lr
+    (a constant) made a list: Ray refused the wider param_space in Tuner.restore and the
+    sweep could not be finished any more. Now the 2 planned trials finish, the 3 new run,
+    and a plain --resume afterwards still works."""
+    results = tmp_path / "results"
+    common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
+              str(tmp_path / "cache"), "--name", "w"]
+    space = tmp_path / "w.yaml"
+    space.write_text(GRID.format(epochs="[20, 30, 40]", lr=0.01))
+    code, out = _sweep_popen(["--grid", "--space", str(space), "--max-concurrent", "1",
+                              *common], "[1/3] done")
+    assert code == 130, out[-3000:]
+    exp = results / "w"
+    first = _folder_bytes(exp)
+    done = [t for t in first if first[t].get("result.json", b"").strip() and
+            json.loads(first[t]["result.json"].splitlines()[-1])["epoch"] ==
+            json.loads(first[t]["params.json"])["epochs"]]
+    assert len(done) == 1
+
+    narrower = tmp_path / "narrower.yaml"   # a list that becomes a constant: refused
+    narrower.write_text(GRID.format(epochs="[20]", lr="{grid_search: [0.01, 0.02]}")
+                        .replace("{grid_search: [20]}", "20"))
+    kept = _sweep_files(exp)
+    refused = run_cli("tune_food.sweep", "--resume", "--space", str(narrower), *common)
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert "parameters.epochs: 30, 40 ran and is not in the new space" in refused.stderr
+    assert _sweep_files(exp) == kept
+
+    wider = tmp_path / "w2.yaml"
+    wider.write_text(GRID.format(epochs="[20, 30, 40]", lr="{grid_search: [0.01, 0.02]}"))
+    more = run_cli("tune_food.sweep", "--resume", "--space", str(wider), *common)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "finishing the 3 trials the sweep had planned ..." in more.stdout
+    assert "adding 3 trials to the 3 of sweep w" in more.stdout
+    after = _folder_bytes(exp)
+    assert after[done[0]] == first[done[0]]                 # the finished trial kept
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 6 and (board["status"] == "TERMINATED").all()
+    assert sorted(zip(board["epochs"], board["lr"])) == [
+        (e, lr) for e in (20, 30, 40) for lr in (0.01, 0.02)]
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["status"] == "finished" and state["planned"]["trials"] == 6
+    assert [(e["from"], e["to"], e["started"]) for e in state["extended"]] == [(3, 6, True)]
+
+    # TensorBoard's HParams view: every trial, and the filter offers the new lr
+    from test_tb import dashboard_view
+
+    experiment, sessions, _ = dashboard_view(str(exp))
+    assert {os.path.basename(r) for r in sessions} == set(board["logdir"])
+    lr = next(h for h in experiment.hparam_infos if h.name == "lr")
+    assert sorted(v.number_value for v in lr.domain_discrete.values) == [0.01, 0.02]
+    assert lr.differs
+
+    again = run_cli("tune_food.sweep", "--resume", *common)   # a plain resume still works
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"
+    assert len(pd.read_csv(exp / "leaderboard.csv")) == 6
+
+
+NULL_CHOICE = ("metric: test_acc\nmode: max\nparameters:\n  model: efficientnet_lite0\n"
+               "  data: tiny\n  epochs: 2\n  lr: {loguniform: [0.001, 0.1]}\n"
+               "  dropout: {choice: [null, 0.5]}\n  augment: {choice: [true, false]}\n")
+
+
+@pytest.mark.slow
+def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(tmp_path, tiny_root):
+    """Issue 33, failure 3: the earlier trials' values were read from the leaderboard's
+    resolved columns (dropout 0.2, the default null stands for), which Optuna's
+    distribution (None, 0.5) refused. Now they are the trials' own configurations."""
+    space = tmp_path / "o.yaml"
+    space.write_text(NULL_CHOICE)
+    results = tmp_path / "results"
+    common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
+              str(tmp_path / "cache"), "--scheduler", "fifo"]
+    first = run_cli("tune_food.sweep", "--search", "optuna", "--space", str(space),
+                    "--num-samples", "4", "--name", "o", *common)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    exp = results / "o"
+    drawn = {json.loads((t / "params.json").read_text())["dropout"]
+             for t in exp.iterdir() if (t / "params.json").is_file()}
+    more = run_cli("tune_food.sweep", "--resume", "--name", "o", "--num-samples", "6",
+                   "--results-dir", str(results))
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "Optuna starts from its 4 completed trials" in more.stdout
+    trials = optuna_study(exp).trials
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    assert {t.params["dropout"] for t in trials[:4]} == drawn <= {None, 0.5}
+    assert all(isinstance(t.params["augment"], bool) for t in trials)
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"
+
+    warm = run_cli("tune_food.sweep", "--search", "optuna", "--space", str(space),
+                   "--num-samples", "7", "--name", "o2", "--warm-start", str(exp), *common)
+    assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+    assert f"Optuna starts from the 6 completed trials of {exp} (--warm-start)" in warm.stdout
+    study = optuna_study(results / "o2").trials
+    assert len(study) == 13
+    def params(ts):
+        return sorted(json.dumps(t.params, sort_keys=True) for t in ts)
+
+    assert params(study[:6]) == params(trials)   # the earlier trials, as they were drawn
+
+
+@pytest.mark.slow
+def test_an_extension_interrupted_before_its_new_trials_is_finished_by_a_plain_resume(
+        tmp_path, tiny_root):
+    """Ctrl-C while --resume --num-samples finishes the trials the sweep had planned;
+    a plain --resume then finishes them and adds the new ones (sweep.json's extended
+    entry says its new trials had not begun)."""
+    space = tmp_path / "e.yaml"
+    space.write_text(SEARCH.format(test="tiny").replace("epochs: 2", "epochs: 40"))
+    results = tmp_path / "results"
+    common = ["--results-dir", str(results), "--name", "e"]
+    code, out = _sweep_popen(["--search", "random", "--scheduler", "fifo", "--space",
+                              str(space), "--data-dir", tiny_root, "--cache-dir",
+                              str(tmp_path / "cache"), "--num-samples", "3",
+                              "--max-concurrent", "1", *common], "[1/3] done")
+    assert code == 130, out[-3000:]
+    code, out = _sweep_popen(["--resume", "--num-samples", "5", *common],
+                             "finishing the 3 trials")
+    assert code == 130, out[-3000:]
+    exp = results / "e"
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["status"] == "interrupted"
+    assert [(e["from"], e["to"], e["started"]) for e in state["extended"]] == [(3, 5, False)]
+
+    plain = run_cli("tune_food.sweep", "--resume", *common)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
+    assert "sweep e was being extended from 3 to 5 trials: this resume finishes that" \
+        in plain.stdout
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 5 and (board["status"] == "TERMINATED").all(), board
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["status"] == "finished"
+    assert [(e["from"], e["to"], e["started"]) for e in state["extended"]] == [(3, 5, True)]
+
+
+@pytest.mark.slow
+def test_trials_that_all_tie_end_finished_with_a_sentence_for_the_importances(tmp_path,
+                                                                              tiny_root):
+    """Issue 33, failure 4: 10 trials with one test accuracy made fANOVA raise inside
+    the outputs, and the sweep stayed "running". An lr of 1e-12 leaves every head as its
+    seed made it: every trial predicts alike."""
+    space = tmp_path / "tie.yaml"
+    space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n"
+                     "  lr: {loguniform: [1.0e-12, 2.0e-12]}\n  batch_size: 8\n")
+    proc = run_cli("tune_food.sweep", "--search", "random", "--scheduler", "fifo", "--space",
+                   str(space), "--num-samples", "10", "--data-dir", tiny_root, "--results-dir",
+                   str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+                   "--name", "tie")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "results" / "tie"
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 10 and board["test_acc"].nunique() == 1
+    assert f"importance: all 10 completed trials reached the same test_acc " \
+           f"({board['test_acc'].iloc[0]:.4g}), so no hyperparameter explains any of it: " \
+           "importance.csv not written" in proc.stdout
+    assert not (exp / "importance.csv").exists() and (exp / "plots" / "leaderboard.png").exists()
+    state = json.loads((exp / "sweep.json").read_text())
+    assert state["status"] == "finished" and "warnings" not in state

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,8 @@ import time
 import pandas as pd
 import pytest
 from conftest import REPO, run_cli
+
+from tune_food.sweepdir.state import running_driver
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
          "  epochs: {{grid_search: {epochs}}}\n  batch_size: 6\n  lr: 0.01\n")
@@ -59,10 +62,19 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
         if line.startswith("[1/3] done"):
             break
     assert lines and lines[-1].startswith("[1/3] done"), "".join(lines)[-3000:]
+    exp = tmp_path / "results" / "r"
+    # one driver per sweep: a second --resume while it runs is refused, nothing touched
+    second = run_cli("tune_food.sweep", "--resume", "--name", "r", "--results-dir",
+                     str(tmp_path / "results"))
+    assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+    assert second.stderr.splitlines() == [
+        f"python -m tune_food.sweep: error: sweep r is being run by another driver (pid "
+        f"{proc.pid} on host {socket.gethostname()}); wait until it ends, or stop it (Ctrl-C, "
+        "or the web page's Stop) and try again"]
     time.sleep(4)  # past the sweep's experiment-state snapshot period (2 s)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, as a crash would
     proc.wait()
-    exp = tmp_path / "results" / "r"
+    assert running_driver(str(exp)) is None   # a killed driver holds nothing
     finished_name = lines[-1].split()[3]
     before = _trial_results(exp)
     finished = [d for d in before if d.startswith(finished_name)]

@@ -34,6 +34,8 @@ def dashboard_view(logdir: str):
         request, "", True, content, ctx.hparams_from_data_provider(request, "", None))
     sessions = {}
     for run, tags in content.items():
+        if metadata.SESSION_START_INFO_TAG not in tags:   # the sweep's hparams run
+            continue
         start = metadata.parse_session_start_info_plugin_data(
             tags[metadata.SESSION_START_INFO_TAG])
         sessions[run] = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
@@ -155,12 +157,14 @@ def _tune_with_callback(tmp_path, space, fn, num_samples, max_failures=0):
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR")
+    callback = TensorBoardCallback.for_space(space)
+    callback.write_experiment(str(tmp_path / "exp"))   # as the sweep does before its Tuner
     try:
         tune.Tuner(fn, param_space=space.param_space,
                    tune_config=tune.TuneConfig(num_samples=num_samples),
                    run_config=tune.RunConfig(
                        name="exp", storage_path=str(tmp_path), verbose=0,
-                       callbacks=[TensorBoardCallback.for_space(space)],
+                       callbacks=[callback],
                        failure_config=tune.FailureConfig(max_failures=max_failures))).fit()
     finally:
         ray.shutdown()

@@ -47,6 +47,8 @@ JSON logger callbacks beside this one, so Tune adds no second TensorBoard logger
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
 from typing import Any, Dict, Iterable, Mapping, Sequence
 
@@ -54,6 +56,7 @@ from ray.tune.logger import LoggerCallback
 
 from tune_food.models.registry import get_spec
 from tune_food.results.leaderboard import resolved_dropout
+from tune_food.sweepdir.layout import HPARAMS_RUN
 
 
 class EventFile:
@@ -76,8 +79,6 @@ class EventFile:
     """
 
     def __init__(self, logdir: str, purge_step: int | None = None):
-        import os
-
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event, SessionLog
 
@@ -314,6 +315,25 @@ class TensorBoardCallback(LoggerCallback):
 
     # ------------------------------------------------------------------ writing
 
+    def write_experiment(self, sweep_dir: str) -> str | None:
+        """Write the experiment summary (the hyperparameters' domains, which differ, the
+        metrics) as the sweep folder's one run that holds it, ``<sweep_dir>/hparams``
+        (:data:`~tune_food.sweepdir.layout.HPARAMS_RUN`), replacing the one an earlier
+        Tuner run of the sweep wrote. TensorBoard's HParams plugin reads the experiment
+        summary of the first run it finds that has one (``backend_context.
+        _find_experiment_tag``: "arbitrarily pick the first one"): were it in every
+        trial's run, a widened or extended sweep's first trials would hold the narrower
+        domains, and the filters would hide the new values. Returns the folder, or None
+        when there is nothing to describe (no space)."""
+        if self._experiment is None:
+            return None
+        folder = os.path.join(sweep_dir, HPARAMS_RUN)
+        shutil.rmtree(folder, ignore_errors=True)   # this sweep's own summary run only
+        writer = EventFile(folder)
+        writer.add(self._experiment)
+        writer.close()
+        return folder
+
     def _writer(self, trial, first_step: int, result: Dict) -> "EventFile":
         if trial not in self._writers:
             from tensorboard.plugins.hparams import summary_v2 as hp
@@ -322,8 +342,6 @@ class TensorBoardCallback(LoggerCallback):
             # trial resumed before its first checkpoint replays from epoch 1, so the
             # record is written for every new file, the first one's included
             writer = EventFile(trial.local_path, first_step)
-            if self._experiment is not None:
-                writer.add(self._experiment)
             writer.add(hp.hparams_pb(self.hparam_values(trial.config, result),
                                      trial_id=str(trial.trial_id)))
             self._writers[trial] = writer

@@ -176,6 +176,9 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     search_alg, scheduler, num_samples = search
     features = _features(plan, options, state, local_dir, out)
+    # TensorBoard's HParams domains: the space this run plans (a wider grid's, too)
+    optional_step("TensorBoard's HParams experiment summary", lambda: TensorBoardCallback
+                  .for_space(plan.space).write_experiment(local_dir), plan.warnings)
     mlflow = mlflow_callbacks(state.get("mlflow"), name)
     if plan.extend_from is not None:
         tuner = _extension_tuner(plan, options, name, exp_dir, local_dir, state, features,

@@ -27,6 +27,9 @@ RESULTS_PARQUET = "results.parquet"
 BY_CONFIG_FILE = "leaderboard_by_config.csv"
 SPACE_FILE = "space.yaml"           # the sweep's own copy of its search space
 PLOTS_DIR = "plots"
+# TensorBoard's HParams experiment summary (the hyperparameters' domains): the one run of
+# the sweep folder that holds it, rewritten by each Tuner run (tune_food.results.tb)
+HPARAMS_RUN = "hparams"
 CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
 PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
 META_FILE = "meta.json"             # beside it: model, classes, dropout, transform, epoch
@@ -41,7 +44,8 @@ IMPORTANCE_FILE = "importance.csv"
 IMPORTANCE_PNG, PARALLEL_PNG = "importance.png", "parallel.png"
 # what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
 SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
-               RESULTS_PARQUET, IMPORTANCE_FILE, STATE_FILE, SPACE_FILE, PLOTS_DIR)
+               RESULTS_PARQUET, IMPORTANCE_FILE, STATE_FILE, SPACE_FILE, PLOTS_DIR,
+               HPARAMS_RUN)
 # beside the sweep folders (in the results folder): --mlflow's default SQLite store and
 # the artifacts of its runs (tune_food.results.tracking)
 MLFLOW_DB = "mlflow.db"
