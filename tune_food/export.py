@@ -24,7 +24,9 @@ The folder (ready for a Hugging Face Space):
 
 Before the folder is written, the ONNX model's probabilities on the example photos are
 checked against the PyTorch classifier's (to 1e-4). The folder is built beside
-``--out`` and renamed into place: a failure leaves nothing behind.
+``--out`` and renamed into place: a failure leaves nothing behind. ``--force`` replaces
+only an earlier export (a folder with its ``model.json``), never the sweep exported nor
+a folder holding it (:func:`tune_food.common.files.check_replaceable`).
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import SweepError
-from tune_food.common.files import atomic_folder
+from tune_food.common.files import Replaceable, atomic_folder, check_replaceable
 
 PROG = "python -m tune_food.export"
 DEMO_FILES = ("app.py", "preprocess.py")      # of tune_food/demo, copied as they are
 MODEL_JSON, EXAMPLES_DIR = "model.json", "examples"
+MODEL_JSON_KEYS = ("trial", "classes", "preprocessing")   # how --force knows an export
 REQUIREMENTS = ("gradio", "onnxruntime", "numpy", "pillow")   # what app.py imports
 TRIAL_CONFIG_FILE = "params.json"   # Ray Tune's copy of a trial's config, in its folder
 AGREE = 1e-4   # ONNX Runtime against PyTorch, probabilities (float32 reassociation: ~1e-6)
@@ -57,7 +60,8 @@ def build_parser() -> Parser:
                         "with the best)")
     parser.add_argument("--out", metavar="DIR", type=path_arg, required=True,
                         help="the folder to create")
-    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--force", action="store_true", help="replace --out if it is an "
+                        "earlier export (a folder with its model.json)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -78,18 +82,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_call(PROG, args.debug, body, imports=("torch", "onnxruntime", "onnxscript"))
 
 
-def check_out(out: str, force: bool) -> None:
-    """Refuse an ``--out`` that exists (without ``force``) or whose parent folder cannot
-    be written.
+def replaceable(sweep_dir: str) -> Replaceable:
+    """What ``--force`` may replace: an earlier export (its ``model.json``), never
+    ``sweep_dir`` nor a folder holding it."""
+    return Replaceable(MODEL_JSON, MODEL_JSON_KEYS, PROG,
+                       keep={sweep_dir: "the sweep this export reads"})
+
+
+def check_out(out: str, force: bool, sweep_dir: str) -> None:
+    """Refuse an ``--out`` that exists (without ``force``; with it, one that is not an
+    earlier export: :func:`replaceable`) or whose parent folder cannot be written.
 
     Raises:
         SweepError: the reason, in one line.
+        OutputError: ``force`` on a folder that is not an earlier export.
     """
     if os.path.lexists(out) and not force:
         raise SweepError(f"--out {out} exists; choose a new folder, or pass --force to "
-                         "replace it")
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise SweepError(f"--out {out} is a file, not a folder; choose another path")
+                         "replace it if it is an earlier export")
+    check_replaceable(out, replaceable(sweep_dir))
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.lexists(parent) else "does not exist"
@@ -112,17 +123,19 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
             a checkpoint (:func:`tune_food.predict.trial_checkpoint`), ``out`` refused
             (:func:`check_out`), no test photo of a class, or an exported model that
             disagrees with PyTorch.
+        OutputError: ``force`` and ``out`` is not an earlier export
+            (:func:`tune_food.common.files.check_replaceable`); nothing is touched.
         WeightsError: the backbone's pretrained weights are missing.
     """
     from tune_food.predict import trial_checkpoint
     from tune_food.sweepdir.state import check_sweep_folder, read_state
 
-    check_out(out, force)
+    check_out(out, force, sweep_dir)
     check_sweep_folder(sweep_dir)
     state = read_state(sweep_dir)
     chosen = trial_checkpoint(sweep_dir, trial)
     return atomic_folder(out, lambda folder: _write_folder(folder, sweep_dir, state, chosen),
-                         replace=force)
+                         replace=replaceable(sweep_dir) if force else None)
 
 
 def _write_folder(folder: str, sweep_dir: str, state: dict, chosen) -> None:

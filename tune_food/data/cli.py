@@ -14,7 +14,14 @@ import os
 from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, path_arg
-from tune_food.data.food101 import LAYOUT, MANIFEST_FILE, SPLITS, build_subset, download_food101
+from tune_food.data.food101 import (
+    LAYOUT,
+    MANIFEST_FILE,
+    SPLITS,
+    build_subset,
+    check_out,
+    download_food101,
+)
 
 PROG = "python -m tune_food.data"
 
@@ -37,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="DIR", type=path_arg,
                    help="dataset folder to write; its name is the dataset's name and its "
                    "parent the --data-dir of a sweep")
-    s.add_argument("--force", action="store_true", help="replace --out when it exists")
+    s.add_argument("--force", action="store_true", help="replace --out when it is an "
+                   "earlier subset (a folder with its manifest.json)")
     s.add_argument("--download", action="store_true",
                    help="first download Food-101 (about 5 GB) into PATH/food-101 with "
                    "torchvision, unless it is there")
@@ -53,7 +61,10 @@ def subset(food101: str, classes: str, fraction: float, seed: int, out: str,
     Raises:
         DataError: see :func:`tune_food.data.food101.build_subset` and
             :func:`tune_food.data.food101.download_food101`.
+        OutputError: ``--out`` refused (:func:`tune_food.data.food101.check_out`), before
+            any download.
     """
+    check_out(food101, out, force)
     if download:
         download_food101(food101)
     result = build_subset(food101, classes, fraction, seed, out, force)

@@ -13,7 +13,9 @@ takes the same fraction of each chosen class's official train and test lists, an
 writes ``OUT/{train,test}/<class>/<id>.jpg`` plus ``OUT/manifest.json`` (the SHA-256 of
 every file, like the manifests of the shipped datasets). Sampling uses one seeded
 generator per (split, class), so a class's images do not depend on which other classes
-were chosen, and the same inputs give the same folder byte for byte.
+were chosen, and the same inputs give the same folder byte for byte. ``--force``
+replaces only an earlier subset (a folder with its ``manifest.json``), never the Food-101
+copy read nor a folder holding it (:func:`tune_food.common.files.check_replaceable`).
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Sequence
 
 from tune_food.common.errors import DataError
-from tune_food.common.files import cached_sha256
+from tune_food.common.files import Replaceable, atomic_folder, cached_sha256, check_replaceable
 from tune_food.data.images import SPLITS
 
 FOOD101_DIR = "food-101"          # what torchvision.datasets.Food101 downloads into
 MANIFEST_FILE = "manifest.json"   # in the subset folder
+MANIFEST_KEYS = ("source", "classes", "fraction", "seed", "files")   # how --force knows one
+SUBSET_COMMAND = "python -m tune_food.data subset"
 LAYOUT = "images/<class>/<id>.jpg, meta/train.json and meta/test.json"
 
 
@@ -184,7 +187,7 @@ def build_subset(food101: str, classes: str | Sequence[str], fraction: float, se
         seed: seeds the per-(split, class) generators (:func:`sample_ids`).
         out: the dataset folder to create (its name is the dataset's name in a search
             space; its parent is the data root).
-        force: replace ``out`` when it exists.
+        force: replace ``out`` when it is an earlier subset (:func:`replaceable`).
 
     Returns:
         A :class:`Subset` (counts, bytes, seconds).
@@ -193,13 +196,13 @@ def build_subset(food101: str, classes: str | Sequence[str], fraction: float, se
         DataError: a bad layout, unknown classes, a fraction outside (0, 1], an ``out``
             that exists without ``force``, image files listed but missing, or ids that are
             in both the train and the test list.
+        OutputError: ``force`` and ``out`` is not an earlier subset, or is or holds the
+            Food-101 copy (:func:`check_out`); nothing is touched.
     """
     start = time.perf_counter()
     check_fraction(fraction)
     out = os.path.abspath(os.path.expanduser(out))
-    if os.path.lexists(out) and not force:
-        raise DataError(f"--out {out} exists; choose another folder or pass --force to "
-                        "replace it")
+    check_out(food101, out, force)
     root = find_food101(food101)
     meta = read_meta(root)
     spec = classes if isinstance(classes, str) else ",".join(classes)
@@ -208,11 +211,35 @@ def build_subset(food101: str, classes: str | Sequence[str], fraction: float, se
               for s in SPLITS}
     sources = _sources(root, meta, picked)
     counts = {s: {c: len(picked[s][c]) for c in chosen} for s in SPLITS}
-    size = _write_dataset(out, sources, {
+    size = _write_dataset(out, replaceable(food101) if force else None, sources, {
         "dataset": os.path.basename(out), "source": "Food-101 (meta/train.json, meta/test.json)",
         "classes": chosen, "fraction": fraction, "seed": seed, "counts": counts})
     return Subset(out, chosen, counts, {s: {c: len(meta[s][c]) for c in chosen} for s in SPLITS},
                   size, time.perf_counter() - start)
+
+
+def replaceable(food101: str) -> Replaceable:
+    """What ``--force`` may replace: an earlier subset (its ``manifest.json`` with
+    :data:`MANIFEST_KEYS`), never the Food-101 copy (``food101`` as given, and the
+    ``food-101/`` below it that :func:`find_food101` may take) nor a folder holding it."""
+    path = os.path.abspath(os.path.expanduser(food101))
+    return Replaceable(MANIFEST_FILE, MANIFEST_KEYS, SUBSET_COMMAND, keep={
+        path: "the Food-101 copy it reads",
+        os.path.join(path, FOOD101_DIR): "the Food-101 copy it reads"})
+
+
+def check_out(food101: str, out: str, force: bool) -> None:
+    """Refuse an ``out`` that exists without ``force``, or, with it, one that is not an
+    earlier subset (:func:`replaceable`). Asked before anything is read or downloaded.
+
+    Raises:
+        DataError: ``out`` exists and ``force`` is false.
+        OutputError: see :func:`tune_food.common.files.check_replaceable`.
+    """
+    if os.path.lexists(out) and not force:
+        raise DataError(f"--out {out} exists; choose another folder or pass --force to "
+                        "replace it if it is an earlier subset")
+    check_replaceable(out, replaceable(food101))
 
 
 def _sources(root: str, meta: dict[str, dict[str, list[str]]],
@@ -243,16 +270,18 @@ def _sources(root: str, meta: dict[str, dict[str, list[str]]],
     return sources
 
 
-def _write_dataset(out: str, sources: dict[str, str], manifest: dict) -> int:
+def _write_dataset(out: str, rule: Replaceable | None, sources: dict[str, str],
+                   manifest: dict) -> int:
     """Copy ``sources`` (relative path -> source file) into a new folder ``out`` with
     ``manifest.json`` (``manifest`` plus ``files``: relative path -> SHA-256), replacing
-    ``out``. The folder is written beside ``out`` and renamed, so ``out`` appears only
-    complete. Returns the bytes of the images written."""
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}-", dir=parent)
-    try:
-        files, size = {}, 0
+    ``out`` when ``rule`` allows (None: never; :func:`tune_food.common.files.atomic_folder`: written
+    beside ``out`` and renamed, so ``out`` appears only complete). Returns the bytes of
+    the images written."""
+    size = 0
+
+    def write(tmp: str) -> None:
+        nonlocal size
+        files = {}
         for rel in sorted(sources):
             dst = os.path.join(tmp, rel)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -262,15 +291,8 @@ def _write_dataset(out: str, sources: dict[str, str], manifest: dict) -> int:
         with open(os.path.join(tmp, MANIFEST_FILE), "w") as fh:
             json.dump({**manifest, "files": files}, fh, indent=0)
             fh.write("\n")
-        os.chmod(tmp, 0o755)   # mkdtemp makes 0700
-        if os.path.lexists(out):
-            if os.path.isdir(out) and not os.path.islink(out):
-                shutil.rmtree(out)
-            else:
-                os.remove(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_folder(out, write, replace=rule)
     return size
 
 
