@@ -90,6 +90,24 @@ def test_download_with_a_tampered_file_is_rejected_and_leaves_nothing(http_root,
     assert os.listdir(root) == []
 
 
+def test_a_download_never_replaces_what_is_at_its_target(http_root, tmp_path):
+    """The download goes only into a new folder: a folder (even an empty one, which a
+    rename would replace) or a file already at ``<data root>/<name>`` is refused before
+    anything is fetched, and left as it was."""
+    www, base = http_root
+    _zip(shared_dataset(), str(www / "pss.zip"))
+    root = tmp_path / "root"
+    for make in (lambda p: p.mkdir(), lambda p: p.write_text("mine")):
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        target = root / "pizza_steak_sushi"
+        make(target)
+        with pytest.raises(DataError, match="exists already and is not replaced"):
+            download_dataset("pizza_steak_sushi", str(root), url=f"{base}/pss.zip")
+        assert os.listdir(root) == ["pizza_steak_sushi"]   # no temporary folder either
+        assert (os.listdir(target) == []) if target.is_dir() else target.read_text() == "mine"
+
+
 def test_missing_dataset_offline_names_the_flag_and_variable(tmp_path):
     with pytest.raises(DataError) as err:
         resolve_dataset("pizza_steak_sushi", str(tmp_path), download=False)

@@ -147,13 +147,17 @@ def download_dataset(name: str, data_root: str, url: str | None = None) -> str:
         The absolute dataset folder.
 
     Raises:
-        DataError: no network, a failed download, or files that fail verification.
+        DataError: ``<data_root>/<name>`` exists (it is never replaced), no network, a
+            failed download, or files that fail verification.
     """
     from torchvision.datasets.utils import download_and_extract_archive
 
     known = DATASETS[name]
     url = url or known.url
     target = os.path.join(data_root, name)
+    if os.path.lexists(target):   # only a new folder: nothing of the user's is replaced
+        raise DataError(f"dataset {name}: {target} exists already and is not replaced by a "
+                        "download; move it away, or point --data-dir at another folder")
     os.makedirs(data_root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=data_root)
     try:
