@@ -161,6 +161,7 @@ def test_the_exported_folder_is_self_contained_and_agrees_with_predict(exported,
     assert card["classes"] == list(CLASSES) and card["trial"] == best["trial_name"]
     assert card["preprocessing"] == preprocessing("efficientnet_lite0")
     assert card["model_mb"] == round(os.path.getsize(os.path.join(exported, "model.onnx")) / 1e6, 3)
+    assert card["threads"] == 1   # what cpu_ms was measured with, and what app.py uses
     imported = set()   # no tune_food, no PyTorch: what requirements.txt installs, and Python's
     for name in ("app.py", "preprocess.py"):
         with open(os.path.join(exported, name)) as fh:
@@ -175,14 +176,26 @@ def test_the_exported_folder_is_self_contained_and_agrees_with_predict(exported,
     with open(os.path.join(exported, "requirements.txt")) as fh:
         pins = dict(line.strip().split("==") for line in fh)
     assert sorted(pins) == ["gradio", "numpy", "onnxruntime", "pillow"]
-    from importlib.metadata import version
+    from importlib.metadata import distribution, version
+
+    from packaging.specifiers import SpecifierSet
     assert all(pins[p] == version(p) for p in pins)
     with open(os.path.join(exported, "README.md")) as fh:
         readme = fh.read()
     front = readme.split("---\n")[1]
     assert "sdk: gradio\n" in front and "app_file: app.py\n" in front
     assert f"sdk_version: {version('gradio')}\n" in front
+    # the Space runs the Python it was exported with, and every pin installs on it
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f'python_version: "{python}"\n' in front
+    needs = {p: distribution(p).metadata.get("Requires-Python") for p in pins}
+    assert needs["numpy"] and SpecifierSet(needs["numpy"]).contains("3.11")
+    assert not SpecifierSet(needs["numpy"]).contains("3.10")   # why the front matter says it
+    assert all(SpecifierSet(n or "").contains(f"{python}.{sys.version_info.micro}")
+               for n in needs.values())
     for needle in (f"{best['test_acc']:.3f} (95 % Wilson interval {best['test_acc_ci_low']:.3f}",
+                   "ONNX Runtime with intra_op_num_threads = inter_op_num_threads = 1 (as "
+                   "`app.py` runs it)",
                    "rank 1 by test_acc (max); the best trial", f"{card['cpu_ms']:.1f} ms per photo",
                    f"trial `{best['trial_name']}`", "lr=0.01", "It knows only pizza, steak, sushi",
                    "`examples/` holds one test photo per class"):
@@ -197,6 +210,55 @@ def test_the_exported_folder_is_self_contained_and_agrees_with_predict(exported,
     # any batch size
     batch = np.concatenate([to_input(load_rgb(photo), card["preprocessing"])] * 3)
     assert session.run(None, {"image": batch})[0].shape == (3, 3)
+
+
+def test_requirements_refuse_a_python_a_pin_does_not_support():
+    """Every pin is checked against its installed distribution's Requires-Python: on
+    Python 3.10 (the Hub's default), onnxruntime and numpy of this environment need 3.11."""
+    from importlib.metadata import version
+
+    from tune_food.common.errors import SweepError
+    from tune_food.export import requirements
+
+    here = requirements()
+    assert here == "".join(f"{p}=={version(p)}\n" for p in
+                           ("gradio", "onnxruntime", "numpy", "pillow"))
+    with pytest.raises(SweepError) as err:
+        requirements("3.10.12")
+    assert str(err.value).startswith(f"onnxruntime=={version('onnxruntime')} needs Python "
+                                     ">=3.11, not 3.10.12")
+
+
+# the exported app.py imported as `python /elsewhere/app.py` runs it: its own folder first
+# on sys.path, the working folder another one
+_APP_ELSEWHERE = """
+import json, os, runpy, sys
+folder = sys.argv[1]
+sys.path.insert(0, folder)
+app = runpy.run_path(os.path.join(folder, "app.py"), run_name="elsewhere")
+options = app["SESSION"].get_session_options()
+examples = [row[0] for row in app["demo"].examples]
+print(json.dumps({"cwd": os.getcwd(), "intra": options.intra_op_num_threads,
+                  "inter": options.inter_op_num_threads, "examples": examples,
+                  "top": [max(p, key=p.get) for p in map(app["classify"], examples)]}))
+"""
+
+
+@pytest.mark.slow
+def test_the_demo_finds_its_files_from_another_folder_and_uses_the_cards_threads(
+        exported, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-c", _APP_ELSEWHERE, exported], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["cwd"] == str(elsewhere)
+    assert (got["intra"], got["inter"]) == (1, 1)   # model.json's threads, as cpu_ms measured
+    folder = os.path.join(exported, "examples")
+    assert got["examples"] == [os.path.join(folder, f) for f in sorted(os.listdir(folder))]
+    assert all(t in CLASSES for t in got["top"]) and len(got["top"]) == len(CLASSES)
 
 
 def _leftovers(folder: str) -> list[str]:
@@ -263,7 +325,9 @@ def demo(exported, tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("demo_log") / "app.log", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    server = subprocess.Popen([os.path.join(venv, "bin", "python"), "app.py"], cwd=exported,
+    elsewhere = str(tmp_path_factory.mktemp("elsewhere"))   # not the exported folder
+    server = subprocess.Popen([os.path.join(venv, "bin", "python"),
+                               os.path.join(exported, "app.py")], cwd=elsewhere,
                               stdout=log, stderr=subprocess.STDOUT,
                               env=dict(env, GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1",
                                        GRADIO_ANALYTICS_ENABLED="False"))
@@ -285,12 +349,12 @@ def demo(exported, tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_demo_runs_in_its_own_environment_and_agrees_with_predict(demo, small_sweep,
-                                                                       tmp_path):
+                                                                       exported, tmp_path):
+    import urllib.request
+
     from gradio_client import Client, handle_file
     from playwright.sync_api import expect, sync_playwright
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium (.ci/run does)")
     exp = small_sweep[1]
     photo = sorted(glob.glob(os.path.join(shared_dataset(), "test", "steak", "*.jpg")))[-1]
     want = _predict_json(exp, photo)
@@ -298,6 +362,17 @@ def test_the_demo_runs_in_its_own_environment_and_agrees_with_predict(demo, smal
     got = {c["label"]: c["confidence"] for c in answer["confidences"]}
     assert sorted(got) == sorted(want)
     assert max(abs(got[c] - want[c]) for c in want) <= 1e-5
+    # started from another folder, it serves its example photos, byte for byte
+    config = json.load(urllib.request.urlopen(f"{demo}/config"))
+    samples = [row[0] for c in config["components"] if c.get("type") == "dataset"
+               for row in c["props"]["samples"]]
+    names = sorted(os.listdir(os.path.join(exported, "examples")))
+    assert [s["orig_name"] for s in samples] == names
+    for sample, name in zip(samples, names):
+        with open(os.path.join(exported, "examples", name), "rb") as fh:
+            assert urllib.request.urlopen(sample["url"]).read() == fh.read()
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium (.ci/run does)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})

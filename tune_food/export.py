@@ -11,14 +11,17 @@ The folder (ready for a Hugging Face Space):
 
 * ``model.onnx``: backbone, head and softmax in one ONNX graph
   (:func:`tune_food.models.deploy.export_onnx`), run by ONNX Runtime;
-* ``model.json``: the class names and the preprocessing steps of the weights
-  (:func:`tune_food.models.registry.preprocessing`);
+* ``model.json``: the class names, the preprocessing steps of the weights
+  (:func:`tune_food.models.registry.preprocessing`) and the ONNX Runtime threads
+  ``cpu_ms`` was measured with, which ``app.py`` uses too;
 * ``app.py`` and ``preprocess.py``: the Gradio page and the Pillow + NumPy
   preprocessing (:mod:`tune_food.demo`, copied as they are);
 * ``requirements.txt``: gradio, onnxruntime, numpy and pillow pinned to the versions
-  this export was made and tested with;
+  this export was made and tested with, each checked installable on this Python (its
+  ``Requires-Python``);
 * ``examples/``: one test photo per class;
-* ``README.md``: the Space's front matter and a model card (hyperparameters, data, test
+* ``README.md``: the Space's front matter (``python_version``: this Python's
+  major.minor, which the pins need) and a model card (hyperparameters, data, test
   accuracy with its interval, the McNemar standing, ``cpu_ms``, the sweep, the limits,
   where the example photos come from).
 
@@ -33,7 +36,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
+import sys
 import tempfile
 from typing import Sequence
 
@@ -121,8 +126,9 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
     Raises:
         SweepError: not a sweep folder, no such trial, an unranked trial or one without
             a checkpoint (:func:`tune_food.predict.trial_checkpoint`), ``out`` refused
-            (:func:`check_out`), no test photo of a class, or an exported model that
-            disagrees with PyTorch.
+            (:func:`check_out`), no test photo of a class, an exported model that
+            disagrees with PyTorch, or a pin this Python cannot install
+            (:func:`requirements`).
         OutputError: ``force`` and ``out`` is not an earlier export
             (:func:`tune_food.common.files.check_replaceable`); nothing is touched.
         WeightsError: the backbone's pretrained weights are missing.
@@ -134,17 +140,19 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
     check_sweep_folder(sweep_dir)
     state = read_state(sweep_dir)
     chosen = trial_checkpoint(sweep_dir, trial)
-    return atomic_folder(out, lambda folder: _write_folder(folder, sweep_dir, state, chosen),
+    pins = requirements()
+    return atomic_folder(out, lambda folder: _write_folder(folder, sweep_dir, state, chosen,
+                                                           pins),
                          replace=replaceable(sweep_dir) if force else None)
 
 
-def _write_folder(folder: str, sweep_dir: str, state: dict, chosen) -> None:
+def _write_folder(folder: str, sweep_dir: str, state: dict, chosen, pins: str) -> None:
     """Everything of the demo folder, written into ``folder``."""
     import importlib.resources
 
     import pandas as pd
 
-    from tune_food.models.deploy import ONNX_FILE, export_onnx, measure
+    from tune_food.models.deploy import ONNX_FILE, THREADS, export_onnx, measure
     from tune_food.models.registry import preprocessing
     from tune_food.predict import load_classifier
     from tune_food.sweepdir.layout import LEADERBOARD_FILE
@@ -167,21 +175,49 @@ def _write_folder(folder: str, sweep_dir: str, state: dict, chosen) -> None:
             "trial_id": chosen.trial_id, "sweep": state.get("name"), "model": model.model_name,
             "classes": classes, "preprocessing": steps, "epoch": chosen.epoch,
             "model_mb": round(os.path.getsize(onnx_path) / 1e6, 3),
-            "cpu_ms": round(measure(onnx_path, steps, examples[0]), 3)}
+            "cpu_ms": round(measure(onnx_path, steps, examples[0]), 3), "threads": THREADS}
     with open(os.path.join(folder, MODEL_JSON), "w") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")
     with open(os.path.join(folder, "requirements.txt"), "w") as fh:
-        fh.write(requirements())
+        fh.write(pins)
     with open(os.path.join(folder, "README.md"), "w") as fh:
         fh.write(model_card(card, row, config, state))
 
 
-def requirements() -> str:
-    """``requirements.txt``: :data:`REQUIREMENTS` pinned to the installed versions."""
+def space_python() -> str:
+    """The Python the exported Space runs: this one's major.minor (``"3.11"``), the
+    front matter's ``python_version``."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def requirements(python: str | None = None) -> str:
+    """``requirements.txt``: :data:`REQUIREMENTS` pinned to the installed versions, each
+    checked against its distribution's ``Requires-Python`` for ``python`` (default this
+    Python, :func:`platform.python_version`; the Space runs its major.minor,
+    :func:`space_python`).
+
+    Returns:
+        one ``name==version`` line per package.
+
+    Raises:
+        SweepError: a pin's ``Requires-Python`` excludes ``python`` (nothing is lowered
+            silently: the message names the pin).
+    """
     import importlib.metadata as md
 
-    return "".join(f"{pkg}=={md.version(pkg)}\n" for pkg in REQUIREMENTS)
+    from packaging.specifiers import SpecifierSet
+
+    python, lines = python or platform.python_version(), []
+    for pkg in REQUIREMENTS:
+        dist = md.distribution(pkg)
+        needs = dist.metadata.get("Requires-Python")
+        if needs and not SpecifierSet(needs).contains(python, prereleases=True):
+            raise SweepError(f"{pkg}=={dist.version} needs Python {needs}, not {python}: the "
+                             "exported Space could not install it; export with a Python it "
+                             "supports, or install a version of it that supports this one")
+        lines.append(f"{pkg}=={dist.version}\n")
+    return "".join(lines)
 
 
 def _copy_examples(folder: str, sweep_dir: str, config: dict, classes: list[str]) -> list[str]:
@@ -258,7 +294,8 @@ def model_card(card: dict, row, config: dict, state: dict) -> str:
     test = config.get("test_data") or config.get("data")
     lines = [
         "---", f"title: {card['title']}", "emoji: 🍽️", "colorFrom: yellow", "colorTo: red",
-        "sdk: gradio", f"sdk_version: {md.version('gradio')}", "app_file: app.py",
+        "sdk: gradio", f"sdk_version: {md.version('gradio')}",
+        f'python_version: "{space_python()}"', "app_file: app.py",
         "pinned: false", "---", "", f"# {card['title']}", "",
         f"Upload a photo and get the probability of each class ({classes}). "
         f"Run it: `pip install -r requirements.txt && python app.py`, then open "
@@ -271,7 +308,8 @@ def model_card(card: dict, row, config: dict, state: dict) -> str:
         "(test split) |",
         f"| test accuracy | {acc} |", f"| standing | {standing} |",
         f"| cpu_ms | {card['cpu_ms']:.1f} ms per photo end to end (decode, preprocessing, "
-        "model), batch 1, one CPU thread, ONNX Runtime, on the machine that exported it |",
+        f"model), batch 1, ONNX Runtime with intra_op_num_threads = inter_op_num_threads = "
+        f"{card['threads']} (as `app.py` runs it), on the machine that exported it |",
         f"| model.onnx | {card['model_mb']:.1f} MB |",
         f"| from | trial `{card['trial']}` (epoch {card['epoch']}) of sweep "
         f"`{card['sweep']}`, made with tune_food |", "",

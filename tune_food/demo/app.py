@@ -1,7 +1,8 @@
 """A web page for the classifier in model.onnx: `python app.py`, then open the address it
 prints (http://127.0.0.1:7860; set GRADIO_SERVER_PORT for another port).
 
-Made by tune_food's export; needs only requirements.txt (no PyTorch).
+Made by tune_food's export; needs only requirements.txt (no PyTorch). Every file it
+reads is found beside app.py, so it runs from any folder.
 """
 
 import json
@@ -15,7 +16,9 @@ from preprocess import load_rgb, to_input
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "model.json")) as fh:
     CARD = json.load(fh)
-SESSION = ort.InferenceSession(os.path.join(HERE, "model.onnx"),
+OPTIONS = ort.SessionOptions()   # the threads model.json's cpu_ms was measured with
+OPTIONS.intra_op_num_threads = OPTIONS.inter_op_num_threads = CARD["threads"]
+SESSION = ort.InferenceSession(os.path.join(HERE, "model.onnx"), OPTIONS,
                                providers=["CPUExecutionProvider"])
 INPUT = SESSION.get_inputs()[0].name
 
@@ -40,8 +43,9 @@ demo = gr.Interface(
     outputs=gr.Label(num_top_classes=len(CARD["classes"]), label="Prediction"),
     title=CARD["title"],
     description=(f"{CARD['model']} (frozen, ImageNet) with a head trained by tune_food; "
-                 f"about {CARD['cpu_ms']:.0f} ms per photo on one CPU thread. It knows only "
-                 f"{', '.join(CARD['classes'])}: any photo gets one of them."),
+                 f"about {CARD['cpu_ms']:.0f} ms per photo on {CARD['threads']} CPU "
+                 f"thread(s). It knows only {', '.join(CARD['classes'])}: any photo gets "
+                 "one of them."),
     examples=[[os.path.join(examples_dir, f)] for f in sorted(os.listdir(examples_dir))],
     flagging_mode="never",
     api_name="classify",
