@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tune_food.results.tb import TensorBoardCallback, short_labels
+from tune_food.sweepdir.layout import HPARAMS_RUN
 
 SPACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "search_spaces")
@@ -293,7 +294,8 @@ def test_a_trial_replayed_from_its_start_shows_each_epoch_once(tmp_path, monkeyp
                 raise RuntimeError("the worker died before any checkpoint")
 
     exp = _tune_with_callback(tmp_path, space, trainable, num_samples=1, max_failures=1)
-    (trial_dir,) = [d for d in os.listdir(exp) if os.path.isdir(os.path.join(exp, d))]
+    (trial_dir,) = [d for d in os.listdir(exp) if os.path.isdir(os.path.join(exp, d))
+                    and d != HPARAMS_RUN]
     events = [f for f in os.listdir(os.path.join(exp, trial_dir)) if "tfevents" in f]
     assert len(events) == 2   # the failed attempt's file and the retry's
     acc = EventAccumulator(os.path.join(exp, trial_dir))
