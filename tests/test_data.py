@@ -144,3 +144,33 @@ def test_test_split_from_another_dataset(tmp_path):
     make_subset(str(tmp_path / "b"), {"test": 2})
     info = validate_image_folder(str(tmp_path / "a"), test_dir=str(tmp_path / "b" / "test"))
     assert len(info.train.samples) == 9 and len(info.test.samples) == 6
+
+
+def test_a_test_sets_fingerprint_is_its_images_bytes_and_classes_whatever_their_paths(tmp_path):
+    """data.validation.images_fingerprint (sweep.json's test_sets, which a warm start
+    compares): the count, and SHA-256 over the sorted "<class folder>\\t<image SHA-256>"
+    lines, recomputed here from the real photos; other paths, the same bytes: the same
+    fingerprint; one image in another class, or one image fewer: another."""
+    import hashlib
+
+    from tune_food.data.validation import images_fingerprint
+
+    a = make_subset(str(tmp_path / "a"), {"test": 2})
+    b = make_subset(str(tmp_path / "b"), {"test": 2})
+    samples = [(os.path.join(a, "test", c, f), i)
+               for i, c in enumerate(("pizza", "steak", "sushi"))
+               for f in sorted(os.listdir(os.path.join(a, "test", c)))]
+    lines = sorted(f"{os.path.basename(os.path.dirname(p))}\t"
+                   f"{hashlib.sha256(open(p, 'rb').read()).hexdigest()}\n" for p, _ in samples)
+    expected = {"images": 6, "sha256": hashlib.sha256("".join(lines).encode()).hexdigest()}
+    assert images_fingerprint(samples) == expected
+    moved = [(p.replace(a, b), i) for p, i in reversed(samples)]
+    assert images_fingerprint(moved) == expected
+    fewer = images_fingerprint(samples[1:])
+    assert fewer["images"] == 5 and fewer["sha256"] != expected["sha256"]
+    relabelled = tmp_path / "c" / "test" / "steak"
+    relabelled.mkdir(parents=True)
+    os.symlink(samples[0][0], relabelled / "x.jpg")
+    other = [(str(relabelled / "x.jpg"), 1)] + samples[1:]
+    assert images_fingerprint(other)["images"] == 6
+    assert images_fingerprint(other)["sha256"] != expected["sha256"]

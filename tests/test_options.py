@@ -46,6 +46,28 @@ def test_option_checks(argv, message):
     assert str(err.value) == message
 
 
+def test_an_unknown_backbone_runtime_and_a_warm_start_without_optuna_are_refused():
+    with pytest.raises(SweepError) as err:
+        SweepOptions(grid=True, backbone_runtime="tflite").check()
+    assert str(err.value) == _runtime_error("tflite") and "tflite" in str(err.value)
+    for search in ("random", None):
+        opts = SweepOptions(search=search, grid=search is None, warm_start="results/a")
+        with pytest.raises(SweepError) as err:
+            opts.check()
+        assert str(err.value) == ("--warm-start hands an earlier sweep's trials to Optuna's "
+                                  "study: it needs --search optuna")
+    SweepOptions(search="optuna", warm_start="results/a").check()   # the one it fits
+
+
+def _runtime_error(value: str) -> str:
+    """The message tune_food.models.devices.requested_runtime raises for ``value``."""
+    from tune_food.models.devices import requested_runtime
+
+    with pytest.raises(ValueError) as err:
+        requested_runtime(value)
+    return str(err.value)
+
+
 @pytest.mark.parametrize("argv", [["--grid", "--max-failures", "0"],
                                   ["--search", "random", "--num-samples", "1"],
                                   ["--grid", "--autoscale", "--address", "auto"]])
@@ -90,6 +112,31 @@ def test_resume_of_an_old_grid_that_saved_num_samples_1_still_passes_the_checks(
     merged = resume_options(parse_options(["--resume", "--name", "g"]), saved, "/r/g")
     merged.check()
     assert merged.grid and merged.num_samples is None
+
+
+def test_resume_takes_a_wider_space_for_a_grid_and_more_samples_for_a_search_only():
+    """A grid may be resumed with a wider space (sweep.history.widen_grid checks it); a
+    search keeps its own and takes --num-samples (an extension); a grid refuses it."""
+    grid = SweepOptions(grid=True, space="/spaces/g.yaml").saved()
+    wider = resume_options(parse_options(["--resume", "--name", "g", "--space",
+                                          "/spaces/wider.yaml"]), grid, "/r/g")
+    assert wider.space == "/spaces/wider.yaml" and wider.grid and wider.num_samples is None
+    plain = resume_options(parse_options(["--resume", "--name", "g"]), grid, "/r/g")
+    assert plain.space == "/spaces/g.yaml"
+    with pytest.raises(SweepError) as err:
+        resume_options(parse_options(["--resume", "--name", "g", "--num-samples", "4"]), grid,
+                       "/r/g")
+    assert str(err.value) == ("--num-samples extends a --search sweep; 'g' is a grid (each "
+                              "combination once): to add combinations, resume it with --space "
+                              "naming a wider grid")
+    more = resume_options(parse_options(["--resume", "--name", "s", "--num-samples", "40"]),
+                          SAVED, "/r/s")
+    assert more.num_samples == 40 and more.space == "/spaces/s.yaml"
+    assert resume_options(parse_options(["--resume", "--name", "s"]), SAVED,
+                          "/r/s").num_samples == 30
+    same = resume_options(parse_options(["--resume", "--name", "s", "--space",
+                                         "/spaces/s.yaml"]), SAVED, "/r/s")
+    assert same.space == "/spaces/s.yaml"   # its own space again is no change
 
 
 def test_mlflow_without_a_value_means_the_store_beside_the_results():
