@@ -22,7 +22,9 @@ class SweepBoards:
 
     def __init__(self, results_dir: str):
         self.results_dir = results_dir
-        self.plots_cache = tempfile.mkdtemp(prefix="tune_food_app_plots_")
+        # plots drawn for running sweeps: removed with the page
+        self._plots_cache = tempfile.TemporaryDirectory(prefix="tune_food_app_plots_")
+        self.plots_cache = self._plots_cache.name
         self.lock = threading.Lock()
         self._boards: dict[str, tuple] = {}   # sweep -> (signature, Board)
 

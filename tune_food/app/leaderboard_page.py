@@ -44,7 +44,10 @@ class LeaderboardPage:
         self.boards = boards
         self.classifiers = classifiers
         self._predictions: dict[str, pd.DataFrame] = {}   # checkpoint -> computed ones
-        self.exports_dir = tempfile.mkdtemp(prefix="tune_food-exports-")   # the zips served
+        # the zips served: removed with the page (Gradio serves its own copy of each), and
+        # an earlier export's when the next is made
+        self._exports = tempfile.TemporaryDirectory(prefix="tune_food-exports-")
+        self.exports_dir = self._exports.name
         self._export_lock = threading.Lock()   # one export at a time (a few seconds of CPU)
 
     @staticmethod
@@ -161,6 +164,8 @@ class LeaderboardPage:
                 if not b.board.empty else b.board
             name = str(rows.iloc[0]["trial_name"]) if not rows.empty else str(trial)
             with self._export_lock:
+                for earlier in os.listdir(self.exports_dir):   # this page's own exports
+                    shutil.rmtree(os.path.join(self.exports_dir, earlier), ignore_errors=True)
                 work = tempfile.mkdtemp(dir=self.exports_dir)
                 folder = export(exp, os.path.join(work, f"{name}-demo"), str(trial))
                 return shutil.make_archive(folder, "zip", os.path.dirname(folder),
