@@ -119,6 +119,11 @@ def test_report_adds_the_figures_to_an_older_sweep_only_when_asked(small_sweep, 
         figures = json.load(fh)["deployment"]["efficientnet_lite0"]
     assert figures["model_mb"] == measured["efficientnet_lite0"]["model_mb"]
     assert figures["params"] == measured["efficientnet_lite0"]["params"]
+    # measured once per backbone, weights, CPU, runtime and threads: the sweep's figures
+    # are taken again, with when they were measured
+    assert figures["reused"] is True
+    for key in ("cpu_ms", "measured_at", "cpu", "runtime", "threads", "photo"):
+        assert figures[key] == measured["efficientnet_lite0"][key], key
     assert "cpu_ms" in pd.read_csv(os.path.join(exp, "leaderboard.csv"))
     assert os.path.isfile(os.path.join(exp, "plots", "tradeoff.png"))
 

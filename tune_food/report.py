@@ -112,8 +112,7 @@ def measure_deployment(board, state: dict, data_dir: str | None, out) -> bool:
             photo, num_classes = first_test_photo(config, datasets)
         except ValueError as exc:
             raise DataError(f"cannot measure {model}: {exc}; pass --data-dir DIR") from None
-        figures[model] = {**deployment_figures(model, num_classes, photo),
-                          "photo": os.path.basename(photo)}
+        figures[model] = deployment_figures(model, num_classes, photo)
         print(f"deployment figures of {model}: {describe(figures[model])}", file=out)
         added = True
     state["deployment"] = figures

@@ -135,8 +135,7 @@ def measured_onnx(model: str, num_classes: int) -> str:
     head for ``num_classes`` classes, exported once per (model, weights, classes, torch
     version) and kept under :func:`exported_dir`. Concurrent callers on a node export
     it once."""
-    tag = f"{model}-{weights_sha256(model)[:16]}-{num_classes}c-torch{torch.__version__}"
-    folder = os.path.join(exported_dir(), tag)
+    folder = os.path.join(exported_dir(), _export_tag(model, num_classes))
     path = os.path.join(folder, ONNX_FILE)
     os.makedirs(folder, exist_ok=True)
     with exclusive_lock(folder + ".lock"):
@@ -145,9 +144,49 @@ def measured_onnx(model: str, num_classes: int) -> str:
     return path
 
 
-def deployment_figures(model: str, num_classes: int, photo: str) -> dict:
+def _export_tag(model: str, num_classes: int) -> str:
+    """The folder name, under :func:`exported_dir`, of ``model``'s export with a head of
+    ``num_classes`` classes: what it depends on (model, weights, classes, PyTorch)."""
+    return f"{model}-{weights_sha256(model)[:16]}-{num_classes}c-torch{torch.__version__}"
+
+
+def _figures_path(model: str, num_classes: int) -> str:
+    """Where :func:`deployment_figures` keeps its figures of ``model`` on this machine:
+    beside the exported model, one file per (CPU model, ONNX Runtime version, threads),
+    what the figures depend on besides the export."""
+    import hashlib
+
+    import onnxruntime
+
+    conditions = f"{cpu_model()}|onnxruntime {onnxruntime.__version__}|{THREADS}"
+    digest = hashlib.sha256(conditions.encode()).hexdigest()[:16]
+    return os.path.join(exported_dir(), _export_tag(model, num_classes),
+                        f"figures-{digest}.json")
+
+
+def cached_figures(model: str, num_classes: int) -> dict | None:
+    """The deployment figures :func:`deployment_figures` measured earlier of ``model``
+    (``num_classes`` classes) on a machine like this one (same weights, PyTorch, CPU
+    model, ONNX Runtime, threads), marked ``"reused": True``; None when there are none
+    (or the file cannot be read)."""
+    import json
+
+    try:
+        with open(_figures_path(model, num_classes)) as fh:
+            figures = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(figures, dict) or "cpu_ms" not in figures:
+        return None
+    return {**figures, "reused": True}
+
+
+def deployment_figures(model: str, num_classes: int, photo: str, reuse: bool = True) -> dict:
     """What serving ``model`` costs on this machine (see the module's docstring); the
-    exported model is kept for the next sweep (:func:`measured_onnx`).
+    exported model is kept for the next sweep (:func:`measured_onnx`), and so are the
+    figures: measured once per (model, weights, classes, PyTorch, CPU model, ONNX Runtime
+    version, threads) and reused after (``reuse``; :func:`cached_figures`), with
+    ``measured_at`` (when) and ``photo`` (with which photo, its file name) recorded.
 
     Args:
         model: a registry name.
@@ -157,20 +196,37 @@ def deployment_figures(model: str, num_classes: int, photo: str) -> dict:
     Returns:
         ``{"cpu_ms", "params", "model_mb"}`` and the conditions: ``threads``,
         ``runtime`` (``"onnxruntime 1.32.0"``), ``cpu`` (:func:`cpu_model`), ``node``
-        (the host name), ``warmup``, ``repeats``.
+        (the host name), ``warmup``, ``repeats``, ``measured_at``, ``photo``, and
+        ``reused`` (True when an earlier measurement was taken).
 
     Raises:
         WeightsError: unknown model or missing weights.
     """
+    import datetime
+    import json
+
     import onnxruntime
 
+    if reuse:
+        earlier = cached_figures(model, num_classes)
+        if earlier is not None:
+            return earlier
     path = measured_onnx(model, num_classes)
     spec = get_spec(model)
-    return {"cpu_ms": round(measure(path, preprocessing(model), photo), 3),
-            "params": spec.backbone_params + (spec.num_features + 1) * num_classes,
-            "model_mb": round(os.path.getsize(path) / 1e6, 3),
-            "threads": THREADS, "runtime": f"onnxruntime {onnxruntime.__version__}",
-            "cpu": cpu_model(), "node": platform.node(), "warmup": WARMUP, "repeats": REPEATS}
+    figures = {"cpu_ms": round(measure(path, preprocessing(model), photo), 3),
+               "params": spec.backbone_params + (spec.num_features + 1) * num_classes,
+               "model_mb": round(os.path.getsize(path) / 1e6, 3),
+               "threads": THREADS, "runtime": f"onnxruntime {onnxruntime.__version__}",
+               "cpu": cpu_model(), "node": platform.node(), "warmup": WARMUP,
+               "repeats": REPEATS, "photo": os.path.basename(photo),
+               "measured_at": datetime.datetime.now().isoformat(timespec="seconds")}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(figures, fh, indent=1)
+
+    atomic_write(_figures_path(model, num_classes), write)
+    return {**figures, "reused": False}
 
 
 def describe(figures: dict) -> str:

@@ -10,7 +10,10 @@ another. The figures go to
 ``sweep.json`` (``deployment``: model -> figures and conditions), from which the
 leaderboard's ``cpu_ms`` and ``model_mb`` columns and ``plots/tradeoff.png`` are built
 (:mod:`tune_food.results.tradeoff`). A measurement that fails is a warning and an
-``error`` entry, never a failed sweep.
+``error`` entry, never a failed sweep. Figures are measured once per (backbone, weights,
+classes, PyTorch, CPU model, ONNX Runtime version, threads) and reused by later sweeps
+(``reused``, ``measured_at``: :func:`tune_food.models.deploy.cached_figures`); a reuse on
+the driver's own node starts no task.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_food.common.errors import one_line
-from tune_food.models.deploy import deployment_figures
+from tune_food.models.deploy import cached_figures, deployment_figures
 from tune_food.results.images import first_test_photo
 
 
-def _measure_task(model: str, num_classes: int, photo: bytes, suffix: str) -> dict:
-    """The Ray task: the figures of ``model`` on the node it runs on. The photo comes
-    as bytes (the node may hold no images: trials on cached features read none)."""
-    with tempfile.NamedTemporaryFile(suffix=suffix) as fh:
-        fh.write(photo)
-        fh.flush()
-        figures = deployment_figures(model, num_classes, fh.name)
+def _measure_task(model: str, num_classes: int, photo: bytes, name: str) -> dict:
+    """The Ray task: the figures of ``model`` on the node it runs on (those it measured
+    before, when it has them). The photo comes as bytes (the node may hold no images:
+    trials on cached features read none), written under its own file ``name``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, name)
+        with open(path, "wb") as fh:
+            fh.write(photo)
+        figures = deployment_figures(model, num_classes, path)
     return {**figures, "node_id": ray.get_runtime_context().get_node_id()}
 
 
@@ -71,6 +76,7 @@ def measure_models(results, datasets: dict[str, str], known: dict[str, Any],
     """
     figures = dict(known)
     alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    here = ray.get_runtime_context().get_node_id()
     for model, (config, nodes) in sorted(_trial_nodes(results).items()):
         if "cpu_ms" in figures.get(model, {}):
             continue
@@ -79,13 +85,17 @@ def measure_models(results, datasets: dict[str, str], known: dict[str, Any],
             if node is None:
                 raise RuntimeError("no node that ran its trials is alive")
             photo, num_classes = first_test_photo(config, datasets)
-            with open(photo, "rb") as fh:
-                data = fh.read()
             start = time.perf_counter()
-            task = ray.remote(num_cpus=1, max_retries=0)(_measure_task).options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-            measured = ray.get(task.remote(model, num_classes, data, os.path.splitext(photo)[1]))
-            figures[model] = {**measured, "photo": os.path.basename(photo),
+            # measured before on this node (the driver's): no task, no export, no timing
+            measured = cached_figures(model, num_classes) if node == here else None
+            if measured is None:
+                with open(photo, "rb") as fh:
+                    data = fh.read()
+                task = ray.remote(num_cpus=1, max_retries=0)(_measure_task).options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                measured = ray.get(task.remote(model, num_classes, data,
+                                               os.path.basename(photo)))
+            figures[model] = {**measured, "node_id": measured.get("node_id", node),
                               "took_s": round(time.perf_counter() - start, 1)}
         except Exception as exc:   # noqa: BLE001 - a figure missing must not fail the sweep
             reason = one_line(str(getattr(exc, "cause", None) or exc)) or type(exc).__name__
