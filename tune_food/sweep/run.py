@@ -1,10 +1,13 @@
 """``python -m tune_food.sweep``: plan, check, run and resume a sweep, in that order.
 
 1. :mod:`tune_food.sweep.cli` turns the command line into :class:`~tune_food.sweep.options.SweepOptions`.
-2. :func:`run_sweep` checks the options, reads the search space, names the sweep,
-   checks the resource request against the cluster (:mod:`tune_food.sweep.cluster`) and
-   plans the trials and feature sets (:mod:`tune_food.sweep.plan`): everything that can fail
-   fails here, before anything launches (docs/architecture.md, "fail before launching").
+2. :func:`run_sweep` checks the options, reads the search space, names the sweep
+   (:func:`check_sweep`), checks the resource request against the cluster
+   (:mod:`tune_food.sweep.cluster`) and plans the trials and feature sets
+   (:mod:`tune_food.sweep.plan`): everything that can fail fails here, before anything
+   launches (docs/architecture.md, "fail before launching"). :func:`dry_run_checks` runs
+   the same checks without starting Ray (a dry run without its Ray start; the tests of
+   what a sweep refuses use it).
 3. :func:`tune_food.sweep.launch.launch` runs it and writes the outputs.
 
 Every user-fixable problem is a :class:`~tune_food.common.errors.TuneFoodError`; :func:`main`
@@ -20,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 from tune_food.common.cliargs import cli_call
 from tune_food.common.errors import RayStartError, SweepError
@@ -30,6 +33,18 @@ from tune_food.sweep.options import SweepOptions, resume_options
 from tune_food.sweepdir.layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
 
 MAX_NAME_BYTES = 200     # sweep names; file systems allow 255 bytes per path component
+#: checked (tune_food.common.environment), then imported, before the sweep's first check
+IMPORTS = ("torch", "torchvision", "ray")
+
+
+class Checked(NamedTuple):
+    """A sweep's options once checked (those saved by the sweep on ``--resume``), its
+    search space, name and experiment folder (:func:`check_sweep`)."""
+
+    options: SweepOptions
+    space: Any                  # tune_food.sweep.spaces.SearchSpace
+    name: str
+    exp_dir: str
 
 
 def run_sweep(options: SweepOptions, out=None) -> int:
@@ -46,18 +61,9 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     from tune_food.sweep.ray_start import shutdown_ray
 
     out = out or sys.stdout
-    if options.resume:
-        options = _resumed(options)   # a saved sweep passed the checks when it started
-    options.check()
-    if options.resume:
-        from tune_food.sweep.history import extension
-
-        extension(options, options.sweep_dir)   # a --num-samples that drops trials: now
-    space = _read_space(options)
-    name = _sweep_name(options, space.path)
-    exp_dir = experiment_dir(options.results_dir, name)
-    _check_where_it_writes(options, exp_dir, name)
-    plan, cluster, concurrent = _start_ray_and_plan(space, options, name, out)
+    checked = check_sweep(options)
+    options, name, exp_dir = checked.options, checked.name, checked.exp_dir
+    plan, cluster, concurrent = _start_ray_and_plan(checked, out)
     print_plan(plan, options, cluster, concurrent, out)
     if options.dry_run:
         shutdown_ray()
@@ -75,10 +81,51 @@ def run_sweep(options: SweepOptions, out=None) -> int:
     return launch(plan, options, name, exp_dir, out)
 
 
-def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
+def check_sweep(options: SweepOptions) -> Checked:
+    """The checks before planning, none of which needs Ray: on ``--resume`` the saved
+    sweep's options (and that no driver runs it), the options, the search space, the
+    sweep's name and the folders and stores it writes to.
+
+    Raises:
+        TuneFoodError: the first problem found.
+    """
+    if options.resume:
+        options = _resumed(options)   # a saved sweep passed the checks when it started
+    options.check()
+    if options.resume:
+        from tune_food.sweep.history import extension
+
+        extension(options, options.sweep_dir)   # a --num-samples that drops trials: now
+    space = _read_space(options)
+    name = _sweep_name(options, space.path)
+    exp_dir = experiment_dir(options.results_dir, name)
+    _check_where_it_writes(options, exp_dir, name)
+    return Checked(options, space, name, exp_dir)
+
+
+def dry_run_checks(options: SweepOptions, out=None):
+    """Every check of a sweep (its dry run's) that needs no Ray, in :func:`run_sweep`'s
+    order and by the same functions: :func:`check_sweep`, the resource request against
+    this machine (with ``--address`` the cluster's nodes are known only once joined, so
+    that check is left to the real dry run) and the plan (data, weights, bad images,
+    leakage; on ``--resume`` the same data and the extension rules; ``--warm-start``).
+    Starts no Ray, writes nothing; the tests of what a dry run refuses go through it.
+
+    Returns:
+        ``(plan, cluster, trials at once)``; cluster and trials are None with ``--address``.
+
+    Raises:
+        TuneFoodError: the problem the dry run (and the run) would report.
+    """
+    return _start_ray_and_plan(check_sweep(options), out or sys.stdout, ray=False)
+
+
+def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
     """Join the cluster and plan, or plan while a local Ray starts; return ``(plan,
     cluster, trials at once)``. The resource request is checked before Ray starts
-    locally; a problem of the input is reported before one of Ray's.
+    locally; a problem of the input is reported before one of Ray's. With ``ray`` false
+    (:func:`dry_run_checks`) Ray is neither started nor joined: the same checks and plan,
+    without the joined cluster's resources (None).
 
     Raises:
         TuneFoodError: a problem of the input, the resources or Ray's start.
@@ -86,7 +133,10 @@ def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
     from tune_food.sweep.cluster import check_resources, connected_cluster, local_cluster
     from tune_food.sweep.ray_start import shutdown_ray, start_ray
 
+    space, options, name = checked.space, checked.options, checked.name
     if options.address:   # the cluster's nodes decide how many trials fit
+        if not ray:
+            return _planned(space, options, out, name), None, None
         ray_start = time.perf_counter()
         print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
         start_ray(options.address)
@@ -97,6 +147,8 @@ def _start_ray_and_plan(space, options: SweepOptions, name: str, out):
     else:
         cluster = local_cluster()
         concurrent = check_resources(options, cluster)
+        if not ray:
+            return _planned(space, options, out, name), cluster, concurrent
         # the local Ray starts while the sweep is planned (imports, listing, hashing and
         # decoding every image): seconds each, and neither needs the other
         planning = _Planning(space, options, out, name)
@@ -302,8 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
                     signal.SIGTERM: signal.signal(signal.SIGTERM, sigterm_as_sigint)}
     try:
-        return cli_call(PROG, options.debug, run_sweep, options,
-                        imports=("torch", "torchvision", "ray"))
+        return cli_call(PROG, options.debug, run_sweep, options, imports=IMPORTS)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted before the sweep started; nothing was written",
               file=sys.stderr)
