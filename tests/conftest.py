@@ -1,11 +1,20 @@
 """Shared fixtures: the real pizza/steak/sushi images from ../shared/data, small
 subsets of them (symlinked into a temporary folder, never copied into the repo), and a
-temporary TORCH_HOME holding torchvision EfficientNet checkpoints."""
+temporary TORCH_HOME holding torchvision EfficientNet checkpoints.
+
+And the quick tier's guard (:class:`QuickGuard`): a test marked neither ``slow`` nor
+``ray_up`` fails if it starts Ray, a sweep subprocess or a browser, so
+``-m "not slow and not ray_up"`` stays quick as tests are added."""
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
+import shlex
+import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -106,6 +115,31 @@ def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 6
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
 
 
+def sweep_checks(*argv: str):
+    """``python -m tune_food.sweep ARGV`` up to launch, in-process and without Ray: the
+    command's own parsing and one-line errors (exit 2) around
+    :func:`tune_food.sweep.run.dry_run_checks` (every check that needs no Ray, the dry
+    run's), then the plan printed as the dry run prints it. For the tests of what a sweep
+    refuses (read with capsys). Returns ``(exit code, plan or None)``."""
+    from tune_food.common.cliargs import cli_call
+    from tune_food.sweep import run
+    from tune_food.sweep.cli import PROG, parse_options
+    from tune_food.sweep.plan import print_plan
+
+    options = parse_options(list(argv))
+    plans = []
+
+    def checks(opts):
+        plan, cluster, concurrent = run.dry_run_checks(opts, sys.stdout)
+        if cluster is not None:   # with --address, only a joined cluster tells
+            print_plan(plan, opts, cluster, concurrent, sys.stdout)
+        plans.append(plan)
+        return 0
+
+    code = cli_call(PROG, options.debug, checks, options, imports=run.IMPORTS)
+    return code, (plans[0] if plans else None)
+
+
 @pytest.fixture(scope="session")
 def small_sweep(tiny_root, tmp_path_factory):
     """A 2-trial grid (Lite0 x 1 / 2 epochs) on 24 train / 12 test real images, batch 5
@@ -118,3 +152,156 @@ def small_sweep(tiny_root, tmp_path_factory):
                    "--results-dir", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
                    "--name", "small")
     return proc, str(tmp / "results" / "small")
+
+
+# -- the quick tier's guard ------------------------------------------------------------
+#
+# A test marked neither `slow` nor `ray_up` is quick: it may not start Ray (a Node made in
+# this process: ray.init, a ray.cluster_utils.Cluster; or Ray's own gcs_server / raylet /
+# `ray start`, `ray up` as processes), a sweep as a process (`python -m tune_food.sweep`,
+# `python -m tune_food sweep`, `tune-food sweep`; --help and --version excepted) or a
+# browser (chromium, Playwright's driver); a `python -c CODE` child whose code calls
+# ray.init, Cluster or start_ray counts as starting Ray (a child's own Popen is not
+# guarded). The guard wraps subprocess.Popen.__init__ and ray._private.node.Node.__init__:
+# for a quick test it refuses before anything starts (pytest.fail, a BaseException that
+# the code's `except Exception` does not swallow) and records the refusal, which fails the
+# test even where a thread ate the exception; for every other test, and outside tests, it
+# calls the original unchanged. tests/test_quick_guard.py shows it at work.
+
+QUICK_GUARD_HINT = ("mark it @pytest.mark.slow or test the logic in-process (e.g. "
+                    "tune_food.sweep.run.main([...]) for a refusal, "
+                    "tune_food.sweep.run.dry_run_checks for a dry run)")
+BROWSERS = {"chromium", "chromium-browser", "chrome", "google-chrome", "headless_shell"}
+RAY_PROCESSES = {"gcs_server", "raylet"}
+RAY_CALLS = ("ray.init(", "Cluster(", "start_ray(")
+NOT_A_RUN = {"--help", "-h", "--version"}
+
+
+def started_by(args) -> str | None:
+    """What the command line ``args`` (a list, or one shell string) starts that a quick
+    test may not: ``"Ray"``, ``"a sweep subprocess"``, ``"a browser"``, or None."""
+    if isinstance(args, (str, bytes, os.PathLike)):
+        text = os.fsdecode(args)
+        try:
+            tokens = shlex.split(text)
+        except ValueError:
+            tokens = text.split()
+    else:
+        tokens = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a)
+                  for a in args]
+    for i, tok in enumerate(tokens):
+        name, rest = os.path.basename(tok), tokens[i + 1:]
+        if name in BROWSERS or "playwright" in tok:
+            return "a browser"
+        if name in RAY_PROCESSES or (name == "ray" and rest[:1] in (["start"], ["up"])):
+            return "Ray"
+        if tok == "-c" and rest and any(call in rest[0] for call in RAY_CALLS):
+            return "Ray"
+        sweep = ((tok == "-m" and rest[:1] == ["tune_food.sweep"])
+                 or (tok == "-m" and rest[:2] == ["tune_food", "sweep"])
+                 or (name == "tune-food" and rest[:1] == ["sweep"]))
+        if sweep and not NOT_A_RUN & set(rest):
+            return "a sweep subprocess"
+    return None
+
+
+class QuickGuard:
+    """The guard's state: the test that runs now and whether it is quick, and what it
+    was refused. One per session, installed by :func:`pytest_configure`."""
+
+    def __init__(self):
+        self.item = None
+        self.quick = False
+        self.refused: list[str] = []
+        self.lock = threading.Lock()
+
+    def refuse(self, what: str, detail: str) -> None:
+        """Called before ``what`` starts: fails a quick test, else does nothing."""
+        if not self.quick:
+            return
+        msg = (f"a quick test may not start {what} ({detail}): {QUICK_GUARD_HINT}; "
+               f"quick tests are those without the slow and ray_up marks")
+        with self.lock:
+            self.refused.append(msg)
+        pytest.fail(msg, pytrace=False)
+
+    def install(self) -> None:
+        guard = self
+        popen_init = subprocess.Popen.__init__
+
+        def guarded_popen_init(self, args, *a, **kw):
+            what = started_by(args)
+            if what:
+                guard.refuse(what, f"subprocess {args!r}"[:300])
+            return popen_init(self, args, *a, **kw)
+
+        subprocess.Popen.__init__ = guarded_popen_init
+        if "ray._private.node" in sys.modules:
+            self._guard_ray_node(sys.modules["ray._private.node"])
+        else:   # importing Ray takes seconds: wrap its Node when something imports it
+            sys.meta_path.insert(0, _OnImport("ray._private.node", self._guard_ray_node))
+
+    def _guard_ray_node(self, module) -> None:
+        guard = self
+        node_init = module.Node.__init__
+
+        def guarded_node_init(self, *a, **kw):
+            guard.refuse("Ray", "ray._private.node.Node: ray.init or a Ray Cluster")
+            return node_init(self, *a, **kw)
+
+        module.Node.__init__ = guarded_node_init
+
+
+class _OnImport(importlib.abc.MetaPathFinder):
+    """Calls ``then(module)`` once the module ``name`` has been executed."""
+
+    def __init__(self, name: str, then):
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, then = spec.loader, self.then
+        exec_module = loader.exec_module
+
+        def exec_and_guard(module):
+            exec_module(module)
+            then(module)
+
+        loader.exec_module = exec_and_guard
+        sys.meta_path.remove(self)
+        return spec
+
+
+QUICK_GUARD = QuickGuard()
+
+
+def pytest_configure(config):
+    QUICK_GUARD.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The guard watches the test's setup (session fixtures it starts included), call
+    and teardown."""
+    QUICK_GUARD.item = item
+    QUICK_GUARD.quick = not any(item.get_closest_marker(m) for m in ("slow", "ray_up"))
+    QUICK_GUARD.refused = []
+    try:
+        return (yield)
+    finally:
+        QUICK_GUARD.item, QUICK_GUARD.quick = None, False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A refusal the test swallowed (an exception in a thread) still fails it."""
+    report = yield
+    if QUICK_GUARD.item is item and QUICK_GUARD.refused and report.passed \
+            and report.when == "call":
+        report.outcome = "failed"
+        report.longrepr = QUICK_GUARD.refused[0]
+    return report
