@@ -1,5 +1,10 @@
 """Bad input: every malformed dataset, space or flag is one clear line on stderr, exit
-code 2, no traceback, and no sweep folder that looks like a finished sweep."""
+code 2, no traceback, and no sweep folder that looks like a finished sweep.
+
+The command runs in-process: :func:`cli` is the whole command (``main``), for what it
+refuses before Ray starts; :func:`checks` is its checks without Ray
+(``conftest.sweep_checks``), for what the plan refuses, which the command finds while
+its local Ray starts (the slow tests run that)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_subset, run_cli, shared_dataset
+from conftest import make_subset, run_cli, shared_dataset, sweep_checks
 from PIL import Image
 
 from tune_food.common.files import write_csv_atomic
@@ -22,7 +27,7 @@ SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: {data}\n"
          "  epochs: 1\n  batch_size: 8\n{extra}")
 
 
-def cli(capsys, tmp_path, *args, data_root=None, space=None):
+def cli(capsys, tmp_path, *args, data_root=None, space=None, run=None):
     """Run the sweep CLI in-process; return (exit code, stderr lines, stdout)."""
     argv = ["--results-dir", str(tmp_path / "results"), "--name", "s"]
     if "--resume" not in args and "--search" not in args:
@@ -33,9 +38,15 @@ def cli(capsys, tmp_path, *args, data_root=None, space=None):
         path = tmp_path / "space.yaml"
         path.write_text(space)
         argv += ["--space", str(path)]
-    code = sweep.main(argv + list(args))
+    code = (run or sweep.main)(argv + list(args))
     out, err = capsys.readouterr()
     return code, err.strip().splitlines(), out
+
+
+def checks(capsys, tmp_path, *args, data_root=None, space=None):
+    """:func:`cli`, without Ray: the command's checks and its plan, as a dry run shows it."""
+    return cli(capsys, tmp_path, *args, data_root=data_root, space=space,
+               run=lambda argv: sweep_checks(*argv)[0])
 
 
 def assert_one_line(code, lines, *fragments, tmp_path=None):
@@ -63,19 +74,19 @@ def good(dataset="ds", extra=""):
 # 1. data root and dataset layout ---------------------------------------------------
 
 def test_data_root_missing(capsys, tmp_path):
-    code, lines, _ = cli(capsys, tmp_path, data_root=tmp_path / "nowhere", space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=tmp_path / "nowhere", space=good())
     assert_one_line(code, lines, "nowhere", "does not exist", "--data-dir", tmp_path=tmp_path)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_dataset_without_a_split(capsys, tmp_path, root, split):
     shutil.rmtree(root / "ds" / split)
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good())
     assert_one_line(code, lines, f"has no {split}/ folder", tmp_path=tmp_path)
 
 
 def test_unknown_dataset_lists_what_is_there(capsys, tmp_path, root):
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good("dss"))
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good("dss"))
     assert_one_line(code, lines, "'dss' not found", "folders there: ds", tmp_path=tmp_path)
 
 
@@ -83,7 +94,7 @@ def test_unknown_dataset_lists_what_is_there(capsys, tmp_path, root):
 
 def test_class_folders_differ(capsys, tmp_path, root):
     os.rename(root / "ds" / "test" / "sushi", root / "ds" / "test" / "ramen")
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good())
     assert_one_line(code, lines, "class folders differ", "only in train ['sushi']",
                     "only in test ['ramen']", tmp_path=tmp_path)
 
@@ -91,7 +102,7 @@ def test_class_folders_differ(capsys, tmp_path, root):
 def test_empty_class_folder(capsys, tmp_path, root):
     for f in (root / "ds" / "train" / "steak").iterdir():
         f.unlink()
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good())
     assert_one_line(code, lines, "train/steak has no images", tmp_path=tmp_path)
 
 
@@ -99,14 +110,14 @@ def test_single_class(capsys, tmp_path, root):
     for split in ("train", "test"):
         for cls in ("steak", "sushi"):
             shutil.rmtree(root / "ds" / split / cls)
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good())
     assert_one_line(code, lines, "single class (pizza)", "at least two", tmp_path=tmp_path)
 
 
 def test_images_directly_in_split_folder(capsys, tmp_path, root):
     src = next((root / "ds" / "train" / "pizza").iterdir())
     shutil.copy(src, root / "ds" / "train" / "loose.jpg")
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good())
     assert_one_line(code, lines, "lie directly in", "loose.jpg", "folder named after its class",
                     tmp_path=tmp_path)
 
@@ -127,7 +138,7 @@ def _break_images(root) -> list[str]:
 
 def test_bad_images_are_reported_together(capsys, tmp_path, root):
     bad = _break_images(root)
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=good())
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=good())
     assert_one_line(code, lines, "3 images", "cannot be decoded", "--skip-bad-images",
                     "empty file (0 bytes)", "truncated", tmp_path=tmp_path)
     for path in bad:
@@ -136,7 +147,7 @@ def test_bad_images_are_reported_together(capsys, tmp_path, root):
 
 def test_skip_bad_images_dry_run_counts_them(capsys, tmp_path, root):
     _break_images(root)
-    code, lines, out = cli(capsys, tmp_path, "--skip-bad-images", "--dry-run",
+    code, lines, out = checks(capsys, tmp_path, "--skip-bad-images", "--dry-run",
                            data_root=root, space=good())
     assert code == 0 and lines == []
     assert "skipping 3 image(s) that cannot be decoded" in out
@@ -212,7 +223,7 @@ def test_any_pillow_mode_becomes_rgb(tmp_path, mode):
     (good(extra="  val_fraction: 0.99\n"), ["cannot hold out val_fraction=0.99", "e.g. 0.1 to 0.5"]),
 ])
 def test_bad_space(capsys, tmp_path, root, text, fragments):
-    code, lines, _ = cli(capsys, tmp_path, data_root=root, space=text)
+    code, lines, _ = checks(capsys, tmp_path, data_root=root, space=text)
     assert_one_line(code, lines, *fragments, tmp_path=tmp_path)
     if "YAML" in fragments[0] or "parameters." in fragments[0]:
         assert str(tmp_path / "space.yaml") in lines[0]
@@ -266,7 +277,7 @@ def test_a_file_where_a_folder_belongs(capsys, tmp_path, root, flag):
     afile = tmp_path / "afile"
     afile.write_text("x")
     args = [flag, str(afile)] if flag != "--data-dir" else []
-    code, lines, _ = cli(capsys, tmp_path, *args, "--dry-run", space=good(),
+    code, lines, _ = checks(capsys, tmp_path, *args, "--dry-run", space=good(),
                          data_root=afile if flag == "--data-dir" else root)
     assert code == 2 and len(lines) == 1 and "is a file, not a folder" in lines[0], lines
 
@@ -276,22 +287,24 @@ def test_a_folder_that_cannot_be_made_where_permissions_say_it_could(capsys, tmp
                                                                     flag):
     """/proc passes a permission check (for root) but refuses new folders: the checks
     (a dry run included) try making one instead of trusting os.access."""
-    code, lines, _ = cli(capsys, tmp_path, flag, "/proc/tune_food_nope", "--dry-run",
+    code, lines, _ = checks(capsys, tmp_path, flag, "/proc/tune_food_nope", "--dry-run",
                          space=good(), data_root=root)
     assert code == 2 and len(lines) == 1, lines
     assert f"{flag} /proc/tune_food_nope cannot be created: making a folder in /proc" in lines[0]
 
 
-def test_argparse_errors_are_one_line_too():
-    proc = run_cli("tune_food.sweep", "--grid", "--cpus-per-trial", "two")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "invalid float value: 'two'" in lines[0]
+def test_argparse_errors_are_one_line_too(capsys):
+    with pytest.raises(SystemExit) as exited:
+        sweep.main(["--grid", "--cpus-per-trial", "two"])
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m tune_food.sweep: error: ")
+    assert "invalid float value: 'two'" in lines[0]
 
 
 def test_missing_torchvision_weights_offline(capsys, tmp_path, root, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    code, lines, _ = cli(capsys, tmp_path, data_root=root,
+    code, lines, _ = checks(capsys, tmp_path, data_root=root,
                          space=good().replace("efficientnet_lite0", "efficientnet_b1"))
     assert_one_line(code, lines, "efficientnet_b1", "cannot reach",
                     str(tmp_path / "torch" / "hub" / "checkpoints"), tmp_path=tmp_path)
@@ -332,6 +345,7 @@ def test_csv_writes_are_atomic(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["leaderboard.csv", "naive.csv"]
 
 
+@pytest.mark.slow   # a dry run as a program: it starts Ray
 def test_output_piped_to_head_ends_quietly(default_grid_root):
     """`sweep ... | head -2` closes the pipe early: no BrokenPipeError traceback."""
     import subprocess
