@@ -12,7 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import pandas as pd
 import pytest
 import torch
-from conftest import CLASSES, make_subset, run_cli, shared_dataset
+from conftest import CLASSES, make_subset, run_cli, shared_dataset, sweep_checks
 from PIL import Image
 
 
@@ -156,8 +156,7 @@ def test_sweep_over_two_data_sizes_ranks_on_one_validation_set(tmp_path):
 
 
 def test_a_leaked_test_image_is_refused_before_launch(tmp_path):
-    from tune_food.sweep import run as sweep
-
+    """Through the dry run's checks, without Ray (conftest.sweep_checks)."""
     root = _two_sizes(tmp_path)
     train_img = sorted((root / "small" / "train" / "pizza").iterdir())[0]
     leaked = root / "small" / "test" / "pizza" / "leaked.jpg"
@@ -170,13 +169,13 @@ def test_a_leaked_test_image_is_refused_before_launch(tmp_path):
             str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--dry-run"]
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):
-        assert sweep.main(argv) == 2
+        assert sweep_checks(*argv)[0] == 2
     line = err.getvalue().strip()
     assert len(line.splitlines()) == 1 and str(leaked) in line and str(train_img) in line
     assert "--allow-leakage" in line
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):
-        assert sweep.main([*argv, "--allow-leakage"]) == 0
+        assert sweep_checks(*argv, "--allow-leakage")[0] == 0
     # warnings go to stderr, and the duplicate warning names the files
     assert "warning: 1 test image(s) are also training images" in err.getvalue()
     dup_line = next(x for x in err.getvalue().splitlines() if "more than once" in x)

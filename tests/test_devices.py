@@ -33,6 +33,7 @@ def test_the_device_rule_by_its_inputs():
         choose_device([0, 1], cuda_available=True, cuda_devices=1, node="n2")
 
 
+@pytest.mark.slow   # starts a local Ray with fake GPUs
 def test_ray_fake_gpus_each_task_its_own_gpu_and_cpu_work_on_the_cpu():
     """Ray with two fake GPUs (``num_gpus=2`` on this CPU machine): the extraction
     tasks' options give each task exactly one GPU in CUDA_VISIBLE_DEVICES, and a process

@@ -63,6 +63,7 @@ def old_torchvision(tmp_path_factory):
     return str(tmp)
 
 
+@pytest.mark.slow   # the sweep as a program, with an old torchvision on its path
 def test_a_mismatched_torchvision_ends_the_sweep_with_one_line(old_torchvision, tmp_path):
     run = dict(os.environ, PYTHONPATH=old_torchvision)
     proc = subprocess.run([sys.executable, "-m", "tune_food.sweep", "--grid", "--dry-run",

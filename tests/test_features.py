@@ -184,6 +184,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow   # a local Ray (local_ray)
 def test_each_distinct_image_is_computed_once_per_model(local_ray, tmp_path):
     """Two datasets that share images (like the 10 % and 20 % sets: b holds a's 4 train
     images per class and 2 more): every distinct image runs through the backbone once."""
@@ -218,6 +219,7 @@ def test_each_distinct_image_is_computed_once_per_model(local_ray, tmp_path):
     assert float(np.abs(pt.features - big.features).max()) <= 1e-4
 
 
+@pytest.mark.slow   # a local Ray (local_ray)
 def test_trials_read_features_from_shared_memory_without_a_copy(local_ray, tiny_root,
                                                                  tiny_features):
     """A Ray task builds a cached trial (prepare) from object refs: its training tensors

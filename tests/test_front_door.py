@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from ray.tune.experiment import Trial
 
 from tune_food.common.progress import PROGRESS_EVERY_S, Counter
@@ -79,6 +80,7 @@ def _on_a_terminal(code: str) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.slow   # starts Ray in a child process, twice
 def test_no_escape_code_after_the_last_line_on_a_terminal():
     """ray-project/ray#17979: Ray's cli_logger (imported by ``ray.init``) makes colorama
     write ``ESC[0m`` at exit.
@@ -94,6 +96,7 @@ def test_no_escape_code_after_the_last_line_on_a_terminal():
     assert b"\x1b" not in ours
 
 
+@pytest.mark.slow   # reads the output of a real sweep (small_sweep)
 def test_the_sweep_announces_ray_before_starting_it(small_sweep):
     proc, _ = small_sweep
     lines = proc.stdout.splitlines()

@@ -46,6 +46,7 @@ def test_lr_over_three_decades_matters_more_than_the_seed(tmp_path, tiny_root):
     assert f"plot: {exp / 'plots' / 'parallel.png'}" in rep.stdout
 
 
+@pytest.mark.slow   # reads the output of a real sweep (small_sweep)
 def test_too_few_trials_for_importance_is_one_line(small_sweep):
     """A 2-trial grid: no importance.csv, one line instead; the parallel view is drawn."""
     proc, exp = small_sweep

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from conftest import CLASSES, run_cli, shared_dataset
 
+from tune_food.sweep.run import main as sweep_main
+
 SETS = ("pizza_steak_sushi", "pizza_steak_sushi_20_percent")
 
 
@@ -298,38 +300,42 @@ def test_mlflow_tracking_uri_default_and_unreachable_store(tmp_path):
     assert again == info
 
 
-def test_an_unreachable_mlflow_store_stops_the_sweep_before_it_writes(tiny_root, tmp_path):
+def test_an_unreachable_mlflow_store_stops_the_sweep_before_it_writes(tiny_root, tmp_path,
+                                                                    capsys):
     """One line, exit 2, and no sweep folder: fixing the URI and running the same command
-    again works (no "exists already")."""
+    again works (no "exists already"). (The command in-process: it refuses before Ray.)"""
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
     (tmp_path / "a_file").write_text("")
     bad = f"sqlite:///{tmp_path}/a_file/mlflow.db"
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
-                   "--results-dir", str(tmp_path / "results"), "--cache-dir",
-                   str(tmp_path / "cache"), "--name", "s", "--mlflow", bad)
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert proc.stderr.count("\n") == 1 and f"MLflow tracking at {bad} failed" in proc.stderr
+    code = sweep_main(["--grid", "--space", str(space), "--data-dir", tiny_root,
+                       "--results-dir", str(tmp_path / "results"), "--cache-dir",
+                       str(tmp_path / "cache"), "--name", "s", "--mlflow", bad])
+    out, err = capsys.readouterr()
+    assert code == 2, out[-2000:] + err[-2000:]
+    assert err.count("\n") == 1 and f"MLflow tracking at {bad} failed" in err
     assert not os.path.exists(tmp_path / "results" / "s")
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
 def test_a_tracking_server_that_does_not_answer_is_one_line_in_seconds(tiny_root, tmp_path,
-                                                                      dry_run):
+                                                                      dry_run, capsys):
     """A refused connection (port 1) fails the checks, --dry-run included, without
-    MLflow's minutes of retries; nothing is written."""
+    MLflow's minutes of retries; nothing is written. (The command in-process: it refuses
+    before Ray.)"""
     import time
 
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
     start = time.perf_counter()
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
-                   "--results-dir", str(tmp_path / "results"), "--name", "s",
-                   "--mlflow", "http://127.0.0.1:1", *(["--dry-run"] if dry_run else []))
+    code = sweep_main(["--grid", "--space", str(space), "--data-dir", tiny_root,
+                       "--results-dir", str(tmp_path / "results"), "--name", "s",
+                       "--mlflow", "http://127.0.0.1:1", *(["--dry-run"] if dry_run else [])])
     took = time.perf_counter() - start
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert proc.stderr.count("\n") == 1, proc.stderr
-    assert "MLflow tracking at http://127.0.0.1:1 failed" in proc.stderr
-    assert "Connection refused" in proc.stderr
+    out, err = capsys.readouterr()
+    assert code == 2, out[-2000:] + err[-2000:]
+    assert err.count("\n") == 1, err
+    assert "MLflow tracking at http://127.0.0.1:1 failed" in err
+    assert "Connection refused" in err
     assert took < 60   # MLflow's default retries take about 4 minutes here
     assert not os.path.exists(tmp_path / "results")
