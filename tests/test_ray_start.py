@@ -1,6 +1,10 @@
 """Every way Ray can fail to start or join that this machine can reproduce ends in one
 line on stderr and exit 2, within a bound, before the sweep folder exists; a failure
-after the folder exists leaves the sweep ``failed`` with every planned trial listed."""
+after the folder exists leaves the sweep ``failed`` with every planned trial listed.
+
+What the sweep finds before Ray starts (its temporary folder, an address that is not a
+Ray cluster's, a damaged feature store) is tested with the command in-process
+(:func:`_in_process`); what needs Ray to start, or the sweep as a program, is marked slow."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -57,6 +62,26 @@ def _sweep(tmp_path, tiny_root, space, *args, env=None, name="s"):
     return proc, time.time() - start, tmp_path / "results" / name
 
 
+def _in_process(monkeypatch, capfd, tmp_path, tiny_root, space, *args, env=None, name="s"):
+    """:func:`_sweep`'s command in-process (``tune_food.sweep.run.main``), for what it
+    refuses before Ray starts; returns (its exit code, stdout and stderr as a
+    CompletedProcess has them, seconds, the sweep folder). ``capfd``: what Ray's C++ code
+    writes to file descriptor 2 is read too."""
+    from tune_food.sweep.run import main
+
+    for var in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in (env or {}).items():
+        monkeypatch.setenv(var, value)
+    start = time.time()
+    code = main(["--grid", "--space", space, "--data-dir", tiny_root, "--results-dir",
+                 str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--name",
+                 name, *args])
+    out, err = capfd.readouterr()
+    return (SimpleNamespace(returncode=code, stdout=out, stderr=err), time.time() - start,
+            tmp_path / "results" / name)
+
+
 def _one_line(proc, seconds, folder, *words):
     """Exit 2, one line naming ``words`` on stderr, no Ray log line, within the bound, and
     no sweep folder left behind."""
@@ -87,40 +112,51 @@ def _http_server():
         server.shutdown()
 
 
-def test_a_ray_temp_folder_too_long_for_its_sockets(tmp_path, tiny_root, tiny_space, ray_tmp):
+def test_a_ray_temp_folder_too_long_for_its_sockets(tmp_path, tiny_root, tiny_space, ray_tmp,
+                                                    monkeypatch, capfd):
     """ray#7945: the socket paths exceed 107 bytes. A real run (not a dry run) refuses
-    before the sweep folder exists, so the same command works once RAY_TMPDIR is short."""
+    before the sweep folder exists; the same check passes once RAY_TMPDIR is short
+    (that the command then works: :func:`test_a_short_ray_temp_folder_works`)."""
     from pathlib import Path
+
+    from tune_food.sweep.ray_start import check_temp_folder
 
     long_dir = Path(ray_tmp) / ("a" * (67 - len(ray_tmp) - 1))
     long_dir.mkdir()
     assert len(str(long_dir)) == 67
-    proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space,
-                                   env={"RAY_TMPDIR": str(long_dir)}, name="longtmp")
+    proc, seconds, folder = _in_process(monkeypatch, capfd, tmp_path, tiny_root, tiny_space,
+                                        env={"RAY_TMPDIR": str(long_dir)}, name="longtmp")
     line = _one_line(proc, seconds, folder, f"RAY_TMPDIR {long_dir} is too long", "ray#7945",
                      "107 bytes")
     assert "RAY_TMPDIR=/tmp" in line
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    check_temp_folder()
+
+
+@pytest.mark.slow   # a dry run as a program: it starts Ray
+def test_a_short_ray_temp_folder_works(tmp_path, tiny_root, tiny_space, ray_tmp):
     fixed, _, _ = _sweep(tmp_path, tiny_root, tiny_space, "--dry-run",
                          env={"RAY_TMPDIR": ray_tmp}, name="longtmp")
     assert fixed.returncode == 0, fixed.stderr[-2000:]
 
 
-def test_a_ray_temp_folder_that_cannot_be_written(tmp_path, tiny_root, tiny_space):
-    proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, "--dry-run",
-                                   env={"RAY_TMPDIR": "/proc/tune_food_ray"})
+def test_a_ray_temp_folder_that_cannot_be_written(tmp_path, tiny_root, tiny_space,
+                                                  monkeypatch, capfd):
+    proc, seconds, folder = _in_process(monkeypatch, capfd, tmp_path, tiny_root, tiny_space,
+                                        "--dry-run", env={"RAY_TMPDIR": "/proc/tune_food_ray"})
     _one_line(proc, seconds, folder, "RAY_TMPDIR /proc/tune_food_ray", "cannot be created")
 
 
 @pytest.mark.parametrize("scheme", ["", "ray://"])
 def test_an_address_where_something_else_listens(tmp_path, tiny_root, tiny_space, scheme,
-                                                 ray_tmp):
+                                                 ray_tmp, monkeypatch, capfd):
     """A web server is not Ray: Ray alone waits minutes, printing a gcs_client.cc warning
     every second; the sweep says so in one line, real run and dry run alike."""
     with _http_server() as address:
         for extra in ([], ["--dry-run"]):
-            proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, "--address",
-                                           scheme + address, *extra,
-                                           env={"RAY_TMPDIR": ray_tmp})
+            proc, seconds, folder = _in_process(monkeypatch, capfd, tmp_path, tiny_root,
+                                                tiny_space, "--address", scheme + address,
+                                                *extra, env={"RAY_TMPDIR": ray_tmp})
             _one_line(proc, seconds, folder, f"--address {scheme}{address} answers, but not "
                       "as a Ray cluster", "does not speak gRPC")
 
@@ -130,23 +166,31 @@ def test_an_address_where_something_else_listens(tmp_path, tiny_root, tiny_space
     ("localhost:port", ["is not an address of a Ray cluster", "HOST:PORT"]),
     ("auto", ["--address auto found no running Ray cluster", "ray start --head"]),
 ])
-def test_addresses_without_a_cluster(tmp_path, tiny_root, tiny_space, address, words, ray_tmp):
-    proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, "--dry-run", "--address",
-                                   address.format(closed=free_port()),
-                                   env={"RAY_TMPDIR": ray_tmp})
+def test_addresses_without_a_cluster(tmp_path, tiny_root, tiny_space, address, words, ray_tmp,
+                                     monkeypatch, capfd):
+    if address == "auto":
+        from ray._private.services import find_gcs_addresses
+
+        if find_gcs_addresses():   # Ray's "auto" joins any Ray running here (its legacy rule)
+            pytest.skip(f"a Ray runs on this machine ({find_gcs_addresses()}): --address "
+                        "auto would join it, so there is no 'no cluster' to test")
+    proc, seconds, folder = _in_process(monkeypatch, capfd, tmp_path, tiny_root, tiny_space,
+                                        "--dry-run", "--address",
+                                        address.format(closed=free_port()),
+                                        env={"RAY_TMPDIR": ray_tmp})
     _one_line(proc, seconds, folder, *words)
 
 
 def test_auto_with_the_record_of_a_cluster_that_is_gone(tmp_path, tiny_root, tiny_space,
-                                                         ray_tmp):
+                                                         ray_tmp, monkeypatch, capfd):
     """`ray start` records its address in <tmp>/ray/ray_current_cluster; a record left by
     a crashed cluster makes ray.init(address="auto") wait for ever (seen: > 60 s)."""
     os.makedirs(os.path.join(ray_tmp, "ray"))
     port = free_port()
     with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as fh:
         fh.write(f"127.0.0.1:{port}\n")
-    proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, "--address", "auto",
-                                   env={"RAY_TMPDIR": ray_tmp})
+    proc, seconds, folder = _in_process(monkeypatch, capfd, tmp_path, tiny_root, tiny_space,
+                                        "--address", "auto", env={"RAY_TMPDIR": ray_tmp})
     _one_line(proc, seconds, folder, f"--address auto joins 127.0.0.1:{port}",
               "ray_current_cluster", "ray stop")
 
@@ -199,6 +243,7 @@ def test_the_message_for_a_version_mismatch():
     assert "2.9.3" in line and "3.9.18" in line and "pip install ray==" in line
 
 
+@pytest.mark.slow   # a dry run as a program: it starts Ray
 def test_too_little_shared_memory_is_a_warning(tmp_path, tiny_root, tiny_space, ray_tmp):
     """/dev/shm of 1 MiB (a new mount namespace, as root): Ray puts its object store in
     its temporary folder, which it says only in a log record the sweep hides; the sweep
@@ -219,12 +264,13 @@ def test_too_little_shared_memory_is_a_warning(tmp_path, tiny_root, tiny_space, 
 
 
 def test_a_damaged_feature_store_is_refused_before_launch(tmp_path, tiny_root, tiny_space,
-                                                          ray_tmp):
+                                                          ray_tmp, monkeypatch, capfd):
     from tune_food.features.store import STORE_FILE
 
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / STORE_FILE).write_bytes(b"not a database" * 100)
-    proc, seconds, folder = _sweep(tmp_path, tiny_root, tiny_space, env={"RAY_TMPDIR": ray_tmp})
+    proc, seconds, folder = _in_process(monkeypatch, capfd, tmp_path, tiny_root, tiny_space,
+                                        env={"RAY_TMPDIR": ray_tmp})
     _one_line(proc, seconds, folder, "the feature store", "is damaged", "delete it")
 
 
