@@ -107,9 +107,11 @@ def dry_run_checks(options: SweepOptions, out=None):
     """Every check of a sweep (its dry run's) that needs no Ray, in :func:`run_sweep`'s
     order and by the same functions: :func:`check_sweep`, the resource request against
     this machine (with ``--address`` the cluster's nodes are known only once joined, so
-    that check is left to the real dry run) and the plan (data, weights, bad images,
-    leakage; on ``--resume`` the same data and the extension rules; ``--warm-start``).
-    Starts no Ray, writes nothing; the tests of what a dry run refuses go through it.
+    that check is left to the real dry run), the plan (data, weights, bad images,
+    leakage; on ``--resume`` the same data and the extension rules; ``--warm-start``) and
+    what is checked before Ray is asked (the address answers as Ray; Ray's temporary
+    folder). Starts no Ray, writes nothing; the tests of what a dry run refuses go
+    through it.
 
     Returns:
         ``(plan, cluster, trials at once)``; cluster and trials are None with ``--address``.
@@ -125,17 +127,25 @@ def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
     cluster, trials at once)``. The resource request is checked before Ray starts
     locally; a problem of the input is reported before one of Ray's. With ``ray`` false
     (:func:`dry_run_checks`) Ray is neither started nor joined: the same checks and plan,
-    without the joined cluster's resources (None).
+    and those :func:`~tune_food.sweep.ray_start.start_ray` makes before it asks Ray (the
+    address answers as a Ray cluster; Ray's temporary folder), without the joined
+    cluster's resources (None).
 
     Raises:
         TuneFoodError: a problem of the input, the resources or Ray's start.
     """
     from tune_food.sweep.cluster import check_resources, connected_cluster, local_cluster
-    from tune_food.sweep.ray_start import shutdown_ray, start_ray
+    from tune_food.sweep.ray_start import (
+        check_address,
+        check_temp_folder,
+        shutdown_ray,
+        start_ray,
+    )
 
     space, options, name = checked.space, checked.options, checked.name
     if options.address:   # the cluster's nodes decide how many trials fit
-        if not ray:
+        if not ray:   # what start_ray checks before it asks Ray: something answers as Ray
+            check_address(options.address)
             return _planned(space, options, out, name), None, None
         ray_start = time.perf_counter()
         print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
@@ -147,8 +157,10 @@ def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
     else:
         cluster = local_cluster()
         concurrent = check_resources(options, cluster)
-        if not ray:
-            return _planned(space, options, out, name), cluster, concurrent
+        if not ray:   # the plan, then what start_ray checks before it asks Ray
+            plan = _planned(space, options, out, name)
+            check_temp_folder()
+            return plan, cluster, concurrent
         # the local Ray starts while the sweep is planned (imports, listing, hashing and
         # decoding every image): seconds each, and neither needs the other
         planning = _Planning(space, options, out, name)
