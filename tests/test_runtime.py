@@ -136,11 +136,13 @@ def test_a_broken_openvino_falls_back_to_pytorch_with_one_warning(broken_openvin
     store.close()
 
 
-def test_an_unknown_runtime_is_refused_in_one_line(tmp_path):
-    proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--results-dir", str(tmp_path),
-                   env={"TUNE_FOOD_BACKBONE_RUNTIME": "tensorrt"})
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+def test_an_unknown_runtime_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """(The command in-process: it refuses before Ray starts.)"""
+    from tune_food.sweep.run import main
+
+    monkeypatch.setenv("TUNE_FOOD_BACKBONE_RUNTIME", "tensorrt")
+    assert main(["--grid", "--dry-run", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "python -m tune_food.sweep: error: TUNE_FOOD_BACKBONE_RUNTIME 'tensorrt' is not a backbone "
         "runtime; choose one of openvino, torch"]
 

@@ -14,15 +14,14 @@ from contextlib import redirect_stderr, redirect_stdout
 import numpy as np
 import pytest
 import torch
-from conftest import make_subset, shared_dataset
+from conftest import make_subset, shared_dataset, sweep_checks
 
 
 def _dry_run(*argv: str) -> tuple[int, str]:
-    from tune_food.sweep import run as sweep
-
+    """The dry run's checks, without Ray (conftest.sweep_checks): (exit code, stderr)."""
     err = io.StringIO()
     with redirect_stderr(err), redirect_stdout(io.StringIO()):
-        code = sweep.main([*argv, "--dry-run"])
+        code, _ = sweep_checks(*argv, "--dry-run")
     return code, err.getvalue()
 
 

@@ -8,7 +8,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, sweep_checks
 
 LEADERBOARD_COLUMNS = [
     "rank", "trial_id", "trial_name", "status", "model", "data", "epochs", "lr", "batch_size",
@@ -95,6 +95,19 @@ def test_small_sweep_records_its_inputs(small_sweep):
     assert (board["backbone_runtime"] == ov).all()
 
 
+def test_the_checks_list_the_default_grid(default_grid_root, capsys):
+    """The dry run's plan of the default grid, from its checks without Ray
+    (conftest.sweep_checks): every trial, named, the resources and the feature sets."""
+    code, plan = sweep_checks("--grid", "--dry-run", "--data-dir", default_grid_root)
+    out = capsys.readouterr().out
+    assert code == 0 and len(plan.trials) == 8
+    assert "8 trials" in out
+    assert "efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs" in out
+    assert "1 CPU, no GPU per trial" in out and "trial(s) at a time" in out
+    assert "feature sets to compute once" in out
+
+
+@pytest.mark.slow   # the dry run as a program: it starts Ray
 def test_dry_run_lists_the_default_grid(default_grid_root):
     results = os.path.join(REPO, "results")   # the default --results-dir, from the CLI's cwd
 
@@ -105,10 +118,7 @@ def test_dry_run_lists_the_default_grid(default_grid_root):
     proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--data-dir", default_grid_root)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "8 trials" in out
-    assert "efficientnet_lite2-pizza_steak_sushi_20_percent-10_epochs" in out
-    assert "1 CPU, no GPU per trial" in out and "trial(s) at a time" in out
-    assert "feature sets to compute once" in out
+    assert "8 trials" in out and "starting a local Ray ..." in out
     assert out.splitlines()[-1] == ("dry run: every check passed and Ray started; nothing was "
                                     "run or written (8 trial(s) planned). Drop --dry-run to "
                                     "run them.")

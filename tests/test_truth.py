@@ -17,7 +17,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, sweep_checks
 
 LONG = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {epochs}\n"
         "  batch_size: 4\nseeds: [0, 1, 2, 3, 4, 5]\n")
@@ -274,16 +274,16 @@ def _rejections(tmp_path, tiny_root):
 
 def test_the_dry_run_rejects_what_the_real_run_rejects(tmp_path, tiny_root, monkeypatch):
     """Each case runs twice in process, with and without --dry-run: exit 2 and the same
-    one line on stderr both times."""
-    from tune_food.sweep import run as sweep
-
+    one line on stderr both times. Through the checks without Ray
+    (``conftest.sweep_checks``: ``run_sweep``'s own checks, which a real run makes while
+    its local Ray starts)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     for case, argv in _rejections(tmp_path, tiny_root):
         lines = []
         for extra in (["--dry-run"], []):
             err, out = io.StringIO(), io.StringIO()
             with redirect_stderr(err), redirect_stdout(out):
-                code = sweep.main([*argv, *extra])
+                code, _ = sweep_checks(*argv, *extra)
             assert code == 2, (case, extra, out.getvalue()[-2000:], err.getvalue())
             text = err.getvalue().strip().splitlines()
             assert len(text) == 1 and text[0].startswith("python -m tune_food.sweep: error:"), \
@@ -326,9 +326,8 @@ def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch):
 
 def test_resume_refuses_data_that_changed_since_the_sweep_started(tmp_path, tiny_root):
     """The trials already done saw other images: resuming would rank trials on
-    different data. Refused before launch, in --dry-run too."""
-    from tune_food.sweep import run as sweep
-
+    different data. Refused before launch, in --dry-run too (the checks without Ray,
+    ``conftest.sweep_checks``)."""
     exp = tmp_path / "results" / "old"
     exp.mkdir(parents=True)
     (exp / "space.yaml").write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
@@ -343,7 +342,7 @@ def test_resume_refuses_data_that_changed_since_the_sweep_started(tmp_path, tiny
     for extra in (["--dry-run"], []):
         err = io.StringIO()
         with redirect_stderr(err), redirect_stdout(io.StringIO()):
-            assert sweep.main(["--resume", "--name", "old", "--results-dir",
-                               str(tmp_path / "results"), *extra]) == 2
+            assert sweep_checks("--resume", "--name", "old", "--results-dir",
+                                str(tmp_path / "results"), *extra)[0] == 2
         assert "the data changed since sweep 'old' started: tiny (35 files of 1 bytes then, " \
             "36 files of " in err.getvalue(), err.getvalue()
