@@ -14,6 +14,9 @@ import pytest
 import tomllib
 from conftest import REPO
 
+# every test runs the installed wheel's commands as programs, the sweep among them
+pytestmark = pytest.mark.slow
+
 VERSION = tomllib.load(open(os.path.join(REPO, "pyproject.toml"), "rb"))["project"]["version"]
 
 
