@@ -203,6 +203,10 @@ def _planned(space, options: SweepOptions, out, name: str):
         plan.extend_from = extension(options, options.sweep_dir)
         plan.added = widen_grid(options, plan, options.sweep_dir, name)
         pending = pending_extension(options.sweep_dir)
+        if plan.added and pending is not None and pending.get("added"):
+            # a wider grid again before an interrupted widening began: both run now
+            # (its combinations are planned already, so widen_grid does not list them)
+            plan.added = [dict(c) for c in pending["added"]] + plan.added
         if plan.added:
             plan.extend_from = len(plan.trials) - len(plan.added)
             plan.extend_to = len(plan.trials)
