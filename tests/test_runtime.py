@@ -38,7 +38,9 @@ def _photos(model: str, n: int = 6) -> torch.Tensor:
     return torch.stack([transform(rgb_loader(p)) for p, _ in samples[:n]])
 
 
-@pytest.mark.parametrize("model", BUILDABLE)
+@pytest.mark.parametrize("model", [   # the default backbone in the quick tier, the rest slow
+    pytest.param(m, marks=[pytest.mark.slow] if m != "efficientnet_lite0" else [])
+    for m in BUILDABLE])
 def test_openvino_features_equal_pytorch_float32(model, use_torch_home, tmp_path):
     x = _photos(model)
     forward = frozen_forward(model, "cpu", "openvino", threads=2, cache_dir=str(tmp_path))
@@ -72,6 +74,7 @@ def _convert_in(cache: str, n: int) -> list[subprocess.CompletedProcess]:
             for p in procs]
 
 
+@pytest.mark.slow   # three processes converting a backbone (20 s here)
 def test_two_processes_converting_at_once_leave_one_whole_model(tmp_path):
     cache = str(tmp_path / "cache")
     first, second = _convert_in(cache, 2)

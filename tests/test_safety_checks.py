@@ -98,6 +98,7 @@ def test_the_store_key_changes_with_each_part(b0_home):
     assert after[1] != base[1] and after[0] == base[0] and after[2:] == base[2:]   # weights
 
 
+@pytest.mark.slow   # B0 built and converted twice (17 s here)
 def test_features_of_replaced_weights_are_not_read_from_the_store(tmp_path, b0_home):
     """The store holds B0's vectors of 6 images; the weights file is replaced: the next
     extraction computes all 6 again (with the new weights) instead of reading the old."""
