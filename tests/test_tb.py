@@ -172,6 +172,7 @@ def _tune_with_callback(tmp_path, space, fn, num_samples, max_failures=0):
     return str(tmp_path / "exp")
 
 
+@pytest.mark.slow   # a real Ray Tune run
 def test_hparams_filter_offers_every_value_the_trials_used(tmp_path, monkeypatch):
     """Every kind of domain a space can hold (grid_search of strings, numbers and mixed
     values with null, choice, randint, uniform with integer bounds, loguniform, a
@@ -268,6 +269,7 @@ def _fast_loader_steps(logdir: str, run: str, tag: str) -> list[int]:
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow   # a real Ray Tune run
 def test_a_trial_replayed_from_its_start_shows_each_epoch_once(tmp_path, monkeypatch):
     """A trial that fails before its first checkpoint is run again from epoch 1 (Ray
     Tune's retry, as --resume does): its second event file purges from epoch 1, so both
