@@ -428,3 +428,26 @@ def test_errors_figure_has_a_named_tile_per_wrong_image():
     assert errors_figure(_wrong_predictions(0, 3), "t0", SHARED_DATA) is None
     assert errors_figure(_wrong_predictions(2, 1), "t0", None) is None
     assert errors_figure(_wrong_predictions(0, 1, missing=2), "t0", SHARED_DATA) is None
+
+
+@pytest.mark.slow
+def test_an_output_that_cannot_be_written_is_one_warning_and_the_rest_are_written(
+        small_sweep, tmp_path):
+    """An optional output failing for real (plots/tradeoff.png is a folder here, so
+    matplotlib cannot save it): report says so in one warning line naming it, writes the
+    leaderboard and the other plots, and leaves the finished sweep finished (issue 33:
+    nothing after the trials leaves a sweep "running")."""
+    exp = tmp_path / "s"
+    shutil.copytree(small_sweep[1], exp, symlinks=True)
+    for name in ("leaderboard.csv", "plots/curves.png"):
+        os.remove(exp / name)
+    os.remove(exp / "plots" / "tradeoff.png")
+    os.mkdir(exp / "plots" / "tradeoff.png")
+    done = run_cli("tune_food.report", str(exp))
+    assert done.returncode == 0, done.stderr[-2000:]
+    warnings = [x for x in done.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith("warning: plots/tradeoff.png failed (IsADirectoryError: ")
+    assert warnings[0].endswith("; the other outputs are written")
+    assert (exp / "leaderboard.csv").is_file() and (exp / "plots" / "curves.png").is_file()
+    assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"

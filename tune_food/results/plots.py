@@ -74,7 +74,6 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     if board.empty:
         return []
     out_dir = os.path.join(exp_dir, PLOTS_DIR)
-    os.makedirs(out_dir, exist_ok=True)
     names = board["trial_name"].astype(str).tolist()
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
 
@@ -83,6 +82,7 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
         if fig is None:
             return []
         try:
+            os.makedirs(out_dir, exist_ok=True)
             fig.savefig(os.path.join(out_dir, file), dpi=110, bbox_inches="tight")
         finally:
             plt.close(fig)
@@ -97,9 +97,11 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
         paths += plot(CURVES_PNG, lambda: curves_figure(board, results, labels))
     paths += plot(TRADEOFF_PNG, lambda: tradeoff_figure(board, os.path.basename(exp_dir)))
     if predictions is not None and not predictions.empty:
-        paths += optional_step(f"{PLOTS_DIR}/{CONFUSION_PNG} and {ERRORS_PNG}", lambda: error_plots(
-            out_dir, predictions[predictions["split"] == "test"],
-            str(board.iloc[0]["trial_name"]), data_root), warnings, [])
+        tests = predictions[predictions["split"] == "test"]
+        best = str(board.iloc[0]["trial_name"])
+        paths += optional_step(f"{PLOTS_DIR}/{CONFUSION_PNG} and {ERRORS_PNG}",
+                               lambda: error_plots(out_dir, tests, best, data_root),
+                               warnings, [])
     return paths
 
 
