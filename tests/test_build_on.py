@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -385,10 +386,33 @@ def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(tmp_pa
     assert f"Optuna starts from the 6 completed trials of {exp} (--warm-start)" in warm.stdout
     study = optuna_study(results / "o2").trials
     assert len(study) == 13
+
     def params(ts):
         return sorted(json.dumps(t.params, sort_keys=True) for t in ts)
 
     assert params(study[:6]) == params(trials)   # the earlier trials, as they were drawn
+
+    # the extended sweep moved to another folder: report, predict and a further extension
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.move(str(exp), str(moved / "o"))
+    assert run_cli("tune_food.report", str(moved / "o")).returncode == 0
+    photo = _a_test_photo(tiny_root)
+    pred = run_cli("tune_food.predict", "--sweep", str(moved / "o"), photo)
+    assert pred.returncode == 0 and f"using rank 1 of {moved / 'o'}" in pred.stdout, pred.stderr
+    again = run_cli("tune_food.sweep", "--resume", "--name", "o", "--num-samples", "7",
+                    "--results-dir", str(moved))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Optuna starts from its 6 completed trials" in again.stdout
+    assert len(optuna_study(moved / "o").trials) == 7
+    assert len(pd.read_csv(moved / "o" / "leaderboard.csv")) == 7
+    assert not exp.exists()   # nothing was written where the sweep was
+
+
+def _a_test_photo(root: str) -> str:
+    """The first test photo of the pizza class of the data root's ``tiny`` set."""
+    folder = os.path.join(root, "tiny", "test", "pizza")
+    return os.path.join(folder, sorted(os.listdir(folder))[0])
 
 
 @pytest.mark.slow
