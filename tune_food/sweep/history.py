@@ -34,7 +34,7 @@ from tune_food.results.outputs import build_outputs
 from tune_food.sweep.search import check_search
 from tune_food.sweep.spaces import SearchSpace, load_space
 from tune_food.sweepdir.layout import SPACE_FILE
-from tune_food.sweepdir.state import check_sweep_folder, read_state
+from tune_food.sweepdir.state import check_sweep_folder, is_sweep, read_state
 from tune_food.train.hparams import PARAMS
 
 
@@ -203,7 +203,7 @@ def own_trials(sweep_dir: str, space: SearchSpace, state: dict) -> History:
     (``state["warm_start"]``), those of that sweep where it still is."""
     history = completed_trials(sweep_dir, space)
     source = (state.get("warm_start") or {}).get("sweep")
-    if source and os.path.isfile(os.path.join(source, "sweep.json")):
+    if source and is_sweep(source):
         history = completed_trials(source, space) + history
     return history
 
