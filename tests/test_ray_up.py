@@ -184,7 +184,11 @@ def test_ray_up_three_nodes_grid_node_loss_ray_down(cluster):
     board, state = _board(exec_dir), _state(exec_dir)
     assert state["status"] == "finished" and len(board) == 8
     assert (board["status"] == "TERMINATED").all()
-    assert set(board["node_ip"]) == set(workers), board["node_ip"].tolist()  # >= 2 nodes
+    # on the workers (the head has no CPU for trials); not necessarily on both: Ray Tune
+    # hands a finished trial's actor to a pending trial while the other worker's actor
+    # still starts, and the default grid's trials last milliseconds (CI found all 8 on
+    # one worker). That trials spread over nodes is test_cluster's, with long trials.
+    assert set(board["node_ip"]) <= set(workers), board["node_ip"].tolist()
     sets = state["feature_sets"]
     pairs = [(s["model"], s["split_dir"]) for s in sets]
     assert len(sets) == 6 and len(set(pairs)) == 6                 # each set once ...
@@ -202,7 +206,7 @@ def test_ray_up_three_nodes_grid_node_loss_ray_down(cluster):
     job_dir = os.path.join(results, "grid-job")
     job_board, job_state = _board(job_dir), _state(job_dir)
     assert job_state["status"] == "finished" and (job_board["status"] == "TERMINATED").all()
-    assert job_board["node_ip"].nunique() >= 2 and set(job_board["node_ip"]) <= set(workers)
+    assert set(job_board["node_ip"]) <= set(workers)   # (spread: see above)
     assert all(s["source"] == "disk" for s in job_state["feature_sets"])
     _same_accuracies(board, job_board)
     note("grid-job trials", job_board[["trial_name", "node_ip"]].to_dict("records"))
