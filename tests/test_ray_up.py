@@ -103,7 +103,9 @@ class Cluster:
 def cluster():
     """Three nodes and a client; on the way out (pass or fail): ``ray down``, every
     namespace, link, process and file removed, and checked."""
-    nodes = Nodes(visible=[sys.prefix, sys.base_prefix, SHARED_DATA])
+    # the checkout too: an editable install maps tune_food.search_spaces to its
+    # search_spaces/ folder, which the nodes must see when it lies under /tmp or /root
+    nodes = Nodes(visible=[sys.prefix, sys.base_prefix, SHARED_DATA, REPO])
     client = None
     try:
         nodes.setup()
