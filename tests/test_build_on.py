@@ -472,3 +472,19 @@ def test_trials_that_all_tie_end_finished_with_a_sentence_for_the_importances(tm
     assert not (exp / "importance.csv").exists() and (exp / "plots" / "leaderboard.png").exists()
     state = json.loads((exp / "sweep.json").read_text())
     assert state["status"] == "finished" and "warnings" not in state
+
+
+def test_a_search_stopped_before_any_trial_completed_extends_from_nothing(tmp_path):
+    """An Optuna search interrupted before any trial reported has no metric column on its
+    leaderboard: its history is empty (was a KeyError traceback from --resume
+    --num-samples, found by trying it)."""
+    from tune_food.sweep.history import completed_trials
+    from tune_food.sweep.spaces import load_space
+
+    space = tmp_path / "s.yaml"
+    space.write_text(SEARCH.format(test="tiny"))
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"name": "s", "metric": "test_acc", "mode": "max",
+         "planned": {"trials": 4, "configs": []}}))
+    history = completed_trials(str(tmp_path), load_space(str(space)))
+    assert (history.points, history.rewards, history.sources) == ([], [], [str(tmp_path)])

@@ -74,7 +74,8 @@ def completed_trials(sweep_dir: str, space: SearchSpace) -> History:
                              f"{', '.join(missing)} in its configuration: it was not sampled "
                              f"from a space that samples {', '.join(space.sampled)}")
         points.append({k: config[k] for k in space.sampled})
-    return History(points, [float(v) for v in rows[space.metric]], [sweep_dir])
+    rewards = [float(v) for v in rows[space.metric]] if points else []   # none completed
+    return History(points, rewards, [sweep_dir])
 
 
 def _varied(state: dict, sweep_dir: str) -> list[str]:
