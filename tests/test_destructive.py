@@ -111,6 +111,13 @@ def test_export_force_replaces_only_an_earlier_export(small_sweep, tmp_path):
     # with an export inside it, the sweep folder is still refused
     refused_alone(run("tune_food.export", str(sweep), "--out", str(sweep), "--force"),
                   "is the sweep this export reads")
+    # an earlier export that now holds something export does not write (a data root)
+    (demo / "data").mkdir()
+    (demo / "data" / "photo.jpg").write_bytes(b"mine")
+    kept = tree(tmp_path)
+    refused_alone(run("tune_food.export", str(sweep), "--out", str(demo), "--force"),
+                  "holds data, which python -m tune_food.export does not write")
+    assert tree(tmp_path) == kept
 
 
 # ------------------------------------------------------------------ data subset --force
@@ -154,7 +161,12 @@ def test_subset_force_replaces_only_an_earlier_subset(food101, tmp_path):
     shutil.copytree(data / "sub", checkout)
     (checkout / ".git").mkdir()
     (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    holding = tmp_path / "holding"   # an earlier subset that now holds a data root
+    shutil.copytree(data / "sub", holding)
+    shutil.copytree(data / "sub", holding / "root" / "mine")
     cases = [   # (--out, --food101, cwd, HOME, words of the one line)
+        (str(holding), food101, REPO, None,
+         ["holds root, which python -m tune_food.data subset does not write"]),
         (food101, food101, REPO, None, ["is the Food-101 copy it reads"]),
         (os.path.dirname(food101), food101, REPO, None,
          [f"holds the Food-101 copy it reads ({food101})"]),

@@ -50,6 +50,12 @@ PROG = "python -m tune_food.export"
 DEMO_FILES = ("app.py", "preprocess.py")      # of tune_food/demo, copied as they are
 MODEL_JSON, EXAMPLES_DIR = "model.json", "examples"
 MODEL_JSON_KEYS = ("trial", "classes", "preprocessing")   # how --force knows an export
+REQUIREMENTS_FILE, README_FILE = "requirements.txt", "README.md"
+# what an export folder holds at its top (model.onnx: models.deploy.ONNX_FILE), and what
+# running its app.py adds there (Python's bytecode cache, Gradio's folders): --force
+# replaces a folder holding nothing else
+DEMO_ENTRIES = ("model.onnx", *DEMO_FILES, MODEL_JSON, EXAMPLES_DIR, REQUIREMENTS_FILE,
+                README_FILE, "__pycache__", ".gradio", "flagged")
 REQUIREMENTS = ("gradio", "onnxruntime", "numpy", "pillow")   # what app.py imports
 TRIAL_CONFIG_FILE = "params.json"   # Ray Tune's copy of a trial's config, in its folder
 AGREE = 1e-4   # ONNX Runtime against PyTorch, probabilities (float32 reassociation: ~1e-6)
@@ -91,7 +97,7 @@ def replaceable(sweep_dir: str) -> Replaceable:
     """What ``--force`` may replace: an earlier export (its ``model.json``), never
     ``sweep_dir`` nor a folder holding it."""
     return Replaceable(MODEL_JSON, MODEL_JSON_KEYS, PROG,
-                       keep={sweep_dir: "the sweep this export reads"})
+                       keep={sweep_dir: "the sweep this export reads"}, entries=DEMO_ENTRIES)
 
 
 def check_out(out: str, force: bool, sweep_dir: str) -> None:
@@ -179,9 +185,9 @@ def _write_folder(folder: str, sweep_dir: str, state: dict, chosen, pins: str) -
     with open(os.path.join(folder, MODEL_JSON), "w") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")
-    with open(os.path.join(folder, "requirements.txt"), "w") as fh:
+    with open(os.path.join(folder, REQUIREMENTS_FILE), "w") as fh:
         fh.write(pins)
-    with open(os.path.join(folder, "README.md"), "w") as fh:
+    with open(os.path.join(folder, README_FILE), "w") as fh:
         fh.write(model_card(card, row, config, state))
 
 

@@ -113,12 +113,15 @@ class Replaceable:
         option: the path's flag, for the message (``--out``).
         keep: ``{path: what it is}`` this run reads (the sweep exported, the Food-101
             copy): never replaced, nor any folder holding one.
+        entries: the names the command writes at the folder's top (None: not checked);
+            anything else there (a data root, the user's own files) is not replaced.
     """
 
     def __init__(self, marker: str, keys: Sequence[str], command: str, option: str = "--out",
-                 keep: Mapping[str, str] | None = None):
+                 keep: Mapping[str, str] | None = None, entries: Sequence[str] | None = None):
         self.marker, self.keys, self.command, self.option = marker, tuple(keys), command, option
         self.keep = dict(keep or {})
+        self.entries = None if entries is None else frozenset(entries)
 
 
 def _holds(folder: str, path: str) -> bool:
@@ -167,6 +170,10 @@ def _what_it_is(real: str, rule: Replaceable) -> str | None:
     problem = _marker_problem(real, rule)
     if problem:
         return problem
+    foreign = sorted(set(os.listdir(real)) - rule.entries) if rule.entries is not None else []
+    if foreign:
+        return (f"holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, which "
+                f"{rule.command} does not write")
     for root, dirs, files in os.walk(real):
         for name in [*dirs, *files]:
             what = FOREIGN_MARKERS.get(name) or (
