@@ -488,3 +488,24 @@ def test_a_search_stopped_before_any_trial_completed_extends_from_nothing(tmp_pa
          "planned": {"trials": 4, "configs": []}}))
     history = completed_trials(str(tmp_path), load_space(str(space)))
     assert (history.points, history.rewards, history.sources) == ([], [], [str(tmp_path)])
+
+
+def test_a_wider_space_that_writes_a_number_another_way_changes_nothing(tmp_path):
+    """``weight_decay: 0`` against a sweep that ran 0.0 (YAML's int and float) is no
+    change; a value that truly differs is (found by trying it: the first was refused as
+    "0.0 ran and is not in the new space")."""
+    from tune_food.sweep.history import _key, space_difference
+    from tune_food.sweep.spaces import load_space
+
+    def space(name: str, text: str):
+        (tmp_path / name).write_text(text)
+        return load_space(str(tmp_path / name))
+
+    ran = space("ran.yaml", GRID.format(epochs="[1, 2]", lr=0.01) + "  weight_decay: 0.0\n")
+    same = space("same.yaml", GRID.format(epochs="[1, 2, 3]", lr=0.01) + "  weight_decay: 0\n")
+    assert space_difference(ran, same) is None
+    other = space("other.yaml", GRID.format(epochs="[1, 2]", lr=0.01) + "  weight_decay: 0.5\n")
+    assert space_difference(ran, other) == (
+        "the constant parameters.weight_decay: 0 ran and is not in the new space")
+    assert _key({"weight_decay": 0.0, "epochs": 2}) == _key({"weight_decay": 0, "epochs": 2.0})
+    assert _key({"augment": True}) != _key({"augment": 1})

@@ -209,13 +209,25 @@ def own_trials(sweep_dir: str, space: SearchSpace, state: dict) -> History:
     return history
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` as values are compared across spaces: a float with an integer value is
+    that integer (YAML's ``0`` and ``0.0`` are one weight decay), in lists too; booleans
+    and everything else as they are."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def _key(config: dict) -> str:
     """A grid configuration as a comparable string (every hyperparameter, JSON)."""
-    return json.dumps({k: config.get(k) for k in PARAMS}, sort_keys=True, default=str)
+    return json.dumps({k: _canonical(config.get(k)) for k in PARAMS}, sort_keys=True,
+                      default=str)
 
 
 def _values(values: list) -> list[str]:
-    return [json.dumps(v, sort_keys=True, default=str) for v in values]
+    return [json.dumps(_canonical(v), sort_keys=True, default=str) for v in values]
 
 
 def space_difference(old: SearchSpace, new: SearchSpace) -> str | None:
