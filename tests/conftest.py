@@ -21,8 +21,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The README's test command sets TUNE_FOOD_DATA_DIR=../shared/data; without it the
 # tests look beside the checkout.
-SHARED_DATA = os.path.abspath(os.environ.get("TUNE_FOOD_DATA_DIR")
-                              or os.path.join(REPO, "..", "shared", "data"))
+# (its real path: the ray up test's nodes each have a private /tmp, where a link may lie)
+SHARED_DATA = os.path.realpath(os.environ.get("TUNE_FOOD_DATA_DIR")
+                               or os.path.join(REPO, "..", "shared", "data"))
 CLASSES = ("pizza", "steak", "sushi")
 # the browser tests drive Debian's chromium (Playwright cannot download its own here)
 CHROMIUM = "/usr/bin/chromium"
