@@ -220,8 +220,9 @@ def build_subset(food101: str, classes: str | Sequence[str], fraction: float, se
 
 def replaceable(food101: str) -> Replaceable:
     """What ``--force`` may replace: an earlier subset (its ``manifest.json`` with
-    :data:`MANIFEST_KEYS`, and nothing but its splits and manifest), never the Food-101 copy (``food101`` as given, and the
-    ``food-101/`` below it that :func:`find_food101` may take) nor a folder holding it."""
+    :data:`MANIFEST_KEYS`, and nothing but its splits and manifest), never the Food-101
+    copy (``food101`` as given, and the ``food-101/`` below it that :func:`find_food101`
+    may take) nor a folder holding it."""
     path = os.path.abspath(os.path.expanduser(food101))
     return Replaceable(MANIFEST_FILE, MANIFEST_KEYS, SUBSET_COMMAND, keep={
         path: "the Food-101 copy it reads",

@@ -135,7 +135,7 @@ def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
                                  "configs": [dict(t) for t in plan.trials]})
     if mlflow:
         state["mlflow"] = mlflow
-    state.update(status="running", driver_pid=os.getpid(), driver_host=socket.gethostname())
+    state.update(status="running")   # who drives it: the lock's (claim_driver)
     state.pop("resume", None)
     state.pop("error", None)
     write_state(state, local_dir)
@@ -203,11 +203,16 @@ def running_driver(sweep_dir: str) -> str | None:
         try:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = fh.read().split()
-            return (f"pid {holder[0]} on host {holder[1]}" if len(holder) == 2
-                    else "another process")
+            return _holder(fh)
         fcntl.flock(fh, fcntl.LOCK_UN)
     return None
+
+
+def _holder(fh) -> str:
+    """``"pid N on host H"`` as the driver wrote it in its lock file (``fh``, open)."""
+    fh.seek(0)
+    holder = fh.read().split()
+    return f"pid {holder[0]} on host {holder[1]}" if len(holder) == 2 else "another process"
 
 
 @contextlib.contextmanager
@@ -225,8 +230,7 @@ def claim_driver(sweep_dir: str):
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            raise SweepError(refused_while_running(sweep_dir, fh.read().split())) from None
+            raise SweepError(refused_while_running(sweep_dir, _holder(fh))) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()} {socket.gethostname()}\n")
@@ -236,13 +240,11 @@ def claim_driver(sweep_dir: str):
         fh.close()   # releases the lock
 
 
-def refused_while_running(sweep_dir: str, holder: list[str] | str | None) -> str:
+def refused_while_running(sweep_dir: str, holder: str) -> str:
     """The one line that refuses to drive the sweep at ``sweep_dir`` while ``holder``
-    (``[pid, host]``, or :func:`running_driver`'s words) drives it."""
-    if isinstance(holder, list):
-        holder = f"pid {holder[0]} on host {holder[1]}" if len(holder) == 2 else None
+    (:func:`running_driver`'s words: ``"pid N on host H"``) drives it."""
     return (f"sweep {os.path.basename(os.path.abspath(sweep_dir))} is being run by another "
-            f"driver ({holder or 'another process'}); wait until it ends, or stop it (Ctrl-C, "
+            f"driver ({holder}); wait until it ends, or stop it (Ctrl-C, "
             "or the web page's Stop) and try again")
 
 
