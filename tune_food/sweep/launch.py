@@ -485,6 +485,9 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
             result, plan, local_dir, exp_dir, (earlier, wall), status, out), warned)
     optional_step(f"copying the sweep's files to {exp_dir}", lambda: upload(local_dir, exp_dir),
                   warned)
+    if warned != state.get("warnings", []):   # one of the steps above failed: keep its line
+        state["warnings"] = warned
+        write_state(state, local_dir)
     if status == "interrupted":
         return 130
     if errored:
