@@ -12,9 +12,11 @@ import importlib.abc
 import importlib.machinery
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -109,11 +111,55 @@ def use_torch_home(torch_home, monkeypatch):
 
 def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 600):
     """Run ``python -m module args`` in a subprocess; return the CompletedProcess."""
-    import subprocess
-
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
+
+
+def run_sweep(*args: str, env: dict | None = None, popen: bool = False,
+              merge: bool = False, timeout: float = 600, cwd: str = REPO):
+    """``python -m tune_food.sweep ARGS`` as a process from the checkout, unbuffered: the one
+    way the tests start a sweep program. ``env`` is laid over this process's environment
+    (a value of None removes that variable). Returns the CompletedProcess; with
+    ``popen=True`` the running Popen instead (text; its own session, so a signal the test
+    sends reaches the driver alone, as Ctrl-C reaches a terminal's foreground process;
+    ``merge=True``: stderr into stdout). ``cwd``: the checkout unless told."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
+    cmd = [sys.executable, "-m", "tune_food.sweep", *args]
+    if not popen:
+        return subprocess.run(cmd, capture_output=True, text=True, env=full_env,
+                              timeout=timeout, cwd=cwd)
+    return subprocess.Popen(cmd, cwd=cwd, env=full_env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merge else subprocess.PIPE)
+
+
+def signal_at(proc, marker: str, sig: int = signal.SIGINT, delay: float = 0.0,
+              limit: float = 300):
+    """Read a :func:`run_sweep` ``popen``'s stdout until a line starts with ``marker``,
+    wait ``delay`` s, send ``sig`` (SIGINT: Ctrl-C); the test fails, naming what the sweep
+    said, when no such line comes within ``limit`` s. Returns ``(stdout, stderr, seconds
+    from the signal to the exit)``; stderr is "" for a merged popen."""
+    lines, deadline = [], time.time() + limit
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker) or time.time() > deadline:
+            break
+    if not (lines and lines[-1].startswith(marker)):
+        proc.kill()
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"never saw {marker!r}:\n{''.join(lines)[-3000:]}{out[-2000:]}\n"
+                    f"{(err or '')[-3000:]}")
+    time.sleep(delay)
+    proc.send_signal(sig)
+    sent = time.time()
+    out, err = proc.communicate(timeout=300)
+    return "".join(lines) + out, err or "", time.time() - sent
 
 
 def sweep_checks(*argv: str):
@@ -142,6 +188,16 @@ def sweep_checks(*argv: str):
 
 
 @pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> str:
+    """The cache folder (``--cache-dir``: the feature store, the converted backbones, the
+    deployment figures) of every test sweep that does not test the cache itself: each
+    image's features are computed once per session, as a user's second sweep finds them,
+    not once per test (9 s of a tiny sweep's 41 s here). A test of what a cold cache does
+    gives its own folder."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
 def small_sweep(tiny_root, tmp_path_factory):
     """A 2-trial grid (Lite0 x 1 / 2 epochs) on 24 train / 12 test real images, batch 5
     so every epoch ends on an uneven batch."""
@@ -149,9 +205,9 @@ def small_sweep(tiny_root, tmp_path_factory):
     space = tmp / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
                      "  epochs: {grid_search: [1, 2]}\n  batch_size: 5\n  lr: 0.01\n")
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
-                   "--results-dir", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
-                   "--name", "small")
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root,
+                     "--results-dir", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
+                     "--name", "small")   # a cold cache: test_sweep reads what computed it
     return proc, str(tmp / "results" / "small")
 
 

@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_subset, run_cli, shared_dataset, sweep_checks
+from conftest import make_subset, run_sweep, shared_dataset, sweep_checks
 from PIL import Image
 
 from tune_food.common.files import write_csv_atomic
@@ -154,13 +154,13 @@ def test_skip_bad_images_dry_run_counts_them(capsys, tmp_path, root):
 
 
 @pytest.mark.slow
-def test_skip_bad_images_sweep_records_them(tmp_path, root):
+def test_skip_bad_images_sweep_records_them(tmp_path, root, shared_cache):
     bad = _break_images(root)
     space = tmp_path / "space.yaml"
     space.write_text(good())
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", str(root),
-                   "--results-dir", str(tmp_path / "results"), "--name", "s",
-                   "--cache-dir", str(tmp_path / "cache"), "--skip-bad-images")
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir", str(root),
+                     "--results-dir", str(tmp_path / "results"), "--name", "s",
+                     "--cache-dir", shared_cache, "--skip-bad-images")
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = json.load(open(tmp_path / "results" / "s" / "sweep.json"))
     # relative to the data root: a sweep folder names nothing absolute

@@ -11,7 +11,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import make_subset, run_cli
+from conftest import make_subset, run_cli, run_sweep, signal_at
 
 SEARCH = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  test_data: {test}\n"
           "  epochs: 2\n  lr: {{loguniform: [0.001, 0.3]}}\n  batch_size: {{choice: [4, 8]}}\n")
@@ -26,12 +26,12 @@ def two_test_sets(tiny_root, tmp_path_factory) -> str:
     return str(root)
 
 
-def _search(tmp_path, root, name, test="tiny", *extra):
+def _search(tmp_path, cache, root, name, test="tiny", *extra):
     space = tmp_path / f"{name}.yaml"
     space.write_text(SEARCH.format(test=test))
-    return run_cli("tune_food.sweep", "--search", "optuna", "--scheduler", "fifo", "--space",
-                   str(space), "--data-dir", root, "--results-dir", str(tmp_path / "results"),
-                   "--cache-dir", str(tmp_path / "cache"), "--name", name, *extra)
+    return run_sweep("--search", "optuna", "--scheduler", "fifo", "--space", str(space),
+                     "--data-dir", root, "--results-dir", str(tmp_path / "results"),
+                     "--cache-dir", cache, "--name", name, *extra)
 
 
 def optuna_study(exp_dir):
@@ -45,15 +45,16 @@ def optuna_study(exp_dir):
 
 
 @pytest.mark.slow
-def test_warm_start_refused_for_another_test_set_accepted_otherwise(tmp_path, two_test_sets):
-    first = _search(tmp_path, two_test_sets, "a", "tiny", "--num-samples", "4")
+def test_warm_start_refused_for_another_test_set_accepted_otherwise(
+        tmp_path, two_test_sets, shared_cache):
+    first = _search(tmp_path, shared_cache, two_test_sets, "a", "tiny", "--num-samples", "4")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     a = tmp_path / "results" / "a"
     board = pd.read_csv(a / "leaderboard.csv")
     assert len(board) == 4 and board["rank"].notna().all()
     assert json.loads((a / "sweep.json").read_text())["test_sets"]["tiny"]["images"] == 12
 
-    other = _search(tmp_path, two_test_sets, "b", "tiny2", "--num-samples", "2",
+    other = _search(tmp_path, shared_cache, two_test_sets, "b", "tiny2", "--num-samples", "2",
                     "--warm-start", str(a))
     assert other.returncode == 2
     assert other.stderr.strip().splitlines() == [
@@ -83,7 +84,7 @@ def test_warm_start_refused_for_another_test_set_accepted_otherwise(tmp_path, tw
         with pytest.raises(SweepError, match=re.escape(f"--warm-start {a} {why}")):
             warm_start(str(a), plan, opts)
 
-    warm = _search(tmp_path, two_test_sets, "c", "tiny", "--num-samples", "3",
+    warm = _search(tmp_path, shared_cache, two_test_sets, "c", "tiny", "--num-samples", "3",
                    "--warm-start", str(a), "--seed", "5")
     assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
     assert f"note: Optuna starts from the 4 completed trials of {a} (--warm-start)" in warm.stdout
@@ -111,16 +112,18 @@ def _folder_bytes(exp) -> dict[str, dict[str, bytes]]:
 
 
 @pytest.mark.slow
-def test_a_search_extended_from_10_to_20_trials_continues_its_optuna_study(tmp_path, tiny_root):
-    first = _search(tmp_path, tiny_root, "s", "tiny", "--num-samples", "10", "--seed", "2")
+def test_a_search_extended_from_10_to_20_trials_continues_its_optuna_study(
+        tmp_path, tiny_root, shared_cache):
+    first = _search(tmp_path, shared_cache, tiny_root, "s", "tiny", "--num-samples", "10",
+                    "--seed", "2")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     exp = tmp_path / "results" / "s"
     before = _folder_bytes(exp)
     board10 = pd.read_csv(exp / "leaderboard.csv")
     assert len(before) == 10 and len(board10) == 10
 
-    more = run_cli("tune_food.sweep", "--resume", "--name", "s", "--results-dir",
-                   str(tmp_path / "results"), "--num-samples", "20")
+    more = run_sweep("--resume", "--name", "s", "--results-dir",
+                     str(tmp_path / "results"), "--num-samples", "20")
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     assert "adding 10 trials to the 10 of sweep s; Optuna starts from its 10 completed " \
            "trials" in more.stdout
@@ -152,13 +155,14 @@ GRID = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {{gri
 
 
 @pytest.mark.slow
-def test_a_grid_widened_by_one_epoch_value_runs_exactly_the_new_trial(tmp_path, tiny_root):
+def test_a_grid_widened_by_one_epoch_value_runs_exactly_the_new_trial(
+        tmp_path, tiny_root, shared_cache):
     results = tmp_path / "results"
     common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
-              str(tmp_path / "cache"), "--name", "g"]
+              shared_cache, "--name", "g"]
     space = tmp_path / "grid.yaml"
     space.write_text(GRID.format(epochs="[1, 2]", lr=0.01))
-    first = run_cli("tune_food.sweep", "--grid", "--space", str(space), *common)
+    first = run_sweep("--grid", "--space", str(space), *common)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     exp = results / "g"
     before = _folder_bytes(exp)
@@ -166,7 +170,7 @@ def test_a_grid_widened_by_one_epoch_value_runs_exactly_the_new_trial(tmp_path, 
 
     changed = tmp_path / "changed.yaml"   # lr was a constant 0.01: what ran would change
     changed.write_text(GRID.format(epochs="[1, 2, 3]", lr=0.02))
-    refused = run_cli("tune_food.sweep", "--resume", "--space", str(changed), *common)
+    refused = run_sweep("--resume", "--space", str(changed), *common)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         f"python -m tune_food.sweep: error: --space {changed} changes what sweep 'g' ran: "
@@ -176,7 +180,7 @@ def test_a_grid_widened_by_one_epoch_value_runs_exactly_the_new_trial(tmp_path, 
 
     wider = tmp_path / "wider.yaml"
     wider.write_text(GRID.format(epochs="[1, 2, 3]", lr=0.01))
-    more = run_cli("tune_food.sweep", "--resume", "--space", str(wider), *common)
+    more = run_sweep("--resume", "--space", str(wider), *common)
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     assert "adding 1 trials to the 2 of sweep g" in more.stdout
     after = _folder_bytes(exp)
@@ -216,35 +220,22 @@ def test_the_flags_that_build_on_a_sweep_refuse_what_they_cannot_do(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_interrupted_search_finishes_its_trials_then_grows(tmp_path, tiny_root):
+def test_an_interrupted_search_finishes_its_trials_then_grows(tmp_path, tiny_root, shared_cache):
     """SIGINT after the first of 6 planned trials; --resume --num-samples 8 runs the 5 it
     had planned (Tuner.restore), then adds 2 with a study that holds all 6."""
-    import signal
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
     space = tmp_path / "i.yaml"
     space.write_text(SEARCH.format(test="tiny"))
     results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tune_food.sweep", "--search", "optuna", "--scheduler", "fifo",
-         "--space", str(space), "--data-dir", tiny_root, "--results-dir", str(results),
-         "--cache-dir", str(tmp_path / "cache"), "--name", "i", "--num-samples", "6",
-         "--max-concurrent", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    for line in proc.stdout:
-        if line.startswith("[1/6] done"):
-            proc.send_signal(signal.SIGINT)
-            break
-    proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    code, out = _sweep_popen(["--search", "optuna", "--scheduler", "fifo", "--space",
+                              str(space), "--data-dir", tiny_root, "--results-dir",
+                              str(results), "--cache-dir", shared_cache, "--name", "i",
+                              "--num-samples", "6", "--max-concurrent", "1"], "[1/6] done")
+    assert code == 130, out[-3000:]
     exp = results / "i"
     assert json.loads((exp / "sweep.json").read_text())["status"] == "interrupted"
 
-    more = run_cli("tune_food.sweep", "--resume", "--name", "i", "--results-dir", str(results),
-                   "--num-samples", "8")
+    more = run_sweep("--resume", "--name", "i", "--results-dir", str(results),
+                     "--num-samples", "8")
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     assert "finishing the 6 trials the sweep had planned ..." in more.stdout
     assert "adding 2 trials to the 6 of sweep i; Optuna starts from its 6 completed " \
@@ -258,25 +249,11 @@ def test_an_interrupted_search_finishes_its_trials_then_grows(tmp_path, tiny_roo
 
 
 def _sweep_popen(args, stop_at: str):
-    """``python -m tune_food.sweep args`` in a subprocess, sent SIGINT (as Ctrl-C) when a
-    line of its output starts with ``stop_at``; returns ``(exit code, output)``."""
-    import signal
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
-    proc = subprocess.Popen([sys.executable, "-m", "tune_food.sweep", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith(stop_at):
-            proc.send_signal(signal.SIGINT)
-            break
-    rest, _ = proc.communicate(timeout=300)
-    return proc.returncode, "".join(lines) + rest
+    """A sweep sent SIGINT (as Ctrl-C) when a line of its output starts with ``stop_at``;
+    returns ``(exit code, output)``."""
+    proc = run_sweep(*args, popen=True, merge=True)
+    out, _, _ = signal_at(proc, stop_at)
+    return proc.returncode, out
 
 
 def _sweep_files(exp) -> dict[str, bytes]:
@@ -289,14 +266,15 @@ def _sweep_files(exp) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_widening_an_interrupted_grid_finishes_it_and_adds_the_new_values(tmp_path, tiny_root):
+def test_widening_an_interrupted_grid_finishes_it_and_adds_the_new_values(
+        tmp_path, tiny_root, shared_cache):
     """Issue 33, failure 2: a 3-trial grid stopped after its first trial, resumed with lr
     (a constant) made a list: Ray refused the wider param_space in Tuner.restore and the
     sweep could not be finished any more. Now the 2 planned trials finish, the 3 new run,
     and a plain --resume afterwards still works."""
     results = tmp_path / "results"
     common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
-              str(tmp_path / "cache"), "--name", "w"]
+              shared_cache, "--name", "w"]
     space = tmp_path / "w.yaml"
     space.write_text(GRID.format(epochs="[20, 30, 40]", lr=0.01))
     code, out = _sweep_popen(["--grid", "--space", str(space), "--max-concurrent", "1",
@@ -313,14 +291,14 @@ def test_widening_an_interrupted_grid_finishes_it_and_adds_the_new_values(tmp_pa
     narrower.write_text(GRID.format(epochs="[20]", lr="{grid_search: [0.01, 0.02]}")
                         .replace("{grid_search: [20]}", "20"))
     kept = _sweep_files(exp)
-    refused = run_cli("tune_food.sweep", "--resume", "--space", str(narrower), *common)
+    refused = run_sweep("--resume", "--space", str(narrower), *common)
     assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
     assert "parameters.epochs: 30, 40 ran and is not in the new space" in refused.stderr
     assert _sweep_files(exp) == kept
 
     wider = tmp_path / "w2.yaml"
     wider.write_text(GRID.format(epochs="[20, 30, 40]", lr="{grid_search: [0.01, 0.02]}"))
-    more = run_cli("tune_food.sweep", "--resume", "--space", str(wider), *common)
+    more = run_sweep("--resume", "--space", str(wider), *common)
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     assert "finishing the 3 trials the sweep had planned ..." in more.stdout
     assert "adding 3 trials to the 3 of sweep w" in more.stdout
@@ -343,7 +321,7 @@ def test_widening_an_interrupted_grid_finishes_it_and_adds_the_new_values(tmp_pa
     assert sorted(v.number_value for v in lr.domain_discrete.values) == [0.01, 0.02]
     assert lr.differs
 
-    again = run_cli("tune_food.sweep", "--resume", *common)   # a plain resume still works
+    again = run_sweep("--resume", *common)   # a plain resume still works
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"
     assert len(pd.read_csv(exp / "leaderboard.csv")) == 6
@@ -355,7 +333,8 @@ NULL_CHOICE = ("metric: test_acc\nmode: max\nparameters:\n  model: efficientnet_
 
 
 @pytest.mark.slow
-def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(tmp_path, tiny_root):
+def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(
+        tmp_path, tiny_root, shared_cache):
     """Issue 33, failure 3: the earlier trials' values were read from the leaderboard's
     resolved columns (dropout 0.2, the default null stands for), which Optuna's
     distribution (None, 0.5) refused. Now they are the trials' own configurations."""
@@ -363,15 +342,15 @@ def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(tmp_pa
     space.write_text(NULL_CHOICE)
     results = tmp_path / "results"
     common = ["--data-dir", tiny_root, "--results-dir", str(results), "--cache-dir",
-              str(tmp_path / "cache"), "--scheduler", "fifo"]
-    first = run_cli("tune_food.sweep", "--search", "optuna", "--space", str(space),
-                    "--num-samples", "4", "--name", "o", *common)
+              shared_cache, "--scheduler", "fifo"]
+    first = run_sweep("--search", "optuna", "--space", str(space),
+                      "--num-samples", "4", "--name", "o", *common)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     exp = results / "o"
     drawn = {json.loads((t / "params.json").read_text())["dropout"]
              for t in exp.iterdir() if (t / "params.json").is_file()}
-    more = run_cli("tune_food.sweep", "--resume", "--name", "o", "--num-samples", "6",
-                   "--results-dir", str(results))
+    more = run_sweep("--resume", "--name", "o", "--num-samples", "6",
+                     "--results-dir", str(results))
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     assert "Optuna starts from its 4 completed trials" in more.stdout
     trials = optuna_study(exp).trials
@@ -380,8 +359,8 @@ def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(tmp_pa
     assert all(isinstance(t.params["augment"], bool) for t in trials)
     assert json.loads((exp / "sweep.json").read_text())["status"] == "finished"
 
-    warm = run_cli("tune_food.sweep", "--search", "optuna", "--space", str(space),
-                   "--num-samples", "7", "--name", "o2", "--warm-start", str(exp), *common)
+    warm = run_sweep("--search", "optuna", "--space", str(space),
+                     "--num-samples", "7", "--name", "o2", "--warm-start", str(exp), *common)
     assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
     assert f"Optuna starts from the 6 completed trials of {exp} (--warm-start)" in warm.stdout
     study = optuna_study(results / "o2").trials
@@ -400,8 +379,8 @@ def test_a_null_choice_extends_and_warm_starts_with_the_trials_own_values(tmp_pa
     photo = _a_test_photo(tiny_root)
     pred = run_cli("tune_food.predict", "--sweep", str(moved / "o"), photo)
     assert pred.returncode == 0 and f"using rank 1 of {moved / 'o'}" in pred.stdout, pred.stderr
-    again = run_cli("tune_food.sweep", "--resume", "--name", "o", "--num-samples", "7",
-                    "--results-dir", str(moved))
+    again = run_sweep("--resume", "--name", "o", "--num-samples", "7",
+                      "--results-dir", str(moved))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "Optuna starts from its 6 completed trials" in again.stdout
     assert len(optuna_study(moved / "o").trials) == 7
@@ -417,7 +396,7 @@ def _a_test_photo(root: str) -> str:
 
 @pytest.mark.slow
 def test_an_extension_interrupted_before_its_new_trials_is_finished_by_a_plain_resume(
-        tmp_path, tiny_root):
+        tmp_path, tiny_root, shared_cache):
     """Ctrl-C while --resume --num-samples finishes the trials the sweep had planned;
     a plain --resume then finishes them and adds the new ones (sweep.json's extended
     entry says its new trials had not begun)."""
@@ -427,7 +406,7 @@ def test_an_extension_interrupted_before_its_new_trials_is_finished_by_a_plain_r
     common = ["--results-dir", str(results), "--name", "e"]
     code, out = _sweep_popen(["--search", "random", "--scheduler", "fifo", "--space",
                               str(space), "--data-dir", tiny_root, "--cache-dir",
-                              str(tmp_path / "cache"), "--num-samples", "3",
+                              shared_cache, "--num-samples", "3",
                               "--max-concurrent", "1", *common], "[1/3] done")
     assert code == 130, out[-3000:]
     code, out = _sweep_popen(["--resume", "--num-samples", "5", *common],
@@ -438,7 +417,7 @@ def test_an_extension_interrupted_before_its_new_trials_is_finished_by_a_plain_r
     assert state["status"] == "interrupted"
     assert [(e["from"], e["to"], e["started"]) for e in state["extended"]] == [(3, 5, False)]
 
-    plain = run_cli("tune_food.sweep", "--resume", *common)
+    plain = run_sweep("--resume", *common)
     assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
     assert "sweep e was being extended from 3 to 5 trials: this resume finishes that" \
         in plain.stdout
@@ -450,18 +429,18 @@ def test_an_extension_interrupted_before_its_new_trials_is_finished_by_a_plain_r
 
 
 @pytest.mark.slow
-def test_trials_that_all_tie_end_finished_with_a_sentence_for_the_importances(tmp_path,
-                                                                              tiny_root):
+def test_trials_that_all_tie_end_finished_with_a_sentence_for_the_importances(
+        tmp_path, tiny_root, shared_cache):
     """Issue 33, failure 4: 10 trials with one test accuracy made fANOVA raise inside
     the outputs, and the sweep stayed "running". An lr of 1e-12 leaves every head as its
     seed made it: every trial predicts alike."""
     space = tmp_path / "tie.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n"
                      "  lr: {loguniform: [1.0e-12, 2.0e-12]}\n  batch_size: 8\n")
-    proc = run_cli("tune_food.sweep", "--search", "random", "--scheduler", "fifo", "--space",
-                   str(space), "--num-samples", "10", "--data-dir", tiny_root, "--results-dir",
-                   str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
-                   "--name", "tie")
+    proc = run_sweep("--search", "random", "--scheduler", "fifo", "--space",
+                     str(space), "--num-samples", "10", "--data-dir", tiny_root, "--results-dir",
+                     str(tmp_path / "results"), "--cache-dir", shared_cache,
+                     "--name", "tie")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "results" / "tie"
     board = pd.read_csv(exp / "leaderboard.csv")

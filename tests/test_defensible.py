@@ -12,7 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import pandas as pd
 import pytest
 import torch
-from conftest import CLASSES, make_subset, run_cli, shared_dataset, sweep_checks
+from conftest import CLASSES, make_subset, run_sweep, shared_dataset, sweep_checks
 from PIL import Image
 
 
@@ -124,15 +124,15 @@ def _two_sizes(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_over_two_data_sizes_ranks_on_one_validation_set(tmp_path):
+def test_sweep_over_two_data_sizes_ranks_on_one_validation_set(tmp_path, shared_cache):
     root = _two_sizes(tmp_path)
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n"
                      "  data: {grid_search: [small, big]}\n  test_data: small\n"
                      "  epochs: {grid_search: [1, 3]}\n  val_fraction: 0.3\n  batch_size: 8\n")
-    out = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", str(root),
-                  "--results-dir", str(tmp_path / "results"), "--name", "v",
-                  "--cache-dir", str(tmp_path / "cache"))
+    out = run_sweep("--grid", "--space", str(space), "--data-dir", str(root),
+                    "--results-dir", str(tmp_path / "results"), "--name", "v",
+                    "--cache-dir", shared_cache)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "validation: 9 images, shared" in out.stdout
     exp = tmp_path / "results" / "v"

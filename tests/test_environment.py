@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import tomllib
-from conftest import REPO
+from conftest import REPO, run_sweep
 
 from tune_food.common import environment as env
 
@@ -65,10 +65,8 @@ def old_torchvision(tmp_path_factory):
 
 @pytest.mark.slow   # the sweep as a program, with an old torchvision on its path
 def test_a_mismatched_torchvision_ends_the_sweep_with_one_line(old_torchvision, tmp_path):
-    run = dict(os.environ, PYTHONPATH=old_torchvision)
-    proc = subprocess.run([sys.executable, "-m", "tune_food.sweep", "--grid", "--dry-run",
-                           "--results-dir", str(tmp_path)], capture_output=True, text=True,
-                          env=run, cwd=tmp_path, timeout=60)
+    proc = run_sweep("--grid", "--dry-run", "--results-dir", str(tmp_path),
+                     env={"PYTHONPATH": old_torchvision}, cwd=str(tmp_path), timeout=60)
     assert proc.returncode == 2
     torch = env.installed_version("torch")
     minor = int(torch.split(".")[1])

@@ -7,20 +7,20 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_sweep
 
 
 @pytest.mark.slow
-def test_lr_over_three_decades_matters_more_than_the_seed(tmp_path, tiny_root):
+def test_lr_over_three_decades_matters_more_than_the_seed(tmp_path, tiny_root, shared_cache):
     space = tmp_path / "lr_seed.yaml"
     space.write_text("metric: test_loss\nparameters:\n  model: efficientnet_lite0\n"
                      "  data: tiny\n  epochs: 4\n  batch_size: 8\n"
                      "  lr: {loguniform: [0.0001, 0.1]}\n  seed: {choice: [0, 1]}\n")
     results = tmp_path / "results"
-    out = run_cli("tune_food.sweep", "--search", "optuna", "--num-samples", "12",
-                  "--scheduler", "fifo", "--space", str(space), "--data-dir", tiny_root,
-                  "--results-dir", str(results), "--name", "imp", "--cache-dir",
-                  str(tmp_path / "cache"), "--seed", "1")
+    out = run_sweep("--search", "optuna", "--num-samples", "12",
+                    "--scheduler", "fifo", "--space", str(space), "--data-dir", tiny_root,
+                    "--results-dir", str(results), "--name", "imp", "--cache-dir",
+                    shared_cache, "--seed", "1")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     exp = results / "imp"
     board = pd.read_csv(exp / "leaderboard.csv")
@@ -60,14 +60,14 @@ def test_too_few_trials_for_importance_is_one_line(small_sweep):
 
 @pytest.mark.slow
 def test_a_grid_with_repeated_seeds_says_how_much_the_seed_alone_moves_the_metric(
-        tmp_path, tiny_root):
+        tmp_path, tiny_root, shared_cache):
     space = tmp_path / "seeds.yaml"
     space.write_text("metric: test_loss\nparameters:\n  model: efficientnet_lite0\n"
                      "  data: tiny\n  epochs: 3\n  batch_size: 8\n"
                      "  lr: {grid_search: [0.0001, 0.001, 0.01, 0.03, 0.1]}\nseeds: [0, 1]\n")
-    out = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
-                  "--results-dir", str(tmp_path / "results"), "--name", "seeds",
-                  "--cache-dir", str(tmp_path / "cache"))
+    out = run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root,
+                    "--results-dir", str(tmp_path / "results"), "--name", "seeds",
+                    "--cache-dir", shared_cache)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     exp = tmp_path / "results" / "seeds"
     board = pd.read_csv(exp / "leaderboard.csv")

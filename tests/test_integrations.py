@@ -13,7 +13,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import CLASSES, run_cli, shared_dataset
+from conftest import CLASSES, run_cli, run_sweep, shared_dataset
 
 from tune_food.sweep.run import main as sweep_main
 
@@ -153,7 +153,7 @@ def test_subset_errors_are_one_line(food101, tmp_path, capsys):
 # --------------------------------------------------------------------------- a real sweep
 
 @pytest.fixture(scope="module")
-def subset_sweep(food101, tmp_path_factory):
+def subset_sweep(food101, shared_cache, tmp_path_factory):
     """``python -m tune_food.data subset`` (5 % of each class) and a 1-trial Lite0 sweep
     on it with ``--mlflow`` (the default SQLite store beside the results)."""
     tmp = tmp_path_factory.mktemp("subset_sweep")
@@ -164,9 +164,9 @@ def subset_sweep(food101, tmp_path_factory):
     space = tmp / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: food_5_percent\n"
                      "  epochs: 2\n  batch_size: 8\n  lr: 0.01\n")
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir",
-                   str(tmp / "data"), "--results-dir", str(tmp / "results"), "--cache-dir",
-                   str(tmp / "cache"), "--name", "food", "--mlflow")
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir",
+                     str(tmp / "data"), "--results-dir", str(tmp / "results"), "--cache-dir",
+                     shared_cache, "--name", "food", "--mlflow")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return make, str(tmp / "results"), str(tmp / "results" / "food")
 

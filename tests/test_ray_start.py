@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from conftest import REPO, free_port, run_cli
+from conftest import REPO, free_port, run_cli, run_sweep
 
 #: a generous bound on any failure (Ray's own retries last minutes; a slow day is slow)
 BOUND_S = 60
@@ -49,16 +49,12 @@ def ray_tmp():
 def _sweep(tmp_path, tiny_root, space, *args, env=None, name="s"):
     """The sweep command, with Ray's temporary folder in ``env["RAY_TMPDIR"]``; returns
     (CompletedProcess, seconds, the sweep folder)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE",
-                                                              "RAY_AUTH_TOKEN")}
-    base.update(env or {})
     start = time.time()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_food.sweep", "--grid", "--space", space, "--data-dir",
-         tiny_root, "--results-dir", str(tmp_path / "results"), "--cache-dir",
-         str(tmp_path / "cache"), "--name", name, *args],
-        capture_output=True, text=True, env=dict(base, PYTHONUNBUFFERED="1"), cwd=REPO,
-        timeout=BOUND_S + 60)
+    proc = run_sweep("--grid", "--space", space, "--data-dir", tiny_root, "--results-dir",
+                     str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+                     "--name", name, *args, timeout=BOUND_S + 60,
+                     env={"RAY_ADDRESS": None, "RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None,
+                          **(env or {})})
     return proc, time.time() - start, tmp_path / "results" / name
 
 
@@ -312,9 +308,9 @@ def test_a_failure_after_the_folder_is_written_leaves_the_sweep_failed(tmp_path,
         _head("s", load_board(str(exp)))
 
     (ckpt / name).write_bytes(open(os.path.join(good, name), "rb").read())
-    resumed = run_cli("tune_food.sweep", "--resume", "--name", "s", "--results-dir",
-                      str(tmp_path / "results"), env={"TORCH_HOME": str(home),
-                                                       "RAY_TMPDIR": ray_tmp})
+    resumed = run_sweep("--resume", "--name", "s", "--results-dir",
+                        str(tmp_path / "results"), env={"TORCH_HOME": str(home),
+                                                         "RAY_TMPDIR": ray_tmp})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     state = json.loads((exp / "sweep.json").read_text())
     assert state["status"] == "finished" and "error" not in state

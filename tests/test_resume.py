@@ -9,13 +9,11 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import run_cli, run_sweep
 
 from tune_food.sweepdir.state import running_driver
 
@@ -23,27 +21,28 @@ SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
          "  epochs: {{grid_search: {epochs}}}\n  batch_size: 6\n  lr: 0.01\n")
 
 
-def _start(tmp_path, tiny_root, epochs, *extra):
+def _start(tmp_path, tiny_root, shared_cache, cache, epochs, *extra):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.format(epochs=epochs))
-    cmd = [sys.executable, "-m", "tune_food.sweep", "--grid", "--space", str(space),
-           "--data-dir", tiny_root, "--results-dir", str(tmp_path / "results"), "--name", "r",
-           "--cache-dir", str(tmp_path / "cache"), *extra]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
+                     str(tmp_path / "results"), "--name", "r", "--cache-dir", cache, *extra,
+                     popen=True, merge=True)
 
 
 def _kill_the_trial_worker(proc, exp) -> int:
-    """SIGKILL the worker process of the first trial that reports; return its pid."""
+    """SIGKILL the worker process of the first trial, once it has reported and written a
+    checkpoint (a retry then resumes from it; CHECKPOINT_EVERY_S, 1 s) and before it ends
+    (the trials of these tests run for tens of seconds); return its pid. Waits for that
+    state rather than for a time: the driver writes result.json, which lags behind the
+    worker under load."""
     pid, deadline = None, time.time() + 300
     while pid is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-        for text in _trial_results(exp).values():
+        time.sleep(0.2)
+        for trial, text in _trial_results(exp).items():
             rows = [json.loads(x) for x in text.splitlines()]
-            if rows:
+            if rows and any((exp / trial).glob("checkpoint_*/checkpoint.pt")):
                 pid = rows[0]["pid"]
-    assert pid is not None, "the trial never reported"
+    assert pid is not None, "the trial never reported and checkpointed"
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -53,8 +52,8 @@ def _trial_results(exp) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[2, 3, 24]", "--feature-cache", "off",
+def test_resume_after_the_driver_is_killed(tmp_path, tiny_root, shared_cache, capsys):
+    proc = _start(tmp_path, tiny_root, shared_cache, "[2, 3, 40]", "--feature-cache", "off",
                   "--max-concurrent", "1")
     lines = []
     for line in proc.stdout:  # wait for the first finished trial
@@ -62,16 +61,24 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
         if line.startswith("[1/3] done"):
             break
     assert lines and lines[-1].startswith("[1/3] done"), "".join(lines)[-3000:]
+    done_at = time.time()
     exp = tmp_path / "results" / "r"
     # one driver per sweep: a second --resume while it runs is refused, nothing touched
-    second = run_cli("tune_food.sweep", "--resume", "--name", "r", "--results-dir",
-                     str(tmp_path / "results"))
-    assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
-    assert second.stderr.splitlines() == [
+    # (in-process: it refuses before Ray, in a second rather than a new interpreter's five,
+    # while the 40-epoch trial still runs)
+    from tune_food.sweep.run import main
+
+    assert main(["--resume", "--name", "r", "--results-dir", str(tmp_path / "results")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
         f"python -m tune_food.sweep: error: sweep r is being run by another driver (pid "
         f"{proc.pid} on host {socket.gethostname()}); wait until it ends, or stop it (Ctrl-C, "
         "or the web page's Stop) and try again"]
-    time.sleep(4)  # past the sweep's experiment-state snapshot period (2 s)
+    # Ray Tune's experiment state written after the first trial ended (it saves it every
+    # 2 s at most): a crash from here on keeps that trial
+    states = lambda: [p.stat().st_mtime for p in exp.glob("experiment_state-*.json")]  # noqa: E731
+    deadline = time.time() + 60
+    while not any(t > done_at + 0.5 for t in states()) and time.time() < deadline:
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, as a crash would
     proc.wait()
     assert running_driver(str(exp)) is None   # a killed driver holds nothing
@@ -96,13 +103,13 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
     assert list(killed.loc[complete, "rank"]) == list(range(1, complete.sum() + 1))
     assert json.loads((exp / "sweep.json").read_text())["status"] == "interrupted"
 
-    out = run_cli("tune_food.sweep", "--resume", "--name", "r", "--results-dir",
-                  str(tmp_path / "results"))
+    out = run_sweep("--resume", "--name", "r", "--results-dir",
+                    str(tmp_path / "results"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert _trial_results(exp)[finished[0]] == done_before  # kept as it was
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 3 and (board["status"] == "TERMINATED").all()
-    assert sorted(board["epochs_done"]) == [2, 3, 24]
+    assert sorted(board["epochs_done"]) == [2, 3, 40]
     for _, row in board.iterrows():
         epochs = [json.loads(x)["epoch"] for x in
                   open(os.path.join(exp, row["logdir"], "result.json")).read().splitlines()]
@@ -110,8 +117,9 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root):
 
 
 @pytest.mark.slow
-def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[16]", "--feature-cache", "off", "--max-failures", "1")
+def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_root, shared_cache):
+    proc = _start(tmp_path, tiny_root, shared_cache, "[60]", "--feature-cache", "off",
+                  "--max-failures", "1")
     exp = tmp_path / "results" / "r"
     pid = _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)
@@ -122,17 +130,21 @@ def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, tiny_r
         "Ray Tune runs it again from its last checkpoint (retry 1 of 1)"), out[-3000:]
     assert "Trial task failed" not in out and "Traceback" not in out, out[-3000:]
     board = pd.read_csv(exp / "leaderboard.csv")
-    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epochs_done"][0] == 16
+    assert len(board) == 1 and board["status"][0] == "TERMINATED" and board["epochs_done"][0] == 60
     rows = [json.loads(x) for x in open(os.path.join(exp, board["logdir"][0], "result.json"))]
     assert len({r["pid"] for r in rows}) == 2  # a second worker finished the trial
     resumed = [r for r in rows if r["pid"] != pid]
     assert resumed[0]["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
-    assert resumed[-1]["epoch"] == 16
+    assert resumed[-1]["epoch"] == 60
 
 
 @pytest.mark.slow
-def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(tmp_path, tiny_root):
-    proc = _start(tmp_path, tiny_root, "[16]", "--feature-cache", "off", "--max-failures", "0")
+def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(
+        tmp_path, tiny_root, shared_cache):
+    """(Its trial of 2000 epochs, about 8 min, is still running when its worker is killed:
+    with 16 it could end before the blow, while result.json lagged behind under load.)"""
+    proc = _start(tmp_path, tiny_root, shared_cache, "[2000]", "--feature-cache", "off",
+                  "--max-failures", "0")
     exp = tmp_path / "results" / "r"
     _kill_the_trial_worker(proc, exp)
     out, _ = proc.communicate(timeout=600)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, run_cli, shared_dataset
+from conftest import REPO, run_sweep, shared_dataset
 
 from tune_food.data.images import rgb_loader
 from tune_food.data.splits import split_samples
@@ -115,9 +115,9 @@ def test_a_broken_openvino_falls_back_to_pytorch_with_one_warning(broken_openvin
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
                      "  epochs: {grid_search: [1, 2]}\n  batch_size: 5\n  lr: 0.01\n")
-    proc = run_cli("tune_food.sweep", "--grid", "--space", str(space), "--data-dir", tiny_root,
-                   "--results-dir", str(tmp_path / "results"), "--name", "fallback",
-                   "--cache-dir", str(tmp_path / "cache"), env=broken_openvino)
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root,
+                     "--results-dir", str(tmp_path / "results"), "--name", "fallback",
+                     "--cache-dir", str(tmp_path / "cache"), env=broken_openvino)
     assert proc.returncode == 0, proc.stderr[-3000:]
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1, proc.stderr

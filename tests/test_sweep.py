@@ -8,7 +8,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli, sweep_checks
+from conftest import REPO, run_sweep, sweep_checks
 
 LEADERBOARD_COLUMNS = [
     "rank", "trial_id", "trial_name", "status", "model", "data", "epochs", "lr", "batch_size",
@@ -115,7 +115,7 @@ def test_dry_run_lists_the_default_grid(default_grid_root):
         return set(os.listdir(results)) if os.path.isdir(results) else set()
 
     before = entries()
-    proc = run_cli("tune_food.sweep", "--grid", "--dry-run", "--data-dir", default_grid_root)
+    proc = run_sweep("--grid", "--dry-run", "--data-dir", default_grid_root)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "8 trials" in out and "starting a local Ray ..." in out
@@ -126,20 +126,15 @@ def test_dry_run_lists_the_default_grid(default_grid_root):
 
 
 @pytest.mark.slow
-def test_storage_uri(tiny_root, tmp_path):
+def test_storage_uri(tiny_root, tmp_path, shared_cache):
     """--results-dir takes a URI (pyarrow filesystems, as Ray Tune's storage_path): trial
     folders and the sweep's own files land there, and a local copy of the leaderboard
     is kept in ./results/<name> of the working directory."""
-    import subprocess
-    import sys
-
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 1\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_food.sweep", "--grid", "--space", str(space), "--data-dir",
-         tiny_root, "--results-dir", f"file://{tmp_path}/bucket", "--name", "u",
-         "--cache-dir", str(tmp_path / "cache")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
+                     f"file://{tmp_path}/bucket", "--name", "u", "--cache-dir", shared_cache,
+                     cwd=str(tmp_path))   # a URI's local copy goes to ./results
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     remote = tmp_path / "bucket" / "u"
     for name in ("leaderboard.csv", "results.csv", "sweep.json", "plots/leaderboard.png"):

@@ -10,43 +10,14 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli, sweep_checks
+from conftest import REPO, run_cli, run_sweep, signal_at, sweep_checks
 
 LONG = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {epochs}\n"
         "  batch_size: 4\nseeds: [0, 1, 2, 3, 4, 5]\n")
-
-
-def _popen(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "tune_food.sweep", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
-
-
-def _signal_after(proc, marker: str, delay: float, sig: int, limit: float = 300):
-    """Read stdout until a line starts with ``marker``, wait ``delay`` s, send ``sig``;
-    return (stdout, stderr, seconds from the signal to the exit)."""
-    lines, deadline = [], time.time() + limit
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith(marker) or time.time() > deadline:
-            break
-    if not (lines and lines[-1].startswith(marker)):
-        proc.kill()
-        out, err = proc.communicate(timeout=60)
-        pytest.fail(f"never saw {marker!r}:\n{''.join(lines)[-3000:]}{out[-2000:]}\n{err[-3000:]}")
-    time.sleep(delay)
-    proc.send_signal(sig)
-    sent = time.time()
-    out, err = proc.communicate(timeout=60)
-    return "".join(lines) + out, err, time.time() - sent
 
 
 def _state(exp) -> dict:
@@ -54,17 +25,18 @@ def _state(exp) -> dict:
 
 
 @pytest.mark.slow
-def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny_root):
+def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny_root,
+                                                                 shared_cache):
     """Failures 1, 3, 6 and 7 of the issue, on one real sweep: SIGINT while trials run,
     a ``~`` results dir, the folder moved, report / predict / resume on the moved copy."""
     space = tmp_path / "space.yaml"
     space.write_text(LONG.format(epochs=600))
     home = tmp_path / "home"
     home.mkdir()
-    proc = _popen(["--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
-                   "~/res", "--name", "a", "--cache-dir", str(tmp_path / "cache"),
-                   "--max-concurrent", "2"], env={"HOME": str(home)})
-    out, err, took = _signal_after(proc, "[2/6]", 1.5, signal.SIGINT)
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
+                     "~/res", "--name", "a", "--cache-dir", shared_cache, "--max-concurrent",
+                     "2", env={"HOME": str(home)}, popen=True)
+    out, err, took = signal_at(proc, "[2/6]", signal.SIGINT, 1.5)
     assert proc.returncode == 130, out[-3000:] + err[-3000:]
     assert took < 10
     assert not os.path.exists(os.path.join(REPO, "~"))      # ~ was expanded
@@ -115,8 +87,8 @@ def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny
     assert os.path.join(str(moved), best["checkpoint_path"]) in first
 
     # resume the moved copy: each (trial, epoch) once in results.csv and TensorBoard
-    res = run_cli("tune_food.sweep", "--resume", "--name", "b", "--results-dir",
-                  str(moved.parent))
+    res = run_sweep("--resume", "--name", "b", "--results-dir",
+                    str(moved.parent))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert not exp.exists()   # trials not yet created at the interrupt went to the copy too
     assert _state(moved)["status"] == "finished"
@@ -155,10 +127,10 @@ def test_sigint_during_trials_then_move_report_predict_and_resume(tmp_path, tiny
 def test_signal_during_feature_extraction(tmp_path, tiny_root, sig):
     space = tmp_path / "space.yaml"
     space.write_text(LONG.format(epochs=3))
-    proc = _popen(["--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
-                   str(tmp_path / "results"), "--name", "x", "--cache-dir",
-                   str(tmp_path / "cold-cache")])
-    out, err, took = _signal_after(proc, "computing", 0.5, sig)
+    proc = run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",
+                     str(tmp_path / "results"), "--name", "x", "--cache-dir",
+                     str(tmp_path / "cold-cache"), popen=True)   # so that it computes
+    out, err, took = signal_at(proc, "computing", sig, 0.5)
     assert proc.returncode == 130, out[-3000:] + err[-3000:]
     assert took < 10
     assert _state(tmp_path / "results" / "x")["status"] == "interrupted"
@@ -172,7 +144,7 @@ def test_signal_during_feature_extraction(tmp_path, tiny_root, sig):
 
 @pytest.mark.slow
 def test_optuna_asha_search_early_stopped_trials_have_the_checkpoint_of_their_last_epoch(
-        tmp_path, tiny_root):
+        tmp_path, tiny_root, shared_cache):
     """Failure 2 on a real Optuna (TPE) + ASHA search with a validation split: ASHA stops
     most trials; each ranked row carries the checkpoint of the epoch it shows, and
     predict uses rank 1 or fails, never another trial. (One sweep for both: this was
@@ -181,10 +153,10 @@ def test_optuna_asha_search_early_stopped_trials_have_the_checkpoint_of_their_la
     space.write_text("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
                      "  lr: {loguniform: [0.3, 3]}\n  dropout: {uniform: [0.0, 0.5]}\n"
                      "  batch_size: {choice: [4, 8]}\n  epochs: 9\n  val_fraction: 0.25\n")
-    out = run_cli("tune_food.sweep", "--search", "optuna", "--num-samples", "16", "--space",
-                  str(space), "--data-dir", tiny_root, "--results-dir",
-                  str(tmp_path / "results"), "--name", "e", "--cache-dir",
-                  str(tmp_path / "cache"), "--seed", "3")
+    out = run_sweep("--search", "optuna", "--num-samples", "16", "--space",
+                    str(space), "--data-dir", tiny_root, "--results-dir",
+                    str(tmp_path / "results"), "--name", "e", "--cache-dir",
+                    shared_cache, "--seed", "3")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     exp = tmp_path / "results" / "e"
     board = pd.read_csv(exp / "leaderboard.csv")
