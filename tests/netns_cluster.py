@@ -198,23 +198,6 @@ class Nodes:
             out[ip] = [c for c in (_cmdline(p) for p in netns_pids(ns)) if is_ray_process(c)]
         return out
 
-    def kill_node(self, index: int) -> list[str]:
-        """Lose node ``index``: SIGKILL every process in its namespace but sshd (the
-        machine's Ray dies at once, as on a power cut, while the autoscaler can still
-        reach it). Returns the command lines killed."""
-        ns = NETNS[index]
-        killed = []
-        for pid in netns_pids(ns):
-            cmd = _cmdline(pid)
-            if cmd.startswith(("sshd:", "/usr/sbin/sshd", "unshare")):  # the machine's sshd
-                continue
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(cmd)
-            except ProcessLookupError:
-                pass
-        return killed
-
     def ssh_control_dir(self, cluster_name: str) -> str:
         """The folder of the SSH ControlMaster sockets Ray's launcher keeps on this host."""
         user = hashlib.sha256(getpass.getuser().encode()).hexdigest()[:10]

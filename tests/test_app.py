@@ -636,7 +636,7 @@ def test_real_browser_pickers_show_long_names_whole(app):
 
 
 @pytest.mark.slow
-def test_stop_and_resume_a_sweep_started_from_the_page(tmp_path, tiny_root):
+def test_stop_and_resume_a_sweep_started_from_the_page(tmp_path, tiny_root, shared_cache):
     """Stop = SIGINT to the driver: the sweep ends "interrupted" (exit 130); Resume
     continues it to "finished" with every trial complete."""
     import pandas as pd
@@ -648,7 +648,7 @@ def test_stop_and_resume_a_sweep_started_from_the_page(tmp_path, tiny_root):
     (spaces / "long.yaml").write_text(
         "parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: 400\n"
         "  batch_size: 4\nseeds: [0, 1, 2, 3]\n")
-    launcher = Launcher(str(tmp_path / "results"), str(spaces), tiny_root, str(tmp_path / "cache"))
+    launcher = Launcher(str(tmp_path / "results"), str(spaces), tiny_root, shared_cache)
     name = launcher.start("long.yaml", "grid", "long", None, 1, 0)
     deadline = time.time() + 300
     while "[1/4]" not in launcher.log(name) and time.time() < deadline:

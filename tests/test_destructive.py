@@ -9,17 +9,20 @@ stderr, exit 2, and every file exactly as before. The rule is one function,
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
 import pytest
 from conftest import CLASSES, REPO, shared_dataset
 
 from tune_food.common.files import FOREIGN_MARKERS
+from tune_food.export import main as export_main
 from tune_food.sweepdir.layout import STATE_FILE
 
 
@@ -50,6 +53,26 @@ def run(module: str, *args: str, cwd: str = REPO, env: dict | None = None):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, cwd=cwd, env=dict(os.environ, PYTHONUNBUFFERED="1",
                                                        **(env or {})), timeout=600)
+
+
+def refused_here(main, *args: str, cwd: str = REPO, env: dict | None = None):
+    """A command's ``main(args)`` in this process, in ``cwd`` with ``env`` laid over the
+    environment, for what it refuses (before anything heavy: a new interpreter costs 3 s
+    a case); restores both. Returns what :func:`run` returns: returncode, stdout, stderr."""
+    from types import SimpleNamespace
+
+    saved_cwd, saved_env = os.getcwd(), dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.chdir(cwd)
+        os.environ.update(env or {})
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def refused_alone(proc, *words: str) -> None:
@@ -91,8 +114,8 @@ def test_export_force_replaces_only_an_earlier_export(small_sweep, tmp_path):
     ]
     before = tree(tmp_path)
     for out, cwd, home_env, words in cases:
-        done = run("tune_food.export", str(sweep), "--out", out, "--force", cwd=cwd,
-                   env={"HOME": home_env} if home_env else None)
+        done = refused_here(export_main, str(sweep), "--out", out, "--force", cwd=cwd,
+                            env={"HOME": home_env} if home_env else None)
         refused_alone(done, *words)
         assert tree(tmp_path) == before, out
     # a new export inside the sweep folder is fine; --force then replaces it, and only it
@@ -109,13 +132,13 @@ def test_export_force_replaces_only_an_earlier_export(small_sweep, tmp_path):
     after = {k: v for k, v in tree(tmp_path).items() if not k.startswith("results/g/demo")}
     assert after == before
     # with an export inside it, the sweep folder is still refused
-    refused_alone(run("tune_food.export", str(sweep), "--out", str(sweep), "--force"),
+    refused_alone(refused_here(export_main, str(sweep), "--out", str(sweep), "--force"),
                   "is the sweep this export reads")
     # an earlier export that now holds something export does not write (a data root)
     (demo / "data").mkdir()
     (demo / "data" / "photo.jpg").write_bytes(b"mine")
     kept = tree(tmp_path)
-    refused_alone(run("tune_food.export", str(sweep), "--out", str(demo), "--force"),
+    refused_alone(refused_here(export_main, str(sweep), "--out", str(demo), "--force"),
                   "holds data, which python -m tune_food.export does not write")
     assert tree(tmp_path) == kept
 

@@ -194,8 +194,9 @@ def test_auto_with_the_record_of_a_cluster_that_is_gone(tmp_path, tiny_root, tin
 @pytest.mark.slow
 def test_a_cluster_that_needs_an_authentication_token(tmp_path, tiny_root, tiny_space, ray_tmp):
     """A head started with RAY_AUTH_MODE=token: no token, a wrong one (Ray alone logs
-    ``InvalidAuthToken`` every second for 20 s, then a bare ConnectionError), and the
-    right one, which joins."""
+    ``InvalidAuthToken`` every second for 20 s, then a bare ConnectionError; the sweep
+    answers at the first of those lines, within seconds), and the right one, which
+    joins."""
     port, token = free_port(), "0123456789abcdef0123456789abcdef"
     head_env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
                     RAY_TMPDIR=ray_tmp)
@@ -215,6 +216,7 @@ def test_a_cluster_that_needs_an_authentication_token(tmp_path, tiny_root, tiny_
                                            "--address", address,
                                            env=dict(env, RAY_TMPDIR=ray_tmp))
             _one_line(proc, seconds, folder, f"the Ray cluster at --address {address}", *words)
+            assert seconds < 20 or "wrong" not in words[0], seconds   # not after Ray's 20 s
         proc, _, _ = _sweep(tmp_path, tiny_root, tiny_space, "--dry-run", "--address",
                             address, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
                                           "RAY_TMPDIR": ray_tmp})

@@ -21,7 +21,7 @@ SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
          "  epochs: {{grid_search: {epochs}}}\n  batch_size: 6\n  lr: 0.01\n")
 
 
-def _start(tmp_path, tiny_root, shared_cache, cache, epochs, *extra):
+def _start(tmp_path, tiny_root, cache, epochs, *extra):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.format(epochs=epochs))
     return run_sweep("--grid", "--space", str(space), "--data-dir", tiny_root, "--results-dir",

@@ -18,7 +18,8 @@ something that is not Ray listens          before Ray starts: the standard gRPC 
                                            check that Ray's GCS answers (5 s)
 ``--address auto`` and no cluster          Ray's ``ConnectionError``
 authentication token missing or wrong      Ray's ``AuthenticationError``, or its C++
-                                           client's ``InvalidAuthToken`` lines
+                                           client's first ``InvalidAuthToken`` line (the
+                                           watchdog answers then: Ray alone retries 20 s)
 Ray or Python version differs from the     Ray's "Version mismatch" ``RuntimeError``
 cluster's
 the object store does not fit /dev/shm     Ray's ``ValueError``
@@ -41,6 +42,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -50,8 +52,13 @@ from tune_food.sweep.cluster import sigterm_as_sigint
 from tune_food.sweepdir.state import PROG
 
 #: seconds ``ray.init`` may take before the process ends with one line (a local start takes
-#: 3 to 10 s here; joining an address with a wrong authentication token fails after 20 s)
+#: 3 to 10 s here)
 START_TIMEOUT_S = 60.0
+#: seconds between the watchdog's reads of Ray's held log lines (a wrong authentication
+#: token shows there within a second, while Ray's ``ray.init`` retries for 20 s)
+WATCH_EVERY_S = 0.25
+#: what Ray's C++ client logs when the cluster refuses its token (ray.init retries it)
+_WRONG_TOKEN_LOG = ("InvalidAuthToken", "Unauthenticated")
 #: seconds for each check of an address before Ray is asked (TCP, then gRPC health)
 PROBE_TIMEOUT_S = 5.0
 #: Linux's limit on an ``AF_UNIX`` socket path (108 bytes with the final NUL), which Ray
@@ -203,7 +210,7 @@ def start_ray(address: str | None) -> None:
         # "local": always a new local Ray. Plain ray.init() would join a cluster named in
         # /tmp/ray/ray_current_cluster, and hang on a stale one left by a crashed `ray start`.
         kwargs.update(address="local", include_dashboard=False)
-    with _HeldStderr() as held, _watchdog(address, held.real):
+    with _HeldStderr() as held, _watchdog(address, held):
         try:
             ray.init(**kwargs)
         except Exception as exc:   # noqa: BLE001 - every cause becomes one line
@@ -236,6 +243,14 @@ def _warn_slow_object_store() -> None:
               "--shm-size=...)", file=sys.stderr)
 
 
+def _token_line(where: str, has: str) -> str:
+    """The one line for a cluster that refused this machine's authentication token
+    (``has``: ``"none"`` or ``"a wrong one"``)."""
+    return (f"{where} requires an authentication token and this machine has {has}: set "
+            "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the "
+            "cluster's token (`ray get-auth-token` on its head node)")
+
+
 def explain(exc: BaseException, log: str, address: str | None) -> str:
     """The one line for an exception of ``ray.init`` (``log``: what Ray wrote on standard
     error meanwhile). Public so that the messages for causes this machine cannot
@@ -247,12 +262,10 @@ def explain(exc: BaseException, log: str, address: str | None) -> str:
     if "AF_UNIX path length" in text:
         return (f"Ray's temporary folder {ray_temp_root()} is too long for Ray's socket paths "
                 f"({first.split(': ', 1)[-1]}); set RAY_TMPDIR to a short folder, e.g. /tmp")
-    if type(exc).__name__ == "AuthenticationError" or "InvalidAuthToken" in log or \
-            "Unauthenticated" in log:
-        return (f"{where} requires an authentication token and this machine has "
-                f"{'none' if type(exc).__name__ == 'AuthenticationError' else 'a wrong one'}: "
-                "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the "
-                "cluster's token (`ray get-auth-token` on its head node)")
+    if type(exc).__name__ == "AuthenticationError":
+        return _token_line(where, "none")
+    if any(word in log for word in _WRONG_TOKEN_LOG):
+        return _token_line(where, "a wrong one")
     if "Version mismatch" in text:
         versions = " ".join(" ".join(line.split()) for line in text.splitlines()[1:3])
         return (f"{where} runs other Ray or Python versions than this machine ({versions}); "
@@ -300,10 +313,12 @@ class _HeldStderr:
         return self
 
     def text(self) -> str:
-        """What was written to standard error so far."""
+        """What was written to standard error so far (read with ``pread``, which leaves
+        the file's offset, shared with the writers of descriptor 2, where it is: another
+        thread may call this while Ray writes)."""
         sys.stderr.flush()
-        self._file.seek(0)
-        return self._file.read().decode(errors="replace")
+        fd = self._file.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def __exit__(self, *exc) -> None:
         sys.stderr.flush()
@@ -313,25 +328,34 @@ class _HeldStderr:
 
 
 @contextmanager
-def _watchdog(address: str | None, stderr_fd: int) -> Iterator[None]:
-    """End the process with one line on ``stderr_fd`` and exit code 2 when the block
-    (``ray.init``) has not returned within :data:`START_TIMEOUT_S`: Ray's own retries
-    can last minutes, and a thread cannot interrupt them. A local Ray started meanwhile
-    is ended by Ray's reaper process once this process is gone."""
+def _watchdog(address: str | None, held: _HeldStderr) -> Iterator[None]:
+    """End the process with one line on the real standard error and exit code 2 when the
+    block (``ray.init``) has not returned within :data:`START_TIMEOUT_S`, or as soon as
+    Ray's held log says the cluster refused this machine's authentication token: Ray's
+    own retries last 20 s to minutes, and a thread cannot interrupt them. A local Ray
+    started meanwhile is ended by Ray's reaper process once this process is gone."""
     where, fix = _where_and_fix(address)
+    done = threading.Event()
 
-    def expire() -> None:
-        os.write(stderr_fd, f"{PROG}: error: {where} did not answer within "
-                            f"{START_TIMEOUT_S:g} s; {fix}\n".encode())
+    def end(line: str) -> None:
+        os.write(held.real, f"{PROG}: error: {line}\n".encode())
         os._exit(2)
 
-    timer = threading.Timer(START_TIMEOUT_S, expire)
-    timer.daemon = True
-    timer.start()
+    def watch() -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not done.wait(WATCH_EVERY_S):
+            if address and any(word in held.text() for word in _WRONG_TOKEN_LOG):
+                end(_token_line(where, "a wrong one"))
+            if time.monotonic() > deadline:
+                end(f"{where} did not answer within {START_TIMEOUT_S:g} s; {fix}")
+
+    watcher = threading.Thread(target=watch, name="ray-start-watchdog", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join()
 
 
 def _shutdown_quietly() -> None:
