@@ -28,6 +28,7 @@ LAYERS = [
     ["features"],
     ["train"],
     ["results"],
+    ["inference"],
     ["sweep"],
     ["predict", "report", "export"],
     ["app"],

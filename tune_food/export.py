@@ -131,7 +131,7 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
 
     Raises:
         SweepError: not a sweep folder, no such trial, an unranked trial or one without
-            a checkpoint (:func:`tune_food.predict.trial_checkpoint`), ``out`` refused
+            a checkpoint (:func:`tune_food.inference.checkpoints.trial_checkpoint`), ``out`` refused
             (:func:`check_out`), no test photo of a class, an exported model that
             disagrees with PyTorch, or a pin this Python cannot install
             (:func:`requirements`).
@@ -139,7 +139,7 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
             (:func:`tune_food.common.files.check_replaceable`); nothing is touched.
         WeightsError: the backbone's pretrained weights are missing.
     """
-    from tune_food.predict import trial_checkpoint
+    from tune_food.inference.checkpoints import trial_checkpoint
     from tune_food.sweepdir.state import check_sweep_folder, read_state
 
     check_out(out, force, sweep_dir)
@@ -160,7 +160,7 @@ def _write_folder(folder: str, sweep_dir: str, state: dict, chosen, pins: str) -
 
     from tune_food.models.deploy import ONNX_FILE, THREADS, export_onnx, measure
     from tune_food.models.registry import preprocessing
-    from tune_food.predict import load_classifier
+    from tune_food.inference.classifier import load_classifier
     from tune_food.sweepdir.layout import LEADERBOARD_FILE
 
     board = pd.read_csv(os.path.join(sweep_dir, LEADERBOARD_FILE))
@@ -261,11 +261,11 @@ def _check_agreement(model, classes: list[str], onnx_path: str, steps: dict,
 
     from tune_food.demo.preprocess import load_rgb, to_input
     from tune_food.models.deploy import onnx_session
-    from tune_food.predict import predict
+    from tune_food.inference.classifier import classify
 
     session = onnx_session(onnx_path)
     name = session.get_inputs()[0].name
-    expected = predict(model, classes, photos, top_k=len(classes))
+    expected = classify(model, classes, photos, top_k=len(classes))
     for photo, want in zip(photos, expected):
         (got,) = session.run(None, {name: to_input(load_rgb(photo), steps)})
         ref = np.array([dict((p["class"], p["probability"]) for p in want["predictions"])[c]

@@ -10,8 +10,9 @@ Three pages, all built on the sweep folder's own files and on the functions the 
 (nothing here re-implements the leaderboard or the classifier):
 
 * **Classify**: drop photos (or pick test images of the sweep); each gets its top classes
-  from :func:`tune_food.predict.predict` with the classifier of the chosen trial
-  (:func:`tune_food.predict.load_classifier`, loaded once per trial and kept), the time
+  from :func:`tune_food.inference.classifier.classify` with the classifier of the chosen
+  trial (:func:`tune_food.inference.classifier.load_classifier`, loaded once per trial and
+  kept), the time
   per image in ms, and which trial and checkpoint answered.
 * **Leaderboard**: ``leaderboard.csv`` as a table, the plots, and per trial its
   hyperparameters, curves (``progress.csv``), the test images it gets wrong and its

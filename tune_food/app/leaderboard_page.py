@@ -176,8 +176,8 @@ class LeaderboardPage:
     def trial_predictions(self, exp: str, row: pd.Series, ckpt: str) -> pd.DataFrame | None:
         """image, label, predicted, probability (of the prediction) per test image: the
         trial's ``predictions.csv`` when the sweep wrote one, else computed with
-        ``predict`` from its checkpoint (cached); None when the test images are not on
-        this machine."""
+        :func:`tune_food.inference.classifier.classify` from its checkpoint (cached); None
+        when the test images are not on this machine."""
         logdir = abs_in(exp, row.get("logdir"))
         for folder in (ckpt, logdir):
             csv = os.path.join(folder, PREDICTIONS_FILE) if folder else None
