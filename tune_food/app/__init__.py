@@ -38,6 +38,7 @@ Modules, each one job (Gradio is imported only when the page is built):
 * :mod:`.cli`: ``python -m tune_food.app`` (flags, checks, serving).
 """
 
+import importlib
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
@@ -56,6 +57,4 @@ __all__ = sorted(_HOME)
 def __getattr__(name: str):
     if name not in _HOME:
         raise AttributeError(f"module 'tune_food.app' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

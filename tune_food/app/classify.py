@@ -80,6 +80,7 @@ class ClassifyPage:
     def layout(self, first: str | None, examples: list[str]) -> SimpleNamespace:
         """The page's components (inside ``gr.Tab``), the trials of sweep ``first``
         offered; ``examples``: test images to offer."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         choices0, trial0, note0 = self.trial_choices(first)
@@ -127,6 +128,7 @@ class ClassifyPage:
 
     def on_sweep(self, sweep):
         """Another sweep chosen: its trials, rank 1 selected."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         choices, value, text = self.trial_choices(sweep)
@@ -135,6 +137,7 @@ class ClassifyPage:
     def refresh_trials(self, sweep, trial):
         """Timer: a running sweep's first checkpoints become classifiable without a
         reload (the chosen trial stays chosen)."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         if not sweep or self.boards.status(sweep) != "running":
