@@ -3,8 +3,8 @@
 Starts ``python -m tune_food.app`` on a real sweep, sends real test images over HTTP with
 ``gradio_client`` (one image per request) from 1 client and from 8 concurrent clients,
 and prints p50 / p95 latency per request and images/s beside the same images through
-:func:`tune_food.predict.predict` in this process: one at a time (latency floor) and in
-batches of 32 (throughput floor). Uses the best EfficientNet-Lite0 trial of the sweep.
+:func:`tune_food.inference.classifier.classify` in this process: one at a time (latency
+floor) and in batches of 32 (throughput floor). Uses the best EfficientNet-Lite0 trial of the sweep.
 
     TUNE_FOOD_DATA_DIR=../shared/data python benchmarks/app_latency.py [results/<sweep>]
 
@@ -69,23 +69,23 @@ def main() -> int:
           f"images, torch threads {__import__('torch').get_num_threads()}")
 
     # ---- in process (the floor)
-    from tune_food.predict import load_classifier, predict
+    from tune_food.inference.classifier import classify, load_classifier
 
     model, classes = load_classifier(ckpt)
     runtime = model.frozen_forward.runtime if model.frozen_forward else "torch"
     pytorch, _ = load_classifier(ckpt)
     pytorch.use_forward(None)   # the backbone in PyTorch eager: the earlier predict
-    predict(model, classes, images[:4])  # warm up
-    predict(pytorch, classes, images[:4])
+    classify(model, classes, images[:4])  # warm up
+    classify(pytorch, classes, images[:4])
 
     def in_process(net=model):
         single = []
         for p in images:
             t0 = time.perf_counter()
-            predict(net, classes, [p])
+            classify(net, classes, [p])
             single.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        predict(net, classes, images, batch_size=32)
+        classify(net, classes, images, batch_size=32)
         return single, len(images) / (time.perf_counter() - t0)
 
     # ---- over HTTP

@@ -5,8 +5,8 @@ Exports the sweep's trial to ship (the fastest tied with the best; else rank 1) 
 ``python -m tune_food.export``, installs its ``requirements.txt`` into a fresh virtual
 environment (from PyPI, or ``--venv`` to reuse one), starts ``python app.py`` there and
 sends real test photos one per request with ``gradio_client``. In the same rounds, the
-same photos go through :func:`tune_food.predict.predict` in this process, one at a time
-(the training environment's way to classify). Prints p50 / p95 per photo, their ratio,
+same photos go through :func:`tune_food.inference.classifier.classify` in this process,
+one at a time (the training environment's way to classify). Prints p50 / p95 per photo, their ratio,
 and the two environments' sizes on disk (``du``), with the load average.
 
     TUNE_FOOD_DATA_DIR=../shared/data python benchmarks/demo_latency.py [results/<sweep>]
@@ -103,14 +103,15 @@ def main() -> int:
     from tune_food.demo.preprocess import load_rgb, to_input
     from tune_food.models.deploy import INPUT_NAME, ONNX_FILE, onnx_session
     from tune_food.models.registry import preprocessing
-    from tune_food.predict import load_classifier, predict, trial_checkpoint
+    from tune_food.inference.checkpoints import trial_checkpoint
+    from tune_food.inference.classifier import classify, load_classifier
 
     model, classes = load_classifier(trial_checkpoint(sweep, trial).path)
     proc, url = start_demo(folder, venv)
     try:
         client = Client(url, verbose=False)
         client.predict(handle_file(photos[0]), api_name="/classify")   # warm-up
-        predict(model, classes, photos[:1])
+        classify(model, classes, photos[:1])
         demo_ms, local_ms, model_ms = [], [], []
         session = onnx_session(os.path.join(folder, ONNX_FILE))
         steps = preprocessing(model.model_name)
@@ -120,7 +121,7 @@ def main() -> int:
                 client.predict(handle_file(photo), api_name="/classify")
                 demo_ms.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
-                predict(model, classes, [photo])
+                classify(model, classes, [photo])
                 local_ms.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
                 session.run(None, {INPUT_NAME: to_input(load_rgb(photo), steps)})

@@ -111,10 +111,11 @@ def _probs(rows):
 
 
 def _in_process(exp: str, paths):
-    from tune_food.predict import best_checkpoint, load_classifier, predict
+    from tune_food.inference.checkpoints import best_checkpoint
+    from tune_food.inference.classifier import classify, load_classifier
 
     model, classes = load_classifier(best_checkpoint(exp).path)
-    return predict(model, classes, paths, top_k=len(classes))
+    return classify(model, classes, paths, top_k=len(classes))
 
 
 # --------------------------------------------------------------------------- CLI

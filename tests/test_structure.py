@@ -28,6 +28,7 @@ LAYERS = [
     ["features"],
     ["train"],
     ["results"],
+    ["inference"],
     ["sweep"],
     ["predict", "report", "export"],
     ["app"],
@@ -130,6 +131,51 @@ def test_library_modules_import_the_package_at_the_top():
         lazy += [f"{me}:{node.lineno} imports {m}" for m, node in _imports(path, tree=tree)
                  if id(node) not in top]
     assert lazy == []
+
+
+#: what says why an import sits inside a function: ``# lazy: <the reason>`` on its line, or
+#: on the first line of its block of imports or in the comment just above the block
+#: (docs/architecture.md, "Rules")
+LAZY_REASON = re.compile(r"#\s*lazy:\s*\S")
+
+
+def unexplained_function_imports(path: Path) -> list[str]:
+    """``module:line imports x`` for each import inside a function of ``path`` (standard
+    library, third-party or the package's own) without a ``# lazy:`` reason on its line,
+    on the first line of the block of imports it belongs to, or just above that block."""
+    text = path.read_text()
+    lines, tree = text.splitlines(), ast.parse(text)
+    inside = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef,
+                                                                ast.AsyncFunctionDef))
+              for n in ast.walk(f) if n is not f}
+    found = []
+    for node in ast.walk(tree):
+        for body in (v for v in vars(node).values() if isinstance(v, list)):
+            block: list[ast.stmt] = []
+            for stmt in body + [None]:
+                if isinstance(stmt, (ast.Import, ast.ImportFrom)) and id(stmt) in inside:
+                    block.append(stmt)
+                    continue
+                if block:
+                    said = bool(LAZY_REASON.search(lines[block[0].lineno - 1]))  # its first line
+                    i = block[0].lineno - 2   # or the comment lines just above
+                    while i >= 0 and lines[i].strip().startswith("#") and not said:
+                        said, i = bool(LAZY_REASON.search(lines[i])), i - 1
+                    own = [s for s in block if any(LAZY_REASON.search(lines[i - 1])
+                                                   for i in range(s.lineno, s.end_lineno + 1))]
+                    found += [f"{_name(path)}:{s.lineno} imports "
+                              f"{getattr(s, 'module', None) or s.names[0].name}"
+                              for s in block if not said and s not in own]
+                block = []
+    return found
+
+
+def test_every_import_inside_a_function_says_why():
+    """Imports sit at the top of a module, except where a ``# lazy:`` comment says why:
+    an optional dependency, a command's ``--help`` speed (measured), Ray not installed
+    where a module also runs, or a real cycle. Every import counts: the standard
+    library's, third-party and the package's own."""
+    assert [i for p in _modules() for i in unexplained_function_imports(p)] == []
 
 
 def test_the_wheel_lists_every_package_folder():

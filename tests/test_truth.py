@@ -180,7 +180,7 @@ def test_optuna_asha_search_early_stopped_trials_have_the_checkpoint_of_their_la
         assert meta["metrics"]["val_acc"] == pytest.approx(row["val_acc"])
 
     from tune_food.common.errors import SweepError
-    from tune_food.predict import best_checkpoint
+    from tune_food.inference.checkpoints import best_checkpoint
 
     chosen = best_checkpoint(str(exp))
     assert chosen.trial_id == board["trial_id"][0] and chosen.epoch == board["epochs_done"][0]

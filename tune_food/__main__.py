@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from tune_food.common.cliargs import Parser
+from tune_food.common.cliargs import Parser, exit_program, quiet_broken_pipe
 
 PROG = "tune-food"
 # command -> (module whose main() runs it, one line for --help)
@@ -53,8 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console() -> None:
     """The ``tune-food`` console command: :func:`main` as a program."""
-    from tune_food.common.cliargs import exit_program, quiet_broken_pipe
-
     quiet_broken_pipe()
     exit_program(main())
 

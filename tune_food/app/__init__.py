@@ -10,8 +10,9 @@ Three pages, all built on the sweep folder's own files and on the functions the 
 (nothing here re-implements the leaderboard or the classifier):
 
 * **Classify**: drop photos (or pick test images of the sweep); each gets its top classes
-  from :func:`tune_food.predict.predict` with the classifier of the chosen trial
-  (:func:`tune_food.predict.load_classifier`, loaded once per trial and kept), the time
+  from :func:`tune_food.inference.classifier.classify` with the classifier of the chosen
+  trial (:func:`tune_food.inference.classifier.load_classifier`, loaded once per trial and
+  kept), the time
   per image in ms, and which trial and checkpoint answered.
 * **Leaderboard**: ``leaderboard.csv`` as a table, the plots, and per trial its
   hyperparameters, curves (``progress.csv``), the test images it gets wrong and its
@@ -37,6 +38,7 @@ Modules, each one job (Gradio is imported only when the page is built):
 * :mod:`.cli`: ``python -m tune_food.app`` (flags, checks, serving).
 """
 
+import importlib
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
@@ -55,6 +57,4 @@ __all__ = sorted(_HOME)
 def __getattr__(name: str):
     if name not in _HOME:
         raise AttributeError(f"module 'tune_food.app' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

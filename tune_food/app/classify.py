@@ -1,6 +1,6 @@
 """The Classify page: photos in, each image's classes out, from the classifier of the
-chosen trial (:func:`tune_food.predict.load_classifier`, loaded once and kept) with
-:func:`tune_food.predict.predict`; the time per image in ms and which trial and
+chosen trial (:func:`tune_food.inference.classifier.load_classifier`, loaded once and
+kept) with :func:`tune_food.inference.classifier.classify`; the time per image in ms and which trial and
 checkpoint answered."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 from tune_food.app.boards import SweepBoards
 from tune_food.app.folders import checkpointed, ranked_by
 from tune_food.common.errors import DataError, SweepError, TuneFoodError
-from tune_food.predict import load_classifier, predict
+from tune_food.inference.classifier import classify, load_classifier
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
 #: the headers of the "every image" table (:func:`_result`)
@@ -32,7 +32,7 @@ class Classifiers:
 
     def get(self, checkpoint: str):
         """``(model, classes)`` of ``checkpoint`` (see
-        :func:`tune_food.predict.load_classifier`)."""
+        :func:`tune_food.inference.classifier.load_classifier`)."""
 
         with self._lock:
             if checkpoint not in self._models:
@@ -41,25 +41,26 @@ class Classifiers:
 
 
 def classify_images(model, classes: list[str], paths: Sequence[str]) -> tuple[list[dict], float]:
-    """Every class's probability for each image, with :func:`tune_food.predict.predict`.
+    """Every class's probability for each image, with
+    :func:`tune_food.inference.classifier.classify`.
 
     Images that cannot be read do not stop the others: their row has ``"error"`` (the
     reason) instead of ``"predictions"``.
 
     Returns:
         ``(rows, seconds)``: one dict per path in order (``{"image", "predictions"}`` as
-        ``predict`` returns them, or ``{"image", "error"}``) and the wall time of the
+        ``classify`` returns them, or ``{"image", "error"}``) and the wall time of the
         predictions in seconds.
     """
 
     t0 = time.perf_counter()
     try:
-        rows = predict(model, classes, list(paths), top_k=len(classes))
+        rows = classify(model, classes, list(paths), top_k=len(classes))
     except (DataError, OSError, ValueError, RuntimeError):  # find the bad ones; the rest answer
         rows = []
         for p in paths:
             try:
-                rows.extend(predict(model, classes, [p], top_k=len(classes)))
+                rows.extend(classify(model, classes, [p], top_k=len(classes)))
             except DataError as exc:
                 reason = str(exc).split(f"{p} (", 1)[-1]
                 reason = reason[:-1] if reason.endswith(")") else reason
@@ -79,6 +80,7 @@ class ClassifyPage:
     def layout(self, first: str | None, examples: list[str]) -> SimpleNamespace:
         """The page's components (inside ``gr.Tab``), the trials of sweep ``first``
         offered; ``examples``: test images to offer."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         choices0, trial0, note0 = self.trial_choices(first)
@@ -126,6 +128,7 @@ class ClassifyPage:
 
     def on_sweep(self, sweep):
         """Another sweep chosen: its trials, rank 1 selected."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         choices, value, text = self.trial_choices(sweep)
@@ -134,6 +137,7 @@ class ClassifyPage:
     def refresh_trials(self, sweep, trial):
         """Timer: a running sweep's first checkpoints become classifiable without a
         reload (the chosen trial stays chosen)."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         if not sweep or self.boards.status(sweep) != "running":

@@ -26,10 +26,10 @@ def curves_figure(logdir: str | None, title: str):
     ``progress.csv``, a resumed trial's replayed epochs once); None when there is none."""
     if not logdir or not os.path.isfile(os.path.join(logdir, PROGRESS_FILE)):
         return None
-    import matplotlib
+    import matplotlib  # lazy: Agg backend set when drawing (an optional step), not on import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after the Agg backend is set
     from matplotlib.ticker import MaxNLocator
 
 
@@ -61,10 +61,10 @@ def curves_figure(logdir: str | None, title: str):
 def confusion_figure(preds: pd.DataFrame):
     """The confusion matrix (counts; rows: true class) of ``preds`` (columns ``label``,
     ``predicted``)."""
-    import matplotlib
+    import matplotlib  # lazy: Agg backend set when drawing (an optional step), not on import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after the Agg backend is set
     from sklearn.metrics import ConfusionMatrixDisplay
 
     labels = sorted(set(preds["label"]) | set(preds["predicted"]))

@@ -53,6 +53,7 @@ class LeaderboardPage:
     @staticmethod
     def layout() -> SimpleNamespace:
         """The page's components (inside ``gr.Tab``)."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         ui = SimpleNamespace()
@@ -89,6 +90,7 @@ class LeaderboardPage:
         """Head line, table, the plots (:data:`tune_food.app.folders.PLOT_FILES`, in the
         order of the page's images; None where not drawn) and the trial dropdown of sweep
         ``sweep``."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         if not sweep:
@@ -107,6 +109,7 @@ class LeaderboardPage:
 
     def refresh_board(self, sweep: str | None):
         """Timer: rebuild only while the sweep runs (and once when it has just ended)."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         if not sweep or sweep not in list_sweeps(self.boards.results_dir) or \
@@ -154,6 +157,7 @@ class LeaderboardPage:
         Raises:
             gradio.Error: no trial chosen, or the export refused (its one-line reason).
         """
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         if not sweep or not trial:
@@ -176,8 +180,8 @@ class LeaderboardPage:
     def trial_predictions(self, exp: str, row: pd.Series, ckpt: str) -> pd.DataFrame | None:
         """image, label, predicted, probability (of the prediction) per test image: the
         trial's ``predictions.csv`` when the sweep wrote one, else computed with
-        ``predict`` from its checkpoint (cached); None when the test images are not on
-        this machine."""
+        :func:`tune_food.inference.classifier.classify` from its checkpoint (cached); None
+        when the test images are not on this machine."""
         logdir = abs_in(exp, row.get("logdir"))
         for folder in (ckpt, logdir):
             csv = os.path.join(folder, PREDICTIONS_FILE) if folder else None

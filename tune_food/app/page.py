@@ -40,7 +40,7 @@ class AppConfig:
 def theme():
     """Gradio's default theme on the system's fonts (the default would fetch Google
     Fonts from the internet)."""
-    import gradio as gr
+    import gradio as gr  # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
 
     return gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial",
                                    "sans-serif"],
@@ -63,7 +63,7 @@ def build_app(config: AppConfig):
         attribute ``tune_food`` holds the ``launcher``, the ``classifiers``, the sweep
         shown ``first`` and its rank-1 trial ``trial0``.
     """
-    import gradio as gr
+    import gradio as gr  # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
 
     results_dir = os.path.abspath(config.results_dir)
     launcher = Launcher(results_dir, config.spaces_dir or default_spaces_dir(),
@@ -113,7 +113,7 @@ def _wire(demo, pages: SimpleNamespace, sweep_dd, c: SimpleNamespace, b: SimpleN
     of the Classify, Leaderboard and Sweeps pages. The API names are those the tests
     and clients call (``/classify``, ``/trial_view``, ``/start``, ``/stop``,
     ``/resume``, ``/log``, ``/export``)."""
-    import gradio as gr
+    import gradio as gr  # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
 
     classify, board, sweeps = pages.classify, pages.board, pages.sweeps
     board_out = [b.head, b.table, b.lb_img, b.cv_img, b.tr_img, b.imp_img, b.par_img, b.trial]

@@ -21,6 +21,7 @@ class SweepsPage:
 
     def layout(self) -> SimpleNamespace:
         """The page's components (inside ``gr.Tab``)."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         launcher, ui = self.launcher, SimpleNamespace()
@@ -51,6 +52,7 @@ class SweepsPage:
 
     def sweeps_view(self, watch: str | None):
         """The table, the watch dropdown (``watch`` chosen if it exists) and its log."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         names = self.launcher.names()
@@ -60,6 +62,7 @@ class SweepsPage:
 
     def sweeps_tick(self, watch: str | None):
         """Timer: the table, the sweeps to watch and the watched sweep's log."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         names = self.launcher.names()
@@ -69,6 +72,7 @@ class SweepsPage:
 
     def start(self, space, kind, name, num_samples, cpus, gpus):
         """Start a sweep: a message, the table, the watch dropdown on it, its log."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         try:
@@ -97,6 +101,7 @@ class SweepsPage:
 
     def sweep_choices(self):
         """The sweep dropdown's choices: every sweep under the results folder."""
+        # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
         return gr.update(choices=list_sweeps(self.launcher.results_dir))

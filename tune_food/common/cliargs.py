@@ -12,7 +12,10 @@ heavy imports so that ``--help`` and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
+import signal
 import sys
 
 from tune_food.common.environment import check_environment, version_string
@@ -111,9 +114,6 @@ def exit_program(code: int) -> None:
     (10 s -> 6.5 s measured). Objects are still freed by reference counting and files are
     closed by their owners before ``main`` returns; only garbage cycles are left to the OS.
     """
-    import gc
-    import sys
-
     no_colour_reset_at_exit()
     gc.freeze()
     sys.exit(code)
@@ -129,9 +129,6 @@ def no_colour_reset_at_exit() -> None:
     ``atexit``'s public API (``tests/test_front_door.py`` checks that a bare ``import
     ray`` still writes it, i.e. that this is still needed). No-op without colorama.
     """
-    import atexit
-    import sys
-
     colorama = sys.modules.get("colorama")
     reset = getattr(getattr(colorama, "initialise", None), "reset_all", None)
     if reset is not None:
@@ -141,7 +138,5 @@ def no_colour_reset_at_exit() -> None:
 def quiet_broken_pipe() -> None:
     """Let ``... | head`` end a CLI quietly, as Unix tools do, instead of with a
     ``BrokenPipeError`` traceback (restores the default SIGPIPE action)."""
-    import signal
-
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from tqdm import tqdm
+
 PROGRESS_EVERY_S = 5.0   # the longest silence of a running sweep, in seconds
 
 
@@ -31,8 +33,6 @@ class Counter:
         self.last = self.start
         self.bar = None
         if out is not None and total != 0 and out.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, unit=unit, desc=desc, file=out, ascii=True,
                             mininterval=PROGRESS_EVERY_S, maxinterval=PROGRESS_EVERY_S,
                             ncols=80)

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from scipy.stats import binomtest
+from scipy.stats import t as student_t
+
 ALPHA = 0.05          # McNemar: p >= ALPHA is "indistinguishable from the best"
 CONFIDENCE = 0.95     # Wilson and t-intervals
 
@@ -33,8 +36,6 @@ def wilson_interval(correct: int, total: int,
     Raises:
         ValueError: ``total < 1`` or ``correct`` outside ``[0, total]``.
     """
-    from scipy.stats import binomtest
-
     if total < 1 or not 0 <= correct <= total:
         raise ValueError(f"need 0 <= correct <= total and total >= 1, got {correct}/{total}")
     ci = binomtest(int(correct), int(total)).proportion_ci(confidence_level=confidence,
@@ -53,8 +54,6 @@ def mcnemar_exact(best: Sequence[bool], other: Sequence[bool]) -> float:
         b = images only ``best`` gets right against c = images only ``other`` gets
         right; 1.0 when b + c = 0.
     """
-    from scipy.stats import binomtest
-
     b = sum(1 for x, y in zip(best, other) if x and not y)
     c = sum(1 for x, y in zip(best, other) if y and not x)
     # mutmut: `b - c == 0` is equivalent (b == c gives p = 1.0 from binomtest too), and
@@ -66,7 +65,5 @@ def t_half_width(std, n, confidence: float = CONFIDENCE):
     """Half-width of the t-interval of a mean: ``t((1 + confidence) / 2, n - 1) * std /
     sqrt(n)``; NaN where ``n < 2`` (one seed has no spread). ``std`` and ``n`` may be
     pandas Series (element-wise)."""
-    from scipy.stats import t as student_t
-
     # mutmut: n >= 1 is equivalent: one seed has no std (NaN), so no interval either
     return student_t.ppf((1 + confidence) / 2, (n - 1).where(n > 1)) * std / n.pow(0.5)  # pragma: no mutate

@@ -20,6 +20,7 @@ copy read nor a folder holding it (:func:`tune_food.common.files.check_replaceab
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -119,8 +120,6 @@ def parse_classes(spec: str, available: Sequence[str]) -> list[str]:
             unknown class (with the closest Food-101 names, from
             :func:`difflib.get_close_matches`).
     """
-    import difflib
-
     names = sorted(available) if spec.strip() == "all" else [c.strip() for c in spec.split(",")]
     if not any(names) or "" in names:
         raise DataError(f"--classes {spec!r} has an empty name; give class names separated by "
@@ -306,6 +305,8 @@ def download_food101(root: str) -> str:
     Raises:
         DataError: the download failed (no network, disk full...), in one line.
     """
+    # lazy: --help speed: the CLIs' parsers import this module; torchvision costs ~2.5-5 s
+    # (measured)
     from torchvision.datasets import Food101
 
     root = os.path.abspath(os.path.expanduser(root))

@@ -43,8 +43,8 @@ def rgb_loader(path: str) -> Image.Image:
 
 
 def image_extensions() -> tuple[str, ...]:
-    # torchvision (about 4 s to import) is imported only where needed: a trial training
-    # on cached features never loads it.
+    # lazy: torchvision (about 4 s to import) only where needed: a trial training on
+    # cached features never loads it, nor the sweep's and the data command's --help
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
     return IMG_EXTENSIONS

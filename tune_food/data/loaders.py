@@ -15,6 +15,7 @@ import os
 from typing import Callable, Iterable, Sequence
 
 import torch
+from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
 from tune_food.common.errors import DataError
@@ -42,8 +43,6 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
     indices = list(range(len(labels)))
     if fraction <= 0:
         return indices, []
-    from sklearn.model_selection import train_test_split
-
     try:
         train_idx, val_idx = train_test_split(indices, test_size=fraction, random_state=seed,
                                               stratify=list(labels))

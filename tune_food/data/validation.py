@@ -26,6 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from sklearn.model_selection import train_test_split
+
 from tune_food.common.errors import DataError
 from tune_food.common.files import cached_sha256
 from tune_food.data.loaders import stratified_split
@@ -98,8 +100,6 @@ def shared_validation(train: dict[str, Sequence[tuple[str, int]]], fraction: flo
     enough = min(Counter(labels).values(), default=0)  # pragma: no mutate
     if size >= n_classes and len(common) - size >= n_classes and enough >= 2 and \
             len(set(labels)) == n_classes:
-        from sklearn.model_selection import train_test_split
-
         chosen = train_test_split(common, test_size=size, random_state=seed, stratify=labels)[1]
         sets = {n: sorted(by_hash[n][h][0] for h in chosen) for n in names}
         return ValidationPlan("shared", len(chosen), sets, sorted(chosen))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
 
 import numpy as np
+import ray
 import torch
 
 from tune_food.common.files import cached_sha256
@@ -42,8 +43,6 @@ def _extract_task(model: str, paths: list[str], batch_size: int, runtime: str,
     exactly the CPUs Ray assigned as threads (converted backbones kept in ``cache_dir``
     on this node); and where, how fast and by what they were computed (``computed_by``,
     ``fallback``: why the requested runtime did not run, or ``""``)."""
-    import ray
-
     start = time.perf_counter()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     threads = max(1, int(cpus))
@@ -121,8 +120,6 @@ def compute_feature_sets(pairs: Iterable[tuple[str, str]], cpus: float, gpus: fl
         ray.exceptions.RayTaskError: wrapping the task's exception (e.g. WeightsError).
         WeightsError: unknown model or missing weights (raised here, before any task).
     """
-    import ray
-
     device = "cuda" if gpus else "cpu"   # the device class the tasks compute on
     runtime = requested_runtime(runtime)
     job = _Extraction(FeatureStore(cache_dir) if cache_dir else None, out, device, runtime)
@@ -143,8 +140,6 @@ class _Extraction:
 
     def __init__(self, store: FeatureStore | None, out: TextIO | None, device: str = "cpu",
                  runtime: str = "torch"):
-        import ray
-
         self.store, self.out, self.start = store, out, time.perf_counter()
         self.device, self.runtime = device, runtime
         self.warned: set[str] = set()
@@ -202,8 +197,6 @@ class _Extraction:
     def run(self, remote, batch_size: int, cache_dir: str | None) -> None:
         """Launch the tasks and collect them (a progress line at least every
         :data:`~tune_food.common.progress.PROGRESS_EVERY_S`)."""
-        import ray
-
         chunks = self._chunks()
         self.running = {remote.remote(model, paths, batch_size, self.runtime, cache_dir):
                         (model, hashes)
@@ -234,8 +227,6 @@ class _Extraction:
                         self._finish(key, where)
 
     def _finish(self, key: str, where: dict) -> None:
-        import ray
-
         fs = self.sets.pop(key)
         seconds = time.perf_counter() - self.start
         feature_set = assemble_feature_set(
@@ -259,8 +250,6 @@ class _Extraction:
 
     def close(self) -> None:
         """Cancel what still runs (an interrupt), close the progress line and the store."""
-        import ray
-
         for ref in self.running:
             ray.cancel(ref)
         if self.bar is not None:

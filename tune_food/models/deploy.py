@@ -18,6 +18,9 @@ and ``InferenceSession.run``, with ``intra_op_num_threads = inter_op_num_threads
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import os
 import platform
 import statistics
@@ -93,6 +96,7 @@ def export_onnx(classifier: FrozenBackboneClassifier, path: str) -> str:
 
 def onnx_session(path: str, threads: int = THREADS):
     """An ONNX Runtime CPU session of ``path`` computing with ``threads`` threads."""
+    # lazy: optional dependency: ONNX Runtime only to measure or check an exported model
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -154,8 +158,7 @@ def _figures_path(model: str, num_classes: int) -> str:
     """Where :func:`deployment_figures` keeps its figures of ``model`` on this machine:
     beside the exported model, one file per (CPU model, ONNX Runtime version, threads),
     what the figures depend on besides the export."""
-    import hashlib
-
+    # lazy: optional dependency: ONNX Runtime only to measure or check an exported model
     import onnxruntime
 
     conditions = f"{cpu_model()}|onnxruntime {onnxruntime.__version__}|{THREADS}"
@@ -169,8 +172,6 @@ def cached_figures(model: str, num_classes: int) -> dict | None:
     (``num_classes`` classes) on a machine like this one (same weights, PyTorch, CPU
     model, ONNX Runtime, threads), marked ``"reused": True``; None when there are none
     (or the file cannot be read)."""
-    import json
-
     try:
         with open(_figures_path(model, num_classes)) as fh:
             figures = json.load(fh)
@@ -202,9 +203,7 @@ def deployment_figures(model: str, num_classes: int, photo: str, reuse: bool = T
     Raises:
         WeightsError: unknown model or missing weights.
     """
-    import datetime
-    import json
-
+    # lazy: optional dependency: ONNX Runtime only to measure or check an exported model
     import onnxruntime
 
     if reuse:

@@ -62,6 +62,9 @@ def assigned_device() -> str:
     Raises:
         ResourceError: see :func:`choose_device`.
     """
+    # lazy: no Ray where benchmarks/gpu_check.py runs trials (tests/test_devices.py); --help speed:
+    # sweep.cli imports this module; torch costs ~2.2 s (measured); --help speed: sweep.cli imports
+    # this module; torch costs ~2.2 s (measured)
     import ray
     import torch
 
@@ -79,7 +82,7 @@ def gpu_math(device: str, allow_tf32: bool = False) -> None:
     CPU. These are process-wide torch flags; a process computes on one device.
     ``allow_tf32`` (torch's own default) is for measuring what TF32 would change
     (``benchmarks/gpu_check.py``): the feature store's key says ``float32``."""
-    import torch
+    import torch  # lazy: --help speed: sweep.cli imports this module; torch costs ~2.2 s (measured)
 
     if not device.startswith("cuda"):
         return
@@ -118,10 +121,12 @@ def runtime_version(runtime: str) -> str:
     """The installed version of ``runtime`` (``"2026.4.1"``, ``"2.14.1"``), or ``""``
     when it cannot be imported."""
     if runtime == "torch":
+        # lazy: --help speed: sweep.cli imports this module; torch costs ~2.2 s (measured)
         import torch
 
         return torch.__version__.split("+")[0]
     try:
+        # lazy: optional dependency: a missing or broken OpenVINO falls back to PyTorch
         import openvino
     except ImportError:
         return ""

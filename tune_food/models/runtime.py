@@ -97,7 +97,7 @@ def converted_path(cache_dir: str, model: str) -> str:
 
 def _convert(model: str):
     """The ``openvino.Model`` of ``model``'s frozen backbone, any batch size."""
-    import openvino as ov  # here, not at the top: a broken OpenVINO falls back to PyTorch
+    import openvino as ov  # lazy: here, not at the top: a broken OpenVINO falls back to PyTorch
 
     size = get_spec(model).input_size
     # the PyTorch frontend traces with torch.jit.trace, which warns that it is deprecated
@@ -111,6 +111,7 @@ def _read_or_convert(core, model: str, cache_dir: str | None):
     """The converted model: read from the cache folder, else converted (and kept there
     when there is a cache folder). A kept model that cannot be read is converted again
     and replaced."""
+    # lazy: optional dependency: a missing or broken OpenVINO falls back to PyTorch
     import openvino as ov
 
     if not cache_dir:
@@ -135,6 +136,7 @@ def _read_or_convert(core, model: str, cache_dir: str | None):
 
 
 def _openvino(model: str, threads: int, cache_dir: str | None) -> tuple[Callable, int]:
+    # lazy: optional dependency: a missing or broken OpenVINO falls back to PyTorch
     import openvino as ov
 
     core = ov.Core()

@@ -29,7 +29,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import optuna
 import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from tune_food.common.files import write_csv_atomic
 from tune_food.sweepdir.layout import IMPORTANCE_FILE, IMPORTANCE_PNG, PARALLEL_PNG, PLOTS_DIR
@@ -88,12 +92,6 @@ def distributions(space: dict, rows: pd.DataFrame, keys: list[str]) -> dict[str,
     ``loguniform`` (log-scale float), ``uniform`` (float) or ``randint`` (integer,
     ``high`` excluded as in Ray Tune) sampler; otherwise a categorical over the values
     the rows hold (as strings where they are not plain numbers)."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
     out = {}
     for key in keys:
         kind, arg = _sampler(space, key)
@@ -122,8 +120,6 @@ def _choice(value: Any) -> Any:
 
 def _param_value(dist, value: Any) -> Any:
     """``value`` as ``dist`` holds it (an int for an integer range, float for floats)."""
-    from optuna.distributions import FloatDistribution, IntDistribution
-
     if isinstance(dist, FloatDistribution):
         return float(value)
     if isinstance(dist, IntDistribution):
@@ -139,9 +135,6 @@ def param_importances(rows: pd.DataFrame, metric: str, mode: str, dists: dict) -
     Raises:
         ValueError: fewer than :data:`FANOVA_MIN_TRIALS` rows (Optuna's own check).
     """
-    import optuna
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     for _, row in rows.iterrows():
@@ -215,10 +208,10 @@ def write_importance(local_dir: str, board: pd.DataFrame, state: dict) -> Import
         :class:`Importance`: the table, the paths written, and the one line said
         instead of the importances when there are too few trials.
     """
-    import matplotlib
+    import matplotlib  # lazy: Agg backend set when drawing (an optional step), not on import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after the Agg backend is set
 
     result = importance_table(board, state)
     plots = os.path.join(local_dir, PLOTS_DIR)
@@ -246,6 +239,7 @@ def importance_figure(table: pd.DataFrame, name: str):
     on top), its fANOVA importance written beside it; the seed's bar grey, labelled as
     the noise it measures, with the metric's spread across seeds when known. Returns
     the matplotlib ``Figure`` (the caller closes it)."""
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
 
     rows = table.iloc[::-1]
@@ -277,8 +271,6 @@ def _axis(space: dict, key: str, values: pd.Series) -> tuple[list[float], list[f
     them ``loguniform`` or lists positive values two decades or more apart (a grid of
     learning rates); ``uniform`` and ``randint`` ranges stay linear. Anything else is a
     category, evenly spaced in sorted order."""
-    import numpy as np
-
     kind, _ = _sampler(space, key)
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all() and (kind not in ("choice", "grid_search") or
@@ -303,8 +295,8 @@ def parallel_figure(rows: pd.DataFrame, keys: list[str], state: dict, name: str)
     last one for the metric, a line per completed trial through its values, coloured by
     the metric (best on top). Log-sampled numbers such as ``lr`` are on a log scale,
     categories evenly spaced (:func:`_axis`). Returns the matplotlib ``Figure``."""
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
-    import numpy as np
 
     metric, mode, space = state["metric"], state["mode"], state.get("space") or {}
     rows = rows.sort_values(metric, ascending=mode == "max")   # best drawn last, on top

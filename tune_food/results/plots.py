@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 
 from tune_food.common.errors import optional_step
 from tune_food.common.stats import ALPHA
 from tune_food.data.images import rgb_loader
+from tune_food.results.tradeoff import fastest_tied, pareto_front
 from tune_food.sweepdir.layout import (
     CONFUSION_PNG,
     CURVES_PNG,
@@ -32,7 +34,6 @@ from tune_food.sweepdir.layout import (
     PLOTS_DIR,
     TRADEOFF_PNG,
 )
-from tune_food.results.tradeoff import fastest_tied, pareto_front
 
 MAX_BARS = 25     # leaderboard.png shows the best 25 trials
 MAX_CURVES = 10   # curves.png colours the best 10 trials (the rest in grey)
@@ -62,10 +63,10 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     Returns:
         The paths written (none when no trial reported a metric).
     """
-    import matplotlib
+    import matplotlib  # lazy: Agg backend set when drawing (an optional step), not on import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after the Agg backend is set
 
     warnings = [] if warnings is None else warnings
     if "rank" in board:
@@ -130,8 +131,8 @@ def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
     1 red, the trials McNemar cannot tell from it orange, the worse ones blue, those not
     compared grey (:func:`point_kinds`); the legend lists only the kinds drawn. Returns
     the matplotlib ``Figure`` (the caller closes it)."""
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
-    import numpy as np
 
     n_test = int(board["test_images"].iloc[0]) if "test_images" in board else None
     total = len(board)
@@ -153,6 +154,7 @@ def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
     ax.set_xlabel("test accuracy (point) with 95 % Wilson interval"
                   + (f", {n_test} test images" if n_test else ""))
     if "tied_with_best" in bars and bars["tied_with_best"].notna().any():
+        # lazy: Agg backend set when drawing (an optional step), not on import
         from matplotlib.lines import Line2D
 
         shown = [k for k in POINT_KINDS if k in kinds]   # only the kinds some point has
@@ -173,8 +175,6 @@ def hidden_twins(board: pd.DataFrame, results: pd.DataFrame) -> dict:
     more epochs at each of its epochs, e.g. the 5-epoch trial of a grid under the
     10-epoch trial with the same other hyperparameters (same seed, same batches). The
     twin is the best-ranked such trial; ``epochs`` is the hidden trial's last epoch."""
-    import numpy as np
-
     curves = {}
     for trial_id in board["trial_id"]:
         rows = results[results["trial_id"] == trial_id].sort_values("epoch")
@@ -199,6 +199,7 @@ def curves_figure(board: pd.DataFrame, results: pd.DataFrame, labels: list[str])
     #1 red, thickest and on top), the rest thin and grey; a trial hidden under a
     twin (:func:`hidden_twins`) is dashed, drawn above its twin, and its legend entry says
     whose curve hides it. Returns the matplotlib ``Figure`` (the caller closes it)."""
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -247,6 +248,7 @@ def error_plots(out_dir: str, predictions: pd.DataFrame, trial: str,
     Returns:
         the paths written: ``confusion.png``, and ``errors.png`` when it was drawn.
     """
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
@@ -284,6 +286,7 @@ def errors_figure(predictions: pd.DataFrame, trial: str, data_root: str | None):
         the matplotlib ``Figure`` (the caller closes it), or None when no wrong image
         is found (none wrong, no ``data_root``, or the images are not under it).
     """
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
 
 
@@ -330,6 +333,7 @@ def tradeoff_figure(board: pd.DataFrame, name: str):
     has. Trials of one backbone share its ``cpu_ms`` (measured once per backbone), so
     they stand on one vertical line. Returns the matplotlib ``Figure`` (the caller
     closes it)."""
+    # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
 
     rows = board[board["rank"].notna()].dropna(subset=["cpu_ms", "test_acc"]) \

@@ -47,12 +47,21 @@ JSON logger callbacks beside this one, so Tune adds no second TensorBoard logger
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import shutil
 import time
 from typing import Any, Dict, Iterable, Mapping, Sequence
 
+import numpy as np
 from ray.tune.logger import LoggerCallback
+from ray.tune.search.sample import Categorical, Domain, Integer
+from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import summary_v2 as hp
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.proto.summary_pb2 import Summary
+from tensorboardX.summary import scalar
 
 from tune_food.models.registry import get_spec
 from tune_food.results.leaderboard import resolved_dropout
@@ -79,9 +88,6 @@ class EventFile:
     """
 
     def __init__(self, logdir: str, purge_step: int | None = None):
-        from tensorboardX.event_file_writer import EventsWriter
-        from tensorboardX.proto.event_pb2 import Event, SessionLog
-
         os.makedirs(logdir, exist_ok=True)
         self._events = EventsWriter(os.path.join(logdir, "events"))
         if purge_step is not None:
@@ -91,9 +97,6 @@ class EventFile:
     def add(self, summary, step: int = 0) -> None:
         """Append a ``Summary`` proto (tensorboardX's, or TensorBoard's own, e.g. the
         HParams plugin's) at ``step``."""
-        from tensorboardX.proto.event_pb2 import Event
-        from tensorboardX.proto.summary_pb2 import Summary
-
         if not isinstance(summary, Summary):
             summary = Summary.FromString(summary.SerializeToString())
         self._events.write_event(Event(wall_time=time.time(), step=step, summary=summary))
@@ -148,10 +151,6 @@ def short_labels(names: Iterable[str]) -> Dict[str, str]:
 
 def _is_number(value: Any) -> bool:
     """True for an int or float (NumPy's included), False for a bool and anything else."""
-    import numbers
-
-    import numpy as np
-
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
@@ -226,9 +225,6 @@ class TensorBoardCallback(LoggerCallback):
     def for_space(cls, space) -> "TensorBoardCallback":
         """The callback for a :class:`~tune_food.sweep.spaces.SearchSpace`: its ``varied``
         parameters, listed values and ranges, and each model's default dropout."""
-        from ray.tune.search.sample import Categorical, Domain, Integer
-
-
         ranges = [k for k, v in space.param_space.items()
                   if isinstance(v, Domain) and not isinstance(v, Categorical)]
         return cls(varied=space.varied, values=space.values, ranges=ranges,
@@ -287,9 +283,6 @@ class TensorBoardCallback(LoggerCallback):
     def _experiment_summary(self):
         """TensorBoard's experiment summary: hyperparameters (varied ones ``differs``)
         with domains and descriptions, and the metrics (tensorboard's protos)."""
-        from tensorboard.plugins.hparams import plugin_data_pb2
-        from tensorboard.plugins.hparams import summary_v2 as hp
-
         params = []
         for key in self._values:
             if self._listed(key):
@@ -336,8 +329,6 @@ class TensorBoardCallback(LoggerCallback):
 
     def _writer(self, trial, first_step: int, result: Dict) -> "EventFile":
         if trial not in self._writers:
-            from tensorboard.plugins.hparams import summary_v2 as hp
-
             # steps >= first_step in earlier event files are dropped by TensorBoard: a
             # trial resumed before its first checkpoint replays from epoch 1, so the
             # record is written for every new file, the first one's included
@@ -348,8 +339,6 @@ class TensorBoardCallback(LoggerCallback):
         return self._writers[trial]
 
     def log_trial_result(self, iteration: int, trial, result: Dict) -> None:
-        from tensorboardX.summary import scalar
-
         step = int(result.get("epoch", iteration))
         writer = self._writer(trial, step, result)
         for key, tag in TAGS.items():

@@ -21,8 +21,10 @@ Needs MLflow: ``pip install "tune_food[mlflow]"`` (``mlflow-skinny``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import sys
 import time
 
 import pandas as pd
@@ -65,11 +67,10 @@ def _artifact_location(uri: str, name: str) -> str | None:
 
 
 def _client(uri: str):
-    import logging
-
     # "Creating initial MLflow database tables..." on a new SQLite store: not news
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
+        # lazy: optional dependency: MLflow (the [mlflow] extra) only with --mlflow
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise SweepError("--mlflow needs MLflow, which is not installed: pip install "
@@ -230,6 +231,7 @@ class TrialRuns(LoggerCallback):
         return self._mlflow
 
     def log_trial_start(self, trial) -> None:
+        # lazy: optional dependency: MLflow (the [mlflow] extra) only with --mlflow
         from mlflow.entities import Param
 
         client = self._client()
@@ -253,6 +255,7 @@ class TrialRuns(LoggerCallback):
         return found[0].info.run_id if found else None
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        # lazy: optional dependency: MLflow (the [mlflow] extra) only with --mlflow
         from mlflow.entities import Metric
 
         step = int(result.get("training_iteration") or iteration)
@@ -323,7 +326,5 @@ def log_sweep(state: dict, local_dir: str, outputs) -> None:
                 client.log_artifact(parent, path, None if sub == "." else sub)
         client.set_terminated(parent, SWEEP_STATUS.get(state.get("status"), "FINISHED"))
     except Exception as exc:   # MlflowException, SQLAlchemy, OS and HTTP errors alike
-        import sys
-
         print(f"warning: {_fail(info['tracking_uri'], exc)}; the sweep's own files are "
               "complete", file=sys.stderr)

@@ -12,10 +12,9 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, path_arg
 from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from tune_food.features.cachedir import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
 from tune_food.models.devices import DEFAULT_RUNTIME, RUNTIME_ENV, RUNTIMES
 from tune_food.sweep.options import (
-    CACHE_DIR_ENV,
-    DEFAULT_CACHE_DIR,
     DEFAULT_SPACES,
     NUM_SAMPLES,
     OPTUNA_IN_FLIGHT,

@@ -17,13 +17,18 @@ import dataclasses
 import logging
 import os
 import shlex
+import shutil
 import sys
 import threading
 import time
 import warnings
 from typing import Any
 
+import pandas as pd
+import ray
+from ray import tune
 from ray.tune import Callback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from tune_food.common.errors import SweepError, TuneFoodError, one_line, optional_step
 from tune_food.common.progress import PROGRESS_EVERY_S
@@ -146,8 +151,6 @@ def _record_extension(plan: Plan, options: SweepOptions, state: dict, local_dir:
     """``sweep.json`` of an extended sweep: what it now plans (a search's ``N``, or the
     wider grid's every combination, its space then the sweep's own ``space.yaml``) and
     the extension in ``extended`` (``from``, ``to``, ``at``)."""
-    import shutil
-
     total = plan.extend_to
     configs = [dict(t) for t in plan.trials] if plan.added else []
     state["planned"] = {"trials": total, "configs": configs}
@@ -226,8 +229,6 @@ def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
     completed trial of the sweep first (:func:`tune_food.sweep.history.own_trials`).
     Random search draws them with ``--seed`` plus the trials held, so that it does not
     draw the same configurations again."""
-    from ray import tune
-
     if tune.Tuner.can_restore(exp_dir) and _unfinished(exp_dir, plan.extend_from):
         print(f"finishing the {plan.extend_from} trials the sweep had planned ...", file=out,
               flush=True)
@@ -270,9 +271,6 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
               out) -> dict[str, Any]:
     """Compute (or read from the cache) every feature set of the plan, once; record
     what each cost in ``sweep.json``. Returns feature key -> object reference."""
-    import ray
-
-
     features, feature_info = {}, []
     t0 = time.perf_counter()
     if plan.pairs:
@@ -301,9 +299,6 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
     restored one (which keeps the callbacks it was started with: ``mlflow`` goes unused
     then). ``first``: the number of the new Tuner's first trial folder (``_00010``
     after 10 trials of an extended search)."""
-    from ray import tune
-
-
     space = plan.space
     param_space = dict(space.param_space, feature_cache=options.feature_cache)
     trainable = tune.with_resources(
@@ -336,10 +331,6 @@ def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_
     """Ray Tune's ``RunConfig``: where, the loggers (TensorBoard, CSV, JSON, progress
     lines, and ``mlflow``: :func:`tune_food.results.tracking.mlflow_callbacks`), retries, and
     every checkpoint kept."""
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
-
-
     return tune.RunConfig(
         name=name, storage_path=os.path.dirname(exp_dir) if not is_uri(exp_dir)
         else exp_dir.rsplit("/", 1)[0],
@@ -360,8 +351,6 @@ def _csv_logger():
     a trial is restored when that result carries a checkpoint; the CSV logger, which
     keeps the header it wrote before the interrupt, then writes rows one column wider
     than their header (seen with Ray 2.60: ``pd.read_csv`` fails on the resumed file)."""
-    from ray.tune.logger import CSVLoggerCallback
-
     class ProgressCSV(CSVLoggerCallback):
         def log_trial_result(self, iteration: int, trial, result: dict) -> None:
             super().log_trial_result(iteration, trial, without_internal_keys(result))
@@ -501,8 +490,6 @@ def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
                    wall: tuple[float, float], status: str, out) -> None:
     """The top of the leaderboard, the tie summary, the time per phase, the files.
     ``wall``: seconds of the earlier runs of a resumed sweep, and of this run."""
-    import pandas as pd
-
     board, space = result.board, plan.space
     cols = [c for c in ["rank", "trial_name", "status", "epochs_done", space.metric, "test_acc",
                         "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best",

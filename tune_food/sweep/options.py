@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune_food.common.errors import SweepError
+from tune_food.features.cachedir import cache_folder
 from tune_food.models.devices import requested_runtime
 from tune_food.sweepdir.layout import MLFLOW_DEFAULT, RESULTS_DIR
 
 NUM_SAMPLES = 20        # trials --search samples without --num-samples
 # the shipped space each mode runs without --space (files of spaces.default_space_dir())
 DEFAULT_SPACES = {"grid": "grid.yaml", "search": "optuna.yaml"}
-CACHE_DIR_ENV = "TUNE_FOOD_CACHE_DIR"                 # the feature store's folder, else:
-DEFAULT_CACHE_DIR = "~/.cache/tune_food/features"
 OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0 (TPE learns
                        # from finished trials: more at once is closer to random search)
 # Flags a resumed sweep takes from the command that resumes it (where it runs and with
@@ -45,7 +44,7 @@ class SweepOptions:
     data_dir: str | None = None        # data root (None: $TUNE_FOOD_DATA_DIR, else ./data)
     results_dir: str = RESULTS_DIR     # folder or storage URI holding sweep folders
     name: str | None = None            # sweep folder name (None: <space>-<date>-<time>)
-    cache_dir: str | None = None       # feature cache (None: feature_store_dir's rule)
+    cache_dir: str | None = None       # feature cache (None: features.cachedir's rule)
     mlflow: str | None = None          # MLflow tracking URI, MLFLOW_DEFAULT, or None: no MLflow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -83,10 +82,9 @@ class SweepOptions:
 
     @property
     def feature_store_dir(self) -> str:
-        """The feature store's folder: ``--cache-dir``, else ``$TUNE_FOOD_CACHE_DIR``,
-        else :data:`DEFAULT_CACHE_DIR` (user's home expanded)."""
-        return self.cache_dir or os.environ.get(CACHE_DIR_ENV) or \
-            os.path.expanduser(DEFAULT_CACHE_DIR)
+        """The feature store's folder: ``--cache-dir``, else the cache folder's default
+        (:func:`tune_food.features.cachedir.cache_folder`)."""
+        return cache_folder(self.cache_dir)
 
     def check(self) -> None:
         """Checks that need nothing but the options (run after :func:`resume_options`).

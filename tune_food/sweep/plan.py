@@ -15,6 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import pandas as pd
+from ray.tune.search.variant_generator import generate_variants
+
 from tune_food.common.errors import SweepError, WeightsError
 from tune_food.common.progress import Counter
 from tune_food.data.datasets import (
@@ -107,8 +110,6 @@ class TrialNamer:
 def expand_grid(space: SearchSpace) -> list[dict[str, Any]]:
     """Every configuration of a grid space, in the order Ray Tune creates the trials
     (Ray's own ``generate_variants``): the i-th config is trial ``..._{i:05d}``."""
-    from ray.tune.search.variant_generator import generate_variants
-
     return [config for _, config in generate_variants(space.param_space)]
 
 
@@ -311,8 +312,6 @@ def print_plan(plan: Plan, options: SweepOptions, cluster, concurrent: int,
                out=sys.stdout) -> None:
     """The trial table (numbered like the trial folders: ``00000`` is ``..._00000``),
     the resources, the feature sets, skipped images, validation and notes."""
-    import pandas as pd
-
     space = plan.space
     shown = space.varied or ["model", "data", "epochs"]
     print(f"search space: {space.path}  (ranked by {space.metric}, {space.mode})", file=out)

@@ -46,6 +46,9 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import grpc
+import ray
+
 from tune_food.common.errors import RayStartError
 from tune_food.common.files import folder_problem
 from tune_food.sweep.cluster import sigterm_as_sigint
@@ -168,8 +171,6 @@ def _check_auto() -> None:
 def _grpc_health(target: str, client: bool) -> str | None:
     """Why ``target`` is not a Ray GCS (or, ``client``, a Ray Client server), or None.
     Ray depends on grpcio; an empty request is ``HealthCheckRequest(service="")``."""
-    import grpc
-
     with grpc.insecure_channel(target) as channel:
         check = channel.unary_unary("/grpc.health.v1.Health/Check",
                                     request_serializer=lambda _: b"",
@@ -196,8 +197,6 @@ def start_ray(address: str | None) -> None:
     Raises:
         RayStartError: Ray cannot start or join, with the cause and the fix (module doc).
     """
-    import ray
-
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -228,8 +227,6 @@ def _warn_slow_object_store() -> None:
     then keeps it in its temporary folder on disk, slower, and says so only in a log
     record below the level the sweep shows (Ray 2.60's
     ``services.determine_plasma_store_config``)."""
-    import ray
-
     try:
         shm = os.statvfs("/dev/shm")
     except OSError:
@@ -360,8 +357,6 @@ def _watchdog(address: str | None, held: _HeldStderr) -> Iterator[None]:
 
 def _shutdown_quietly() -> None:
     """Undo a half-made start (Ray may have started processes before it failed)."""
-    import ray
-
     try:
         ray.shutdown()
     except Exception:   # noqa: BLE001 - already failing; the first cause is what counts
@@ -370,7 +365,5 @@ def _shutdown_quietly() -> None:
 
 def shutdown_ray() -> None:
     """Disconnect from (or stop the local) Ray, if this process started or joined one."""
-    import ray
-
     if ray.is_initialized():
         ray.shutdown()

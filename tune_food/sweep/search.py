@@ -17,6 +17,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import optuna
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
 from tune_food.common.errors import SweepError
 from tune_food.sweep.moved_sweep import RelocatableSearchGenerator, RelocatableVariants
 from tune_food.sweep.options import OPTUNA_IN_FLIGHT, SweepOptions
@@ -40,10 +45,6 @@ def _searcher(search: str | None, seed: int, max_concurrent: int, history=None):
     with ``evaluated_rewards``)."""
     if search != "optuna":
         return None
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # no line per study and trial
     earlier = dict(points_to_evaluate=history.points, evaluated_rewards=history.rewards) \
         if history is not None and history.points else {}
@@ -62,8 +63,6 @@ def make_search(space: SearchSpace, options: SweepOptions, history=None,
     ``samples`` when given (an extended search runs only the trials it adds).
     ``history``: earlier completed trials the Optuna study starts from (see :func:`_searcher`).
     """
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     max_epochs = max(int(v) for v in space.values["epochs"])
     sched = (ASHAScheduler(time_attr="epoch", max_t=max_epochs,
                            grace_period=min(ASHA_GRACE, max_epochs),
@@ -80,8 +79,6 @@ def make_search(space: SearchSpace, options: SweepOptions, history=None,
 
 def rungs_of(scheduler, space: SearchSpace) -> tuple[int, ...]:
     """Epochs after which trials must checkpoint for ``scheduler`` (ASHA's rungs)."""
-    from ray.tune.schedulers import ASHAScheduler
-
     if not isinstance(scheduler, ASHAScheduler):   # (an alias of AsyncHyperBandScheduler)
         return ()
     max_epochs = max(int(v) for v in space.values["epochs"])

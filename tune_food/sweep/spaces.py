@@ -110,6 +110,7 @@ class SearchSpace:
 
 
 def _is_sampler(value: Any) -> bool:
+    # lazy: the web page imports this module; Ray Tune (~1.8 s, measured) loads to read a space
     from ray.tune.search.sample import Domain
 
     return isinstance(value, Domain)
@@ -121,6 +122,7 @@ def _fail(path: str, key: str, msg: str) -> SpaceError:
 
 def _parse_param(path: str, key: str, spec: Any) -> tuple[Any, list[Any]]:
     """Return ``(param_space value, listable values)`` for one parameter."""
+    # lazy: the web page imports this module; Ray Tune (~1.8 s, measured) loads to read a space
     from ray import tune
 
     param = PARAMS[key]
@@ -264,6 +266,7 @@ def _parse_seeds(path: str, seeds: Any, params: dict[str, Any]) -> tuple[Any, li
         raise SpaceError(f"{path}: seeds: needs a list of distinct integers >= 0, got {seeds!r}")
     if "seed" in params:
         raise SpaceError(f"{path}: seeds: use either seeds or parameters.seed, not both")
+    # lazy: the web page imports this module; Ray Tune (~1.8 s, measured) loads to read a space
     from ray import tune
 
     return tune.grid_search(list(seeds)), list(seeds)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -77,8 +78,6 @@ def write_state(state: dict, local_dir: str) -> None:
 
 def versions() -> dict[str, str]:
     """Python's and the key packages' versions (``not installed`` where absent)."""
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in ("tune_food", "torch", "torchvision", "timm", "openvino", "ray", "optuna",
                 "pandas"):

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from tune_food.common.files import cached_sha256
 from tune_food.common.stats import wilson_interval
@@ -97,7 +98,7 @@ def _get_features(features: dict[str, Any] | None, model: str, split: str) -> Fe
     value = (features or {}).get(feature_key(model, split))
     if value is None or isinstance(value, FeatureSet):
         return value
-    import ray
+    import ray  # lazy: no Ray where benchmarks/gpu_check.py runs trials (tests/test_devices.py)
 
     return ray.get(value)
 
@@ -131,8 +132,6 @@ def feature_loaders(train: FeatureRows, val: FeatureRows | None, test: FeatureRo
     (``RandomSampler`` for train, sequential otherwise) drawing from the same seeded
     generators in the same order, batched by ``BatchSampler``, fetched one gather per
     batch (:class:`FeatureRows`)."""
-    from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
-
     def loader(ds, shuffle, offset):
         generator = torch.Generator().manual_seed(seed + offset)
         sampler = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
@@ -361,8 +360,6 @@ def write_predictions(trial: Trial, path: str) -> None:
     datasets, by which trials are paired), ``label`` and ``predicted`` (class names)
     and ``prob_<class>`` (softmax probabilities). Written :data:`PREDICTION_ROWS` rows
     at a time (the same bytes as one frame)."""
-    import pandas as pd
-
     header = True
     with open(path, "w", newline="") as fh:
         for split, (probs, labels) in trial.last_probs.items():
@@ -446,7 +443,7 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
     after the previous one, and long enough that they cost at most
     :data:`CHECKPOINT_SHARE` of the trial's time).
     """
-    import ray
+    import ray  # lazy: no Ray where benchmarks/gpu_check.py runs trials (tests/test_devices.py)
     from ray import tune
 
     torch.set_num_threads(max(1, int(_assigned_cpus())))
