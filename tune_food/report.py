@@ -18,6 +18,7 @@ from typing import Sequence
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import DataError, SweepError
 from tune_food.sweepdir.layout import ERRORS_PNG, REPORT_COMMAND, RESULTS_DIR
+from tune_food.sweepdir.status import SweepStatus, TrialStatus
 
 PROG = REPORT_COMMAND
 
@@ -55,7 +56,7 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
     board = result.board
     changed = changed or state.get("comparison", "") != result.summary
     state["comparison"] = result.summary
-    if state.get("status") == "running" and not running_driver(exp_dir):
+    if state.get("status") == SweepStatus.RUNNING and not running_driver(exp_dir):
         state["status"], changed = result.status, True
     if changed:   # a finished sweep's sweep.json stays byte-identical
         write_state(state, exp_dir)
@@ -63,7 +64,7 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
                         "test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
                         "p_vs_best"]
             if c in board]
-    why = f" ({state['error']})" if state.get("status") == "failed" and state.get("error") else ""
+    why = f" ({state['error']})" if state.get("status") == SweepStatus.FAILED and state.get("error") else ""
     print(f"sweep {os.path.basename(os.path.abspath(exp_dir))}: {state.get('status')}{why}",
           file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
@@ -101,7 +102,7 @@ def measure_deployment(board, state: dict, data_dir: str | None, out) -> bool:
 
     figures = dict(state.get("deployment") or {})
     datasets = dataset_folders(_with_data_dir(state, data_dir))
-    done = board[board["status"] == "TERMINATED"] if "status" in board else board.iloc[0:0]
+    done = board[board["status"] == TrialStatus.TERMINATED] if "status" in board else board.iloc[0:0]
     added = False
     for model, rows in done.groupby("model", sort=True):
         if "cpu_ms" in figures.get(model, {}):

@@ -17,6 +17,7 @@ from tune_food.app.boards import SweepBoards
 from tune_food.app.folders import checkpointed, ranked_by
 from tune_food.common.errors import DataError, SweepError, TuneFoodError
 from tune_food.predict import load_classifier, predict
+from tune_food.sweepdir.status import SweepStatus
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
 #: the headers of the "every image" table (:func:`_result`)
@@ -136,7 +137,7 @@ class ClassifyPage:
         reload (the chosen trial stays chosen)."""
         import gradio as gr
 
-        if not sweep or self.boards.status(sweep) != "running":
+        if not sweep or self.boards.status(sweep) != SweepStatus.RUNNING:
             return gr.skip(), gr.skip()
         choices, value, text = self.trial_choices(sweep)
         values = [v for _, v in choices]

@@ -29,6 +29,7 @@ from tune_food.sweepdir.layout import (
     TRADEOFF_PNG,
 )
 from tune_food.sweepdir.state import data_root, peek_state
+from tune_food.sweepdir.status import SweepStatus
 from tune_food.train.hparams import PARAMS
 
 # shown on the Leaderboard tab, in the order of its images: of tune_food.results.plots.make_plots
@@ -69,7 +70,7 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
     """
     state = peek_state(exp_dir)
     csv = os.path.join(exp_dir, LEADERBOARD_FILE)
-    if state.get("status") != "running" and os.path.isfile(csv):
+    if state.get("status") != SweepStatus.RUNNING and os.path.isfile(csv):
         board = pd.read_csv(csv)
         res_csv = os.path.join(exp_dir, RESULTS_FILE)
         results = pd.read_csv(res_csv) if os.path.isfile(res_csv) else pd.DataFrame()

@@ -19,6 +19,7 @@ import pandas as pd
 from tune_food.common.errors import SweepError
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
 from tune_food.sweepdir.state import list_sweeps, peek_state, refused_while_running, running_driver
+from tune_food.sweepdir.status import SweepStatus
 
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page
@@ -147,7 +148,7 @@ class Launcher:
         driver = running_driver(os.path.join(self.results_dir, name))
         if driver:   # a driver this page did not start: a terminal's, another page's
             raise SweepError(refused_while_running(name, driver))
-        if peek_state(os.path.join(self.results_dir, name)).get("status") == "finished":
+        if peek_state(os.path.join(self.results_dir, name)).get("status") == SweepStatus.FINISHED:
             raise SweepError(f"sweep {name!r} finished; there is nothing to resume")
         _check_resources(cpus_per_trial, gpus_per_trial)
         self._spawn(name, ["--resume", "--cpus-per-trial", f"{cpus_per_trial:g}",
@@ -164,10 +165,10 @@ class Launcher:
                 return "starting"
             return "failed to start" if os.path.isfile(self._app_file(name, "log")) else "unknown"
         status = state.get("status", "unknown")
-        if status == "running" and not alive and (name in self.procs or os.path.isfile(
+        if status == SweepStatus.RUNNING and not alive and (name in self.procs or os.path.isfile(
                 self._app_file(name, "json"))):
             return "stopped"
-        if status != "running" and alive:
+        if status != SweepStatus.RUNNING and alive:
             return "resuming"
         return status
 

@@ -49,6 +49,7 @@ from tune_food.sweepdir.layout import (
     is_uri,
 )
 from tune_food.sweepdir.state import data_root
+from tune_food.sweepdir.status import RayStatus, SweepStatus, TrialStatus
 from tune_food.train.hparams import PARAMS
 
 
@@ -58,7 +59,7 @@ class Outputs:
 
     board: pd.DataFrame
     results: pd.DataFrame
-    status: str                       # finished | finished with errors | interrupted
+    status: SweepStatus               # finished | finished with errors | interrupted
     files: list[str] = field(default_factory=list)
     summary: str = ""                 # how many trials tie with the best
     best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
@@ -132,7 +133,7 @@ def load_trials(exp_path: str, every_session: bool = False) -> tuple[list[TrialR
         error = None
         if result.error is not None:
             error = (str(result.error).strip().splitlines() or [""])[-1][:300]
-        elif str(trial.status) != "TERMINATED" and not is_uri(path) and \
+        elif str(trial.status) != RayStatus.TERMINATED and not is_uri(path) and \
                 os.path.isfile(os.path.join(result.path, ERROR_FILE)):
             # a trial whose worker died with no retries left: Ray wrote its error.txt
             # but may have saved the trial as still running
@@ -184,21 +185,22 @@ def unstarted_records(records: list[TrialRecord], planned: dict, root: str) -> l
     def name(cfg: dict) -> str:
         return "-".join(f"{k}={cfg.get(k)}" for k in varied) or "(not created)"
 
-    return [TrialRecord(trial_id="", ray_status="NOT_CREATED", config=dict(cfg),
+    return [TrialRecord(trial_id="", ray_status=RayStatus.NOT_CREATED, config=dict(cfg),
                         history=pd.DataFrame(), path=os.path.join(root, "(not created)"),
                         extra={"trial_name": name(cfg)})
             for cfg in missing]
 
 
-def sweep_status(board: pd.DataFrame) -> str:
+def sweep_status(board: pd.DataFrame) -> SweepStatus:
     """``interrupted`` when a trial did not run to its end for a reason other than its
     scheduler, else ``finished with errors`` when a trial failed, else ``finished``."""
     if board.empty:
-        return "interrupted"
+        return SweepStatus.INTERRUPTED
     statuses = set(board["status"])
-    if statuses & {"INTERRUPTED", "NOT_STARTED"}:
-        return "interrupted"
-    return "finished with errors" if "ERROR" in statuses else "finished"
+    if statuses & {TrialStatus.INTERRUPTED, TrialStatus.NOT_STARTED}:
+        return SweepStatus.INTERRUPTED
+    return SweepStatus.FINISHED_WITH_ERRORS if TrialStatus.ERROR in statuses else \
+        SweepStatus.FINISHED
 
 
 def build_outputs(exp_path: str, state: dict) -> Outputs:

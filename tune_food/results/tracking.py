@@ -38,13 +38,15 @@ from tune_food.sweepdir.layout import (
     STATE_FILE,
     without_internal_keys,
 )
+from tune_food.sweepdir.status import SweepStatus, TrialStatus
 
 #: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
-RUN_STATUS = {"TERMINATED": "FINISHED", "EARLY_STOPPED": "FINISHED", "ERROR": "FAILED",
-              "INTERRUPTED": "KILLED", "NOT_STARTED": "KILLED"}
+RUN_STATUS = {TrialStatus.TERMINATED: "FINISHED", TrialStatus.EARLY_STOPPED: "FINISHED",
+              TrialStatus.ERROR: "FAILED", TrialStatus.INTERRUPTED: "KILLED",
+              TrialStatus.NOT_STARTED: "KILLED"}
 #: sweep status (sweep.json) -> MLflow's status of the parent run
-SWEEP_STATUS = {"finished": "FINISHED", "finished with errors": "FAILED",
-                "interrupted": "KILLED", "failed": "FAILED"}
+SWEEP_STATUS = {SweepStatus.FINISHED: "FINISHED", SweepStatus.FINISHED_WITH_ERRORS: "FAILED",
+                SweepStatus.INTERRUPTED: "KILLED", SweepStatus.FAILED: "FAILED"}
 
 
 def tracking_uri(option: str, local_dir: str) -> str:

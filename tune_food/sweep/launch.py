@@ -54,6 +54,7 @@ from tune_food.sweepdir.state import (
     start_state,
     write_state,
 )
+from tune_food.sweepdir.status import RAY_ENDED, RayStatus, SweepStatus, TrialStatus
 from tune_food.train.trainable import train_food
 
 
@@ -101,7 +102,7 @@ def _launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_di
     try:
         code = _finish(plan, exp_dir, local_dir, state, started, interrupted, out)
     except KeyboardInterrupt:
-        state.update(status="interrupted", resume=resume_command(name, None))
+        state.update(status=SweepStatus.INTERRUPTED, resume=resume_command(name, None))
         write_state(state, local_dir)
         code = 130
     except BaseException as exc:   # the leaderboard itself could not be written
@@ -125,7 +126,7 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
     first error counts."""
     reason = one_line(str(exc)) if isinstance(exc, TuneFoodError) else \
         f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-    state.update(status="failed", error=reason, finished=now(),
+    state.update(status=SweepStatus.FAILED, error=reason, finished=now(),
                  wall_s=state.get("wall_s", 0.0) + time.time() - started)
     state["resume"] = resume_command(state["name"], None)
     result = None
@@ -262,7 +263,7 @@ def _unfinished(exp_dir: str, planned: int) -> bool:
         records, _ = load_trials(exp_dir, every_session=True)
     except SweepError:
         return True
-    return len(records) < planned or any(r.ray_status not in ("TERMINATED", "ERROR")
+    return len(records) < planned or any(r.ray_status not in RAY_ENDED
                                          for r in records)
 
 
@@ -387,12 +388,12 @@ class Progress(Callback):
 
     def status(self, trials) -> str:
         """The "still alive" line for ``trials`` (Ray Tune's ``Trial`` objects)."""
-        running = [t for t in trials if t.status == "RUNNING"]
+        running = [t for t in trials if t.status == RayStatus.RUNNING]
         epochs = ", ".join(f"epoch {t.last_result['epoch']} of {t.config.get('epochs', '?')}"
                            if (t.last_result or {}).get("epoch") else "starting"
                            for t in running[:4])
         more = ", ..." if len(running) > 4 else ""
-        pending = sum(t.status == "PENDING" for t in trials)
+        pending = sum(t.status == RayStatus.PENDING for t in trials)
         of = f"/{self.total}" if self.total else ""
         return (f"[{self.done}{of}] {len(running)} running" +
                 (f" ({epochs}{more})" if running else "") +
@@ -416,7 +417,7 @@ class Progress(Callback):
         self._line(trial, "done" if epochs >= int(trial.config.get("epochs", 0)) else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trial, "ERROR")
+        self._line(trial, TrialStatus.ERROR)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """A trial that failed and is retried: one line on stderr, in place of Ray Tune's
@@ -460,13 +461,13 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
         if not interrupted:
             raise
         result = None
-    status = "interrupted" if interrupted or result is None else result.status
+    status = SweepStatus.INTERRUPTED if interrupted or result is None else result.status
     plan.timings["outputs_s"] = time.perf_counter() - outputs_start
     wall = time.time() - started
     earlier = state.get("wall_s", 0.0)   # the runs before a --resume
     board = result.board if result is not None else None
     errored = [] if board is None or board.empty else \
-        list(board.loc[board["status"] == "ERROR", "trial_name"])
+        list(board.loc[board["status"] == TrialStatus.ERROR, "trial_name"])
     warned = plan.warnings + (result.warnings if result is not None else [])
     state.update(status=status, finished=now(), wall_s=earlier + wall, timings=plan.timings,
                  comparison=result.summary if result is not None else "",
@@ -474,7 +475,7 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     state.pop("warnings", None)
     if warned:   # what this run could not write (the other outputs are there)
         state["warnings"] = warned
-    if status == "interrupted":
+    if status == SweepStatus.INTERRUPTED:
         state["resume"] = resume_command(state["name"], None)
     write_state(state, local_dir)
     # --mlflow: statuses, ranks, the files as artifacts
@@ -488,7 +489,7 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
     if warned != state.get("warnings", []):   # one of the steps above failed: keep its line
         state["warnings"] = warned
         write_state(state, local_dir)
-    if status == "interrupted":
+    if status == SweepStatus.INTERRUPTED:
         return 130
     if errored:
         print(f"{len(errored)} trial(s) failed: {', '.join(errored)}; see their error.txt in "
@@ -498,7 +499,7 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
 
 
 def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
-                   wall: tuple[float, float], status: str, out) -> None:
+                   wall: tuple[float, float], status: SweepStatus, out) -> None:
     """The top of the leaderboard, the tie summary, the time per phase, the files.
     ``wall``: seconds of the earlier runs of a resumed sweep, and of this run."""
     import pandas as pd

@@ -31,6 +31,7 @@ from tune_food.sweepdir.layout import (
     STATE_FILE,
     SWEEP_COMMAND,
 )
+from tune_food.sweepdir.status import SweepStatus
 
 PROG = SWEEP_COMMAND
 
@@ -135,7 +136,7 @@ def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
                                  "configs": [dict(t) for t in plan.trials]})
     if mlflow:
         state["mlflow"] = mlflow
-    state.update(status="running")   # who drives it: the lock's (claim_driver)
+    state.update(status=SweepStatus.RUNNING)   # who drives it: the lock's (claim_driver)
     state.pop("resume", None)
     state.pop("error", None)
     write_state(state, local_dir)
