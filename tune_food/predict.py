@@ -20,7 +20,7 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import DataError, SweepError
-from tune_food.sweepdir.layout import CHECKPOINT_FILE, LEADERBOARD_FILE, RESULTS_DIR
+from tune_food.sweepdir.layout import LEADERBOARD_FILE, RESULTS_DIR
 
 PROG = "python -m tune_food.predict"
 
@@ -124,27 +124,19 @@ def load_classifier(checkpoint_dir: str, device="cpu", runtime: str | None = Non
             differs from the one the model registry builds now.
         WeightsError: the backbone's pretrained weights are missing.
     """
-    import torch
-
     from tune_food.models.registry import build_model, describe_transform
     from tune_food.models.runtime import use_runtime
     from tune_food.sweep.options import SweepOptions
+    from tune_food.sweepdir.checkpoint import checkpoint_folder, read_checkpoint
 
-    if os.path.basename(checkpoint_dir) == CHECKPOINT_FILE and os.path.isfile(checkpoint_dir):
-        checkpoint_dir = os.path.dirname(checkpoint_dir)  # the file given for its folder
-    if not os.path.exists(checkpoint_dir):
-        raise SweepError(f"checkpoint {checkpoint_dir} not found; pass a trial's "
-                         "checkpoint_NNNNNN folder, or --sweep results/<name>")
-    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-    if not os.path.isfile(path):
-        raise SweepError(f"{checkpoint_dir} is not a tune_food checkpoint (no {CHECKPOINT_FILE})")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    meta = state["meta"]
+    checkpoint_dir = checkpoint_folder(checkpoint_dir)   # the file given for its folder
+    saved = read_checkpoint(checkpoint_dir)
+    meta = saved.meta
     model = build_model(meta["model"], len(meta["classes"]), meta["dropout"])
     if describe_transform(model.transform) != meta["transform"]:
         raise SweepError(f"the transform of {meta['model']} changed since {checkpoint_dir} was "
                          f"trained ({meta['transform']}); predictions would be off")
-    model.head.load_state_dict(state["head"])
+    model.head.load_state_dict(saved.head)
     use_runtime(model, device, runtime, cache_dir=SweepOptions().feature_store_dir)
     return model.to(device).eval(), list(meta["classes"])
 

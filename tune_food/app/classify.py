@@ -117,7 +117,7 @@ class ClassifyPage:
         rows = checkpointed(b.board, exp)
         if rows.empty:
             return [], None, (f"Sweep **{sweep}** has no checkpoint yet "
-                              f"({b.state.get('status', 'unknown status')}): its trials save one "
+                              f"({b.state.status if b.state else 'unknown status'}): its trials save one "
                               "after their first epoch. Come back in a moment.")
         metric = ranked_by(rows)
         choices = [(f"#{r['rank']} {r['trial_name']} ({metric} {r[metric]:.3f})"

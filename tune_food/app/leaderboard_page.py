@@ -213,7 +213,7 @@ class LeaderboardPage:
 
 def _head(sweep: str, b: Board) -> str:
     """The line above the board: status, trials, ranking, when it was rebuilt."""
-    status = b.state.get("status", "unknown")
+    status = b.state.status if b.state else "unknown"
     head = f"**{sweep}**: {status}, {len(b.board)} trial(s)"
     if not b.board.empty and "ranked_by" in b.board:
         head += f", ranked by {b.board['ranked_by'].iloc[0]}"
@@ -223,7 +223,7 @@ def _head(sweep: str, b: Board) -> str:
         if status == SweepStatus.RUNNING:
             head += f" (refreshes every {BOARD_REFRESH_S:g} s)"
     if status == SweepStatus.FAILED:
-        head += f"\n\nIt failed before its trials ran: {b.state.get('error', '')}"
+        head += f"\n\nIt failed before its trials ran: {b.state.error or ''}"
     if b.note:
         head += f"\n\n{b.note}"
     return head
