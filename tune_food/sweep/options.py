@@ -19,6 +19,7 @@ from tune_food.models.devices import requested_runtime
 from tune_food.sweepdir.layout import MLFLOW_DEFAULT, RESULTS_DIR
 
 NUM_SAMPLES = 20        # trials --search samples without --num-samples
+SEARCHES = ("optuna", "random")   # --search's kinds; a sweep is a --grid or one of these
 # the shipped space each mode runs without --space (files of spaces.default_space_dir())
 DEFAULT_SPACES = {"grid": "grid.yaml", "search": "optuna.yaml"}
 CACHE_DIR_ENV = "TUNE_FOOD_CACHE_DIR"                 # the feature store's folder, else:
