@@ -682,7 +682,8 @@ def test_test_images_of_a_sweep_with_a_united_test_set(tmp_path):
     make_subset(str(root / "b"), {"train": 2, "test": 3})   # holds a's 2 test images + 1
     exp = tmp_path / "results" / "grid"
     exp.mkdir(parents=True)
-    state = {"args": {"data_dir": str(root)},
+    state = {"name": "grid", "metric": "test_acc", "mode": "max",
+             "args": {"data_dir": str(root)},
              "datasets": {"a": {"path": "a"}, "b": {"path": "b"}},
              "space": {"parameters": {"data": {"grid_search": ["a", "b"]},
                                       "test_data": ["a", "b"]}}}

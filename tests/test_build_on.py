@@ -210,7 +210,7 @@ def test_the_flags_that_build_on_a_sweep_refuse_what_they_cannot_do(tmp_path):
     assert search.num_samples == 5 and search.samples == 5
     # a search that planned 10 trials: 5 would drop some, 10 is a plain resume, 12 adds 2
     (tmp_path / "sweep.json").write_text(json.dumps(
-        {"metric": "val_acc", "mode": "max", "planned": {"trials": 10, "configs": []}}))
+        {"name": "g", "metric": "val_acc", "mode": "max", "planned": {"trials": 10, "configs": []}}))
     with pytest.raises(SweepError, match="holds 10 trials already and never drops any"):
         extension(search, str(tmp_path))
     for n, expected in ((10, None), (12, 10)):

@@ -229,9 +229,10 @@ def test_mlflow_holds_the_sweep(subset_sweep, tmp_path):
 def test_parquet_gives_back_the_sweeps_frames(subset_sweep, tmp_path):
     from tune_food.results.outputs import build_outputs, write_outputs
     from tune_food.results.tables import typed_frame
+    from tune_food.sweepdir.record import SweepState
 
     _, _, exp = subset_sweep
-    state = json.load(open(os.path.join(exp, "sweep.json")))
+    state = SweepState.load(exp)
     out = build_outputs(exp, state)
     board = pd.read_parquet(os.path.join(exp, "leaderboard.parquet"))
     results = pd.read_parquet(os.path.join(exp, "results.parquet"))

@@ -234,6 +234,7 @@ def test_the_data_root_is_the_first_place_that_holds_the_sweeps_datasets(tmp_pat
     """A sweep run with TUNE_FOOD_DATA_DIR (no --data-dir) and read later without it, from
     a folder whose ./data holds other things: its recorded data root is the one that
     holds its datasets (the first run of a new user: report drew no errors.png)."""
+    from tune_food.sweepdir.record import SweepState
     from tune_food.sweepdir.state import data_root
 
     real, elsewhere = tmp_path / "shared", tmp_path / "here"
@@ -241,19 +242,20 @@ def test_the_data_root_is_the_first_place_that_holds_the_sweeps_datasets(tmp_pat
     (elsewhere / "data").mkdir(parents=True)
     monkeypatch.chdir(elsewhere)
     monkeypatch.delenv("TUNE_FOOD_DATA_DIR", raising=False)
-    state = {"args": {"data_dir": None}, "data_root": str(real),
-             "datasets": {"pss": {"path": "pss"}}}
+    state = SweepState("s", "test_acc", "max", args={"data_dir": None}, data_root=str(real),
+                       datasets={"pss": {"path": "pss"}})
     assert data_root(state) == str(real)
     monkeypatch.setenv("TUNE_FOOD_DATA_DIR", str(elsewhere / "data"))   # no pss there
     assert data_root(state) == str(real)
-    state["data_root"] = str(tmp_path / "gone")                          # moved machines
+    state.data_root = str(tmp_path / "gone")                             # moved machines
     monkeypatch.setenv("TUNE_FOOD_DATA_DIR", str(real))
     assert data_root(state) == str(real)
     monkeypatch.delenv("TUNE_FOOD_DATA_DIR")
     assert data_root(state) == str(elsewhere / "data")   # exists, lacks it: report says so
-    assert data_root({"args": {}}) == str(elsewhere / "data")
+    bare = SweepState("s", "test_acc", "max")
+    assert data_root(bare) == str(elsewhere / "data")
     monkeypatch.chdir(tmp_path)
-    assert data_root({"args": {}}) is None
+    assert data_root(bare) is None
 
 
 @pytest.mark.slow

@@ -57,7 +57,6 @@ REQUIREMENTS_FILE, README_FILE = "requirements.txt", "README.md"
 DEMO_ENTRIES = ("model.onnx", *DEMO_FILES, MODEL_JSON, EXAMPLES_DIR, REQUIREMENTS_FILE,
                 README_FILE, "__pycache__", ".gradio", "flagged")
 REQUIREMENTS = ("gradio", "onnxruntime", "numpy", "pillow")   # what app.py imports
-TRIAL_CONFIG_FILE = "params.json"   # Ray Tune's copy of a trial's config, in its folder
 AGREE = 1e-4   # ONNX Runtime against PyTorch, probabilities (float32 reassociation: ~1e-6)
 
 
@@ -153,7 +152,7 @@ def export(sweep_dir: str, out: str, trial: str | None = None, force: bool = Fal
                          replace=replaceable(sweep_dir) if force else None)
 
 
-def _write_folder(folder: str, sweep_dir: str, state: dict, chosen, pins: str) -> None:
+def _write_folder(folder: str, sweep_dir: str, state, chosen, pins: str) -> None:
     """Everything of the demo folder, written into ``folder``."""
     # lazy: --help speed: 0.06 s, not the ~3 s of torch and pandas (measured)
     import importlib.resources
@@ -163,7 +162,7 @@ def _write_folder(folder: str, sweep_dir: str, state: dict, chosen, pins: str) -
     from tune_food.inference.classifier import load_classifier
     from tune_food.models.deploy import ONNX_FILE, THREADS, export_onnx, measure
     from tune_food.models.registry import preprocessing
-    from tune_food.sweepdir.layout import LEADERBOARD_FILE
+    from tune_food.sweepdir.layout import LEADERBOARD_FILE, TRIAL_CONFIG_FILE
 
     board = pd.read_csv(os.path.join(sweep_dir, LEADERBOARD_FILE))
     row = board[board["trial_id"].astype(str) == chosen.trial_id].iloc[0]
@@ -180,7 +179,7 @@ def _write_folder(folder: str, sweep_dir: str, state: dict, chosen, pins: str) -
         with open(os.path.join(folder, name), "w") as fh:
             fh.write(source.read_text())
     card = {"title": f"{', '.join(classes)} classifier", "trial": chosen.trial_name,
-            "trial_id": chosen.trial_id, "sweep": state.get("name"), "model": model.model_name,
+            "trial_id": chosen.trial_id, "sweep": state.name, "model": model.model_name,
             "classes": classes, "preprocessing": steps, "epoch": chosen.epoch,
             "model_mb": round(os.path.getsize(onnx_path) / 1e6, 3),
             "cpu_ms": round(measure(onnx_path, steps, examples[0]), 3), "threads": THREADS}
@@ -279,10 +278,11 @@ def _check_agreement(model, classes: list[str], onnx_path: str, steps: dict,
                              f"(max difference {np.abs(got[0] - ref).max():.2e}); not exported")
 
 
-def model_card(card: dict, row, config: dict, state: dict) -> str:
+def model_card(card: dict, row, config: dict, state) -> str:
     """``README.md``: the front matter a Hugging Face Space reads (Gradio, ``app.py``)
     and the model card: what the model is, how it was chosen, what it costs, its limits
-    and where the example photos come from."""
+    and where the example photos come from. ``state``: the sweep's
+    :class:`~tune_food.sweepdir.record.SweepState`."""
     # lazy: --help speed: 0.06 s, not the ~3 s of torch and pandas (measured)
     import importlib.metadata as md
 
@@ -296,7 +296,7 @@ def model_card(card: dict, row, config: dict, state: dict) -> str:
            f"{row['test_acc_ci_high']:.3f}; {int(row['test_correct'])} of "
            f"{int(row['test_images'])} test photos)")
     tied = row.get("tied_with_best")
-    standing = (f"rank {int(row['rank'])} by {row.get('ranked_by', state.get('metric'))}; "
+    standing = (f"rank {int(row['rank'])} by {row.get('ranked_by', state.metric)}; "
                 + ("the best trial" if int(row["rank"]) == 1 else
                    f"statistically tied with the best (exact McNemar p = {row['p_vs_best']:.3g})"
                    if tied is True or tied == "True" else
@@ -337,13 +337,13 @@ def model_card(card: dict, row, config: dict, state: dict) -> str:
     return "\n".join(lines)
 
 
-def _dataset_terms(state: dict) -> list[str]:
+def _dataset_terms(state) -> list[str]:
     """Where each of the sweep's datasets comes from and under what terms."""
     # lazy: --help speed: 0.06 s, not the ~3 s of torch and pandas (measured)
     from tune_food.data.datasets import DATASETS
 
     lines = []
-    for name in sorted(state.get("datasets") or {}):
+    for name in sorted(state.datasets):
         known = DATASETS.get(name)
         terms = known.terms if known is not None and known.terms else (
             "a dataset of the sweep's own; check the terms its photos were published "

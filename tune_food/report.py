@@ -18,6 +18,7 @@ from typing import Sequence
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import DataError, SweepError
 from tune_food.sweepdir.layout import ERRORS_PNG, REPORT_COMMAND, RESULTS_DIR
+from tune_food.sweepdir.status import SweepStatus, TrialStatus
 
 PROG = REPORT_COMMAND
 
@@ -42,53 +43,51 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
     """
     import pandas as pd  # lazy: --help speed: 0.06 s, not the ~3 s of torch and pandas (measured)
 
-    from tune_food.results.outputs import write_outputs
+    from tune_food.results.outputs import summary_columns, write_outputs
     from tune_food.sweepdir.state import read_state, running_driver, write_state
 
     out = out or sys.stdout
     state = read_state(exp_dir)
-    result = write_outputs(exp_dir, exp_dir, _with_data_dir(state, data_dir))
+    result = write_outputs(exp_dir, exp_dir, state.with_data_dir(data_dir))
     changed = False
     if deployment and measure_deployment(result.board, state, data_dir, out):
         changed = True
-        result = write_outputs(exp_dir, exp_dir, _with_data_dir(state, data_dir))
+        result = write_outputs(exp_dir, exp_dir, state.with_data_dir(data_dir))
     board = result.board
-    changed = changed or state.get("comparison", "") != result.summary
-    state["comparison"] = result.summary
-    if state.get("status") == "running" and not running_driver(exp_dir):
-        state["status"], changed = result.status, True
+    changed = changed or (state.comparison or "") != result.summary
+    state.comparison = result.summary
+    if state.status == SweepStatus.RUNNING and not running_driver(exp_dir):
+        state.status, changed = result.status, True
     if changed:   # a finished sweep's sweep.json stays byte-identical
         write_state(state, exp_dir)
-    cols = [c for c in ["rank", "trial_name", "status", "epochs_done", state["metric"],
-                        "test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
-                        "p_vs_best"]
-            if c in board]
-    why = f" ({state['error']})" if state.get("status") == "failed" and state.get("error") else ""
-    print(f"sweep {os.path.basename(os.path.abspath(exp_dir))}: {state.get('status')}{why}",
+    cols = summary_columns(board, state.metric)
+    why = f" ({state.error})" if state.status == SweepStatus.FAILED and state.error else ""
+    print(f"sweep {os.path.basename(os.path.abspath(exp_dir))}: {state.status}{why}",
           file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
-        print(board[list(dict.fromkeys(cols))].to_string(index=False), file=out)
+        print(board[cols].to_string(index=False), file=out)
     for line in (result.summary, result.ship, result.importance):
         if line:
             print(line, file=out)
-    if not state.get("deployment") and not board.empty:
+    if not state.deployment and not board.empty:
         print("no deployment figures (cpu_ms, model_mb) in this sweep: add them with "
               f"{PROG} {exp_dir} --deployment", file=out)
     for p in result.files:
         if p.endswith(".png"):
             print(f"plot: {p}", file=out)
     note = errors_plot_note(result.best_predictions, result.files,
-                            _with_data_dir(state, data_dir))
+                            state.with_data_dir(data_dir))
     if note:
         print(note, file=out)
     return board
 
 
-def measure_deployment(board, state: dict, data_dir: str | None, out) -> bool:
+def measure_deployment(board, state, data_dir: str | None, out) -> bool:
     """Measure here the deployment figures (:func:`tune_food.models.deploy.deployment_figures`)
-    of each model of ``board``'s finished trials that ``state["deployment"]`` lacks (or
-    holds an error for), with the first test photo of one of its trials; add them to
-    ``state`` and print a line per model. Returns whether any was added.
+    of each model of ``board``'s finished trials that ``state``'s deployment figures lack
+    (or hold an error for), with the first test photo of one of its trials; add them to
+    ``state`` (a :class:`~tune_food.sweepdir.record.SweepState`) and print a line per
+    model. Returns whether any was added.
 
     Raises:
         WeightsError: a model's weights are missing.
@@ -96,15 +95,15 @@ def measure_deployment(board, state: dict, data_dir: str | None, out) -> bool:
     """
     import pandas as pd  # lazy: --help speed: 0.06 s, not the ~3 s of torch and pandas (measured)
 
-    from tune_food.models.deploy import deployment_figures, describe
+    from tune_food.models.deploy import deployment_figures, describe, is_measured
     from tune_food.results.images import dataset_folders, first_test_photo
 
-    figures = dict(state.get("deployment") or {})
-    datasets = dataset_folders(_with_data_dir(state, data_dir))
-    done = board[board["status"] == "TERMINATED"] if "status" in board else board.iloc[0:0]
+    figures = dict(state.deployment or {})
+    datasets = dataset_folders(state.with_data_dir(data_dir))
+    done = board[board["status"] == TrialStatus.TERMINATED] if "status" in board else board.iloc[0:0]
     added = False
     for model, rows in done.groupby("model", sort=True):
-        if "cpu_ms" in figures.get(model, {}):
+        if is_measured(figures.get(model)):
             continue
         config = {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].items()
                   if k in ("data", "test_data")}
@@ -115,20 +114,14 @@ def measure_deployment(board, state: dict, data_dir: str | None, out) -> bool:
         figures[model] = deployment_figures(model, num_classes, photo)
         print(f"deployment figures of {model}: {describe(figures[model])}", file=out)
         added = True
-    state["deployment"] = figures
+    state.deployment = figures
     return added
 
 
-def _with_data_dir(state: dict, data_dir: str | None) -> dict:
-    """``state`` with ``data_dir`` as its data root (a copy; ``state`` itself unchanged)."""
-    if not data_dir:
-        return state
-    return dict(state, args=dict(state.get("args") or {}, data_dir=os.path.abspath(data_dir)))
-
-
-def errors_plot_note(predictions, files: list[str], state: dict) -> str | None:
+def errors_plot_note(predictions, files: list[str], state) -> str | None:
     """The line that says why ``plots/errors.png`` was not drawn although the best trial
     gets test images wrong: its images were not found (no data root, or not under it).
+    ``state``: the sweep's :class:`~tune_food.sweepdir.record.SweepState`.
 
     Returns:
         the line, naming where it looked and how to point it at the data; None when

@@ -12,7 +12,7 @@ from tune_food.app.folders import Board, load_board
 from tune_food.common.errors import SweepError
 from tune_food.results.importance import write_importance
 from tune_food.results.plots import make_plots
-from tune_food.sweepdir.layout import LEADERBOARD_FILE, STATE_FILE
+from tune_food.sweepdir.layout import LEADERBOARD_FILE, RESULT_FILE, STATE_FILE
 from tune_food.sweepdir.state import list_sweeps, peek_state
 
 
@@ -41,7 +41,8 @@ class SweepBoards:
 
     def status(self, sweep: str) -> str | None:
         """The status in sweep ``sweep``'s ``sweep.json`` (None when it has none yet)."""
-        return peek_state(os.path.join(self.results_dir, sweep)).get("status")
+        state = peek_state(os.path.join(self.results_dir, sweep))
+        return state.status if state else None
 
     def get(self, sweep: str) -> tuple[str, Board]:
         """``(sweep folder, its Board)``; the board without plots (see :meth:`plots`).
@@ -72,7 +73,7 @@ class SweepBoards:
                 if not b.plots:
                     where = os.path.join(self.plots_cache, sweep)
                     drawn = make_plots(where, b.board, b.results)
-                    if b.state.get("metric"):
+                    if b.state is not None:
                         drawn += [p for p in write_importance(where, b.board, b.state).files
                                   if p.endswith(".png")]
                     b.plots = drawn
@@ -83,7 +84,7 @@ def _signature(exp: str) -> tuple:
     """Changes whenever a trial reports (Ray's ``result.json``) or the sweep's files
     change."""
     files = [os.path.join(exp, f) for f in (STATE_FILE, LEADERBOARD_FILE)]
-    files += glob.glob(os.path.join(exp, "*", "result.json"))
+    files += glob.glob(os.path.join(exp, "*", RESULT_FILE))
     sig = []
     for f in files:
         try:

@@ -17,6 +17,7 @@ from tune_food.app.boards import SweepBoards
 from tune_food.app.folders import checkpointed, ranked_by
 from tune_food.common.errors import DataError, SweepError, TuneFoodError
 from tune_food.inference.classifier import classify, load_classifier
+from tune_food.sweepdir.status import SweepStatus
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
 #: the headers of the "every image" table (:func:`_result`)
@@ -118,7 +119,7 @@ class ClassifyPage:
         rows = checkpointed(b.board, exp)
         if rows.empty:
             return [], None, (f"Sweep **{sweep}** has no checkpoint yet "
-                              f"({b.state.get('status', 'unknown status')}): its trials save one "
+                              f"({b.state.status if b.state else 'unknown status'}): its trials save one "
                               "after their first epoch. Come back in a moment.")
         metric = ranked_by(rows)
         choices = [(f"#{r['rank']} {r['trial_name']} ({metric} {r[metric]:.3f})"
@@ -140,7 +141,7 @@ class ClassifyPage:
         # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
         import gradio as gr
 
-        if not sweep or self.boards.status(sweep) != "running":
+        if not sweep or self.boards.status(sweep) != SweepStatus.RUNNING:
             return gr.skip(), gr.skip()
         choices, value, text = self.trial_choices(sweep)
         values = [v for _, v in choices]

@@ -9,8 +9,8 @@ import pandas as pd
 
 from tune_food.data.images import rgb_loader
 from tune_food.results.leaderboard import dedupe_history
+from tune_food.sweepdir.layout import PROGRESS_FILE
 
-PROGRESS_FILE = "progress.csv"   # Ray Tune's per-trial history, one row per epoch
 
 
 def thumb(path: str, size: int = 256):

@@ -26,9 +26,12 @@ from tune_food.sweepdir.layout import (
     PLOTS_DIR,
     PREDICTIONS_FILE,
     RESULTS_FILE,
+    STATE_FILE,
     TRADEOFF_PNG,
 )
+from tune_food.sweepdir.record import SweepState
 from tune_food.sweepdir.state import data_root, peek_state
+from tune_food.sweepdir.status import SweepStatus
 from tune_food.train.hparams import PARAMS
 
 # shown on the Leaderboard tab, in the order of its images: of tune_food.results.plots.make_plots
@@ -50,7 +53,7 @@ class Board:
 
     board: pd.DataFrame           # leaderboard rows, best first
     results: pd.DataFrame         # one row per trial and epoch
-    state: dict                   # sweep.json
+    state: SweepState | None      # sweep.json (None: not readable yet)
     plots: list[str]              # paths of the PLOT_FILES drawn
     live: bool                    # rebuilt from the trial folders (the sweep is running)
     note: str = ""                # why the board is empty, if it is
@@ -69,7 +72,7 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
     """
     state = peek_state(exp_dir)
     csv = os.path.join(exp_dir, LEADERBOARD_FILE)
-    if state.get("status") != "running" and os.path.isfile(csv):
+    if (state is None or state.status != SweepStatus.RUNNING) and os.path.isfile(csv):
         board = pd.read_csv(csv)
         res_csv = os.path.join(exp_dir, RESULTS_FILE)
         results = pd.read_csv(res_csv) if os.path.isfile(res_csv) else pd.DataFrame()
@@ -79,9 +82,11 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
     return _rebuild_board(exp_dir, state, plots_cache)
 
 
-def _rebuild_board(exp_dir: str, state: dict, plots_cache: str | None) -> Board:
+def _rebuild_board(exp_dir: str, state: SweepState | None, plots_cache: str | None) -> Board:
     """The live board of :func:`load_board`: built from the trial folders."""
-
+    if state is None:   # a sweep starting (or a damaged sweep.json): nothing to build from
+        return Board(pd.DataFrame(), pd.DataFrame(), None, [], live=True,
+                     note=f"{os.path.join(exp_dir, STATE_FILE)} cannot be read (yet)")
     try:
         built = build_outputs(exp_dir, state)
     except SweepError as exc:
@@ -153,7 +158,8 @@ def read_predictions(csv: str, exp: str) -> pd.DataFrame:
         raise SweepError(f"{csv} lacks the column(s) {', '.join(sorted(missing))}")
     if "split" in df:   # the sweep's own file: test and validation rows
         df = df[df["split"] == "test"].reset_index(drop=True)
-    base, root = os.path.dirname(csv), data_root(peek_state(exp))   # images: data-root relative
+    state = peek_state(exp)
+    base, root = os.path.dirname(csv), data_root(state) if state else None   # images: data-root relative
     df["image"] = [p if os.path.isabs(p) else next(
         (c for c in [os.path.join(d, p) for d in (root, base, exp) if d] if os.path.exists(c)), p)
         for p in df["image"].astype(str)]

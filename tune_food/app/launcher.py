@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tune_food.common.errors import SweepError
+from tune_food.sweep.options import SEARCHES
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
 from tune_food.sweepdir.state import list_sweeps, peek_state, refused_while_running, running_driver
+from tune_food.sweepdir.status import SweepStatus
 
 LOG_TAIL_CHARS = 20_000    # how much of a sweep's output the page shows
 APP_DIR = ".app"           # <results>/.app/<name>.log / .json: sweeps started from the page
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-KINDS = ("grid", "optuna", "random")
+KINDS = ("grid", *SEARCHES)   # what the page starts: a grid, or a --search kind
 
 
 @dataclass
@@ -85,7 +87,8 @@ class Launcher:
             raise SweepError(f"unknown space file {space!r}; choose one of "
                              f"{', '.join(self.spaces()) or '(none in ' + self.spaces_dir + ')'}")
         if kind not in KINDS:
-            raise SweepError(f"unknown kind {kind!r}; choose grid, optuna or random")
+            raise SweepError(f"unknown kind {kind!r}; choose {', '.join(KINDS[:-1])} or "
+                             f"{KINDS[-1]}")
         name = (name or "").strip() or \
             f"{os.path.splitext(space)[0]}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
         if not NAME_RE.match(name):
@@ -147,7 +150,8 @@ class Launcher:
         driver = running_driver(os.path.join(self.results_dir, name))
         if driver:   # a driver this page did not start: a terminal's, another page's
             raise SweepError(refused_while_running(name, driver))
-        if peek_state(os.path.join(self.results_dir, name)).get("status") == "finished":
+        state = peek_state(os.path.join(self.results_dir, name))
+        if state is not None and state.status == SweepStatus.FINISHED:
             raise SweepError(f"sweep {name!r} finished; there is nothing to resume")
         _check_resources(cpus_per_trial, gpus_per_trial)
         self._spawn(name, ["--resume", "--cpus-per-trial", f"{cpus_per_trial:g}",
@@ -163,11 +167,11 @@ class Launcher:
             if alive:
                 return "starting"
             return "failed to start" if os.path.isfile(self._app_file(name, "log")) else "unknown"
-        status = state.get("status", "unknown")
-        if status == "running" and not alive and (name in self.procs or os.path.isfile(
+        status = state.status
+        if status == SweepStatus.RUNNING and not alive and (name in self.procs or os.path.isfile(
                 self._app_file(name, "json"))):
             return "stopped"
-        if status != "running" and alive:
+        if status != SweepStatus.RUNNING and alive:
             return "resuming"
         return status
 
@@ -198,7 +202,8 @@ class Launcher:
         exp = os.path.join(self.results_dir, name)
         state = peek_state(exp)
         row = {"sweep": name, "status": self.status(name),
-               "started": state.get("started", ""), "trials": state.get("trials", ""),
+               "started": (state and state.started) or "",
+               "trials": state.trials if state and state.trials is not None else "",
                "best trial": "", "best": ""}
         csv = os.path.join(exp, LEADERBOARD_FILE)
         if os.path.isfile(csv):
@@ -206,7 +211,7 @@ class Launcher:
                 board = pd.read_csv(csv)
             except (OSError, ValueError, pd.errors.EmptyDataError):
                 board = pd.DataFrame()
-            metric = state.get("metric", "test_acc")
+            metric = state.metric if state else "test_acc"
             if not board.empty and metric in board and board[metric].notna().any():
                 best = board.sort_values("rank").iloc[0]
                 row.update({"trials": row["trials"] or len(board),

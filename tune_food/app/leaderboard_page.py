@@ -32,6 +32,7 @@ from tune_food.sweepdir.layout import (
     TRADEOFF_PNG,
 )
 from tune_food.sweepdir.state import list_sweeps
+from tune_food.sweepdir.status import SweepStatus
 from tune_food.train.hparams import PARAMS
 
 BOARD_REFRESH_S = 5.0      # Leaderboard page refresh while the selected sweep runs
@@ -113,9 +114,9 @@ class LeaderboardPage:
         import gradio as gr
 
         if not sweep or sweep not in list_sweeps(self.boards.results_dir) or \
-                self.boards.status(sweep) != "running":
+                self.boards.status(sweep) != SweepStatus.RUNNING:
             last = self.boards.cached(sweep) if sweep else None
-            if last is not None and last.live and self.boards.status(sweep) != "running":
+            if last is not None and last.live and self.boards.status(sweep) != SweepStatus.RUNNING:
                 return self.board_view(sweep)[:-1] + (gr.skip(),)  # it just ended: the final board
             return (gr.skip(),) * (len(PLOT_FILES) + 3)
         return self.board_view(sweep)[:-1] + (gr.skip(),)
@@ -216,17 +217,17 @@ class LeaderboardPage:
 
 def _head(sweep: str, b: Board) -> str:
     """The line above the board: status, trials, ranking, when it was rebuilt."""
-    status = b.state.get("status", "unknown")
+    status = b.state.status if b.state else "unknown"
     head = f"**{sweep}**: {status}, {len(b.board)} trial(s)"
     if not b.board.empty and "ranked_by" in b.board:
         head += f", ranked by {b.board['ranked_by'].iloc[0]}"
     if b.live:
         head += (f"; rebuilt from the trial folders at "
                  f"{_dt.datetime.fromtimestamp(b.built):%H:%M:%S}")
-        if status == "running":
+        if status == SweepStatus.RUNNING:
             head += f" (refreshes every {BOARD_REFRESH_S:g} s)"
-    if status == "failed":
-        head += f"\n\nIt failed before its trials ran: {b.state.get('error', '')}"
+    if status == SweepStatus.FAILED:
+        head += f"\n\nIt failed before its trials ran: {b.state.error or ''}"
     if b.note:
         head += f"\n\n{b.note}"
     return head

@@ -42,6 +42,11 @@ class SweepError(TuneFoodError):
     """A sweep cannot be started, resumed or reported (for example: unknown name)."""
 
 
+class SweepFileError(SweepError):
+    """A sweep folder's ``sweep.json`` is missing, damaged or hand-edited: the message
+    names the file and the key (:class:`tune_food.sweepdir.record.SweepState`)."""
+
+
 class OutputError(TuneFoodError):
     """An output path a command must not write or replace (``--force`` on a folder that
     is not an earlier output of the same command:

@@ -15,7 +15,7 @@ from tune_food.data.images import check_image, rgb_loader
 from tune_food.features.cachedir import cache_folder
 from tune_food.models.registry import build_model, describe_transform
 from tune_food.models.runtime import use_runtime
-from tune_food.sweepdir.layout import CHECKPOINT_FILE
+from tune_food.sweepdir.checkpoint import checkpoint_folder, read_checkpoint
 
 
 def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu",
@@ -46,21 +46,14 @@ def load_classifier(checkpoint_dir: str, device: str | torch.device = "cpu",
             checkpoint's transform differs from the one the model registry builds now.
         WeightsError: the backbone's pretrained weights are missing.
     """
-    if os.path.basename(checkpoint_dir) == CHECKPOINT_FILE and os.path.isfile(checkpoint_dir):
-        checkpoint_dir = os.path.dirname(checkpoint_dir)  # the file given for its folder
-    if not os.path.exists(checkpoint_dir):
-        raise SweepError(f"checkpoint {checkpoint_dir} not found; pass a trial's "
-                         "checkpoint_NNNNNN folder, or --sweep results/<name>")
-    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-    if not os.path.isfile(path):
-        raise SweepError(f"{checkpoint_dir} is not a tune_food checkpoint (no {CHECKPOINT_FILE})")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    meta = state["meta"]
+    checkpoint_dir = checkpoint_folder(checkpoint_dir)   # the file given for its folder
+    saved = read_checkpoint(checkpoint_dir)
+    meta = saved.meta
     model = build_model(meta["model"], len(meta["classes"]), meta["dropout"])
     if describe_transform(model.transform) != meta["transform"]:
         raise SweepError(f"the transform of {meta['model']} changed since {checkpoint_dir} was "
                          f"trained ({meta['transform']}); predictions would be off")
-    model.head.load_state_dict(state["head"])
+    model.head.load_state_dict(saved.head)
     use_runtime(model, device, runtime, cache_dir=cache_folder(cache_dir))
     return model.to(device).eval(), list(meta["classes"])
 

@@ -177,9 +177,17 @@ def cached_figures(model: str, num_classes: int) -> dict | None:
             figures = json.load(fh)
     except (OSError, ValueError):
         return None
-    if not isinstance(figures, dict) or "cpu_ms" not in figures:
+    if not is_measured(figures):
         return None
     return {**figures, "reused": True}
+
+
+def is_measured(figures) -> bool:
+    """True when ``figures`` (a model's entry of ``sweep.json``'s ``deployment``, or a
+    kept file's) holds the measured figures: the rule by which the sweep, ``report
+    --deployment`` and the cache skip a model; False for None, ``{"error": ...}`` or
+    anything else."""
+    return isinstance(figures, dict) and "cpu_ms" in figures
 
 
 def deployment_figures(model: str, num_classes: int, photo: str, reuse: bool = True) -> dict:

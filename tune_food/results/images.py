@@ -8,24 +8,25 @@ import os
 
 from tune_food.common.errors import DataError
 from tune_food.data.splits import split_samples
+from tune_food.sweepdir.record import SweepState
 from tune_food.sweepdir.state import data_root, peek_state
 from tune_food.train.hparams import split_dirs
 
 
-def dataset_folders(state: dict) -> dict[str, str]:
+def dataset_folders(state: SweepState) -> dict[str, str]:
     """Dataset name -> absolute folder on this machine, for the datasets ``sweep.json``
     records (relative to the data root :func:`tune_food.sweepdir.state.data_root` finds;
     older sweeps: absolute); datasets that cannot be located are left out."""
     root = data_root(state)   # sweep.json names datasets relative to it (older: absolute)
     return {n: os.path.join(root or "", d["path"])
-            for n, d in (state.get("datasets") or {}).items()
+            for n, d in state.datasets.items()
             if isinstance(d, dict) and d.get("path") and (root or os.path.isabs(d["path"]))}
 
 
-def first_trial_config(state: dict) -> dict:
+def first_trial_config(state: SweepState) -> dict:
     """``data`` and ``test_data`` of a sweep's first trial, from its search space (of a
     ``grid_search`` or ``choice``: the first value)."""
-    params = (state.get("space") or {}).get("parameters") or {}
+    params = state.space.get("parameters") or {}
     config = {}
     for key in ("data", "test_data"):
         value = params.get(key)
@@ -46,6 +47,8 @@ def test_images(exp_dir: str, config: dict | None = None) -> list[str]:
     """
 
     state = peek_state(exp_dir)
+    if state is None:
+        return []
     datasets = dataset_folders(state)
     if config is None:
         config = first_trial_config(state)

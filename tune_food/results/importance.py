@@ -37,7 +37,8 @@ from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from tune_food.common.files import write_csv_atomic
 from tune_food.sweepdir.layout import IMPORTANCE_FILE, IMPORTANCE_PNG, PARALLEL_PNG, PLOTS_DIR
-from tune_food.train.hparams import PARAMS
+from tune_food.sweepdir.record import SweepState
+from tune_food.train.hparams import FLOAT_SAMPLERS, INT_SAMPLERS, LOG_SAMPLERS, PARAMS
 
 MIN_TRIALS = 10          # completed trials below which no importance is computed
 FANOVA_MIN_TRIALS = 2    # Optuna's fANOVA evaluator needs more than one trial
@@ -45,7 +46,6 @@ EVALUATOR = "fANOVA"     # the evaluator named in importance.csv and on the plot
 EVALUATOR_SEED = 0       # fANOVA's random forest is seeded: report writes the same bytes
 SEED_PARAM = "seed"      # the parameter whose spread is noise
 #: a space's samplers (tune_food.sweep.spaces) drawn as Optuna distributions
-LOG_SAMPLERS, FLOAT_SAMPLERS, INT_SAMPLERS = ("loguniform",), ("uniform",), ("randint",)
 
 
 @dataclass
@@ -160,7 +160,7 @@ def seed_spread(rows: pd.DataFrame, metric: str, keys: list[str]) -> tuple[float
     return sum(stds) / len(stds), len(groups)
 
 
-def importance_table(board: pd.DataFrame, state: dict) -> Importance:
+def importance_table(board: pd.DataFrame, state: SweepState) -> Importance:
     """``importance.csv``'s rows for a sweep: ``parameter``, ``importance`` (fANOVA,
     sums to 1), ``evaluator``, ``trials`` (completed trials used), ``metric``, and on the
     seed's row ``metric_std_across_seeds`` / ``configs_with_seeds`` (:func:`seed_spread`).
@@ -169,7 +169,7 @@ def importance_table(board: pd.DataFrame, state: dict) -> Importance:
         :class:`Importance` with the table, or with only a :attr:`~Importance.note` when
         there are fewer than :data:`MIN_TRIALS` completed trials or nothing varies.
     """
-    metric, mode, space = state["metric"], state["mode"], state.get("space") or {}
+    metric, mode, space = state.metric, state.mode, state.space
     rows = completed(board, metric)
     need = max(MIN_TRIALS, FANOVA_MIN_TRIALS)
     if len(rows) < need:
@@ -199,7 +199,7 @@ def importance_table(board: pd.DataFrame, state: dict) -> Importance:
     return Importance(table=table)
 
 
-def write_importance(local_dir: str, board: pd.DataFrame, state: dict) -> Importance:
+def write_importance(local_dir: str, board: pd.DataFrame, state: SweepState) -> Importance:
     """Write ``importance.csv`` and ``plots/importance.png`` (:func:`importance_table`)
     and ``plots/parallel.png`` (:func:`parallel_figure`, whenever two completed trials
     differ in a hyperparameter) under ``local_dir``.
@@ -223,8 +223,8 @@ def write_importance(local_dir: str, board: pd.DataFrame, state: dict) -> Import
         result.files.append(os.path.join(plots, IMPORTANCE_PNG))
         fig.savefig(result.files[-1], dpi=110, bbox_inches="tight")
         plt.close(fig)
-    rows = completed(board, state["metric"])
-    keys = varied_params(state.get("space") or {}, rows)
+    rows = completed(board, state.metric)
+    keys = varied_params(state.space, rows)
     if len(rows) >= 2 and keys:
         fig = parallel_figure(rows, keys, state, os.path.basename(local_dir))
         os.makedirs(plots, exist_ok=True)
@@ -290,7 +290,7 @@ def _axis(space: dict, key: str, values: pd.Series) -> tuple[list[float], list[f
     return [where[str(v)] for v in values], list(where.values()), cats
 
 
-def parallel_figure(rows: pd.DataFrame, keys: list[str], state: dict, name: str):
+def parallel_figure(rows: pd.DataFrame, keys: list[str], state: SweepState, name: str):
     """The figure of ``parallel.png``: an axis per varied hyperparameter (``keys``) and a
     last one for the metric, a line per completed trial through its values, coloured by
     the metric (best on top). Log-sampled numbers such as ``lr`` are on a log scale,
@@ -298,7 +298,7 @@ def parallel_figure(rows: pd.DataFrame, keys: list[str], state: dict, name: str)
     # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
 
-    metric, mode, space = state["metric"], state["mode"], state.get("space") or {}
+    metric, mode, space = state.metric, state.mode, state.space
     rows = rows.sort_values(metric, ascending=mode == "max")   # best drawn last, on top
     axes = [_axis(space, k, rows[k]) for k in keys] + [_axis({}, metric, rows[metric])]
     pos = np.array([a[0] for a in axes]).T

@@ -20,14 +20,13 @@ import pandas as pd
 
 from tune_food.common.stats import ALPHA, mcnemar_exact, t_half_width
 from tune_food.sweepdir.layout import TUNE_INTERNAL_KEYS
+from tune_food.sweepdir.status import RANKED_STATUSES, RayStatus, TrialStatus
 
-#: every status a leaderboard row can have
 #: the sort that keeps equal keys in their order (numpy's default quicksort does not from
 #: 17 keys on); mutmut: "STABLE" is equivalent, numpy reads the kind case-insensitively
 STABLE = "stable"  # pragma: no mutate
-STATUSES = ("TERMINATED", "EARLY_STOPPED", "INTERRUPTED", "NOT_STARTED", "ERROR")
-#: statuses of complete trials: only these are ranked
-RANKED_STATUSES = ("TERMINATED", "EARLY_STOPPED")
+#: every status a leaderboard row can have (:class:`~tune_food.sweepdir.status.TrialStatus`)
+STATUSES = tuple(TrialStatus)
 
 METRIC_COLUMNS = ["test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
                   "val_acc", "val_acc_ci_low", "val_acc_ci_high", "val_loss",
@@ -99,7 +98,7 @@ def dedupe_history(history: pd.DataFrame | None) -> pd.DataFrame:
             .reset_index(drop=True))
 
 
-def trial_status(record: TrialRecord) -> str:
+def trial_status(record: TrialRecord) -> TrialStatus:
     """The truth about a trial, one of :data:`STATUSES`.
 
     ``ERROR``: the trial raised (after its retries). ``NOT_STARTED``: it never reported
@@ -108,14 +107,15 @@ def trial_status(record: TrialRecord) -> str:
     ``INTERRUPTED``: stopped before its last epoch by the user, a crash or a killed
     driver (Ray saved it as running, pending or paused).
     """
-    if record.error is not None or record.ray_status == "ERROR":
-        return "ERROR"
+    if record.error is not None or record.ray_status == RayStatus.ERROR:
+        return TrialStatus.ERROR
     done = _epochs_done(record)
     if not done:
-        return "NOT_STARTED"
+        return TrialStatus.NOT_STARTED
     if done >= _planned(record):
-        return "TERMINATED"
-    return "EARLY_STOPPED" if record.ray_status == "TERMINATED" else "INTERRUPTED"
+        return TrialStatus.TERMINATED
+    return TrialStatus.EARLY_STOPPED if record.ray_status == RayStatus.TERMINATED else \
+        TrialStatus.INTERRUPTED
 
 
 def _planned(record: TrialRecord) -> int:
@@ -193,7 +193,7 @@ def _row(record: TrialRecord, metric: str, mode: str, param_keys: list[str],
     """One trial's leaderboard row (:func:`make_leaderboard`), before ranking."""
     m = record.metrics
     row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or _name(record),
-           "status": trial_status(record), "epochs_done": _epochs_done(record),
+           "status": trial_status(record).value, "epochs_done": _epochs_done(record),
            "epochs_planned": _planned(record), "ranked_by": f"{metric} ({mode})"}
     row.update({k: cell(record.config.get(k)) for k in param_keys})
     if "dropout" in param_keys:

@@ -50,7 +50,9 @@ from tune_food.sweepdir.layout import (
     SWEEP_FILES,
     is_uri,
 )
+from tune_food.sweepdir.record import Planned, SweepState
 from tune_food.sweepdir.state import data_root
+from tune_food.sweepdir.status import RayStatus, SweepStatus, TrialStatus
 from tune_food.train.hparams import PARAMS
 
 
@@ -60,7 +62,7 @@ class Outputs:
 
     board: pd.DataFrame
     results: pd.DataFrame
-    status: str                       # finished | finished with errors | interrupted
+    status: SweepStatus               # finished | finished with errors | interrupted
     files: list[str] = field(default_factory=list)
     summary: str = ""                 # how many trials tie with the best
     best_predictions: pd.DataFrame | None = None   # rank 1's predictions.csv
@@ -130,7 +132,7 @@ def load_trials(exp_path: str, every_session: bool = False) -> tuple[list[TrialR
         error = None
         if result.error is not None:
             error = (str(result.error).strip().splitlines() or [""])[-1][:300]
-        elif str(trial.status) != "TERMINATED" and not is_uri(path) and \
+        elif str(trial.status) != RayStatus.TERMINATED and not is_uri(path) and \
                 os.path.isfile(os.path.join(result.path, ERROR_FILE)):
             # a trial whose worker died with no retries left: Ray wrote its error.txt
             # but may have saved the trial as still running
@@ -152,16 +154,18 @@ def _config_key(config: dict, keys) -> str:
     return json.dumps({k: config.get(k) for k in keys}, sort_keys=True, default=str)
 
 
-def unstarted_records(records: list[TrialRecord], planned: dict, root: str) -> list[TrialRecord]:
+def unstarted_records(records: list[TrialRecord], planned: Planned | None,
+                      root: str) -> list[TrialRecord]:
     """Rows for planned trials Ray Tune never created (an interrupted sweep with
     ``--max-concurrent`` creates trials only as slots free up).
 
     Args:
-        planned: ``sweep.json``'s ``planned``: ``{"trials": N, "configs": [...]}``; the
-            configurations are listed for grids, a search only knows its count.
+        planned: ``sweep.json``'s planned trials (None: a sweep older than the record);
+            the configurations are listed for grids, a search only knows its count.
     """
-
-    configs = planned.get("configs")
+    if planned is None:
+        return []
+    configs = planned.configs
     if configs:
         seen = {}
         for r in records:
@@ -175,31 +179,46 @@ def unstarted_records(records: list[TrialRecord], planned: dict, root: str) -> l
             else:
                 missing.append(cfg)
     else:
-        missing = [{}] * max(0, int(planned.get("trials") or 0) - len(records))
+        missing = [{}] * max(0, planned.trials - len(records))
     varied = [k for k in PARAMS if len({json.dumps(c.get(k), default=str)
                                          for c in (configs or [])}) > 1]
 
     def name(cfg: dict) -> str:
         return "-".join(f"{k}={cfg.get(k)}" for k in varied) or "(not created)"
 
-    return [TrialRecord(trial_id="", ray_status="NOT_CREATED", config=dict(cfg),
+    return [TrialRecord(trial_id="", ray_status=RayStatus.NOT_CREATED, config=dict(cfg),
                         history=pd.DataFrame(), path=os.path.join(root, "(not created)"),
                         extra={"trial_name": name(cfg)})
             for cfg in missing]
 
 
-def sweep_status(board: pd.DataFrame) -> str:
+#: the leaderboard's columns the summary prints (the sweep's end and ``report``), in this
+#: order, where the board has them; the ranking metric comes after ``epochs_done``
+SUMMARY_COLUMNS = ("rank", "trial_name", "status", "epochs_done")
+SUMMARY_METRICS = ("test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best")
+
+
+def summary_columns(board: pd.DataFrame, metric: str, *more: str) -> list[str]:
+    """The columns of ``board`` the summary prints, each once: :data:`SUMMARY_COLUMNS`,
+    ``metric``, :data:`SUMMARY_METRICS`, then ``more`` (the sweep's end adds
+    ``feature_cache``, ``time_total_s``)."""
+    cols = [*SUMMARY_COLUMNS, metric, *SUMMARY_METRICS, *more]
+    return list(dict.fromkeys(c for c in cols if c in board))
+
+
+def sweep_status(board: pd.DataFrame) -> SweepStatus:
     """``interrupted`` when a trial did not run to its end for a reason other than its
     scheduler, else ``finished with errors`` when a trial failed, else ``finished``."""
     if board.empty:
-        return "interrupted"
+        return SweepStatus.INTERRUPTED
     statuses = set(board["status"])
-    if statuses & {"INTERRUPTED", "NOT_STARTED"}:
-        return "interrupted"
-    return "finished with errors" if "ERROR" in statuses else "finished"
+    if statuses & {TrialStatus.INTERRUPTED, TrialStatus.NOT_STARTED}:
+        return SweepStatus.INTERRUPTED
+    return SweepStatus.FINISHED_WITH_ERRORS if TrialStatus.ERROR in statuses else \
+        SweepStatus.FINISHED
 
 
-def build_outputs(exp_path: str, state: dict) -> Outputs:
+def build_outputs(exp_path: str, state: SweepState) -> Outputs:
     """The leaderboard (statuses, ranks, ``p_vs_best``), the results table and the
     sweep's status, computed from the trial folders without writing anything: what
     :func:`write_outputs` writes, and what the web page shows of a running sweep.
@@ -209,20 +228,20 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
     """
 
     try:
-        records, root = load_trials(exp_path, every_session=bool(state.get("extended")))
+        records, root = load_trials(exp_path, every_session=bool(state.extended))
     except SweepError:
-        if not state.get("planned"):
+        if state.planned is None:
             raise
         records, root = [], exp_path   # stopped before Ray Tune saved any trial
-    records += unstarted_records(records, state.get("planned") or {}, root)
+    records += unstarted_records(records, state.planned, root)
     keys = list(PARAMS)
-    board = make_leaderboard(records, state["metric"], state["mode"], keys, root)
-    split = state["metric"].split("_")[0]
+    board = make_leaderboard(records, state.metric, state.mode, keys, root)
+    split = state.metric.split("_")[0]
     predictions = read_predictions(board, root, exp_path)
     board = compare_with_best(board, predictions, split)
     if "val_acc" in board:   # which validation set ranked: shared or per-dataset
-        board["val_set"] = (state.get("validation") or {}).get("source", "per-dataset")
-    board = add_deployment(board, state.get("deployment"))
+        board["val_set"] = (state.validation or {}).get("source", "per-dataset")
+    board = add_deployment(board, state.deployment)
     best = board.iloc[0]["trial_id"] if not board.empty and board["rank"].notna().any() else None
     return Outputs(board, results_dataframe(records, keys), sweep_status(board),
                    summary=tie_summary(board, split), best_predictions=predictions.get(best),
@@ -230,7 +249,7 @@ def build_outputs(exp_path: str, state: dict) -> Outputs:
                    configs={r.trial_id: dict(r.config) for r in records if r.trial_id})
 
 
-def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
+def write_outputs(exp_path: str, local_dir: str, state: SweepState) -> Outputs:
     """Write the leaderboard and results (CSV and Parquet), per-configuration table,
     plots and hyperparameter importances (:func:`tune_food.results.importance.write_importance`)
     of a sweep.
@@ -256,7 +275,7 @@ def write_outputs(exp_path: str, local_dir: str, state: dict) -> Outputs:
                  write_parquet_atomic(frame, os.path.join(local_dir, RESULTS_PARQUET))]
     if "seed" in board and board["seed"].nunique() > 1 and board["rank"].notna().any():
         out.files += optional_step(BY_CONFIG_FILE, lambda: [write_csv_atomic(
-            leaderboard_by_config(board, list(PARAMS), state["metric"], state["mode"]),
+            leaderboard_by_config(board, list(PARAMS), state.metric, state.mode),
             os.path.join(local_dir, BY_CONFIG_FILE))], out.warnings, [])
     out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state),
                             warnings=out.warnings)

@@ -40,13 +40,16 @@ from tune_food.sweepdir.layout import (
     STATE_FILE,
     without_internal_keys,
 )
+from tune_food.sweepdir.record import SweepState
+from tune_food.sweepdir.status import SweepStatus, TrialStatus
 
 #: leaderboard status -> MLflow's status of a trial run Tune left open (RUNNING)
-RUN_STATUS = {"TERMINATED": "FINISHED", "EARLY_STOPPED": "FINISHED", "ERROR": "FAILED",
-              "INTERRUPTED": "KILLED", "NOT_STARTED": "KILLED"}
+RUN_STATUS = {TrialStatus.TERMINATED: "FINISHED", TrialStatus.EARLY_STOPPED: "FINISHED",
+              TrialStatus.ERROR: "FAILED", TrialStatus.INTERRUPTED: "KILLED",
+              TrialStatus.NOT_STARTED: "KILLED"}
 #: sweep status (sweep.json) -> MLflow's status of the parent run
-SWEEP_STATUS = {"finished": "FINISHED", "finished with errors": "FAILED",
-                "interrupted": "KILLED", "failed": "FAILED"}
+SWEEP_STATUS = {SweepStatus.FINISHED: "FINISHED", SweepStatus.FINISHED_WITH_ERRORS: "FAILED",
+                SweepStatus.INTERRUPTED: "KILLED", SweepStatus.FAILED: "FAILED"}
 
 
 def tracking_uri(option: str, local_dir: str) -> str:
@@ -283,21 +286,21 @@ def _flat(values: dict, prefix: str = "") -> dict:
     return out
 
 
-def log_sweep(state: dict, local_dir: str, outputs) -> None:
+def log_sweep(state: SweepState, local_dir: str, outputs) -> None:
     """After the sweep's outputs are written: tag each trial run with its leaderboard
     ``status`` and ``rank``, end the runs Tune left open, log the sweep's files as
     artifacts of the parent run and end it with the sweep's status. Does nothing for a
     sweep without ``--mlflow``.
 
     Args:
-        state: the sweep's ``sweep.json`` content (``mlflow``, ``status``, ``metric``).
+        state: the sweep's record (its ``mlflow`` runs, ``status``, ``metric``).
         local_dir: the sweep folder holding the outputs.
         outputs: :class:`tune_food.results.outputs.Outputs`, or None when no trial was created.
 
     A store that fails now (the sweep's own files are all written by then) is one
     warning line on stderr, not an error: the sweep's result and exit code stand.
     """
-    info = state.get("mlflow")
+    info = state.mlflow
     if not info:
         return
     parent = info["parent_run_id"]
@@ -316,15 +319,15 @@ def log_sweep(state: dict, local_dir: str, outputs) -> None:
                 client.set_tag(run.info.run_id, "rank", str(int(row["rank"])))
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, RUN_STATUS.get(row["status"], "KILLED"))
-        client.log_param(parent, "metric", f"{state.get('metric')} ({state.get('mode')})")
-        client.set_tag(parent, "status", state.get("status", ""))
+        client.log_param(parent, "metric", f"{state.metric} ({state.mode})")
+        client.set_tag(parent, "status", state.status.value)
         for path in (outputs.files if outputs is not None else []) + \
                 [os.path.join(local_dir, f) for f in (STATE_FILE, SPACE_FILE)]:
             if os.path.isfile(path):
                 sub = os.path.relpath(os.path.dirname(os.path.abspath(path)),
                                       os.path.abspath(local_dir))
                 client.log_artifact(parent, path, None if sub == "." else sub)
-        client.set_terminated(parent, SWEEP_STATUS.get(state.get("status"), "FINISHED"))
+        client.set_terminated(parent, SWEEP_STATUS.get(state.status, "FINISHED"))
     except Exception as exc:   # MlflowException, SQLAlchemy, OS and HTTP errors alike
         print(f"warning: {_fail(info['tracking_uri'], exc)}; the sweep's own files are "
               "complete", file=sys.stderr)

@@ -18,6 +18,7 @@ from tune_food.sweep.options import (
     DEFAULT_SPACES,
     NUM_SAMPLES,
     OPTUNA_IN_FLIGHT,
+    SEARCHES,
     SweepOptions,
 )
 from tune_food.sweepdir.layout import MLFLOW_DEFAULT, SWEEP_COMMAND
@@ -43,7 +44,7 @@ def _what_flags(g) -> None:
     g.add_argument("--grid", action="store_true",
                    help="run every combination of the space's grid_search values "
                    f"(default space: search_spaces/{DEFAULT_SPACES['grid']})")
-    g.add_argument("--search", choices=["optuna", "random"],
+    g.add_argument("--search", choices=list(SEARCHES),
                    help="sample the space instead: Optuna (TPE) or random search "
                    f"(default space: search_spaces/{DEFAULT_SPACES['search']})")
     g.add_argument("--space", metavar="FILE", type=path_arg, help="search-space YAML file")

@@ -28,7 +28,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_food.common.errors import one_line
-from tune_food.models.deploy import cached_figures, deployment_figures
+from tune_food.models.deploy import cached_figures, deployment_figures, is_measured
 from tune_food.results.images import first_test_photo
 
 
@@ -78,7 +78,7 @@ def measure_models(results, datasets: dict[str, str], known: dict[str, Any],
     alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
     here = ray.get_runtime_context().get_node_id()
     for model, (config, nodes) in sorted(_trial_nodes(results).items()):
-        if "cpu_ms" in figures.get(model, {}):
+        if is_measured(figures.get(model)):
             continue
         node = next((n for n in nodes if n in alive), None)
         try:

@@ -33,7 +33,7 @@ from tune_food.results.importance import completed
 from tune_food.results.outputs import build_outputs
 from tune_food.sweep.search import check_search
 from tune_food.sweep.spaces import SearchSpace, load_space
-from tune_food.sweepdir.layout import SPACE_FILE
+from tune_food.sweepdir.record import Extension, SweepState
 from tune_food.sweepdir.state import check_sweep_folder, is_sweep, read_state
 from tune_food.train.hparams import PARAMS
 
@@ -78,25 +78,25 @@ def completed_trials(sweep_dir: str, space: SearchSpace) -> History:
     return History(points, rewards, [sweep_dir])
 
 
-def _varied(state: dict, sweep_dir: str) -> list[str]:
+def _varied(state: SweepState, sweep_dir: str) -> list[str]:
     """The sampled parameters of the sweep at ``sweep_dir`` (its own ``space.yaml``)."""
-    path = os.path.join(sweep_dir, state.get("space_file") or SPACE_FILE)
-    return load_space(path).sampled
+    return load_space(state.space_path(sweep_dir)).sampled
 
 
-def ranking_images(state: dict, metric: str) -> tuple[str, Any]:
-    """``(what, fingerprint)`` of the images that rank a sweep (``state``: its
-    ``sweep.json``): the validation images' hashes for a ``val_*`` metric, else the
-    fingerprints of its test sets, whatever their names (None where ``sweep.json`` does
-    not record them)."""
+def ranking_images(validation: dict | None, test_sets: dict | None,
+                   metric: str) -> tuple[str, Any]:
+    """``(what, fingerprint)`` of the images that rank a sweep (its ``validation``
+    summary and ``test_sets``, as ``sweep.json`` records them): the validation images'
+    hashes for a ``val_*`` metric, else the fingerprints of its test sets, whatever their
+    names (None where ``sweep.json`` does not record them)."""
     if metric.startswith("val_"):
-        return "validation set", (state.get("validation") or {}).get("sha256")
-    sets = state.get("test_sets")
+        return "validation set", (validation or {}).get("sha256")
+    sets = test_sets
     return "test set", None if sets is None else sorted(
         (int(v["images"]), v["sha256"]) for v in sets.values())
 
 
-def check_same_ranking(source: dict, plan, space: SearchSpace, source_dir: str) -> None:
+def check_same_ranking(source: SweepState, plan, space: SearchSpace, source_dir: str) -> None:
     """The sweep ``source`` (its ``sweep.json``) ranked what ``space`` ranks, on the same
     images (``plan``: the new sweep's :class:`~tune_food.sweep.plan.Plan`), with the same
     sampled parameters.
@@ -105,13 +105,12 @@ def check_same_ranking(source: dict, plan, space: SearchSpace, source_dir: str) 
         SweepError: one line naming the first difference.
     """
     where = f"--warm-start {source_dir}"
-    if (source["metric"], source["mode"]) != (space.metric, space.mode):
-        raise SweepError(f"{where} ranked by {source['metric']} ({source['mode']}), this "
+    if (source.metric, source.mode) != (space.metric, space.mode):
+        raise SweepError(f"{where} ranked by {source.metric} ({source.mode}), this "
                          f"sweep by {space.metric} ({space.mode}): its rewards would mislead "
                          "the search; warm-start from a sweep ranked by the same metric")
-    what, then = ranking_images(source, space.metric)
-    now = ranking_images({"validation": plan.validation.summary(),
-                          "test_sets": plan.test_sets}, space.metric)[1]
+    what, then = ranking_images(source.validation, source.test_sets, space.metric)
+    now = ranking_images(plan.validation.summary(), plan.test_sets, space.metric)[1]
     if then is None:
         raise SweepError(f"{where}: its sweep.json does not record the hashes of its {what} "
                          "(a sweep of an older tune_food): it cannot be checked that it "
@@ -168,7 +167,8 @@ def extension(options, sweep_dir: str) -> int | None:
     """
     if not (options.resume and options.search and "num_samples" in options.given):
         return None
-    planned = int((read_state(sweep_dir).get("planned") or {}).get("trials") or 0)
+    planned = read_state(sweep_dir).planned
+    planned = planned.trials if planned is not None else 0
     if options.num_samples < planned:
         raise SweepError(f"--num-samples {options.num_samples}: sweep {options.name!r} holds "
                          f"{planned} trials already and never drops any; pass more than "
@@ -176,12 +176,12 @@ def extension(options, sweep_dir: str) -> int | None:
     return planned if options.num_samples > planned else None
 
 
-def pending_extension(sweep_dir: str) -> dict[str, Any] | None:
-    """The last entry of ``sweep.json``'s ``extended`` when its new trials never began (the
-    extension was interrupted while it finished the trials planned before it): a plain
-    ``--resume`` finishes it. None otherwise (entries of older sweeps count as begun)."""
-    entries = read_state(sweep_dir).get("extended") or []
-    return entries[-1] if entries and entries[-1].get("started") is False else None
+def pending_extension(sweep_dir: str) -> Extension | None:
+    """The last extension of the sweep at ``sweep_dir`` when its new trials never began
+    (the extension was interrupted while it finished the trials planned before it): a
+    plain ``--resume`` finishes it. None otherwise (entries of older sweeps count as
+    begun; :meth:`~tune_food.sweepdir.record.SweepState.pending_extension`)."""
+    return read_state(sweep_dir).pending_extension()
 
 
 def check_extension(options, plan, sweep_dir: str) -> None:
@@ -198,12 +198,12 @@ def check_extension(options, plan, sweep_dir: str) -> None:
     check_search(plan.space, options.search, options.seed, options.max_concurrent, history)
 
 
-def own_trials(sweep_dir: str, space: SearchSpace, state: dict) -> History:
+def own_trials(sweep_dir: str, space: SearchSpace, state: SweepState) -> History:
     """The history an extended search's new study starts from: the completed trials of
     the sweep at ``sweep_dir`` (every Tuner run of it) and, when it was warm-started
-    (``state["warm_start"]``), those of that sweep where it still is."""
+    (``state.warm_start``), those of that sweep where it still is."""
     history = completed_trials(sweep_dir, space)
-    source = (state.get("warm_start") or {}).get("sweep")
+    source = state.warm_start.sweep if state.warm_start else None
     if source and is_sweep(source):
         history = completed_trials(source, space) + history
     return history
@@ -259,11 +259,11 @@ def widen_grid(options, plan, sweep_dir: str, name: str) -> list[dict[str, Any]]
     if not (options.resume and options.grid and "space" in options.given):
         return None
     state = read_state(sweep_dir)
-    old = load_space(os.path.join(sweep_dir, state.get("space_file") or SPACE_FILE))
+    old = load_space(state.space_path(sweep_dir))
     diff = space_difference(old, plan.space)
     if diff:
         raise SweepError(f"--space {options.space} changes what sweep {name!r} ran: {diff}; "
                          "a wider grid may only add values (start a new sweep with another "
                          "--name to change them)")
-    done = {_key(c) for c in (state.get("planned") or {}).get("configs") or []}
+    done = {_key(c) for c in (state.planned.configs if state.planned else [])}
     return [c for c in plan.trials if _key(c) not in done]

@@ -33,7 +33,8 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from tune_food.common.errors import SweepError, TuneFoodError, one_line, optional_step
 from tune_food.common.progress import PROGRESS_EVERY_S
 from tune_food.features.tasks import compute_feature_sets
-from tune_food.results.outputs import load_trials, upload, write_outputs
+from tune_food.models.devices import requested_runtime
+from tune_food.results.outputs import load_trials, summary_columns, upload, write_outputs
 from tune_food.results.tb import TensorBoardCallback
 from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
 from tune_food.sweep.deployment import measure_models
@@ -51,7 +52,9 @@ from tune_food.sweepdir.layout import (
     without_internal_keys,
 )
 from tune_food.sweepdir.layout import local_dir as local_dir_of
+from tune_food.sweepdir.record import Extension, Planned, SweepState, WarmStart
 from tune_food.sweepdir.state import (
+    SweepStart,
     claim_driver,
     now,
     peek_state,
@@ -59,6 +62,7 @@ from tune_food.sweepdir.state import (
     start_state,
     write_state,
 )
+from tune_food.sweepdir.status import RAY_ENDED, RayStatus, SweepStatus, TrialStatus
 from tune_food.train.trainable import train_food
 
 
@@ -85,10 +89,10 @@ def _launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_di
             out) -> int:
     """:func:`launch` while this process is the sweep's one driver."""
     search = make_search(plan.space, options, plan.history)
-    mlflow = start_runs(options.mlflow, name, local_dir,
-                        peek_state(local_dir).get("mlflow") if options.resume else None)
-    state = start_state(plan, options, name, local_dir,
-                        planned_trials=len(plan.trials) or search[2], mlflow=mlflow)
+    earlier = peek_state(local_dir) if options.resume else None
+    mlflow = start_runs(options.mlflow, name, local_dir, earlier.mlflow if earlier else None)
+    state = start_state(sweep_start(plan, options, name, len(plan.trials) or search[2], mlflow),
+                        local_dir)
     if plan.extend_from is not None and not plan.pending_extension:
         _record_extension(plan, options, state, local_dir)   # --num-samples N, a wider grid
     started, interrupted = time.time(), False
@@ -106,13 +110,13 @@ def _launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_di
     try:
         code = _finish(plan, exp_dir, local_dir, state, started, interrupted, out)
     except KeyboardInterrupt:
-        state.update(status="interrupted", resume=resume_command(name, None))
+        state.status, state.resume = SweepStatus.INTERRUPTED, resume_command(name, None)
         write_state(state, local_dir)
         code = 130
     except BaseException as exc:   # the leaderboard itself could not be written
         _fail(exp_dir, local_dir, state, started, exc, outputs=False)
         raise SweepError(f"sweep {name}: its trials ended but its leaderboard could not be "
-                         f"written ({state['error']}); the trials are kept: "
+                         f"written ({state.error}); the trials are kept: "
                          f"{REPORT_COMMAND} {shlex.quote(local_dir)} writes it again") from None
     finally:
         stopping.join()
@@ -122,7 +126,28 @@ def _launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_di
     return code
 
 
-def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
+def sweep_start(plan: Plan, options: SweepOptions, name: str, planned_trials: int,
+                mlflow: dict | None) -> SweepStart:
+    """What ``sweep.json`` starts with (:class:`~tune_food.sweepdir.state.SweepStart`):
+    the plan's space, data and trials and the options, as the sweep folder keeps them.
+    ``planned_trials``: a grid's trials, a search's samples; ``mlflow``: ``--mlflow``'s
+    runs (:func:`tune_food.results.tracking.start_runs`), or None."""
+    space = plan.space
+    warm = WarmStart(os.path.abspath(options.warm_start), len(plan.history.points)) \
+        if plan.history is not None and options.warm_start else None
+    return SweepStart(
+        name=name, space_path=space.path, space=space.raw, metric=space.metric,
+        mode=space.mode, args=options.saved(), data_root=plan.data_root,
+        datasets=dict(plan.datasets),
+        skipped_bad_images=[{"path": plan.relative(p), "reason": r} for p, r in plan.bad_images],
+        validation=plan.validation.summary(), test_sets=plan.test_sets,
+        allow_leakage=options.allow_leakage,
+        backbone_runtime=requested_runtime(options.backbone_runtime),
+        planned=Planned(planned_trials, [dict(t) for t in plan.trials]), warm_start=warm,
+        mlflow=mlflow, resume=options.resume)
+
+
+def _fail(exp_dir: str, local_dir: str, state: SweepState, started: float,
           exc: BaseException, outputs: bool = True) -> None:
     """Leave the sweep ``failed``: the reason (the error's first line) in ``sweep.json``,
     and (``outputs``) the leaderboard and results as far as there are trials (planned
@@ -130,14 +155,14 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
     first error counts."""
     reason = one_line(str(exc)) if isinstance(exc, TuneFoodError) else \
         f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-    state.update(status="failed", error=reason, finished=now(),
-                 wall_s=state.get("wall_s", 0.0) + time.time() - started)
-    state["resume"] = resume_command(state["name"], None)
+    state.status, state.error, state.finished = SweepStatus.FAILED, reason, now()
+    state.wall_s = (state.wall_s or 0.0) + time.time() - started
+    state.resume = resume_command(state.name, None)
     result = None
     try:
         if outputs:
             result = write_outputs(exp_dir, local_dir, state)
-            state["trials"] = len(result.board)
+            state.trials = len(result.board)
     except Exception:   # noqa: BLE001 - the sweep's own failure is what is reported
         pass
     write_state(state, local_dir)
@@ -147,28 +172,28 @@ def _fail(exp_dir: str, local_dir: str, state: dict, started: float,
                   [])
 
 
-def _record_extension(plan: Plan, options: SweepOptions, state: dict, local_dir: str) -> None:
+def _record_extension(plan: Plan, options: SweepOptions, state: SweepState,
+                      local_dir: str) -> None:
     """``sweep.json`` of an extended sweep: what it now plans (a search's ``N``, or the
     wider grid's every combination, its space then the sweep's own ``space.yaml``) and
     the extension in ``extended`` (``from``, ``to``, ``at``)."""
     total = plan.extend_to
-    configs = [dict(t) for t in plan.trials] if plan.added else []
-    state["planned"] = {"trials": total, "configs": configs}
+    state.planned = Planned(total, [dict(t) for t in plan.trials] if plan.added else [])
     # "started" turns true when the new Tuner starts: a sweep interrupted before then
     # finishes the extension on a plain --resume (sweep.history.pending_extension)
-    entry = {"at": now(), "from": plan.extend_from, "to": total, "started": False}
+    entry = Extension(at=now(), start=plan.extend_from, to=total, started=False)
     if plan.added:
-        entry["added"] = [dict(c) for c in plan.added]
+        entry.added = [dict(c) for c in plan.added]
         shutil.copyfile(plan.space.path, os.path.join(local_dir, SPACE_FILE))
-        state["space"] = plan.space.raw
-        state["args"] = dict(state.get("args") or {}, space=options.space)
-        entry["space"] = options.space
-    state.setdefault("extended", []).append(entry)
+        state.space = plan.space.raw
+        state.args = dict(state.args, space=options.space)
+        entry.space = options.space
+    state.extended = (state.extended or []) + [entry]
     write_state(state, local_dir)
 
 
 def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
-                state: dict, search: tuple, out) -> None:
+                state: SweepState, search: tuple, out) -> None:
     """Compute the feature sets once, run the Tuner (interruptible). ``search``:
     :func:`tune_food.sweep.search.make_search`'s ``(search_alg, scheduler, num_samples)``."""
     # Our TensorBoardCallback is a plain LoggerCallback: keep Tune from adding its own
@@ -182,7 +207,7 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
     # TensorBoard's HParams domains: the space this run plans (a wider grid's, too)
     optional_step("TensorBoard's HParams experiment summary", lambda: TensorBoardCallback
                   .for_space(plan.space).write_experiment(local_dir), plan.warnings)
-    mlflow = mlflow_callbacks(state.get("mlflow"), name)
+    mlflow = mlflow_callbacks(state.mlflow, name)
     if plan.extend_from is not None:
         tuner = _extension_tuner(plan, options, name, exp_dir, local_dir, state, features,
                                  mlflow, scheduler, out)
@@ -195,8 +220,8 @@ def _run_trials(plan: Plan, options: SweepOptions, name: str, exp_dir: str, loca
     # backbone; a resumed sweep measures what it lacks
     if not _unfinished(exp_dir, 0):
         measure_start = time.perf_counter()
-        known = state.get("deployment") or {}
-        state["deployment"] = optional_step(
+        known = state.deployment or {}
+        state.deployment = optional_step(
             "measuring the deployment figures",
             lambda: measure_models(results, plan.datasets, known), plan.warnings, known)
         plan.timings["deployment_s"] = time.perf_counter() - measure_start
@@ -220,7 +245,7 @@ def _fit(tuner, plan: Plan):
 
 
 def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
-                     local_dir: str, state: dict, features: dict, mlflow: list, scheduler,
+                     local_dir: str, state: SweepState, features: dict, mlflow: list, scheduler,
                      out):
     """The Tuner that extends a search (``--resume --num-samples N``): first the trials
     the sweep had planned are finished (Ray Tune's ``Tuner.restore``, when some are not),
@@ -250,7 +275,7 @@ def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
     print(f"adding {samples} trials to the {held} of sweep {name}" +
           (f"; Optuna starts from its {len(history.points)} completed trials"
            if history and options.search == "optuna" else ""), file=out, flush=True)
-    state["extended"][-1]["started"] = True
+    state.extended[-1].started = True
     write_state(state, local_dir)
     return _tuner(plan, options, name, exp_dir, features, search_alg, scheduler, samples,
                   mlflow, out, fresh=True, first=held)
@@ -263,11 +288,11 @@ def _unfinished(exp_dir: str, planned: int) -> bool:
         records, _ = load_trials(exp_dir, every_session=True)
     except SweepError:
         return True
-    return len(records) < planned or any(r.ray_status not in ("TERMINATED", "ERROR")
+    return len(records) < planned or any(r.ray_status not in RAY_ENDED
                                          for r in records)
 
 
-def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
+def _features(plan: Plan, options: SweepOptions, state: SweepState, local_dir: str,
               out) -> dict[str, Any]:
     """Compute (or read from the cache) every feature set of the plan, once; record
     what each cost in ``sweep.json``. Returns feature key -> object reference."""
@@ -287,7 +312,7 @@ def _features(plan: Plan, options: SweepOptions, state: dict, local_dir: str,
         for info in feature_info:
             info["split_dir"] = "+".join(plan.relative(d) for d in info.pop("split_dirs"))
     plan.timings["features_s"] = time.perf_counter() - t0
-    state.update(feature_sets=feature_info, feature_extraction_s=plan.timings["features_s"])
+    state.feature_sets, state.feature_extraction_s = feature_info, plan.timings["features_s"]
     write_state(state, local_dir)
     return features
 
@@ -376,12 +401,12 @@ class Progress(Callback):
 
     def status(self, trials) -> str:
         """The "still alive" line for ``trials`` (Ray Tune's ``Trial`` objects)."""
-        running = [t for t in trials if t.status == "RUNNING"]
+        running = [t for t in trials if t.status == RayStatus.RUNNING]
         epochs = ", ".join(f"epoch {t.last_result['epoch']} of {t.config.get('epochs', '?')}"
                            if (t.last_result or {}).get("epoch") else "starting"
                            for t in running[:4])
         more = ", ..." if len(running) > 4 else ""
-        pending = sum(t.status == "PENDING" for t in trials)
+        pending = sum(t.status == RayStatus.PENDING for t in trials)
         of = f"/{self.total}" if self.total else ""
         return (f"[{self.done}{of}] {len(running)} running" +
                 (f" ({epochs}{more})" if running else "") +
@@ -405,7 +430,7 @@ class Progress(Callback):
         self._line(trial, "done" if epochs >= int(trial.config.get("epochs", 0)) else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trial, "ERROR")
+        self._line(trial, TrialStatus.ERROR)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """A trial that failed and is retried: one line on stderr, in place of Ray Tune's
@@ -438,7 +463,7 @@ class TrialFailureLines(logging.Filter):
         return not str(record.msg).startswith("Trial task failed for trial")
 
 
-def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: float,
+def _finish(plan: Plan, exp_dir: str, local_dir: str, state: SweepState, started: float,
             interrupted: bool, out) -> int:
     """Write the outputs and the final ``sweep.json``; print the summary; return the
     exit code (0 finished, 1 some trial failed, 130 interrupted)."""
@@ -449,22 +474,22 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
         if not interrupted:
             raise
         result = None
-    status = "interrupted" if interrupted or result is None else result.status
+    status = SweepStatus.INTERRUPTED if interrupted or result is None else result.status
     plan.timings["outputs_s"] = time.perf_counter() - outputs_start
     wall = time.time() - started
-    earlier = state.get("wall_s", 0.0)   # the runs before a --resume
+    earlier = state.wall_s or 0.0   # the runs before a --resume
     board = result.board if result is not None else None
     errored = [] if board is None or board.empty else \
-        list(board.loc[board["status"] == "ERROR", "trial_name"])
+        list(board.loc[board["status"] == TrialStatus.ERROR, "trial_name"])
     warned = plan.warnings + (result.warnings if result is not None else [])
-    state.update(status=status, finished=now(), wall_s=earlier + wall, timings=plan.timings,
-                 comparison=result.summary if result is not None else "",
-                 trials=0 if board is None else len(board), errored=errored)
-    state.pop("warnings", None)
-    if warned:   # what this run could not write (the other outputs are there)
-        state["warnings"] = warned
-    if status == "interrupted":
-        state["resume"] = resume_command(state["name"], None)
+    state.status, state.finished, state.wall_s = status, now(), earlier + wall
+    state.timings, state.errored = plan.timings, errored
+    state.comparison = result.summary if result is not None else ""
+    state.trials = 0 if board is None else len(board)
+    # what this run could not write (the other outputs are there)
+    state.warnings = list(warned) or None   # a copy: the steps below may add to warned
+    if status == SweepStatus.INTERRUPTED:
+        state.resume = resume_command(state.name, None)
     write_state(state, local_dir)
     # --mlflow: statuses, ranks, the files as artifacts
     optional_step("MLflow's records of the sweep", lambda: log_sweep(state, local_dir, result),
@@ -474,10 +499,10 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
             result, plan, local_dir, exp_dir, (earlier, wall), status, out), warned)
     optional_step(f"copying the sweep's files to {exp_dir}", lambda: upload(local_dir, exp_dir),
                   warned)
-    if warned != state.get("warnings", []):   # one of the steps above failed: keep its line
-        state["warnings"] = warned
+    if warned != (state.warnings or []):   # one of the steps above failed: keep its line
+        state.warnings = warned
         write_state(state, local_dir)
-    if status == "interrupted":
+    if status == SweepStatus.INTERRUPTED:
         return 130
     if errored:
         print(f"{len(errored)} trial(s) failed: {', '.join(errored)}; see their error.txt in "
@@ -487,14 +512,11 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: dict, started: floa
 
 
 def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
-                   wall: tuple[float, float], status: str, out) -> None:
+                   wall: tuple[float, float], status: SweepStatus, out) -> None:
     """The top of the leaderboard, the tie summary, the time per phase, the files.
     ``wall``: seconds of the earlier runs of a resumed sweep, and of this run."""
     board, space = result.board, plan.space
-    cols = [c for c in ["rank", "trial_name", "status", "epochs_done", space.metric, "test_acc",
-                        "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best",
-                        "feature_cache", "time_total_s"]
-            if c in board]
+    cols = summary_columns(board, space.metric, "feature_cache", "time_total_s")
     detail = ", ".join(f"{n} {s}" for s, n in board["status"].value_counts().items())
     earlier, this_run = wall
     took = f"{earlier + this_run:.1f} s ({this_run:.1f} s in this run)" if earlier else \
@@ -503,7 +525,7 @@ def _print_summary(result, plan: Plan, local_dir: str, exp_dir: str,
           f"{space.metric} ({space.mode})", file=out)
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.4f}".format):
-        print(board[list(dict.fromkeys(cols))].head(10).to_string(index=False), file=out)
+        print(board[cols].head(10).to_string(index=False), file=out)
     print(f"\nleaderboard: {os.path.join(local_dir, LEADERBOARD_FILE)}", file=out)
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(exp_dir)}", file=out)
     for line in (result.summary, result.ship, result.importance):

@@ -20,6 +20,7 @@ from tune_food.models.devices import requested_runtime
 from tune_food.sweepdir.layout import MLFLOW_DEFAULT, RESULTS_DIR
 
 NUM_SAMPLES = 20        # trials --search samples without --num-samples
+SEARCHES = ("optuna", "random")   # --search's kinds; a sweep is a --grid or one of these
 # the shipped space each mode runs without --space (files of spaces.default_space_dir())
 DEFAULT_SPACES = {"grid": "grid.yaml", "search": "optuna.yaml"}
 OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0 (TPE learns

@@ -290,7 +290,7 @@ def check_same_data(plan: Plan, sweep_dir: str, name: str) -> None:
         SweepError: a dataset whose files differ from the fingerprint in the sweep's
             ``sweep.json``, naming it, its files and bytes then and now.
     """
-    saved = read_state(sweep_dir).get("datasets", {})
+    saved = read_state(sweep_dir).datasets
     changed = []
     for n, path in plan.datasets.items():
         if n not in saved or not os.path.isdir(path):

@@ -30,7 +30,7 @@ from tune_food.common.errors import RayStartError, SweepError
 from tune_food.common.files import folder_problem
 from tune_food.sweep.cli import PROG, parse_options
 from tune_food.sweep.options import SweepOptions, resume_options
-from tune_food.sweepdir.layout import SPACE_FILE, STATE_FILE, experiment_dir, is_uri, local_dir
+from tune_food.sweepdir.layout import SPACE_FILE, experiment_dir, is_uri, local_dir
 
 MAX_NAME_BYTES = 200     # sweep names; file systems allow 255 bytes per path component
 #: checked (tune_food.common.environment), then imported, before the sweep's first check
@@ -208,10 +208,10 @@ def _planned(space, options: SweepOptions, out, name: str):
         plan.extend_from = extension(options, options.sweep_dir)
         plan.added = widen_grid(options, plan, options.sweep_dir, name)
         pending = pending_extension(options.sweep_dir)
-        if plan.added and pending is not None and pending.get("added"):
+        if plan.added and pending is not None and pending.added:
             # a wider grid again before an interrupted widening began: both run now
             # (its combinations are planned already, so widen_grid does not list them)
-            plan.added = [dict(c) for c in pending["added"]] + plan.added
+            plan.added = [dict(c) for c in pending.added] + plan.added
         if plan.added:
             plan.extend_from = len(plan.trials) - len(plan.added)
             plan.extend_to = len(plan.trials)
@@ -223,8 +223,8 @@ def _planned(space, options: SweepOptions, out, name: str):
             plan.notes.append(f"--num-samples {options.num_samples}: sweep {name} adds trials "
                               f"to the {plan.extend_from} it had planned")
         elif pending is not None:   # an extension interrupted before its new trials began
-            plan.extend_from, plan.extend_to = int(pending["from"]), int(pending["to"])
-            plan.added = [dict(c) for c in pending.get("added") or []] or None
+            plan.extend_from, plan.extend_to = pending.start, pending.to
+            plan.added = [dict(c) for c in pending.added or []] or None
             plan.pending_extension = True
             plan.notes.append(f"sweep {name} was being extended from {plan.extend_from} to "
                               f"{plan.extend_to} trials: this resume finishes that")
@@ -279,7 +279,7 @@ def _resumed(options: SweepOptions) -> SweepOptions:
     if not options.name:
         raise SweepError("--resume needs --name, the sweep to continue")
     sweep_dir = local_dir(experiment_dir(options.results_dir, options.name), options.name)
-    saved = saved_args(os.path.join(sweep_dir, STATE_FILE), options.name, options.results_dir)
+    saved = saved_args(sweep_dir, options.name, options.results_dir)
     driver = running_driver(sweep_dir)
     if driver:   # checked again, for good, when the sweep starts (launch.claim_driver)
         raise SweepError(refused_while_running(sweep_dir, driver))

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from tune_food.common.errors import SpaceError
-from tune_food.train.hparams import PARAMS, is_int, is_number
+from tune_food.train.hparams import PARAMS, SAMPLERS, is_int, is_number
 
 
 class _Loader(yaml.SafeLoader):
@@ -60,7 +60,6 @@ _Loader.add_implicit_resolver(
 
 TOP_KEYS = ("metric", "mode", "parameters", "seeds")
 METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
-SAMPLERS = ("grid_search", "choice", "loguniform", "uniform", "randint")
 
 
 @dataclass

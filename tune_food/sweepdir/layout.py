@@ -33,7 +33,11 @@ HPARAMS_RUN = "hparams"
 CHECKPOINT_FILE = "checkpoint.pt"   # in each checkpoint_NNNNNN folder: head, optimizer, meta
 PREDICTIONS_FILE = "predictions.csv"   # beside it: per-image predictions of that epoch
 META_FILE = "meta.json"             # beside it: model, classes, dropout, transform, epoch
-ERROR_FILE = "error.txt"            # in a trial folder: Ray Tune's record of its failure
+# Ray Tune's own files in each trial folder (read, never written, by tune_food)
+ERROR_FILE = "error.txt"            # Ray Tune's record of the trial's failure
+PROGRESS_FILE = "progress.csv"      # the trial's reports, one row per epoch (app.figures)
+RESULT_FILE = "result.json"         # the same, one JSON line per report (grows while it runs)
+TRIAL_CONFIG_FILE = "params.json"   # the trial's config as Ray Tune resolved it (export)
 EXPERIMENT_STATES = "experiment_state-*.json"   # Ray Tune's state file, one per Tuner run
 # plots/: the figures tune_food.results.plots draws
 LEADERBOARD_PNG, CURVES_PNG = "leaderboard.png", "curves.png"

@@ -1,4 +1,5 @@
-"""``sweep.json``: a sweep's own record, written only through this module.
+"""``sweep.json``: starting, reopening and finding a sweep's own record (the record
+itself, its keys, load and save: :mod:`tune_food.sweepdir.record`).
 
 It holds the status (``running``, ``finished``, ``finished with errors``,
 ``interrupted`` + how to resume, ``failed`` + the reason and how to resume), the search space, the options the sweep started
@@ -13,18 +14,16 @@ import contextlib
 import datetime as _dt
 import fcntl
 import importlib.metadata as md
-import json
 import os
 import platform
 import shlex
 import shutil
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from tune_food.common.errors import SweepError
-from tune_food.common.files import write_json_atomic
 from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR, dataset_fingerprint
-from tune_food.models.devices import requested_runtime
 from tune_food.sweepdir.layout import (
     DRIVER_LOCK,
     RESULTS_DIR,
@@ -32,6 +31,8 @@ from tune_food.sweepdir.layout import (
     STATE_FILE,
     SWEEP_COMMAND,
 )
+from tune_food.sweepdir.record import SCHEMA_VERSION, Planned, SweepState, WarmStart
+from tune_food.sweepdir.status import SweepStatus
 
 PROG = SWEEP_COMMAND
 
@@ -41,39 +42,28 @@ def now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
 
 
-def read_state(exp_dir: str) -> dict:
-    """The ``sweep.json`` of a sweep folder.
+def read_state(exp_dir: str) -> SweepState:
+    """The ``sweep.json`` of a sweep folder (:meth:`SweepState.load`).
 
     Raises:
-        SweepError: the folder is not a tune_food sweep, or its ``sweep.json`` is damaged.
+        SweepFileError: the folder is not a tune_food sweep, or its ``sweep.json`` is
+            damaged (one line naming the file and the key).
     """
-    state_file = os.path.join(exp_dir, STATE_FILE)
-    if not os.path.isfile(state_file):
-        raise SweepError(f"{exp_dir} is not a tune_food sweep (no {STATE_FILE}); pass "
-                         "results/<sweep-name>")
+    return SweepState.load(exp_dir)
+
+
+def peek_state(exp_dir: str) -> SweepState | None:
+    """``sweep.json`` as far as it can be read now: None when it is missing,
+    half-written or damaged (for views that poll a sweep while it runs)."""
     try:
-        with open(state_file) as fh:
-            state = json.load(fh)
-        state["metric"], state["mode"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SweepError(f"{state_file} is damaged ({type(exc).__name__}: {exc}); it is "
-                         f"written by {PROG}") from None
-    return state
+        return SweepState.load(exp_dir)
+    except SweepError:
+        return None
 
 
-def peek_state(exp_dir: str) -> dict:
-    """``sweep.json`` as far as it can be read now: ``{}`` when it is missing or
-    half-written (for views that poll a sweep while it runs)."""
-    try:
-        with open(os.path.join(exp_dir, STATE_FILE)) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def write_state(state: dict, local_dir: str) -> None:
-    """Write ``state`` to ``<local_dir>/sweep.json`` atomically."""
-    write_json_atomic(state, os.path.join(local_dir, STATE_FILE))
+def write_state(state: SweepState, local_dir: str) -> None:
+    """Write ``state`` to ``<local_dir>/sweep.json`` atomically (:meth:`SweepState.save`)."""
+    state.save(local_dir)
 
 
 def versions() -> dict[str, str]:
@@ -88,56 +78,81 @@ def versions() -> dict[str, str]:
     return out
 
 
-def start_state(plan, options, name: str, local_dir: str, planned_trials: int,
-                mlflow: dict | None = None) -> dict:
+@dataclass(frozen=True)
+class SweepStart:
+    """What a sweep starts with, as the sweep layer hands it down to :func:`start_state`
+    (built by :func:`tune_food.sweep.launch.sweep_start` from the plan and the options).
+
+    Attributes:
+        name: the sweep's name; space_path: the search space file (copied as
+            ``space.yaml``); space: its YAML as read; metric, mode: what ranks.
+        args: the options as ``sweep.json`` keeps them
+            (:meth:`tune_food.sweep.options.SweepOptions.saved`).
+        data_root: the data root resolved; datasets: dataset name -> absolute folder.
+        skipped_bad_images: ``{"path", "reason"}`` of each image left out (paths
+            relative to the data root); validation: the validation set's summary;
+            test_sets: the images that rank on the test split, by content.
+        allow_leakage: ``--allow-leakage``; backbone_runtime: what runs the frozen
+            backbone on the CPU (the requested one resolved).
+        planned: the trials the sweep runs; warm_start: ``--warm-start``'s source, or
+            None; mlflow: ``--mlflow``'s runs, or None; resume: ``--resume`` (reopen
+            the sweep's own ``sweep.json`` when there is one).
+    """
+
+    name: str
+    space_path: str
+    space: dict[str, Any]
+    metric: str
+    mode: str
+    args: dict[str, Any]
+    data_root: str
+    datasets: dict[str, str]
+    skipped_bad_images: list[dict[str, str]]
+    validation: dict[str, Any]
+    test_sets: dict[str, dict[str, Any]] | None
+    allow_leakage: bool
+    backbone_runtime: str
+    planned: Planned
+    warm_start: WarmStart | None = None
+    mlflow: dict[str, Any] | None = None
+    resume: bool = False
+
+
+def start_state(start: SweepStart, local_dir: str) -> SweepState:
     """Create (or on ``--resume``, reopen) ``sweep.json`` with status ``running`` and
     keep a copy of the search space in the sweep folder (``space.yaml``).
 
-    Args:
-        plan: the :class:`tune_food.sweep.plan.Plan`; options: the
-            :class:`tune_food.sweep.options.SweepOptions`.
-        planned_trials: how many trials the sweep runs (a grid's trials, a search's
-            samples): ``planned``, from which the leaderboard lists the trials that never
-            started.
-        mlflow: ``--mlflow``'s runs (:func:`tune_food.results.tracking.start_runs`), or None.
-    """
+    Returns:
+        the record as written.
 
+    Raises:
+        SweepFileError: on ``--resume``, the sweep's ``sweep.json`` is damaged.
+    """
     os.makedirs(local_dir, exist_ok=True)
-    state_file = os.path.join(local_dir, STATE_FILE)
-    if options.resume and os.path.isfile(state_file):
-        with open(state_file) as fh:
-            state = json.load(fh)
-        state.setdefault("resumed", []).append(now())
+    if start.resume and is_sweep(local_dir):
+        state = SweepState.load(local_dir)
+        state.resumed = (state.resumed or []) + [now()]
+        state.schema_version = SCHEMA_VERSION   # every key of an older file is optional
     else:
-        space = plan.space
-        shutil.copyfile(space.path, os.path.join(local_dir, SPACE_FILE))
-        state = {"name": name, "space_file": SPACE_FILE,
-                 "space": space.raw, "metric": space.metric, "mode": space.mode,
-                 "args": options.saved(), "versions": versions(),
-                 "data_root": plan.data_root,
-                 "datasets": {n: dataset_fingerprint(p, plan.data_root)
-                              for n, p in plan.datasets.items()},
-                 "skipped_bad_images": [{"path": plan.relative(p), "reason": r}
-                                        for p, r in plan.bad_images],
-                 "validation": plan.validation.summary(),
-                 # the images that rank on the test split, by content (a warm start checks them)
-                 "test_sets": plan.test_sets,
-                 "allow_leakage": options.allow_leakage, "started": now()}
-        if getattr(plan, "history", None) is not None and options.warm_start:
-            # --warm-start: where Optuna's first trials came from
-            state["warm_start"] = {"sweep": os.path.abspath(options.warm_start),
-                                   "trials": len(plan.history.points)}
+        shutil.copyfile(start.space_path, os.path.join(local_dir, SPACE_FILE))
+        state = SweepState(
+            name=start.name, space_file=SPACE_FILE, space=start.space, metric=start.metric,
+            mode=start.mode, args=start.args, versions=versions(), data_root=start.data_root,
+            datasets={n: dataset_fingerprint(p, start.data_root)
+                      for n, p in start.datasets.items()},
+            skipped_bad_images=start.skipped_bad_images, validation=start.validation,
+            test_sets=start.test_sets, allow_leakage=start.allow_leakage, started=now(),
+            warm_start=start.warm_start)
     # what runs the frozen backbone on the CPU (what really ran is on the leaderboard and
     # with each feature set: computed_by); a resume may choose another
-    state["backbone_runtime"] = requested_runtime(options.backbone_runtime)
-    state.setdefault("planned", {"trials": planned_trials,
-                                 "configs": [dict(t) for t in plan.trials]})
-    if mlflow:
-        state["mlflow"] = mlflow
-    state.update(status="running")   # who drives it: the lock's (claim_driver)
-    state.pop("resume", None)
-    state.pop("error", None)
-    write_state(state, local_dir)
+    state.backbone_runtime = start.backbone_runtime
+    if state.planned is None:
+        state.planned = start.planned
+    if start.mlflow:
+        state.mlflow = start.mlflow
+    state.status = SweepStatus.RUNNING   # who drives it: the lock's (claim_driver)
+    state.resume = state.error = None
+    state.save(local_dir)
     return state
 
 
@@ -151,38 +166,39 @@ def resume_command(name: str, results_dir: str | None) -> str:
     return f"{PROG} --resume --name {shlex.quote(name)}{results}"
 
 
-def saved_args(state_file: str, name: str, results_dir: str) -> dict[str, Any]:
-    """The ``args`` a sweep started with, from its ``sweep.json`` at ``state_file``.
+def saved_args(sweep_dir: str, name: str, results_dir: str) -> dict[str, Any]:
+    """The ``args`` a sweep started with, from the ``sweep.json`` of ``sweep_dir``.
 
     Raises:
         SweepError: there is no such sweep (wrong ``--name`` or ``--results-dir``).
+        SweepFileError: its ``sweep.json`` is damaged.
     """
-    if not os.path.isfile(state_file):
+    if not is_sweep(sweep_dir):
         raise SweepError(f"no sweep named {name!r} in {os.path.abspath(results_dir)} "
-                         f"({state_file} not found); check --name and --results-dir")
-    with open(state_file) as fh:
-        return json.load(fh)["args"]
+                         f"({os.path.join(sweep_dir, STATE_FILE)} not found); check --name "
+                         "and --results-dir")
+    return SweepState.load(sweep_dir).args
 
 
-def data_root_candidates(state: dict) -> list[tuple[str, str | None]]:
+def data_root_candidates(state: SweepState) -> list[tuple[str, str | None]]:
     """``(what, folder)`` of every place the sweep's images may be on this machine, in the
     order :func:`data_root` tries them: the sweep's ``--data-dir``, the data root the
     sweep resolved (``data_root`` in ``sweep.json``, e.g. from ``$TUNE_FOOD_DATA_DIR``
     where it ran), ``$TUNE_FOOD_DATA_DIR`` here, ``./data``. A folder is None when unset."""
-    return [("the sweep's --data-dir", (state.get("args") or {}).get("data_dir")),
-            ("the sweep's data root", state.get("data_root")),
+    return [("the sweep's --data-dir", state.args.get("data_dir")),
+            ("the sweep's data root", state.data_root),
             (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV)),
             (f"./{DEFAULT_DATA_DIR}", DEFAULT_DATA_DIR)]
 
 
-def data_root(state: dict) -> str | None:
+def data_root(state: SweepState) -> str | None:
     """Where the sweep's images are on this machine (prediction files name images
     relative to it; a sweep copied to another machine finds its images through
     ``$TUNE_FOOD_DATA_DIR``): the first of :func:`data_root_candidates` that holds every
     dataset of the sweep, else the first that exists; None when none exists."""
     folders = [os.path.abspath(os.path.expanduser(f))
                for _, f in data_root_candidates(state) if f and os.path.isdir(os.path.expanduser(f))]
-    names = [d.get("path", n) for n, d in (state.get("datasets") or {}).items()]
+    names = [d.get("path", n) for n, d in state.datasets.items()]
     for folder in folders:
         if all(os.path.isdir(os.path.join(folder, n)) for n in names):
             return folder
@@ -264,7 +280,7 @@ def list_sweeps(results_dir: str) -> list[str]:
         path = os.path.join(results_dir, name)
         if is_sweep(path):
             state = peek_state(path)
-            key = state.get("started") or _dt.datetime.fromtimestamp(
+            key = (state and state.started) or _dt.datetime.fromtimestamp(
                 os.path.getmtime(os.path.join(path, STATE_FILE))).isoformat(timespec="seconds")
             found.append((key, name))
     return [n for _, n in sorted(found, reverse=True)]

@@ -37,6 +37,11 @@ class Param:
     required: bool = False
 
 
+#: the samplers a search space's YAML may give a parameter (``sweep.spaces`` reads them;
+#: ``results.importance`` maps the ranges to Optuna's distributions): one owner of the words
+SAMPLERS = ("grid_search", "choice", "loguniform", "uniform", "randint")
+LOG_SAMPLERS, FLOAT_SAMPLERS, INT_SAMPLERS = ("loguniform",), ("uniform",), ("randint",)
+
 PARAMS: dict[str, Param] = {
     "model": Param(lambda v: v in MODELS, "one of " + ", ".join(MODELS), required=True),
     "data": Param(lambda v: isinstance(v, str) and bool(v) and "/" not in v,

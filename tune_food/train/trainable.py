@@ -18,7 +18,6 @@ the same numbers (tests/test_features.py checks to 1e-5).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys
@@ -49,7 +48,8 @@ from tune_food.models.registry import (
     train_transform,
 )
 from tune_food.models.runtime import use_runtime
-from tune_food.sweepdir.layout import CHECKPOINT_FILE, META_FILE, PREDICTIONS_FILE
+from tune_food.sweepdir.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from tune_food.sweepdir.layout import PREDICTIONS_FILE
 from tune_food.train.engine import evaluate, train_epoch
 from tune_food.train.hparams import is_cacheable, split_dirs, with_defaults
 
@@ -330,18 +330,17 @@ def save_checkpoint(trial: Trial, directory: str, epoch: int, metrics: dict[str,
     """Write ``checkpoint.pt`` (head weights, optimizer state, RNG states: CPU, the train
     loader's and, on a GPU, CUDA's; about 60 KB
     for 3 classes: the backbone is not saved) and ``meta.json`` (model, classes,
-    dropout, transform, epoch, metrics) into ``directory``."""
+    dropout, transform, epoch, metrics) into ``directory``, in the format of
+    :mod:`tune_food.sweepdir.checkpoint`, and ``predictions.csv`` beside them."""
     meta = {"model": trial.config["model"], "classes": trial.classes, "dropout": trial.dropout,
             "num_features": get_spec(trial.config["model"]).num_features,
             "transform": trial.transform, "epoch": epoch, "metrics": metrics,
             "config": {k: v for k, v in trial.config.items()
                        if isinstance(v, (str, int, float, bool, type(None)))}}
-    torch.save({"head": trial.head.state_dict(), "optimizer": trial.optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(), **_cuda_rng(trial),
-                "loader_rng": trial.train_loader.generator.get_state(), "meta": meta},
-               os.path.join(directory, CHECKPOINT_FILE))
-    with open(os.path.join(directory, META_FILE), "w") as fh:
-        json.dump(meta, fh, indent=2)
+    write_checkpoint(directory, Checkpoint(
+        head=trial.head.state_dict(), optimizer=trial.optimizer.state_dict(), meta=meta,
+        torch_rng=torch.get_rng_state(), loader_rng=trial.train_loader.generator.get_state(),
+        cuda_rng=_cuda_rng(trial)))
     write_predictions(trial, os.path.join(directory, PREDICTIONS_FILE))
 
 
@@ -383,27 +382,26 @@ def write_predictions(trial: Trial, path: str) -> None:
         os.remove(path)
 
 
-def _cuda_rng(trial: Trial) -> dict[str, torch.Tensor]:
-    """``{"cuda_rng": state}`` of the trial's CUDA generator (dropout on the GPU draws
-    from it, not from the CPU's); ``{}`` on the CPU."""
+def _cuda_rng(trial: Trial) -> torch.Tensor | None:
+    """The state of the trial's CUDA generator (dropout on the GPU draws from it, not
+    from the CPU's); None on the CPU."""
     if trial.device.type != "cuda":
-        return {}
-    return {"cuda_rng": torch.cuda.get_rng_state(trial.device)}
+        return None
+    return torch.cuda.get_rng_state(trial.device)
 
 
 def load_checkpoint(trial: Trial, directory: str) -> int:
     """Restore head, optimizer and every random stream saved by :func:`save_checkpoint`
     (CPU, the train loader's generator, and CUDA's when the trial computes there); return
     the number of epochs already done."""
-    state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location=trial.device,
-                       weights_only=True)
-    trial.head.load_state_dict(state["head"])
-    trial.optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"].cpu())
-    if trial.device.type == "cuda" and "cuda_rng" in state:   # dropout on the GPU draws here
-        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), trial.device)
-    trial.train_loader.generator.set_state(state["loader_rng"].cpu())
-    return int(state["meta"]["epoch"])
+    saved = read_checkpoint(directory, map_location=trial.device)
+    trial.head.load_state_dict(saved.head)
+    trial.optimizer.load_state_dict(saved.optimizer)
+    torch.set_rng_state(saved.torch_rng.cpu())
+    if trial.device.type == "cuda" and saved.cuda_rng is not None:   # dropout on the GPU draws here
+        torch.cuda.set_rng_state(saved.cuda_rng.cpu(), trial.device)
+    trial.train_loader.generator.set_state(saved.loader_rng.cpu())
+    return saved.epoch
 
 
 def _assigned_cpus() -> float:
