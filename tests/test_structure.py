@@ -367,6 +367,31 @@ def test_the_sweep_folders_file_names_are_spelled_only_in_sweepdir_layout():
     assert _spelled_outside(names, {"sweepdir.layout"}, allowed) == []
 
 
+#: columns of the leaderboard that are common words, used by other formats as well
+COMMON_COLUMN_WORDS = {"rank", "status", "error", "epoch"}
+
+
+def _column_words() -> set[str]:
+    """The leaderboard's own columns that are no common word (trial_name, logdir, ...)."""
+    from tune_food.sweepdir import columns
+
+    return {v for k, v in vars(columns).items() if k.isupper() and isinstance(v, str)
+            } - COMMON_COLUMN_WORDS
+
+
+def test_the_leaderboards_columns_are_spelled_only_in_sweepdir_columns():
+    """``trial_name``, ``epochs_done``, ``checkpoint_path``, ``tied_with_best`` ...: named in
+    sweepdir/columns.py, imported everywhere else (the words that are also common,
+    ``rank``, ``status``, ``error``, ``epoch``, are constants there too, but not held by
+    this rule: other formats use them as well)."""
+    words = _column_words()
+    assert {"trial_name", "trial_id", "epochs_done", "checkpoint_path", "tied_with_best",
+            "p_vs_best", "ranked_by", "logdir"} <= words
+    # the exported demo's app.py runs without tune_food: it reads model.json's cpu_ms itself
+    allowed = {"demo.app": {"cpu_ms"}}
+    assert _spelled_outside(words, {"sweepdir.columns", "models.figures"}, allowed) == []
+
+
 MAX_PARAMETERS = 6
 #: functions over MAX_PARAMETERS today: a debt to pay (issue 35: the launch as one object
 #: pays sweep.launch's), not a licence; the test fails on any other, and on one of these

@@ -45,6 +45,8 @@ from typing import Sequence
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import SweepError
 from tune_food.common.files import Replaceable, atomic_folder, check_replaceable
+from tune_food.models.figures import CPU_MS, MODEL_MB
+from tune_food.sweepdir.columns import P_VS_BEST, RANK, RANKED_BY, TIED_WITH_BEST, TRIAL_ID
 
 PROG = "python -m tune_food.export"
 DEMO_FILES = ("app.py", "preprocess.py")      # of tune_food/demo, copied as they are
@@ -85,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(os.path.join(folder, MODEL_JSON)) as fh:
             card = json.load(fh)
         print(f"exported trial {card['trial']} of {args.sweep} to {folder} (model.onnx "
-              f"{card['model_mb']:.1f} MB, {card['cpu_ms']:.1f} ms per photo on one CPU thread)")
+              f"{card[MODEL_MB]:.1f} MB, {card[CPU_MS]:.1f} ms per photo on one CPU thread)")
         print(f"try it: cd {folder} && pip install -r requirements.txt && python app.py")
         return 0
 
@@ -165,7 +167,7 @@ def _write_folder(folder: str, sweep_dir: str, state, chosen, pins: str) -> None
     from tune_food.sweepdir.layout import LEADERBOARD_FILE, TRIAL_CONFIG_FILE
 
     board = pd.read_csv(os.path.join(sweep_dir, LEADERBOARD_FILE))
-    row = board[board["trial_id"].astype(str) == chosen.trial_id].iloc[0]
+    row = board[board[TRIAL_ID].astype(str) == chosen.trial_id].iloc[0]
     model, classes = load_classifier(chosen.path, runtime="torch")
     # the trial's configuration as Ray Tune saved it in the trial folder
     with open(os.path.join(os.path.dirname(chosen.path), TRIAL_CONFIG_FILE)) as fh:
@@ -179,10 +181,10 @@ def _write_folder(folder: str, sweep_dir: str, state, chosen, pins: str) -> None
         with open(os.path.join(folder, name), "w") as fh:
             fh.write(source.read_text())
     card = {"title": f"{', '.join(classes)} classifier", "trial": chosen.trial_name,
-            "trial_id": chosen.trial_id, "sweep": state.name, "model": model.model_name,
+            TRIAL_ID: chosen.trial_id, "sweep": state.name, "model": model.model_name,
             "classes": classes, "preprocessing": steps, "epoch": chosen.epoch,
-            "model_mb": round(os.path.getsize(onnx_path) / 1e6, 3),
-            "cpu_ms": round(measure(onnx_path, steps, examples[0]), 3), "threads": THREADS}
+            MODEL_MB: round(os.path.getsize(onnx_path) / 1e6, 3),
+            CPU_MS: round(measure(onnx_path, steps, examples[0]), 3), "threads": THREADS}
     with open(os.path.join(folder, MODEL_JSON), "w") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")
@@ -295,13 +297,13 @@ def model_card(card: dict, row, config: dict, state) -> str:
     acc = (f"{row['test_acc']:.3f} (95 % Wilson interval {row['test_acc_ci_low']:.3f} to "
            f"{row['test_acc_ci_high']:.3f}; {int(row['test_correct'])} of "
            f"{int(row['test_images'])} test photos)")
-    tied = row.get("tied_with_best")
-    standing = (f"rank {int(row['rank'])} by {row.get('ranked_by', state.metric)}; "
-                + ("the best trial" if int(row["rank"]) == 1 else
-                   f"statistically tied with the best (exact McNemar p = {row['p_vs_best']:.3g})"
+    tied = row.get(TIED_WITH_BEST)
+    standing = (f"rank {int(row[RANK])} by {row.get(RANKED_BY, state.metric)}; "
+                + ("the best trial" if int(row[RANK]) == 1 else
+                   f"statistically tied with the best (exact McNemar p = {row[P_VS_BEST]:.3g})"
                    if tied is True or tied == "True" else
-                   f"worse than the best (exact McNemar p = {row['p_vs_best']:.3g})"
-                   if pd.notna(row.get("p_vs_best")) else "not compared with the best"))
+                   f"worse than the best (exact McNemar p = {row[P_VS_BEST]:.3g})"
+                   if pd.notna(row.get(P_VS_BEST)) else "not compared with the best"))
     test = config.get("test_data") or config.get("data")
     lines = [
         "---", f"title: {card['title']}", "emoji: 🍽️", "colorFrom: yellow", "colorTo: red",
@@ -318,10 +320,10 @@ def model_card(card: dict, row, config: dict, state) -> str:
         f"| data | trained on `{config.get('data')}` (train split), scored on `{test}` "
         "(test split) |",
         f"| test accuracy | {acc} |", f"| standing | {standing} |",
-        f"| cpu_ms | {card['cpu_ms']:.1f} ms per photo end to end (decode, preprocessing, "
+        f"| cpu_ms | {card[CPU_MS]:.1f} ms per photo end to end (decode, preprocessing, "
         f"model), batch 1, ONNX Runtime with intra_op_num_threads = inter_op_num_threads = "
         f"{card['threads']} (as `app.py` runs it), on the machine that exported it |",
-        f"| model.onnx | {card['model_mb']:.1f} MB |",
+        f"| model.onnx | {card[MODEL_MB]:.1f} MB |",
         f"| from | trial `{card['trial']}` (epoch {card['epoch']}) of sweep "
         f"`{card['sweep']}`, made with tune_food |", "",
         "## Limits", "",

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from tune_food.common.cliargs import Parser, cli_call, exit_program, path_arg, quiet_broken_pipe
 from tune_food.common.errors import DataError, SweepError
+from tune_food.sweepdir.columns import STATUS
 from tune_food.sweepdir.layout import ERRORS_PNG, REPORT_COMMAND, RESULTS_DIR
 from tune_food.sweepdir.status import SweepStatus, TrialStatus
 
@@ -100,7 +101,7 @@ def measure_deployment(board, state, data_dir: str | None, out) -> bool:
 
     figures = dict(state.deployment or {})
     datasets = dataset_folders(state.with_data_dir(data_dir))
-    done = board[board["status"] == TrialStatus.TERMINATED] if "status" in board else board.iloc[0:0]
+    done = board[board[STATUS] == TrialStatus.TERMINATED] if STATUS in board else board.iloc[0:0]
     added = False
     for model, rows in done.groupby("model", sort=True):
         if is_measured(figures.get(model)):

@@ -17,6 +17,7 @@ from tune_food.app.boards import SweepBoards
 from tune_food.app.folders import checkpointed, ranked_by
 from tune_food.common.errors import DataError, SweepError, TuneFoodError
 from tune_food.inference.classifier import classify, load_classifier
+from tune_food.sweepdir.columns import RANK, TRIAL_ID, TRIAL_NAME
 from tune_food.sweepdir.status import SweepStatus
 
 MAX_IMAGES = 64            # images per request; more are refused with a message
@@ -122,9 +123,9 @@ class ClassifyPage:
                               f"({b.state.status if b.state else 'unknown status'}): its trials save one "
                               "after their first epoch. Come back in a moment.")
         metric = ranked_by(rows)
-        choices = [(f"#{r['rank']} {r['trial_name']} ({metric} {r[metric]:.3f})"
-                    if metric in r and pd.notna(r[metric]) else f"#{r['rank']} {r['trial_name']}",
-                    str(r["trial_id"])) for _, r in rows.iterrows()]
+        choices = [(f"#{r[RANK]} {r[TRIAL_NAME]} ({metric} {r[metric]:.3f})"
+                    if metric in r and pd.notna(r[metric]) else f"#{r[RANK]} {r[TRIAL_NAME]}",
+                    str(r[TRIAL_ID])) for _, r in rows.iterrows()]
         return choices, choices[0][1], ""
 
     def on_sweep(self, sweep):
@@ -159,7 +160,7 @@ class ClassifyPage:
             raise SweepError(f"sweep {sweep} has no checkpoint yet: its trials save one after "
                              "their first epoch")
         if trial:
-            rows = rows[rows["trial_id"].astype(str) == str(trial)]
+            rows = rows[rows[TRIAL_ID].astype(str) == str(trial)]
             if rows.empty:
                 raise SweepError(f"trial {trial!r} of sweep {sweep} has no checkpoint; pick "
                                  "one from the list")
@@ -260,13 +261,13 @@ def _result(rows: list[dict], ms: float, sweep: str, trow: pd.Series, ckpt: str,
     first = ok[0] if ok else None
     label = {p["class"]: p["probability"] for p in first["predictions"]} if first else None
     rel = os.path.relpath(ckpt, results_dir)
-    text = (f"Answered by **trial #{trow['rank']} {trow['trial_name']}** of sweep {sweep}, "
+    text = (f"Answered by **trial #{trow[RANK]} {trow[TRIAL_NAME]}** of sweep {sweep}, "
             f"checkpoint `{rel}`: {len(ok)} image(s) in **{ms:.1f} ms per image**.")
     bad = [r for r in rows if "error" in r]
     if bad:
         text += (f"\n\n{len(bad)} file(s) could not be read as images: "
                  + "; ".join(f"{os.path.basename(r['image'])} ({r['error']})" for r in bad))
-    details = {"checkpoint": ckpt, "trial_id": str(trow["trial_id"]),
-               "trial_name": str(trow["trial_name"]), "ms_per_image": ms,
+    details = {"checkpoint": ckpt, TRIAL_ID: str(trow[TRIAL_ID]),
+               TRIAL_NAME: str(trow[TRIAL_NAME]), "ms_per_image": ms,
                "results": [dict(r, image=os.path.basename(r["image"])) for r in rows]}
     return label, table, text, details

@@ -9,6 +9,7 @@ import pandas as pd
 
 from tune_food.data.images import rgb_loader
 from tune_food.results.leaderboard import dedupe_history
+from tune_food.sweepdir.columns import EPOCH
 from tune_food.sweepdir.layout import PROGRESS_FILE
 
 
@@ -37,15 +38,15 @@ def curves_figure(logdir: str | None, title: str):
         df = pd.read_csv(os.path.join(logdir, PROGRESS_FILE))
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return None
-    if "epoch" not in df:
+    if EPOCH not in df:
         return None
     df = dedupe_history(df)   # a resumed trial's replayed epochs once
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for split in ("train", "val", "test"):
         if f"{split}_acc" in df:
-            ax1.plot(df["epoch"], df[f"{split}_acc"], marker="o", ms=3, label=split)
+            ax1.plot(df[EPOCH], df[f"{split}_acc"], marker="o", ms=3, label=split)
         if f"{split}_loss" in df:
-            ax2.plot(df["epoch"], df[f"{split}_loss"], marker="o", ms=3, label=split)
+            ax2.plot(df[EPOCH], df[f"{split}_loss"], marker="o", ms=3, label=split)
     ax1.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax2.set(xlabel="epoch", ylabel="loss (per image)", title="loss")
     for a in (ax1, ax2):

@@ -17,6 +17,17 @@ import pandas as pd
 from tune_food.common.errors import SweepError
 from tune_food.results.outputs import build_outputs
 from tune_food.results.plots import make_plots
+from tune_food.sweepdir.columns import (
+    CHECKPOINT_PATH,
+    EPOCHS_DONE,
+    EPOCHS_PLANNED,
+    P_VS_BEST,
+    RANK,
+    RANKED_BY,
+    STATUS,
+    TIED_WITH_BEST,
+    TRIAL_NAME,
+)
 from tune_food.sweepdir.layout import (
     CURVES_PNG,
     IMPORTANCE_PNG,
@@ -102,12 +113,12 @@ def _rebuild_board(exp_dir: str, state: SweepState | None, plots_cache: str | No
 def checkpointed(board: pd.DataFrame, exp_dir: str) -> pd.DataFrame:
     """The rows of ``board`` whose checkpoint folder exists, best first, with the
     checkpoint as an absolute path in ``checkpoint``."""
-    if board.empty or "checkpoint_path" not in board:
+    if board.empty or CHECKPOINT_PATH not in board:
         return board.iloc[0:0].assign(checkpoint=[])
-    ckpt = board["checkpoint_path"].map(lambda p: abs_in(exp_dir, p))
+    ckpt = board[CHECKPOINT_PATH].map(lambda p: abs_in(exp_dir, p))
     rows = board.assign(checkpoint=ckpt)
     keep = rows["checkpoint"].map(lambda p: bool(p) and os.path.isdir(p))
-    return rows[keep].sort_values("rank")
+    return rows[keep].sort_values(RANK)
 
 
 def display_board(board: pd.DataFrame) -> pd.DataFrame:
@@ -117,9 +128,9 @@ def display_board(board: pd.DataFrame) -> pd.DataFrame:
     ``tied_with_best``, ``epochs_done`` / ``epochs_planned`` when the sweep has them."""
 
     if board.empty:
-        return pd.DataFrame({"rank": [], "trial": [], "status": []})
-    out = pd.DataFrame({"rank": board["rank"], "trial": board.get("trial_name"),
-                        "status": board.get("status")})
+        return pd.DataFrame({RANK: [], "trial": [], STATUS: []})
+    out = pd.DataFrame({RANK: board[RANK], "trial": board.get(TRIAL_NAME),
+                        STATUS: board.get(STATUS)})
     for key in PARAMS:
         if key in board and (key in ("model", "data", "epochs") or
                              board[key].astype(str).nunique() > 1):
@@ -133,16 +144,16 @@ def display_board(board: pd.DataFrame) -> pd.DataFrame:
             out["test_acc 95% CI"] = [
                 "" if pd.isna(lo) else f"{lo:.3f} – {hi:.3f}"
                 for lo, hi in zip(board["test_acc_ci_low"], board["test_acc_ci_high"])]
-    for col in ("p_vs_best", "tied_with_best", "epochs_done", "epochs_planned"):
+    for col in (P_VS_BEST, TIED_WITH_BEST, EPOCHS_DONE, EPOCHS_PLANNED):
         if col in board:
-            out[col] = board[col].round(4) if col == "p_vs_best" else board[col]
+            out[col] = board[col].round(4) if col == P_VS_BEST else board[col]
     return out.reset_index(drop=True)
 
 
 def ranked_by(board: pd.DataFrame) -> str:
     """The metric the leaderboard ``board`` (non-empty) is ranked by (``test_acc`` when
     it does not say)."""
-    return str(board["ranked_by"].iloc[0]).split()[0] if "ranked_by" in board else "test_acc"
+    return str(board[RANKED_BY].iloc[0]).split()[0] if RANKED_BY in board else "test_acc"
 
 
 def read_predictions(csv: str, exp: str) -> pd.DataFrame:

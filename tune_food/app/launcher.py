@@ -18,6 +18,7 @@ import pandas as pd
 
 from tune_food.common.errors import SweepError
 from tune_food.sweep.options import SEARCHES
+from tune_food.sweepdir.columns import RANK, TRIAL_NAME
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
 from tune_food.sweepdir.state import list_sweeps, peek_state, refused_while_running, running_driver
 from tune_food.sweepdir.status import SweepStatus
@@ -213,9 +214,9 @@ class Launcher:
                 board = pd.DataFrame()
             metric = state.metric if state else "test_acc"
             if not board.empty and metric in board and board[metric].notna().any():
-                best = board.sort_values("rank").iloc[0]
+                best = board.sort_values(RANK).iloc[0]
                 row.update({"trials": row["trials"] or len(board),
-                            "best trial": best.get("trial_name", ""),
+                            "best trial": best.get(TRIAL_NAME, ""),
                             "best": f"{metric} {best[metric]:.4f}"})
         return row
 

@@ -23,6 +23,14 @@ from tune_food.app.folders import PLOT_FILES, Board, abs_in, display_board, read
 from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.export import export
 from tune_food.results.images import test_images
+from tune_food.sweepdir.columns import (
+    CHECKPOINT_PATH,
+    LOGDIR,
+    RANK,
+    RANKED_BY,
+    TRIAL_ID,
+    TRIAL_NAME,
+)
 from tune_food.sweepdir.layout import (
     CURVES_PNG,
     IMPORTANCE_PNG,
@@ -103,7 +111,7 @@ class LeaderboardPage:
             return (str(exc), display_board(pd.DataFrame()), *(None,) * len(PLOT_FILES),
                     gr.update(choices=[], value=None))
         plots = {os.path.basename(p): p for p in self.boards.plots(sweep, b)}
-        trials = [(f"#{r['rank']} {r['trial_name']}", str(r["trial_id"]))
+        trials = [(f"#{r[RANK]} {r[TRIAL_NAME]}", str(r[TRIAL_ID]))
                   for _, r in b.board.iterrows()] if not b.board.empty else []
         return (_head(sweep, b), display_board(b.board), *(plots.get(n) for n in PLOT_FILES),
                 gr.update(choices=trials, value=trials[0][1] if trials else None))
@@ -131,14 +139,14 @@ class LeaderboardPage:
             exp, b = self.boards.get(sweep)
         except SweepError as exc:
             return ({}, None, [], None, str(exc))
-        rows = b.board[b.board["trial_id"].astype(str) == str(trial)] if not b.board.empty \
+        rows = b.board[b.board[TRIAL_ID].astype(str) == str(trial)] if not b.board.empty \
             else b.board
         if rows.empty:
             return ({}, None, [], None, f"no trial {trial!r} in {sweep}")
         row = rows.iloc[0]
         params = {k: _plain(row[k]) for k in PARAMS if k in row}
-        curves = curves_figure(abs_in(exp, row.get("logdir")), str(row.get("trial_name")))
-        ckpt = abs_in(exp, row.get("checkpoint_path"))
+        curves = curves_figure(abs_in(exp, row.get(LOGDIR)), str(row.get(TRIAL_NAME)))
+        ckpt = abs_in(exp, row.get(CHECKPOINT_PATH))
         if not ckpt or not os.path.isdir(ckpt):
             return params, curves, [], None, "This trial has no checkpoint (yet): no predictions."
         try:
@@ -165,9 +173,9 @@ class LeaderboardPage:
             raise gr.Error("Choose a sweep and a trial first.")
         try:
             exp, b = self.boards.get(sweep)
-            rows = b.board[b.board["trial_id"].astype(str) == str(trial)] \
+            rows = b.board[b.board[TRIAL_ID].astype(str) == str(trial)] \
                 if not b.board.empty else b.board
-            name = str(rows.iloc[0]["trial_name"]) if not rows.empty else str(trial)
+            name = str(rows.iloc[0][TRIAL_NAME]) if not rows.empty else str(trial)
             with self._export_lock:
                 for earlier in os.listdir(self.exports_dir):   # this page's own exports
                     shutil.rmtree(os.path.join(self.exports_dir, earlier), ignore_errors=True)
@@ -183,7 +191,7 @@ class LeaderboardPage:
         trial's ``predictions.csv`` when the sweep wrote one, else computed with
         :func:`tune_food.inference.classifier.classify` from its checkpoint (cached); None
         when the test images are not on this machine."""
-        logdir = abs_in(exp, row.get("logdir"))
+        logdir = abs_in(exp, row.get(LOGDIR))
         for folder in (ckpt, logdir):
             csv = os.path.join(folder, PREDICTIONS_FILE) if folder else None
             if csv and os.path.isfile(csv):
@@ -219,8 +227,8 @@ def _head(sweep: str, b: Board) -> str:
     """The line above the board: status, trials, ranking, when it was rebuilt."""
     status = b.state.status if b.state else "unknown"
     head = f"**{sweep}**: {status}, {len(b.board)} trial(s)"
-    if not b.board.empty and "ranked_by" in b.board:
-        head += f", ranked by {b.board['ranked_by'].iloc[0]}"
+    if not b.board.empty and RANKED_BY in b.board:
+        head += f", ranked by {b.board[RANKED_BY].iloc[0]}"
     if b.live:
         head += (f"; rebuilt from the trial folders at "
                  f"{_dt.datetime.fromtimestamp(b.built):%H:%M:%S}")

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tune_food.common.errors import SweepError
+from tune_food.sweepdir.columns import (
+    CHECKPOINT_EPOCH,
+    CHECKPOINT_PATH,
+    EPOCHS_DONE,
+    RANK,
+    RANKED_BY,
+    TRIAL_ID,
+    TRIAL_NAME,
+)
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
 
 
@@ -65,35 +74,35 @@ def trial_checkpoint(sweep_dir: str, trial: str | None = None) -> ChosenCheckpoi
                          f"python -m tune_food.report {sweep_dir}")
     board = pd.read_csv(path)
     if trial is not None:
-        rows = board[(board["trial_name"].astype(str) == trial)
-                     | (board["trial_id"].astype(str) == trial)]
+        rows = board[(board[TRIAL_NAME].astype(str) == trial)
+                     | (board[TRIAL_ID].astype(str) == trial)]
         if rows.empty:
-            names = ", ".join(board["trial_name"].astype(str).head(5))
+            names = ", ".join(board[TRIAL_NAME].astype(str).head(5))
             raise SweepError(f"no trial {trial!r} in {path} (its trials: {names}"
                              f"{', ...' if len(board) > 5 else ''})")
         best = rows.iloc[0]
-        if "rank" not in board or pd.isna(best["rank"]):
+        if RANK not in board or pd.isna(best[RANK]):
             raise SweepError(f"trial {trial} of {path} is not ranked (status "
                              f"{best.get('status')}): it did not run to its end; resume the "
                              "sweep, or choose a ranked trial")
     else:
-        ranked = board[board["rank"] == 1] if "rank" in board else board[0:0]
+        ranked = board[board[RANK] == 1] if RANK in board else board[0:0]
         if ranked.empty:
             raise SweepError(f"no trial in {path} is ranked (none ran to its end or was "
                              "stopped by the scheduler); resume the sweep, or pass "
                              "--checkpoint DIR")
         best = ranked.iloc[0]
     which = "the best trial" if trial is None else "trial"
-    ckpt = best.get("checkpoint_path")
+    ckpt = best.get(CHECKPOINT_PATH)
     if not isinstance(ckpt, str) or not ckpt:
-        raise SweepError(f"{which} {best['trial_name']} of {path} has no checkpoint; "
+        raise SweepError(f"{which} {best[TRIAL_NAME]} of {path} has no checkpoint; "
                          "pass another trial's folder with --checkpoint DIR")
-    epoch = best.get("checkpoint_epoch")
-    if pd.isna(epoch) or int(epoch) != int(best["epochs_done"]):
-        raise SweepError(f"the checkpoint of {which} {best['trial_name']} holds epoch "
-                         f"{epoch}, not epoch {best['epochs_done']} whose metrics rank it; pass "
+    epoch = best.get(CHECKPOINT_EPOCH)
+    if pd.isna(epoch) or int(epoch) != int(best[EPOCHS_DONE]):
+        raise SweepError(f"the checkpoint of {which} {best[TRIAL_NAME]} holds epoch "
+                         f"{epoch}, not epoch {best[EPOCHS_DONE]} whose metrics rank it; pass "
                          "a checkpoint with --checkpoint DIR")
-    metric = str(best.get("ranked_by", "")).split(" ")[0]
-    return ChosenCheckpoint(_locate(ckpt, sweep_dir), str(best["trial_name"]),
-                            str(best["trial_id"]), int(epoch), str(best.get("ranked_by", "")),
+    metric = str(best.get(RANKED_BY, "")).split(" ")[0]
+    return ChosenCheckpoint(_locate(ckpt, sweep_dir), str(best[TRIAL_NAME]),
+                            str(best[TRIAL_ID]), int(epoch), str(best.get(RANKED_BY, "")),
                             float(best[metric]) if metric in best else float("nan"))

@@ -32,6 +32,7 @@ from torch import nn
 
 from tune_food.common.files import atomic_write, exclusive_lock
 from tune_food.demo.preprocess import load_rgb, to_input
+from tune_food.models.figures import CPU_MS, MODEL_MB, PARAMS_SERVED
 from tune_food.models.registry import (
     FrozenBackboneClassifier,
     build_model,
@@ -187,7 +188,7 @@ def is_measured(figures) -> bool:
     kept file's) holds the measured figures: the rule by which the sweep, ``report
     --deployment`` and the cache skip a model; False for None, ``{"error": ...}`` or
     anything else."""
-    return isinstance(figures, dict) and "cpu_ms" in figures
+    return isinstance(figures, dict) and CPU_MS in figures
 
 
 def deployment_figures(model: str, num_classes: int, photo: str, reuse: bool = True) -> dict:
@@ -220,9 +221,9 @@ def deployment_figures(model: str, num_classes: int, photo: str, reuse: bool = T
             return earlier
     path = measured_onnx(model, num_classes)
     spec = get_spec(model)
-    figures = {"cpu_ms": round(measure(path, preprocessing(model), photo), 3),
-               "params": spec.backbone_params + (spec.num_features + 1) * num_classes,
-               "model_mb": round(os.path.getsize(path) / 1e6, 3),
+    figures = {CPU_MS: round(measure(path, preprocessing(model), photo), 3),
+               PARAMS_SERVED: spec.backbone_params + (spec.num_features + 1) * num_classes,
+               MODEL_MB: round(os.path.getsize(path) / 1e6, 3),
                "threads": THREADS, "runtime": f"onnxruntime {onnxruntime.__version__}",
                "cpu": cpu_model(), "node": platform.node(), "warmup": WARMUP,
                "repeats": REPEATS, "photo": os.path.basename(photo),
@@ -238,6 +239,6 @@ def deployment_figures(model: str, num_classes: int, photo: str, reuse: bool = T
 
 def describe(figures: dict) -> str:
     """One line: ``"12.3 ms per photo (1 thread, onnxruntime 1.32.0, <cpu>)"``."""
-    return (f"{figures['cpu_ms']:.1f} ms per photo ({figures['threads']} thread, "
+    return (f"{figures[CPU_MS]:.1f} ms per photo ({figures['threads']} thread, "
             f"{figures['runtime']}, {figures['cpu']})")
 

@@ -36,6 +36,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from tune_food.common.files import write_csv_atomic
+from tune_food.sweepdir.columns import RANK
 from tune_food.sweepdir.layout import IMPORTANCE_FILE, IMPORTANCE_PNG, PARALLEL_PNG, PLOTS_DIR
 from tune_food.sweepdir.record import SweepState
 from tune_food.train.hparams import FLOAT_SAMPLERS, INT_SAMPLERS, LOG_SAMPLERS, PARAMS
@@ -59,9 +60,9 @@ class Importance:
 
 def completed(board: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The ranked rows of ``board`` (complete trials) that have a value of ``metric``."""
-    if "rank" not in board or metric not in board:
+    if RANK not in board or metric not in board:
         return board.iloc[0:0]
-    return board[board["rank"].notna()].dropna(subset=[metric])
+    return board[board[RANK].notna()].dropna(subset=[metric])
 
 
 def varied_params(space: dict, rows: pd.DataFrame) -> list[str]:

@@ -19,6 +19,24 @@ from typing import Any, Iterable
 import pandas as pd
 
 from tune_food.common.stats import ALPHA, mcnemar_exact, t_half_width
+from tune_food.sweepdir.columns import (
+    CHECKPOINT_EPOCH,
+    CHECKPOINT_PATH,
+    EPOCH,
+    EPOCHS_DONE,
+    EPOCHS_PLANNED,
+    ERROR,
+    INFO_COLUMNS,
+    LOGDIR,
+    METRIC_COLUMNS,
+    P_VS_BEST,
+    RANK,
+    RANKED_BY,
+    STATUS,
+    TIED_WITH_BEST,
+    TRIAL_ID,
+    TRIAL_NAME,
+)
 from tune_food.sweepdir.layout import TUNE_INTERNAL_KEYS
 from tune_food.sweepdir.status import RANKED_STATUSES, RayStatus, TrialStatus
 
@@ -28,12 +46,6 @@ STABLE = "stable"  # pragma: no mutate
 #: every status a leaderboard row can have (:class:`~tune_food.sweepdir.status.TrialStatus`)
 STATUSES = tuple(TrialStatus)
 
-METRIC_COLUMNS = ["test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
-                  "val_acc", "val_acc_ci_low", "val_acc_ci_high", "val_loss",
-                  "train_acc", "train_loss"]
-INFO_COLUMNS = ["test_correct", "test_images", "val_correct", "val_images", "trainable_params",
-                "total_params", "feature_cache", "backbone_runtime", "device", "node_id",
-                "node_ip", "time_total_s"]
 
 
 @dataclass
@@ -88,13 +100,13 @@ def dedupe_history(history: pd.DataFrame | None) -> pd.DataFrame:
     epoch is the one the trial's final state descends from, so it is kept. Ray Tune's
     internal ``should_checkpoint`` flag (left in the first result after a restore) is
     not a metric and is dropped."""
-    if history is None or history.empty or "epoch" not in history:
+    if history is None or history.empty or EPOCH not in history:
         return pd.DataFrame()
-    history = history.dropna(subset=["epoch"]).drop(columns=list(TUNE_INTERNAL_KEYS),
+    history = history.dropna(subset=[EPOCH]).drop(columns=list(TUNE_INTERNAL_KEYS),
                                                     errors="ignore")
     # mutmut: the sort's kind is equivalent: the epochs are unique once deduplicated
-    return (history.drop_duplicates("epoch", keep="last")
-            .sort_values("epoch", kind="stable")  # pragma: no mutate
+    return (history.drop_duplicates(EPOCH, keep="last")
+            .sort_values(EPOCH, kind="stable")  # pragma: no mutate
             .reset_index(drop=True))
 
 
@@ -124,7 +136,7 @@ def _planned(record: TrialRecord) -> int:
 
 
 def _epochs_done(record: TrialRecord) -> int:
-    return 0 if record.history.empty else int(record.history["epoch"].max())
+    return 0 if record.history.empty else int(record.history[EPOCH].max())
 
 
 def _checkpoint_epoch(record: TrialRecord) -> int | None:
@@ -135,7 +147,7 @@ def _checkpoint_epoch(record: TrialRecord) -> int | None:
         return None
     # mutmut: fillna(None) is equivalent: astype(bool) reads a missing flag as False
     saved = h[h["checkpoint_saved"].fillna(False).astype(bool)]  # pragma: no mutate
-    return int(saved["epoch"].max()) if not saved.empty else None
+    return int(saved[EPOCH].max()) if not saved.empty else None
 
 
 def relative_to(path: str | None, root: str) -> str | None:
@@ -192,17 +204,17 @@ def _row(record: TrialRecord, metric: str, mode: str, param_keys: list[str],
          root: str) -> dict[str, Any]:
     """One trial's leaderboard row (:func:`make_leaderboard`), before ranking."""
     m = record.metrics
-    row = {"trial_id": record.trial_id, "trial_name": m.get("trial_name") or _name(record),
-           "status": trial_status(record).value, "epochs_done": _epochs_done(record),
-           "epochs_planned": _planned(record), "ranked_by": f"{metric} ({mode})"}
+    row = {TRIAL_ID: record.trial_id, TRIAL_NAME: m.get(TRIAL_NAME) or _name(record),
+           STATUS: trial_status(record).value, EPOCHS_DONE: _epochs_done(record),
+           EPOCHS_PLANNED: _planned(record), RANKED_BY: f"{metric} ({mode})"}
     row.update({k: cell(record.config.get(k)) for k in param_keys})
     if "dropout" in param_keys:
         row["dropout"] = resolved_dropout(record.config, m)
     row.update({k: m.get(k) for k in METRIC_COLUMNS + INFO_COLUMNS})
-    row["checkpoint_path"] = relative_to(record.checkpoint, root)
-    row["checkpoint_epoch"] = _checkpoint_epoch(record)
-    row["logdir"] = relative_to(record.path, root) if record.trial_id else None
-    row["error"] = record.error
+    row[CHECKPOINT_PATH] = relative_to(record.checkpoint, root)
+    row[CHECKPOINT_EPOCH] = _checkpoint_epoch(record)
+    row[LOGDIR] = relative_to(record.path, root) if record.trial_id else None
+    row[ERROR] = record.error
     row.update(record.extra)
     return row
 
@@ -211,7 +223,7 @@ def _ranked(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     """``df`` with a ``rank`` column first: the complete trials that reported ``metric``,
     best first (ties: the lower loss on the same split), then the others by status and
     trial order (trials never created last), unranked."""
-    ranked = df["status"].isin(RANKED_STATUSES) & (df[metric].notna() if metric in df else False)
+    ranked = df[STATUS].isin(RANKED_STATUSES) & (df[metric].notna() if metric in df else False)
     # ties: lower loss on the same split (val_acc -> val_loss: the test split never takes
     # part in choosing a winner); mutmut: the metric as its own tie-break sorts the same
     tie = f"{metric.split('_')[0]}_loss"
@@ -222,11 +234,11 @@ def _ranked(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
         top = top.sort_values(sort_cols, ascending=ascending, kind=STABLE)
     order = {s: i for i, s in enumerate(STATUSES)}
     rest = df[~ranked]   # a sort on several columns is stable in pandas whatever its kind
-    rest = rest.assign(_status=rest["status"].map(order), _never=rest["trial_id"] == "") \
-        .sort_values(["_status", "_never", "trial_id"]) \
+    rest = rest.assign(_status=rest[STATUS].map(order), _never=rest[TRIAL_ID] == "") \
+        .sort_values(["_status", "_never", TRIAL_ID]) \
         .drop(columns=["_status", "_never"])
     df = pd.concat([top, rest])
-    df.insert(0, "rank", pd.array(list(range(1, len(top) + 1)) + [pd.NA] * len(rest),
+    df.insert(0, RANK, pd.array(list(range(1, len(top) + 1)) + [pd.NA] * len(rest),
                                   dtype="Int64"))
     return df.reset_index(drop=True)
 
@@ -247,12 +259,12 @@ def compare_with_best(board: pd.DataFrame, predictions: dict[str, pd.DataFrame],
     """
     board = board.copy()
     # mutmut: an empty Series in place of the NA list gives the same all-empty column
-    board["p_vs_best"] = pd.Series([pd.NA] * len(board), dtype="Float64")  # pragma: no mutate
-    board["tied_with_best"] = pd.Series([pd.NA] * len(board), dtype="boolean")  # pragma: no mutate
-    if "rank" not in board:
+    board[P_VS_BEST] = pd.Series([pd.NA] * len(board), dtype="Float64")  # pragma: no mutate
+    board[TIED_WITH_BEST] = pd.Series([pd.NA] * len(board), dtype="boolean")  # pragma: no mutate
+    if RANK not in board:
         return board
-    ranked = board[board["rank"].notna()]
-    if ranked.empty or ranked.iloc[0]["trial_id"] not in predictions:
+    ranked = board[board[RANK].notna()]
+    if ranked.empty or ranked.iloc[0][TRIAL_ID] not in predictions:
         return board
 
     def correct(trial_id: str) -> pd.Series:
@@ -261,33 +273,33 @@ def compare_with_best(board: pd.DataFrame, predictions: dict[str, pd.DataFrame],
         # mutmut: `!=` is equivalent: McNemar's p is the same for "wrong" as for "right"
         return p["label"] == p["predicted"]  # pragma: no mutate
 
-    best = correct(ranked.iloc[0]["trial_id"])
+    best = correct(ranked.iloc[0][TRIAL_ID])
     for idx, row in ranked.iterrows():
-        if row["trial_id"] not in predictions:
+        if row[TRIAL_ID] not in predictions:
             continue
-        other = correct(row["trial_id"])
+        other = correct(row[TRIAL_ID])
         if set(other.index) != set(best.index):   # not the same images: no paired test
             continue
         other = other.loc[best.index]
         p = mcnemar_exact(best.tolist(), other.tolist())
-        board.loc[idx, "p_vs_best"] = p
-        board.loc[idx, "tied_with_best"] = p >= alpha
+        board.loc[idx, P_VS_BEST] = p
+        board.loc[idx, TIED_WITH_BEST] = p >= alpha
     return board
 
 
 def tie_summary(board: pd.DataFrame, split: str) -> str:
     """One sentence: how many trials the data cannot tell from the best."""
-    if "tied_with_best" not in board or board["tied_with_best"].notna().sum() < 2:
+    if TIED_WITH_BEST not in board or board[TIED_WITH_BEST].notna().sum() < 2:
         return ""   # nothing to compare the best with
     # rank 1 itself; mutmut: fillna(None) is equivalent (sum() skips NA)
-    tied = int(board["tied_with_best"].fillna(False).sum()) - 1  # pragma: no mutate
+    tied = int(board[TIED_WITH_BEST].fillna(False).sum()) - 1  # pragma: no mutate
     images = board.iloc[0].get(f"{split}_images")
     on = f" on these {int(images)} {split} images" if pd.notna(images) and images else ""
     who = "trial is" if tied == 1 else "trials are"
     text = (f"{tied} {who} statistically indistinguishable from the best{on} "
             f"(exact McNemar test, p >= {ALPHA:g})")
-    ranked = board[board["rank"].notna()] if "rank" in board else board
-    apart = int(ranked["p_vs_best"].isna().sum()) if "p_vs_best" in ranked else 0
+    ranked = board[board[RANK].notna()] if RANK in board else board
+    apart = int(ranked[P_VS_BEST].isna().sum()) if P_VS_BEST in ranked else 0
     if apart:
         text += (f"; {apart} ranked trial(s) were evaluated on other images and cannot be "
                  "compared with it (p_vs_best empty)")
@@ -303,7 +315,7 @@ def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: st
     for a single seed), ranked by the metric's mean."""
     keys = [k for k in param_keys if k != "seed" and k in board]
     metrics = [c for c in METRIC_COLUMNS if c in board and not c.endswith(("_low", "_high"))]
-    grouped = board[board["rank"].notna()] if "rank" in board else board
+    grouped = board[board[RANK].notna()] if RANK in board else board
     grouped = grouped.dropna(subset=[metric])
     # mutmut: dropna=None is as falsy as False (equivalent)
     grouped = grouped.astype({k: str for k in keys}).groupby(keys, dropna=False)[metrics]  # pragma: no mutate
@@ -316,7 +328,7 @@ def leaderboard_by_config(board: pd.DataFrame, param_keys: list[str], metric: st
         agg[f"{m}_mean_ci_high"] = agg[f"{m}_mean"] + half
     agg = agg.reset_index().sort_values(f"{metric}_mean", ascending=mode == "min",
                                         kind=STABLE)
-    agg.insert(0, "rank", range(1, len(agg) + 1))
+    agg.insert(0, RANK, range(1, len(agg) + 1))
     return agg.reset_index(drop=True)
 
 
@@ -334,4 +346,4 @@ def results_dataframe(records: Iterable[TrialRecord], param_keys: list[str]) -> 
             df[f"config/{k}"] = cell(record.config.get(k))
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else \
-        pd.DataFrame(columns=["trial_id", "epoch", *(f"config/{k}" for k in param_keys)])
+        pd.DataFrame(columns=[TRIAL_ID, EPOCH, *(f"config/{k}" for k in param_keys)])

@@ -37,6 +37,15 @@ from tune_food.results.leaderboard import (
 from tune_food.results.plots import make_plots
 from tune_food.results.tables import write_parquet_atomic
 from tune_food.results.tradeoff import add_deployment, ship_summary
+from tune_food.sweepdir.columns import (
+    CHECKPOINT_PATH,
+    EPOCHS_DONE,
+    P_VS_BEST,
+    RANK,
+    STATUS,
+    TRIAL_ID,
+    TRIAL_NAME,
+)
 from tune_food.sweepdir.layout import (
     BY_CONFIG_FILE,
     ERROR_FILE,
@@ -188,14 +197,14 @@ def unstarted_records(records: list[TrialRecord], planned: Planned | None,
 
     return [TrialRecord(trial_id="", ray_status=RayStatus.NOT_CREATED, config=dict(cfg),
                         history=pd.DataFrame(), path=os.path.join(root, "(not created)"),
-                        extra={"trial_name": name(cfg)})
+                        extra={TRIAL_NAME: name(cfg)})
             for cfg in missing]
 
 
 #: the leaderboard's columns the summary prints (the sweep's end and ``report``), in this
 #: order, where the board has them; the ranking metric comes after ``epochs_done``
-SUMMARY_COLUMNS = ("rank", "trial_name", "status", "epochs_done")
-SUMMARY_METRICS = ("test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss", "p_vs_best")
+SUMMARY_COLUMNS = (RANK, TRIAL_NAME, STATUS, EPOCHS_DONE)
+SUMMARY_METRICS = ("test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss", P_VS_BEST)
 
 
 def summary_columns(board: pd.DataFrame, metric: str, *more: str) -> list[str]:
@@ -211,7 +220,7 @@ def sweep_status(board: pd.DataFrame) -> SweepStatus:
     scheduler, else ``finished with errors`` when a trial failed, else ``finished``."""
     if board.empty:
         return SweepStatus.INTERRUPTED
-    statuses = set(board["status"])
+    statuses = set(board[STATUS])
     if statuses & {TrialStatus.INTERRUPTED, TrialStatus.NOT_STARTED}:
         return SweepStatus.INTERRUPTED
     return SweepStatus.FINISHED_WITH_ERRORS if TrialStatus.ERROR in statuses else \
@@ -242,7 +251,7 @@ def build_outputs(exp_path: str, state: SweepState) -> Outputs:
     if "val_acc" in board:   # which validation set ranked: shared or per-dataset
         board["val_set"] = (state.validation or {}).get("source", "per-dataset")
     board = add_deployment(board, state.deployment)
-    best = board.iloc[0]["trial_id"] if not board.empty and board["rank"].notna().any() else None
+    best = board.iloc[0][TRIAL_ID] if not board.empty and board[RANK].notna().any() else None
     return Outputs(board, results_dataframe(records, keys), sweep_status(board),
                    summary=tie_summary(board, split), best_predictions=predictions.get(best),
                    ship=ship_summary(board, exp_path),
@@ -273,7 +282,7 @@ def write_outputs(exp_path: str, local_dir: str, state: SweepState) -> Outputs:
                  write_csv_atomic(frame, os.path.join(local_dir, RESULTS_FILE)),
                  write_parquet_atomic(board, os.path.join(local_dir, LEADERBOARD_PARQUET)),
                  write_parquet_atomic(frame, os.path.join(local_dir, RESULTS_PARQUET))]
-    if "seed" in board and board["seed"].nunique() > 1 and board["rank"].notna().any():
+    if "seed" in board and board["seed"].nunique() > 1 and board[RANK].notna().any():
         out.files += optional_step(BY_CONFIG_FILE, lambda: [write_csv_atomic(
             leaderboard_by_config(board, list(PARAMS), state.metric, state.mode),
             os.path.join(local_dir, BY_CONFIG_FILE))], out.warnings, [])
@@ -297,14 +306,14 @@ def read_predictions(board: pd.DataFrame, root: str, exp_path: str) -> dict[str,
         fs, _ = pyarrow.fs.FileSystem.from_uri(exp_path)
     else:
         fs = pyarrow.fs.LocalFileSystem()
-    for _, row in board[board["rank"].notna()].iterrows():
-        ckpt = row.get("checkpoint_path")
+    for _, row in board[board[RANK].notna()].iterrows():
+        ckpt = row.get(CHECKPOINT_PATH)
         if not isinstance(ckpt, str):
             continue
         path = ckpt if ckpt.startswith("/") else f"{root}/{ckpt}"
         try:
             with fs.open_input_file(f"{path}/{PREDICTIONS_FILE}") as fh:
-                out[row["trial_id"]] = pd.read_csv(fh)
+                out[row[TRIAL_ID]] = pd.read_csv(fh)
         except (FileNotFoundError, OSError):
             continue
     return out

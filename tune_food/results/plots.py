@@ -25,7 +25,9 @@ import pandas as pd
 from tune_food.common.errors import optional_step
 from tune_food.common.stats import ALPHA
 from tune_food.data.images import rgb_loader
+from tune_food.models.figures import CPU_MS
 from tune_food.results.tradeoff import fastest_tied, pareto_front
+from tune_food.sweepdir.columns import EPOCH, RANK, RANKED_BY, TIED_WITH_BEST, TRIAL_ID, TRIAL_NAME
 from tune_food.sweepdir.layout import (
     CONFUSION_PNG,
     CURVES_PNG,
@@ -69,13 +71,13 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
     import matplotlib.pyplot as plt  # lazy: after the Agg backend is set
 
     warnings = [] if warnings is None else warnings
-    if "rank" in board:
-        board = board[board["rank"].notna()]   # complete trials only
+    if RANK in board:
+        board = board[board[RANK].notna()]   # complete trials only
     board = board.dropna(subset=["test_acc"]) if "test_acc" in board else board.iloc[0:0]
     if board.empty:
         return []
     out_dir = os.path.join(exp_dir, PLOTS_DIR)
-    names = board["trial_name"].astype(str).tolist()
+    names = board[TRIAL_NAME].astype(str).tolist()
     labels = [n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names]
 
     def save(file: str, draw) -> list[str]:
@@ -94,12 +96,12 @@ def make_plots(exp_dir: str, board: pd.DataFrame, results: pd.DataFrame,
 
     paths = plot(LEADERBOARD_PNG, lambda: leaderboard_figure(board, labels,
                                                              os.path.basename(exp_dir)))
-    if not results.empty and "epoch" in results:
+    if not results.empty and EPOCH in results:
         paths += plot(CURVES_PNG, lambda: curves_figure(board, results, labels))
     paths += plot(TRADEOFF_PNG, lambda: tradeoff_figure(board, os.path.basename(exp_dir)))
     if predictions is not None and not predictions.empty:
         tests = predictions[predictions["split"] == "test"]
-        best = str(board.iloc[0]["trial_name"])
+        best = str(board.iloc[0][TRIAL_NAME])
         paths += optional_step(f"{PLOTS_DIR}/{CONFUSION_PNG} and {ERRORS_PNG}",
                                lambda: error_plots(out_dir, tests, best, data_root),
                                warnings, [])
@@ -118,10 +120,10 @@ def point_kinds(bars: pd.DataFrame) -> list[str]:
     first): ``best`` for the first, then ``tied`` / ``worse`` by ``tied_with_best``, and
     ``untested`` where that is empty (no paired predictions). Without the column, every
     row after the first is ``worse``, as the leaderboard of older sweeps drew them."""
-    if "tied_with_best" not in bars:
+    if TIED_WITH_BEST not in bars:
         return ["best"] + ["worse"] * (len(bars) - 1)
     return ["best" if i == 0 else "untested" if pd.isna(t) else "tied" if t else "worse"
-            for i, t in enumerate(bars["tied_with_best"])]
+            for i, t in enumerate(bars[TIED_WITH_BEST])]
 
 
 def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
@@ -149,11 +151,11 @@ def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
         ax.text(a, yi + 0.28, f"{a:.3f}", va="center", ha="center", fontsize=8)
     ax.set_yticks(y)
     ax.set_ylim(-0.6, len(bars) - 0.35)   # room for the top point's value
-    ax.set_yticklabels([f"#{r}  {lab}" for r, lab in zip(bars["rank"], labels)], fontsize=8)
+    ax.set_yticklabels([f"#{r}  {lab}" for r, lab in zip(bars[RANK], labels)], fontsize=8)
     ax.set_xlim(max(0.0, float(np.nanmin(acc - err[0])) - 0.03), 1.005)
     ax.set_xlabel("test accuracy (point) with 95 % Wilson interval"
                   + (f", {n_test} test images" if n_test else ""))
-    if "tied_with_best" in bars and bars["tied_with_best"].notna().any():
+    if TIED_WITH_BEST in bars and bars[TIED_WITH_BEST].notna().any():
         # lazy: Agg backend set when drawing (an optional step), not on import
         from matplotlib.lines import Line2D
 
@@ -162,7 +164,7 @@ def leaderboard_figure(board: pd.DataFrame, labels: list[str], name: str):
                                    label=POINT_KINDS[k][1]) for k in shown], fontsize=8,
                    loc="outside lower center", ncol=len(shown) if len(shown) < 4 else 2,
                    frameon=False)   # below the axis label: covers no point, no text
-    ranked = board["ranked_by"].iloc[0] if "ranked_by" in board else ""
+    ranked = board[RANKED_BY].iloc[0] if RANKED_BY in board else ""
     shown = f"top {len(bars)} of {total} trials" if total > len(bars) else f"{total} trials"
     ax.set_title(f"leaderboard: {name}, {shown}, ranked by {ranked}")
     ax.grid(axis="x", alpha=0.3)
@@ -176,9 +178,9 @@ def hidden_twins(board: pd.DataFrame, results: pd.DataFrame) -> dict:
     10-epoch trial with the same other hyperparameters (same seed, same batches). The
     twin is the best-ranked such trial; ``epochs`` is the hidden trial's last epoch."""
     curves = {}
-    for trial_id in board["trial_id"]:
-        rows = results[results["trial_id"] == trial_id].sort_values("epoch")
-        curves[trial_id] = rows[["epoch", "test_acc", "test_loss"]].to_numpy(dtype=float)
+    for trial_id in board[TRIAL_ID]:
+        rows = results[results[TRIAL_ID] == trial_id].sort_values(EPOCH)
+        curves[trial_id] = rows[[EPOCH, "test_acc", "test_loss"]].to_numpy(dtype=float)
     twins = {}
     for trial_id, mine in curves.items():
         if not len(mine):
@@ -205,11 +207,11 @@ def curves_figure(board: pd.DataFrame, results: pd.DataFrame, labels: list[str])
 
     total = len(board)
     twins = hidden_twins(board, results)
-    rank_of = {t: i + 1 for i, t in enumerate(board["trial_id"])}
+    rank_of = {t: i + 1 for i, t in enumerate(board[TRIAL_ID])}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     # drawn worst first, so that better ranks lie on top
-    for i, (trial_id, label) in reversed(list(enumerate(zip(board["trial_id"], labels)))):
-        rows = results[results["trial_id"] == trial_id].sort_values("epoch")
+    for i, (trial_id, label) in reversed(list(enumerate(zip(board[TRIAL_ID], labels)))):
+        rows = results[results[TRIAL_ID] == trial_id].sort_values(EPOCH)
         if i < MAX_CURVES:
             style = dict(color=RANK_COLOURS[i % len(RANK_COLOURS)], marker="o",
                          ms=4 if i else 5, lw=2.6 if i == 0 else 1.6,
@@ -221,8 +223,8 @@ def curves_figure(board: pd.DataFrame, results: pd.DataFrame, labels: list[str])
             style.update(ls="--", dashes=(3, 3), marker="s", zorder=3 + 2 * MAX_CURVES)
             if "label" in style:
                 style["label"] += f"  (dashed: same curve as #{rank_of[twin]} up to epoch {last})"
-        ax1.plot(rows["epoch"], rows["test_acc"], **style)
-        ax2.plot(rows["epoch"], rows["test_loss"], **style)
+        ax1.plot(rows[EPOCH], rows["test_acc"], **style)
+        ax2.plot(rows[EPOCH], rows["test_loss"], **style)
     handles, names_ = ax2.get_legend_handles_labels()
     order = sorted(range(len(names_)), key=lambda k: int(names_[k][1:].split()[0]))
     ax1.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch"
@@ -336,8 +338,8 @@ def tradeoff_figure(board: pd.DataFrame, name: str):
     # lazy: Agg backend set when drawing (an optional step), not on import
     import matplotlib.pyplot as plt
 
-    rows = board[board["rank"].notna()].dropna(subset=["cpu_ms", "test_acc"]) \
-        if {"rank", "cpu_ms", "test_acc"} <= set(board) else board.iloc[0:0]
+    rows = board[board[RANK].notna()].dropna(subset=[CPU_MS, "test_acc"]) \
+        if {RANK, CPU_MS, "test_acc"} <= set(board) else board.iloc[0:0]
     if rows.empty:
         return None
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
@@ -348,17 +350,17 @@ def tradeoff_figure(board: pd.DataFrame, name: str):
             continue
         colour, label = POINT_KINDS[kind]
         acc = part["test_acc"].to_numpy(dtype=float)
-        ax.errorbar(part["cpu_ms"], acc, yerr=[acc - part["test_acc_ci_low"].to_numpy(dtype=float),
+        ax.errorbar(part[CPU_MS], acc, yerr=[acc - part["test_acc_ci_low"].to_numpy(dtype=float),
                                                part["test_acc_ci_high"].to_numpy(dtype=float) - acc],
                     fmt="o", color=colour, ecolor=colour, alpha=0.8, capsize=3, label=label)
     front = pareto_front(rows)
     # the front's trials ringed (a front of one trial is a ring, not a line), joined by steps
-    ax.step(front["cpu_ms"], front["test_acc"], where="post", color="#333333", lw=1,
+    ax.step(front[CPU_MS], front["test_acc"], where="post", color="#333333", lw=1,
             ls="--", marker="o", markersize=11, markerfacecolor="none",
             label="Pareto front (nothing both faster and more accurate)")
     ship = fastest_tied(rows)
     if ship is not None:
-        ax.annotate(f"ship: {ship['trial_name']}", (ship["cpu_ms"], ship["test_acc"]),
+        ax.annotate(f"ship: {ship[TRIAL_NAME]}", (ship[CPU_MS], ship["test_acc"]),
                     xytext=(12, -18), textcoords="offset points", fontsize=8,
                     arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.set_xlabel("cpu_ms: one photo end to end, batch 1, one CPU thread, ONNX Runtime (ms)")

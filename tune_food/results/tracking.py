@@ -32,6 +32,7 @@ from ray.tune.logger import LoggerCallback
 
 from tune_food.common.errors import SweepError
 from tune_food.common.files import folder_problem
+from tune_food.sweepdir.columns import RANK, STATUS, TRIAL_ID, TRIAL_NAME
 from tune_food.sweepdir.layout import (
     MLFLOW_ARTIFACTS_DIR,
     MLFLOW_DB,
@@ -246,7 +247,7 @@ class TrialRuns(LoggerCallback):
         else:
             run_id = client.create_run(
                 experiment_id, run_name=str(trial),
-                tags={**self.tags, "trial_name": str(trial), "trial_id": trial.trial_id},
+                tags={**self.tags, TRIAL_NAME: str(trial), TRIAL_ID: trial.trial_id},
             ).info.run_id
         self._runs[trial.trial_id] = run_id
         client.log_batch(run_id, params=[Param(key, str(value))
@@ -307,18 +308,18 @@ def log_sweep(state: SweepState, local_dir: str, outputs) -> None:
     try:
         client = _client(info["tracking_uri"])
         rows = {} if outputs is None else \
-            {r["trial_id"]: r for r in outputs.board.to_dict("records") if r["trial_id"]}
+            {r[TRIAL_ID]: r for r in outputs.board.to_dict("records") if r[TRIAL_ID]}
         runs = client.search_runs([info["experiment_id"]], max_results=50000)
         for run in runs:
             tags = run.data.tags
-            if tags.get("mlflow.parentRunId") != parent or tags.get("trial_id") not in rows:
+            if tags.get("mlflow.parentRunId") != parent or tags.get(TRIAL_ID) not in rows:
                 continue
-            row = rows[tags["trial_id"]]
-            client.set_tag(run.info.run_id, "status", row["status"])
-            if pd.notna(row.get("rank")):
-                client.set_tag(run.info.run_id, "rank", str(int(row["rank"])))
+            row = rows[tags[TRIAL_ID]]
+            client.set_tag(run.info.run_id, STATUS, row[STATUS])
+            if pd.notna(row.get(RANK)):
+                client.set_tag(run.info.run_id, RANK, str(int(row[RANK])))
             if run.info.status == "RUNNING":
-                client.set_terminated(run.info.run_id, RUN_STATUS.get(row["status"], "KILLED"))
+                client.set_terminated(run.info.run_id, RUN_STATUS.get(row[STATUS], "KILLED"))
         client.log_param(parent, "metric", f"{state.metric} ({state.mode})")
         client.set_tag(parent, "status", state.status.value)
         for path in (outputs.files if outputs is not None else []) + \

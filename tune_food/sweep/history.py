@@ -33,6 +33,7 @@ from tune_food.results.importance import completed
 from tune_food.results.outputs import build_outputs
 from tune_food.sweep.search import check_search
 from tune_food.sweep.spaces import SearchSpace, load_space
+from tune_food.sweepdir.columns import TRIAL_ID, TRIAL_NAME
 from tune_food.sweepdir.record import Extension, SweepState
 from tune_food.sweepdir.state import check_sweep_folder, is_sweep, read_state
 from tune_food.train.hparams import PARAMS
@@ -67,10 +68,10 @@ def completed_trials(sweep_dir: str, space: SearchSpace) -> History:
     rows = completed(outputs.board, space.metric)
     points = []
     for _, row in rows.iterrows():
-        config = outputs.configs.get(str(row["trial_id"]), {})
+        config = outputs.configs.get(str(row[TRIAL_ID]), {})
         missing = [k for k in space.sampled if k not in config]
         if missing:
-            raise SweepError(f"trial {row['trial_name']} of {sweep_dir} has no "
+            raise SweepError(f"trial {row[TRIAL_NAME]} of {sweep_dir} has no "
                              f"{', '.join(missing)} in its configuration: it was not sampled "
                              f"from a space that samples {', '.join(space.sampled)}")
         points.append({k: config[k] for k in space.sampled})

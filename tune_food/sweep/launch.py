@@ -44,6 +44,7 @@ from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.plan import Plan, TrialNamer
 from tune_food.sweep.ray_start import shutdown_ray
 from tune_food.sweep.search import make_search, rungs_of
+from tune_food.sweepdir.columns import STATUS, TRIAL_NAME
 from tune_food.sweepdir.layout import (
     LEADERBOARD_FILE,
     REPORT_COMMAND,
@@ -480,7 +481,7 @@ def _finish(plan: Plan, exp_dir: str, local_dir: str, state: SweepState, started
     earlier = state.wall_s or 0.0   # the runs before a --resume
     board = result.board if result is not None else None
     errored = [] if board is None or board.empty else \
-        list(board.loc[board["status"] == TrialStatus.ERROR, "trial_name"])
+        list(board.loc[board[STATUS] == TrialStatus.ERROR, TRIAL_NAME])
     warned = plan.warnings + (result.warnings if result is not None else [])
     state.status, state.finished, state.wall_s = status, now(), earlier + wall
     state.timings, state.errored = plan.timings, errored

@@ -49,6 +49,7 @@ from tune_food.models.registry import (
 )
 from tune_food.models.runtime import use_runtime
 from tune_food.sweepdir.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from tune_food.sweepdir.columns import TRIAL_NAME
 from tune_food.sweepdir.layout import PREDICTIONS_FILE
 from tune_food.train.engine import evaluate, train_epoch
 from tune_food.train.hparams import is_cacheable, split_dirs, with_defaults
@@ -459,7 +460,7 @@ def train_food(config: dict[str, Any], datasets: dict[str, str] | None = None,
             "head_dropout": trial.dropout,
             "node_id": ray.get_runtime_context().get_node_id(),
             "node_ip": ray.util.get_node_ip_address(),
-            "trial_name": context.get_trial_name(), "resumed_from_epoch": start_epoch}
+            TRIAL_NAME: context.get_trial_name(), "resumed_from_epoch": start_epoch}
     timer = CheckpointTimer()
     must = set(checkpoint_epochs) | {int(config["epochs"])}
     for epoch in range(start_epoch + 1, int(config["epochs"]) + 1):
