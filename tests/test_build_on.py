@@ -112,42 +112,42 @@ def _folder_bytes(exp) -> dict[str, dict[str, bytes]]:
 
 
 @pytest.mark.slow
-def test_a_search_extended_from_10_to_20_trials_continues_its_optuna_study(
+def test_a_search_extended_from_5_to_10_trials_continues_its_optuna_study(
         tmp_path, tiny_root, shared_cache):
-    first = _search(tmp_path, shared_cache, tiny_root, "s", "tiny", "--num-samples", "10",
+    first = _search(tmp_path, shared_cache, tiny_root, "s", "tiny", "--num-samples", "5",
                     "--seed", "2")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     exp = tmp_path / "results" / "s"
     before = _folder_bytes(exp)
-    board10 = pd.read_csv(exp / "leaderboard.csv")
-    assert len(before) == 10 and len(board10) == 10
+    board5 = pd.read_csv(exp / "leaderboard.csv")
+    assert len(before) == 5 and len(board5) == 5
 
     more = run_sweep("--resume", "--name", "s", "--results-dir",
-                     str(tmp_path / "results"), "--num-samples", "20")
+                     str(tmp_path / "results"), "--num-samples", "10")
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
-    assert "adding 10 trials to the 10 of sweep s; Optuna starts from its 10 completed " \
+    assert "adding 5 trials to the 5 of sweep s; Optuna starts from its 5 completed " \
            "trials" in more.stdout
     after = _folder_bytes(exp)
-    assert {k: after[k] for k in before} == before          # the first 10 untouched
-    assert len(after) == 20
+    assert {k: after[k] for k in before} == before          # the first 5 untouched
+    assert len(after) == 10
     board = pd.read_csv(exp / "leaderboard.csv")             # one leaderboard for all
-    assert len(board) == 20 and board["rank"].notna().all()
-    assert len(set(zip(board["lr"], board["batch_size"]))) == 20
+    assert len(board) == 10 and board["rank"].notna().all()
+    assert len(set(zip(board["lr"], board["batch_size"]))) == 10
     state = json.loads((exp / "sweep.json").read_text())
-    assert state["planned"]["trials"] == 20 and state["status"] == "finished"
-    assert [(e["from"], e["to"]) for e in state["extended"]] == [(10, 20)]
+    assert state["planned"]["trials"] == 10 and state["status"] == "finished"
+    assert [(e["from"], e["to"]) for e in state["extended"]] == [(5, 10)]
 
-    trials = optuna_study(exp).trials   # the new study: 10 given, then 10 suggested
-    assert [t.number for t in trials] == list(range(20))
+    trials = optuna_study(exp).trials   # the new study: 5 given, then 5 suggested
+    assert [t.number for t in trials] == list(range(10))
     assert all(t.state.name == "COMPLETE" for t in trials)
-    first10 = sorted(zip(board10["lr"].round(12), board10["test_acc"].round(12)))
-    assert sorted((round(t.params["lr"], 12), round(t.value, 12)) for t in trials[:10]) == first10
-    new = set(board["lr"].round(12)) - set(board10["lr"].round(12))
-    assert {round(t.params["lr"], 12) for t in trials[10:]} == new and len(new) == 10
+    first5 = sorted(zip(board5["lr"].round(12), board5["test_acc"].round(12)))
+    assert sorted((round(t.params["lr"], 12), round(t.value, 12)) for t in trials[:5]) == first5
+    new = set(board["lr"].round(12)) - set(board5["lr"].round(12))
+    assert {round(t.params["lr"], 12) for t in trials[5:]} == new and len(new) == 5
 
     rep = run_cli("tune_food.report", str(exp))   # report reads both Tuner runs too
     assert rep.returncode == 0, rep.stderr[-3000:]
-    assert len(pd.read_csv(exp / "leaderboard.csv")) == 20
+    assert len(pd.read_csv(exp / "leaderboard.csv")) == 10
 
 
 GRID = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n  epochs: {{grid_search: {epochs}}}\n"
