@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli, run_sweep
 
+from tune_food.sweep.run import main as sweep_main
 from tune_food.sweepdir.state import running_driver
 
 SPACE = ("parameters:\n  model: efficientnet_lite0\n  data: tiny\n"
@@ -47,13 +48,28 @@ def _kill_the_trial_worker(proc, exp) -> int:
     return pid
 
 
+def _running_far_from_its_end(exp, margin: int) -> bool:
+    """True when a trial of ``exp`` has reported an epoch ``margin`` or more epochs before
+    its last (it is still running, with time to spare)."""
+    for text in _trial_results(exp).values():
+        rows = [json.loads(x) for x in text.splitlines()]
+        if rows and rows[-1]["epoch"] <= rows[-1]["config"]["epochs"] - margin:
+            return True
+    return False
+
+
 def _trial_results(exp) -> dict[str, str]:
     return {p.parent.name: p.read_text() for p in exp.glob("*/result.json")}
 
 
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed(tmp_path, tiny_root, shared_cache, capsys):
-    proc = _start(tmp_path, tiny_root, shared_cache, "[2, 3, 40]", "--feature-cache", "off",
+    """The driver killed (SIGKILL, with its local Ray) after its first trial ended and
+    while its 80-epoch trial runs: each step waits for the state it needs (a trial that
+    ended, a trial 40 epochs or more from its end, Ray Tune's experiment state written
+    after the first ended), not for a time: under load the driver writes result.json
+    seconds behind its workers."""
+    proc = _start(tmp_path, tiny_root, shared_cache, "[2, 3, 80]", "--feature-cache", "off",
                   "--max-concurrent", "1")
     lines = []
     for line in proc.stdout:  # wait for the first finished trial
@@ -63,21 +79,23 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root, shared_cache, ca
     assert lines and lines[-1].startswith("[1/3] done"), "".join(lines)[-3000:]
     done_at = time.time()
     exp = tmp_path / "results" / "r"
+    deadline = time.time() + 300
+    while not _running_far_from_its_end(exp, 40) and time.time() < deadline:
+        time.sleep(0.2)
     # one driver per sweep: a second --resume while it runs is refused, nothing touched
-    # (in-process: it refuses before Ray, in a second rather than a new interpreter's five,
-    # while the 40-epoch trial still runs)
-    from tune_food.sweep.run import main
-
-    assert main(["--resume", "--name", "r", "--results-dir", str(tmp_path / "results")]) == 2
+    # (in-process, the sweep's modules imported with this file: it refuses in well under
+    # a second, before Ray, rather than a new interpreter's five)
+    assert sweep_main(["--resume", "--name", "r", "--results-dir",
+                       str(tmp_path / "results")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"python -m tune_food.sweep: error: sweep r is being run by another driver (pid "
         f"{proc.pid} on host {socket.gethostname()}); wait until it ends, or stop it (Ctrl-C, "
         "or the web page's Stop) and try again"]
     # Ray Tune's experiment state written after the first trial ended (it saves it every
     # 2 s at most): a crash from here on keeps that trial
-    states = lambda: [p.stat().st_mtime for p in exp.glob("experiment_state-*.json")]  # noqa: E731
     deadline = time.time() + 60
-    while not any(t > done_at + 0.5 for t in states()) and time.time() < deadline:
+    while not any(p.stat().st_mtime > done_at + 0.5
+                  for p in exp.glob("experiment_state-*.json")) and time.time() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, as a crash would
     proc.wait()
@@ -109,7 +127,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, tiny_root, shared_cache, ca
     assert _trial_results(exp)[finished[0]] == done_before  # kept as it was
     board = pd.read_csv(exp / "leaderboard.csv")
     assert len(board) == 3 and (board["status"] == "TERMINATED").all()
-    assert sorted(board["epochs_done"]) == [2, 3, 40]
+    assert sorted(board["epochs_done"]) == [2, 3, 80]
     for _, row in board.iterrows():
         epochs = [json.loads(x)["epoch"] for x in
                   open(os.path.join(exp, row["logdir"], "result.json")).read().splitlines()]
