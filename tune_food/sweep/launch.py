@@ -39,7 +39,7 @@ from tune_food.results.tb import TensorBoardCallback
 from tune_food.results.tracking import log_sweep, mlflow_callbacks, start_runs
 from tune_food.sweep.deployment import measure_models
 from tune_food.sweep.history import own_trials
-from tune_food.sweep.moved_sweep import RelocatableVariants, place_new_trials
+from tune_food.sweep.moved_sweep import Location, RelocatableVariants, place_new_trials
 from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.plan import Plan, TrialNamer
 from tune_food.sweep.ray_start import shutdown_ray
@@ -88,7 +88,7 @@ def launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, out) -> i
 def _launch(plan: Plan, options: SweepOptions, name: str, exp_dir: str, local_dir: str,
             out) -> int:
     """:func:`launch` while this process is the sweep's one driver."""
-    search = make_search(plan.space, options, plan.history)
+    search = make_search(plan.space, options, plan.history, location=_location(exp_dir, name))
     earlier = peek_state(local_dir) if options.resume else None
     mlflow = start_runs(options.mlflow, name, local_dir, earlier.mlflow if earlier else None)
     state = start_state(sweep_start(plan, options, name, len(plan.trials) or search[2], mlflow),
@@ -265,13 +265,14 @@ def _extension_tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str,
         tune.Tuner.can_restore(exp_dir) else 0
     if plan.added:   # a wider grid: exactly its new combinations, one trial each
         search_alg = RelocatableVariants(points_to_evaluate=[
-            {k: c[k] for k in plan.space.varied} for c in plan.added])
+            {k: c[k] for k in plan.space.varied} for c in plan.added],
+            location=_location(exp_dir, name))
         samples, history = len(plan.added), None
     else:
         history = own_trials(local_dir, plan.space, state) if held else None
         search_alg, scheduler, samples = make_search(
             plan.space, dataclasses.replace(options, seed=options.seed + held), history,
-            samples=plan.extend_to - held)
+            samples=plan.extend_to - held, location=_location(exp_dir, name))
     print(f"adding {samples} trials to the {held} of sweep {name}" +
           (f"; Optuna starts from its {len(history.points)} completed trials"
            if history and options.search == "optuna" else ""), file=out, flush=True)
@@ -333,13 +334,15 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
                              runtime=options.backbone_runtime,
                              cache_dir=options.feature_store_dir),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
-    # trials created from here on go where the sweep is now (a Ray Tune workaround)
-    place_new_trials(None if is_uri(exp_dir) else os.path.dirname(exp_dir), name)
     if options.resume and not fresh and tune.Tuner.can_restore(exp_dir):
         # no param_space: Ray Tune restores the one its Tuner started with (a re-specified
         # one must have the same keys, and a widened grid's has more: Ray refuses it)
-        return tune.Tuner.restore(exp_dir, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=True)
+        tuner = tune.Tuner.restore(exp_dir, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=True)
+        # trials its search algorithm creates go where the sweep is now (a Ray Tune
+        # workaround: that algorithm was unpickled from the sweep folder)
+        place_new_trials(tuner, _location(exp_dir, name))
+        return tuner
     return tune.Tuner(
         trainable, param_space=param_space,
         run_config=_run_config(plan, options, name, exp_dir, num_samples, mlflow, out),
@@ -349,6 +352,12 @@ def _tuner(plan: Plan, options: SweepOptions, name: str, exp_dir: str, features:
             max_concurrent_trials=options.max_concurrent or None, reuse_actors=True,
             trial_name_creator=TrialNamer(space.varied, False),
             trial_dirname_creator=TrialNamer(space.varied, True, first)))
+
+
+def _location(exp_dir: str, name: str) -> Location | None:
+    """Where the trials of sweep ``name`` at ``exp_dir`` go (a Ray Tune workaround,
+    :mod:`tune_food.sweep.moved_sweep`); None for a storage URI."""
+    return None if is_uri(exp_dir) else (os.path.dirname(exp_dir), name)
 
 
 def _run_config(plan: Plan, options: SweepOptions, name: str, exp_dir: str, num_samples: int,
