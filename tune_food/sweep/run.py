@@ -103,7 +103,8 @@ def check_sweep(options: SweepOptions) -> Checked:
         # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
         from tune_food.sweep.history import extension
 
-        extend_from = extension(options, options.sweep_dir)   # one that drops trials: now
+        # a --num-samples that drops trials is refused here, before anything else
+        extend_from = extension(options, options.sweep_dir)
     space = _read_space(options)
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
