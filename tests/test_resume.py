@@ -175,34 +175,40 @@ def test_a_trial_whose_worker_dies_without_retries_is_an_error_not_an_interrupt(
     assert isinstance(board["error"][0], str) and board["error"][0]
 
 
-def _restored_next_trial(generator_class, tmp_path, where=None):
-    """A grid's search algorithm saved in its sweep folder after its first trial, the
-    folder moved, the algorithm restored from the moved copy as ``Tuner.restore`` does
-    (``restore_from_dir``): where does it put the next trial?"""
+def _restored_next_trial(search_alg, tmp_path, relocate: bool = False):
+    """A grid sweep's Tuner made with ``search_alg`` (its ``tuner.pkl`` in the sweep
+    folder), the algorithm's state saved after the first trial, the folder moved, the
+    Tuner restored from the moved copy (``Tuner.restore``) and its algorithm from its
+    saved state (``restore_from_dir``, as the restored Tuner's ``fit`` does); with
+    ``relocate``, told where the sweep is now, as the launch tells it: where does the
+    restored algorithm put the next trial? (No Ray starts.)"""
     import shutil
 
     from ray import tune
     from ray.tune.experiment import Experiment
 
-    from tune_food.sweep.moved_sweep import place_new_trials
+    from tune_food.sweep.moved_sweep import place_new_trials, search_algorithm
+
+    def trainable(config):
+        pass
 
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir(), new.mkdir()
-    experiment = Experiment("sweep", lambda config: None, storage_path=str(old),
-                            config={"x": tune.grid_search([1, 2, 3])})
-    generator = generator_class()
-    generator.add_configurations([experiment])
-    assert generator.next_trial().storage.storage_fs_path == str(old)
-    generator.save_to_dir(str(old / "sweep"), session_str="s")
+    grid = {"x": tune.grid_search([1, 2, 3])}
+    tune.Tuner(trainable, param_space=grid, tune_config=tune.TuneConfig(search_alg=search_alg),
+               run_config=tune.RunConfig(storage_path=str(old), name="sweep"))
+    search_alg.add_configurations([Experiment("sweep", trainable, storage_path=str(old),
+                                              config=grid)])
+    assert search_alg.next_trial().storage.storage_fs_path == str(old)
+    search_alg.save_to_dir(str(old / "sweep"), session_str="s")
     shutil.move(str(old / "sweep"), str(new / "sweep"))
-    restored = generator_class()
+    tuner = tune.Tuner.restore(str(new / "sweep"), trainable=trainable)
+    if relocate:
+        place_new_trials(tuner, (str(new), "sweep"))
+    restored = search_algorithm(tuner)
+    assert restored is not search_alg and type(restored) is type(search_alg)
     restored.restore_from_dir(str(new / "sweep"))
-    place_new_trials(where, "sweep")
-    try:
-        trial = restored.next_trial()
-    finally:
-        place_new_trials(None, "")
-    return trial.storage.storage_fs_path, str(old), str(new)
+    return restored.next_trial().storage.storage_fs_path, str(old), str(new)
 
 
 def test_ray_still_puts_a_moved_sweeps_new_trials_in_its_old_folder(tmp_path):
@@ -210,12 +216,15 @@ def test_ray_still_puts_a_moved_sweeps_new_trials_in_its_old_folder(tmp_path):
     new trials of a restored, moved sweep where the sweep is now: delete the workaround."""
     from ray.tune.search import BasicVariantGenerator
 
-    placed, old, _ = _restored_next_trial(BasicVariantGenerator, tmp_path)
+    placed, old, _ = _restored_next_trial(BasicVariantGenerator(), tmp_path)
     assert placed == old
 
 
 def test_the_workaround_puts_them_where_the_sweep_is_now(tmp_path):
+    """Made for the old place, as the launch makes it; told the new one after the
+    restore, as the launch tells it (the saved state does not bring the old one back)."""
     from tune_food.sweep.moved_sweep import RelocatableVariants
 
-    placed, _, new = _restored_next_trial(RelocatableVariants, tmp_path, where=str(tmp_path / "new"))
+    placed, _, new = _restored_next_trial(
+        RelocatableVariants(location=(str(tmp_path / "old"), "sweep")), tmp_path, relocate=True)
     assert placed == new

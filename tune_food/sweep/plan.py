@@ -44,9 +44,25 @@ from tune_food.train.hparams import is_cacheable, split_dirs
 MAX_TRIAL_NAME = 120     # trial folder names are cut to this many characters (+ the id)
 
 
-@dataclass
+@dataclass(frozen=True)
+class ExtensionPlan:
+    """What a ``--resume`` adds to the sweep it resumes, decided once while planning
+    (:func:`tune_food.sweep.run.run_sweep`): a search's ``--num-samples N`` above the
+    trials it planned, a grid widened by ``--space wider.yaml`` (its new combinations),
+    or an extension interrupted before its new trials began, which this resume finishes.
+    ``sweep.json`` records it as a :class:`~tune_food.sweepdir.record.Extension`."""
+
+    start: int                                  # the trials the sweep had planned
+    to: int                                     # the trials it will hold
+    added: list[dict[str, Any]] | None = None   # a widened grid's new combinations
+    pending: bool = False                       # recorded before: a plain --resume finishes it
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Everything checked before launch."""
+    """Everything checked before launch; not changed once planned (a resume's extension
+    and a warm start's history are part of it when :func:`tune_food.sweep.run.run_sweep`
+    has planned it)."""
 
     space: SearchSpace
     data_root: str
@@ -57,15 +73,11 @@ class Plan:
     trials: list[dict[str, Any]]              # the grid's trial configs; [] for a search
     pairs: list[tuple[str, str]]              # (model, split dir) feature sets needed
     notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds
+    timings: dict[str, float] = field(default_factory=dict)   # planning's phase -> seconds
     validation: Any = None                    # tune_food.data.validation.ValidationPlan
     test_sets: dict[str, dict] = field(default_factory=dict)  # test label -> images_fingerprint
     history: Any = None                       # earlier trials for Optuna (sweep.history.History)
-    extend_from: int | None = None            # an extension: the trials the sweep had planned
-    added: list[dict[str, Any]] | None = None  # a widened grid's new combinations
-    extend_to: int | None = None              # an extension: the trials it will hold
-    pending_extension: bool = False           # a plain --resume finishes an extension
-    warnings: list[str] = field(default_factory=list)   # optional steps that failed
+    extension: ExtensionPlan | None = None    # what a --resume adds, or None
 
     def relative(self, path: str) -> str:
         """``path`` relative to the data root: what ``sweep.json`` records, so a sweep

@@ -4,11 +4,12 @@
 2. :func:`run_sweep` checks the options, reads the search space, names the sweep
    (:func:`check_sweep`), checks the resource request against the cluster
    (:mod:`tune_food.sweep.cluster`) and plans the trials and feature sets
-   (:mod:`tune_food.sweep.plan`): everything that can fail fails here, before anything
-   launches (docs/architecture.md, "fail before launching"). :func:`dry_run_checks` runs
-   the same checks without starting Ray (a dry run without its Ray start; the tests of
-   what a sweep refuses use it).
-3. :func:`tune_food.sweep.launch.launch` runs it and writes the outputs.
+   (:mod:`tune_food.sweep.plan`; on ``--resume`` what it adds, once, as the plan's
+   :class:`~tune_food.sweep.plan.ExtensionPlan`): everything that can fail fails here,
+   before anything launches (docs/architecture.md, "fail before launching").
+   :func:`dry_run_checks` runs the same checks without starting Ray (a dry run without
+   its Ray start; the tests of what a sweep refuses use it).
+3. A :class:`tune_food.sweep.launch.Launch` of the plan runs it and writes the outputs.
 
 Every user-fixable problem is a :class:`~tune_food.common.errors.TuneFoodError`; :func:`main`
 prints it as one line on stderr and returns 2. Heavy modules (Ray, torch, pandas) are
@@ -17,6 +18,7 @@ imported only after the command line is parsed, so ``--help`` answers at once.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import signal
@@ -39,12 +41,14 @@ IMPORTS = ("torch", "torchvision", "ray")
 
 class Checked(NamedTuple):
     """A sweep's options once checked (those saved by the sweep on ``--resume``), its
-    search space, name and experiment folder (:func:`check_sweep`)."""
+    search space, name and experiment folder, and on ``--resume --num-samples N`` the
+    trials the search had planned (:func:`check_sweep`)."""
 
     options: SweepOptions
     space: Any                  # tune_food.sweep.spaces.SearchSpace
     name: str
     exp_dir: str
+    extend_from: int | None = None   # tune_food.sweep.history.extension
 
 
 def run_sweep(options: SweepOptions, out=None) -> int:
@@ -78,9 +82,9 @@ def run_sweep(options: SweepOptions, out=None) -> int:
               "head node, so use shared storage (an NFS mount on every node, or "
               "s3://... / gs://...)", file=sys.stderr)
     # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
-    from tune_food.sweep.launch import launch
+    from tune_food.sweep.launch import Launch
 
-    return launch(plan, options, name, exp_dir, out)
+    return Launch(plan, options, name, exp_dir, out).run()
 
 
 def check_sweep(options: SweepOptions) -> Checked:
@@ -94,16 +98,18 @@ def check_sweep(options: SweepOptions) -> Checked:
     if options.resume:
         options = _resumed(options)   # a saved sweep passed the checks when it started
     options.check()
+    extend_from = None
     if options.resume:
         # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
         from tune_food.sweep.history import extension
 
-        extension(options, options.sweep_dir)   # a --num-samples that drops trials: now
+        # a --num-samples that drops trials is refused here, before anything else
+        extend_from = extension(options, options.sweep_dir)
     space = _read_space(options)
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
     _check_where_it_writes(options, exp_dir, name)
-    return Checked(options, space, name, exp_dir)
+    return Checked(options, space, name, exp_dir, extend_from)
 
 
 def dry_run_checks(options: SweepOptions, out=None):
@@ -146,28 +152,28 @@ def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
         start_ray,
     )
 
-    space, options, name = checked.space, checked.options, checked.name
+    options = checked.options
     if options.address:   # the cluster's nodes decide how many trials fit
         if not ray:   # what start_ray checks before it asks Ray: something answers as Ray
             check_address(options.address)
-            return _planned(space, options, out, name), None, None
+            return _planned(checked, out), None, None
         ray_start = time.perf_counter()
         print(f"joining the Ray cluster at {options.address} ...", file=out, flush=True)
         start_ray(options.address)
         cluster = connected_cluster()
         ray_s = time.perf_counter() - ray_start
         concurrent = check_resources(options, cluster)
-        plan = _planned(space, options, out, name)
+        plan = _planned(checked, out)
     else:
         cluster = local_cluster()
         concurrent = check_resources(options, cluster)
         if not ray:   # the plan, then what start_ray checks before it asks Ray
-            plan = _planned(space, options, out, name)
+            plan = _planned(checked, out)
             check_temp_folder()
             return plan, cluster, concurrent
         # the local Ray starts while the sweep is planned (imports, listing, hashing and
         # decoding every image): seconds each, and neither needs the other
-        planning = _Planning(space, options, out, name)
+        planning = _Planning(checked, out)
         ray_start = time.perf_counter()
         print("starting a local Ray ...", file=out, flush=True)
         try:
@@ -181,62 +187,78 @@ def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
         except BaseException:
             shutdown_ray()
             raise
-    plan.timings["ray_init_s"] = ray_s
-    return plan, cluster, concurrent
+    return dataclasses.replace(plan, timings=dict(plan.timings, ray_init_s=ray_s)), cluster, \
+        concurrent
 
 
-def _planned(space, options: SweepOptions, out, name: str):
-    """:func:`tune_food.sweep.plan.plan_sweep`, on ``--resume`` the check that the data
-    did not change, and with ``--warm-start`` the earlier sweep's trials, checked and
+def _planned(checked: Checked, out):
+    """:func:`tune_food.sweep.plan.plan_sweep`, then, as one new plan: on ``--resume``
+    the check that the data did not change and what the resume adds
+    (:func:`_extension`), with ``--warm-start`` the earlier sweep's trials, checked and
     added to an Optuna study as the sweep will (:mod:`tune_food.sweep.history`); its time
     is the plan's ``checks_s``."""
     # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
-    from tune_food.sweep.history import (
-        check_extension,
-        extension,
-        pending_extension,
-        warm_start,
-        widen_grid,
-    )
+    from tune_food.sweep.history import warm_start
     from tune_food.sweep.plan import check_same_data, plan_sweep
     from tune_food.sweep.search import check_search
 
+    space, options, name = checked.space, checked.options, checked.name
     start = time.perf_counter()
     plan = plan_sweep(space, options, out)
+    extension, history, notes = None, None, []
     if options.resume:
         check_same_data(plan, options.sweep_dir, name)
-        plan.extend_from = extension(options, options.sweep_dir)
-        plan.added = widen_grid(options, plan, options.sweep_dir, name)
-        pending = pending_extension(options.sweep_dir)
-        if plan.added and pending is not None and pending.added:
-            # a wider grid again before an interrupted widening began: both run now
-            # (its combinations are planned already, so widen_grid does not list them)
-            plan.added = [dict(c) for c in pending.added] + plan.added
-        if plan.added:
-            plan.extend_from = len(plan.trials) - len(plan.added)
-            plan.extend_to = len(plan.trials)
-            plan.notes.append(f"--space {options.space}: sweep {name} runs the "
-                              f"{len(plan.added)} new combinations only; the "
-                              f"{plan.extend_from} it had planned are kept")
-        elif plan.extend_from is not None:
-            plan.extend_to = options.samples
-            plan.notes.append(f"--num-samples {options.num_samples}: sweep {name} adds trials "
-                              f"to the {plan.extend_from} it had planned")
-        elif pending is not None:   # an extension interrupted before its new trials began
-            plan.extend_from, plan.extend_to = pending.start, pending.to
-            plan.added = [dict(c) for c in pending.added or []] or None
-            plan.pending_extension = True
-            plan.notes.append(f"sweep {name} was being extended from {plan.extend_from} to "
-                              f"{plan.extend_to} trials: this resume finishes that")
-        if plan.extend_from is not None and not plan.added:
-            check_extension(options, plan, options.sweep_dir)   # Optuna takes its trials
+        extension, note = _extension(checked, plan)
+        notes = [note] if note else []
     elif options.warm_start:
-        plan.history = warm_start(options.warm_start, plan, options)
-        check_search(space, options.search, options.seed, options.max_concurrent, plan.history)
-        plan.notes.append(f"Optuna starts from the {len(plan.history.points)} completed "
-                          f"trials of {options.warm_start} (--warm-start)")
-    plan.timings["checks_s"] = time.perf_counter() - start
-    return plan
+        history = warm_start(options.warm_start, plan, options)
+        check_search(space, options.search, options.seed, options.max_concurrent, history)
+        notes = [f"Optuna starts from the {len(history.points)} completed trials of "
+                 f"{options.warm_start} (--warm-start)"]
+    return dataclasses.replace(plan, extension=extension, history=history,
+                               notes=plan.notes + notes,
+                               timings=dict(plan.timings,
+                                            checks_s=time.perf_counter() - start))
+
+
+def _extension(checked: Checked, plan):
+    """What ``--resume`` adds to the sweep (a :class:`~tune_food.sweep.plan.ExtensionPlan`,
+    or None) and the note that says so: a wider grid's new combinations (with those of a
+    widening interrupted before it began), a search's ``--num-samples N``
+    (``checked.extend_from``), or an extension interrupted before its new trials began.
+
+    Raises:
+        SweepError: a wider space that changes what ran; a completed trial the extended
+            Optuna study cannot take (:func:`tune_food.sweep.history.check_extension`).
+    """
+    # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
+    from tune_food.sweep.history import check_extension, pending_extension, widen_grid
+    from tune_food.sweep.plan import ExtensionPlan
+
+    options, name, sweep_dir = checked.options, checked.name, checked.options.sweep_dir
+    added = widen_grid(options, plan, sweep_dir, name)
+    pending = pending_extension(sweep_dir)
+    if added and pending is not None and pending.added:
+        # a wider grid again before an interrupted widening began: both run now
+        # (its combinations are planned already, so widen_grid does not list them)
+        added = [dict(c) for c in pending.added] + added
+    if added:
+        extension = ExtensionPlan(len(plan.trials) - len(added), len(plan.trials), added)
+        return extension, (f"--space {options.space}: sweep {name} runs the {len(added)} new "
+                           f"combinations only; the {extension.start} it had planned are kept")
+    if checked.extend_from is not None:
+        check_extension(options, plan, sweep_dir)   # Optuna takes its trials
+        return ExtensionPlan(checked.extend_from, options.samples), \
+            (f"--num-samples {options.num_samples}: sweep {name} adds trials to the "
+             f"{checked.extend_from} it had planned")
+    if pending is not None:   # an extension interrupted before its new trials began
+        extension = ExtensionPlan(pending.start, pending.to,
+                                  [dict(c) for c in pending.added or []] or None, pending=True)
+        if not extension.added:
+            check_extension(options, plan, sweep_dir)   # Optuna takes its trials
+        return extension, (f"sweep {name} was being extended from {extension.start} to "
+                           f"{extension.to} trials: this resume finishes that")
+    return None, None
 
 
 class _Planning:
@@ -244,9 +266,9 @@ class _Planning:
     without waiting for it); :meth:`result` waits, interruptibly, and raises what the
     plan raised."""
 
-    def __init__(self, space, options: SweepOptions, out, name: str):
+    def __init__(self, checked: Checked, out):
         self._out: dict = {}
-        self._thread = threading.Thread(target=self._run, args=(space, options, out, name),
+        self._thread = threading.Thread(target=self._run, args=(checked, out),
                                         name="plan", daemon=True)
         self._thread.start()
 

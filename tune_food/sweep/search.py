@@ -23,7 +23,11 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from tune_food.common.errors import SweepError
-from tune_food.sweep.moved_sweep import RelocatableSearchGenerator, RelocatableVariants
+from tune_food.sweep.moved_sweep import (
+    Location,
+    RelocatableSearchGenerator,
+    RelocatableVariants,
+)
 from tune_food.sweep.options import OPTUNA_IN_FLIGHT, SweepOptions
 from tune_food.sweep.spaces import SearchSpace
 
@@ -53,7 +57,8 @@ def _searcher(search: str | None, seed: int, max_concurrent: int, history=None):
 
 
 def make_search(space: SearchSpace, options: SweepOptions, history=None,
-                samples: int | None = None) -> tuple[Any, Any, int]:
+                samples: int | None = None, location: Location | None = None
+                ) -> tuple[Any, Any, int]:
     """``(search_alg, scheduler, num_samples)`` for ``tune.TuneConfig``, as ``options``
     resolve them: ``search`` None (grid), ``"optuna"`` (TPE seeded by ``seed``, at most
     ``max_concurrent`` or :data:`~tune_food.sweep.options.OPTUNA_IN_FLIGHT` suggestions in
@@ -62,6 +67,9 @@ def make_search(space: SearchSpace, options: SweepOptions, history=None,
     :data:`ASHA_REDUCTION`); :attr:`~tune_food.sweep.options.SweepOptions.samples`, or
     ``samples`` when given (an extended search runs only the trials it adds).
     ``history``: earlier completed trials the Optuna study starts from (see :func:`_searcher`).
+    ``location``: where the sweep's trials go (the search algorithm places every trial it
+    creates there: :class:`~tune_food.sweep.moved_sweep.Relocatable`), None to leave them
+    where Ray puts them.
     """
     max_epochs = max(int(v) for v in space.values["epochs"])
     sched = (ASHAScheduler(time_attr="epoch", max_t=max_epochs,
@@ -71,10 +79,10 @@ def make_search(space: SearchSpace, options: SweepOptions, history=None,
     samples = options.samples if samples is None else samples
     searcher = _searcher(options.search, options.seed, options.max_concurrent, history)
     if searcher is not None:
-        return RelocatableSearchGenerator(searcher), sched, samples
+        return RelocatableSearchGenerator(searcher, location=location), sched, samples
     if options.search == "random":
-        return RelocatableVariants(random_state=options.seed), sched, samples
-    return RelocatableVariants(), sched, samples
+        return RelocatableVariants(random_state=options.seed, location=location), sched, samples
+    return RelocatableVariants(location=location), sched, samples
 
 
 def rungs_of(scheduler, space: SearchSpace) -> tuple[int, ...]:

@@ -81,7 +81,7 @@ def versions() -> dict[str, str]:
 @dataclass(frozen=True)
 class SweepStart:
     """What a sweep starts with, as the sweep layer hands it down to :func:`start_state`
-    (built by :func:`tune_food.sweep.launch.sweep_start` from the plan and the options).
+    (built by :meth:`tune_food.sweep.launch.Launch.sweep_start` from the plan and the options).
 
     Attributes:
         name: the sweep's name; space_path: the search space file (copied as
