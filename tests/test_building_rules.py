@@ -158,6 +158,8 @@ def test_a_warm_start_needs_the_same_parameter_names_in_any_order():
     assert _raises(check_same_parameters, WHERE, ["lr"], ["lr", "dropout"]) == (
         "--warm-start results/a sampled lr, this space samples lr, dropout: Optuna needs the "
         "same parameter names; warm-start from a sweep of the same parameters")
+    assert _raises(check_same_parameters, WHERE, ["lr", "seed"], ["seed"]).startswith(
+        "--warm-start results/a sampled lr, seed, this space samples seed: ")
     assert _raises(check_same_parameters, WHERE, [], ["lr"]).startswith(
         "--warm-start results/a sampled nothing, this space samples lr: ")
     assert _raises(check_same_parameters, WHERE, ["lr"], []).startswith(
@@ -244,6 +246,11 @@ def test_a_wider_space_that_changes_what_ran_names_the_change(space):
     assert changed(GRID.format(epochs="[1, 2]", lr=0.01) + base.replace(
         "test_data: tiny", "test_data: {grid_search: [tiny2, tiny3]}")) == (
         'the test set (parameters.test_data: "tiny" then, "tiny2", "tiny3" now)')
+    ran_on_two = space(GRID.format(epochs="[1]", lr=0.01) + "  test_data: {grid_search: "
+                       "[tiny, tiny2]}\n", name="two.yaml")
+    assert space_difference(ran_on_two, space(GRID.format(epochs="[1]", lr=0.01) +
+                                              "  test_data: tiny3\n", name="new.yaml")) == (
+        'the test set (parameters.test_data: "tiny", "tiny2" then, "tiny3" now)')
     assert changed(GRID.format(epochs="[3, 4]", lr=0.01) + base) == (
         "parameters.epochs: 1, 2 ran and is not in the new space")
     new = space(GRID.format(epochs="[2]", lr=0.01) + base, name="new.yaml")
