@@ -473,7 +473,7 @@ def test_a_wider_space_that_writes_a_number_another_way_changes_nothing(tmp_path
     """``weight_decay: 0`` against a sweep that ran 0.0 (YAML's int and float) is no
     change; a value that truly differs is (found by trying it: the first was refused as
     "0.0 ran and is not in the new space")."""
-    from tune_food.sweep.history import _key, space_difference
+    from tune_food.sweep.building_rules import _key, space_difference
     from tune_food.sweep.spaces import load_space
 
     def space(name: str, text: str):

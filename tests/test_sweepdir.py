@@ -60,7 +60,7 @@ def test_an_earlier_shape_loads_and_is_written_back_whole(shape, tmp_path):
     assert (state.name, state.metric, state.mode) == ("small", "test_acc", "max")
     assert state.status in SweepStatus and state.status == data["status"]
     assert state.schema_version is None   # written before the version was recorded
-    assert state.space_path(str(tmp_path)).endswith(".yaml")
+    assert state.space_path(str(tmp_path)) == os.path.join(str(tmp_path), data["space_file"])
     state.save(str(tmp_path))
     assert json.loads((tmp_path / "sweep.json").read_text()) == data
     if "driver_pid" in data:
@@ -88,16 +88,35 @@ def test_a_new_record_round_trips_with_its_schema_version(tmp_path):
     assert again.pending_extension() == Extension(at="t", start=1, to=3, started=False)
 
 
+#: what every message about a key of sweep.json ends with
+WRITTEN_BY = ("; the file is written by python -m tune_food.sweep (restore it from a copy, or "
+              "undo the edit)")
+
+
 @pytest.mark.parametrize("edit, key, what", [
     ({"metric": None}, "metric", "holds null, not a string"),
-    ({"status": "done"}, "status", "is 'done', not one of 'running', 'interrupted'"),
+    ({"status": "done"}, "status", "is 'done', not one of 'running', 'interrupted', "
+                                   "'finished', 'finished with errors', 'failed'"),
     ({"planned": {"trials": "two"}}, "planned.trials", "holds a string, not a number"),
     ({"planned": {"configs": []}}, "planned.trials", "is missing"),
+    ({"planned": "2 trials"}, "planned", "holds a string, not an object"),
+    ({"warm_start": [1]}, "warm_start", "holds a list, not an object"),
     ({"extended": [{"at": "t", "to": 2}]}, "extended.from", "is missing"),
+    ({"extended": [{"at": "t", "from": 1}]}, "extended.to", "is missing"),
+    ({"extended": {"at": "t"}}, "extended", "holds an object, not a list"),
+    ({"extended": [[]]}, "extended", "holds a list, not an object"),
+    ({"extended": [{"at": "t", "from": 1, "to": 2, "started": "yes"}]}, "extended.started",
+     "holds a string, not true/false"),
     ({"wall_s": "1 min"}, "wall_s", "holds a string, not a number"),
+    ({"wall_s": False}, "wall_s", "holds true/false, not a number"),
     ({"trials": True}, "trials", "holds true/false, not a number"),
+    ({"trials": 2.5}, "trials", "holds a number, not a number"),
     ({"datasets": []}, "datasets", "holds a list, not an object"),
-    ({"schema_version": SCHEMA_VERSION + 1}, "schema_version", "written by a newer tune_food"),
+    ({"warnings": "one"}, "warnings", "holds a string, not a list"),
+    ({"schema_version": SCHEMA_VERSION + 1}, "schema_version",
+     f"is {SCHEMA_VERSION + 1}: written by a newer tune_food (this one reads up to "
+     f"{SCHEMA_VERSION}); upgrade tune_food to read it"),
+    ({"schema_version": "1"}, "schema_version", "holds a string, not a number"),
 ])
 def test_a_hand_edited_sweep_json_is_one_line_naming_the_file_and_the_key(tmp_path, edit,
                                                                           key, what):
@@ -106,22 +125,122 @@ def test_a_hand_edited_sweep_json_is_one_line_naming_the_file_and_the_key(tmp_pa
     (tmp_path / "sweep.json").write_text(json.dumps(data))
     with pytest.raises(SweepFileError) as exc:
         SweepState.load(str(tmp_path))
-    line = str(exc.value)
-    assert "\n" not in line and line.startswith(f"{tmp_path / 'sweep.json'}: key {key!r} ")
-    assert what in line
+    assert str(exc.value) == f"{tmp_path / 'sweep.json'}: key {key!r} {what}{WRITTEN_BY}"
+
+
+def _refusal(call, *args) -> str:
+    """The one line of the SweepFileError ``call(*args)`` raises."""
+    with pytest.raises(SweepFileError) as exc:
+        call(*args)
+    return str(exc.value)
 
 
 def test_a_sweep_json_that_is_not_a_record_is_one_line(tmp_path):
-    (tmp_path / "sweep.json").write_text("{\"name\": ")
-    with pytest.raises(SweepFileError, match=r"sweep.json is damaged \(JSONDecodeError"):
-        SweepState.load(str(tmp_path))
-    (tmp_path / "sweep.json").write_text("[]")
-    with pytest.raises(SweepFileError, match="holds a list, not an object of keys"):
-        SweepState.load(str(tmp_path))
-    (tmp_path / "sweep.json").write_text("{}")
-    with pytest.raises(SweepFileError, match="key 'name' is missing"):
-        SweepState.load(str(tmp_path))
+    path = tmp_path / "sweep.json"
+    path.write_text("{\"name\": ")
+    assert _refusal(SweepState.load, str(tmp_path)) == (
+        f"{path} is damaged (JSONDecodeError: Expecting value: line 1 column 10 (char 9)); "
+        "it is written by python -m tune_food.sweep")
+    path.write_text("[]")
+    assert _refusal(SweepState.load, str(tmp_path)) == (
+        f"{path} is damaged: it holds a list, not an object of keys; it is written by "
+        "python -m tune_food.sweep")
+    path.write_text("{}")
+    assert _refusal(SweepState.load, str(tmp_path)) == f"{path}: key 'name' is missing{WRITTEN_BY}"
     assert peek_state(str(tmp_path)) is None   # the page's views: nothing to show yet
+    os.remove(path)
+    assert _refusal(SweepState.load, str(tmp_path)) == (
+        f"{tmp_path} is not a tune_food sweep (no sweep.json); pass results/<sweep-name>")
+
+
+@pytest.mark.parametrize("data, kind", [
+    (None, "null"), ("{}", "a string"), (3, "a number"), (2.5, "a number"), (True, "true/false"),
+    ([{}], "a list"), (("name",), "tuple"), ({"name"}, "set")])
+def test_a_record_that_is_no_object_names_what_it_is(data, kind):
+    """from_dict of what JSON gives, or of a Python value handed to it (a tuple, a set)."""
+    assert _refusal(SweepState.from_dict, data, "/r/sweep.json") == (
+        f"/r/sweep.json is damaged: it holds {kind}, not an object of keys; it is written by "
+        "python -m tune_food.sweep")
+    assert _refusal(SweepState.from_dict, data).startswith("sweep.json is damaged: ")
+
+
+@pytest.mark.parametrize("missing", ["name", "metric", "mode"])
+def test_the_keys_every_version_wrote_are_required(missing):
+    data = {"name": "s", "metric": "test_acc", "mode": "max"}
+    SweepState.from_dict(dict(data), "/r/sweep.json")
+    del data[missing]
+    assert _refusal(SweepState.from_dict, data, "/r/sweep.json") == (
+        f"/r/sweep.json: key {missing!r} is missing{WRITTEN_BY}")
+
+
+def test_a_number_where_a_float_is_wanted_loads_as_a_float():
+    """JSON writes 12.0 as 12 when a float field holds a whole number; an int field keeps
+    its int; true/false is no number."""
+    state = SweepState.from_dict({"name": "s", "metric": "test_acc", "mode": "max",
+                                  "wall_s": 12, "feature_extraction_s": 0.5, "trials": 3,
+                                  "schema_version": SCHEMA_VERSION})
+    assert state.wall_s == 12.0 and type(state.wall_s) is float
+    assert state.feature_extraction_s == 0.5 and type(state.feature_extraction_s) is float
+    assert state.trials == 3 and type(state.trials) is int
+    assert state.schema_version == SCHEMA_VERSION
+    assert state.to_dict()["wall_s"] == 12.0
+
+
+def test_the_schema_version_is_read_as_written_and_none_when_absent():
+    base = {"name": "s", "metric": "test_acc", "mode": "max"}
+    assert SweepState.from_dict(dict(base)).schema_version is None
+    assert SweepState.from_dict(dict(base, schema_version=SCHEMA_VERSION)).schema_version == \
+        SCHEMA_VERSION
+    assert SweepState.from_dict(dict(base, schema_version=0)).schema_version == 0
+    assert "schema_version" not in SweepState.from_dict(dict(base)).to_dict()   # kept absent
+    assert SweepState("s", "test_acc", "max").schema_version == SCHEMA_VERSION   # a new one
+
+
+def test_a_key_named_like_no_field_is_kept_even_unknown(tmp_path):
+    """Keys of other versions are kept as read and written back last, even one named
+    ``unknown`` (the record's own field for them is no key of the file)."""
+    data = {"name": "s", "metric": "test_acc", "mode": "max", "unknown": {"a": 1},
+            "driver_pid": 7}
+    state = SweepState.from_dict(data)
+    assert state.unknown == {"unknown": {"a": 1}, "driver_pid": 7}
+    assert list(state.to_dict()) == ["name", "metric", "mode", "status", "space", "args",
+                                     "versions", "datasets", "skipped_bad_images",
+                                     "unknown", "driver_pid"]   # empty, not None: written
+    state.save(str(tmp_path))
+    assert SweepState.load(str(tmp_path)) == state
+
+
+def test_an_extension_without_started_keeps_its_later_keys():
+    """An older sweep's entry has no ``started`` (begun); what follows it is read."""
+    data = {"name": "s", "metric": "test_acc", "mode": "max",
+            "extended": [{"at": "t", "from": 1, "to": 2, "added": [{"epochs": 3}],
+                          "space": "w.yaml"}],
+            "planned": {"trials": 2}, "warm_start": {"sweep": "/x/a", "trials": 4}}
+    state = SweepState.from_dict(data)
+    assert state.extended == [Extension("t", 1, 2, None, [{"epochs": 3}], "w.yaml")]
+    assert state.planned == Planned(2, [])
+    assert state.warm_start == WarmStart("/x/a", 4)
+    assert state.pending_extension() is None
+    assert state.to_dict()["extended"] == data["extended"]   # "from", no "started": null
+
+
+def test_the_sweeps_space_is_its_own_copy_or_the_path_an_older_sweep_recorded():
+    state = SweepState("s", "test_acc", "max")
+    assert state.space_path("/r/s") == "/r/s/space.yaml"
+    state.space_file = "other.yaml"
+    assert state.space_path("/r/s") == "/r/s/other.yaml"
+    state.space_file = "/home/old/small.yaml"   # the first version: the path given
+    assert state.space_path("/r/s") == "/home/old/small.yaml"
+
+
+def test_a_record_with_another_data_dir_is_a_copy(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = SweepState("s", "test_acc", "max", args={"grid": True, "data_dir": "/old"})
+    assert state.with_data_dir(None) is state and state.with_data_dir("") is state
+    moved = state.with_data_dir("data")
+    assert moved.args == {"grid": True, "data_dir": str(tmp_path / "data")}
+    assert state.args == {"grid": True, "data_dir": "/old"}   # untouched
+    assert (moved.name, moved.metric, moved.mode) == ("s", "test_acc", "max")
 
 
 def test_report_on_a_hand_edited_sweep_json_is_one_line_and_exit_2(tmp_path, capsys):

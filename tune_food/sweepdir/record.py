@@ -147,17 +147,18 @@ class SweepState:
                                  f"of keys; it is written by {SWEEP_COMMAND}")
         values = {}
         for f in dataclasses.fields(cls):
-            key = _KEY.get(f.name, f.name)
+            key = _json_key(f.name)
             if f.name == "unknown" or key not in data:
                 if f.name in _REQUIRED:
                     raise _bad(path, key, "is missing")
                 continue
             values[f.name] = _read(path, key, data[key], _TYPES[f.name])
-        if (values.get("schema_version") or 0) > SCHEMA_VERSION:
+        # (read, it is an int: a null was refused above)
+        if "schema_version" in values and values["schema_version"] > SCHEMA_VERSION:
             raise _bad(path, "schema_version", f"is {values['schema_version']}: written by a "
                        f"newer tune_food (this one reads up to {SCHEMA_VERSION}); upgrade "
                        "tune_food to read it")
-        values.setdefault("schema_version", None)
+        values["schema_version"] = values.get("schema_version")   # none: before it was recorded
         values["unknown"] = {k: v for k, v in data.items() if k not in _KNOWN}
         return cls(**values)
 
@@ -170,7 +171,7 @@ class SweepState:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name != "unknown" and value is not None:
-                out[_KEY.get(f.name, f.name)] = _write(value)
+                out[_json_key(f.name)] = _write(value)
         out.update((k, v) for k, v in self.unknown.items() if k not in out)
         return out
 
@@ -217,7 +218,15 @@ _TYPES: dict[str, Any] = {
     "extended": [Extension], "finished": str, "wall_s": float, "timings": dict,
     "comparison": str, "trials": int, "errored": list, "warnings": list, "resume": str,
     "error": str}
-_KNOWN = {_KEY.get(f.name, f.name) for f in dataclasses.fields(SweepState)} - {"unknown"}
+
+
+def _json_key(name: str) -> str:
+    """The key in the file of the field ``name`` (``from`` for :attr:`Extension.start`,
+    the field's own name for every other)."""
+    return _KEY.get(name, name)
+
+
+_KNOWN = {_json_key(f.name) for f in dataclasses.fields(SweepState)} - {"unknown"}
 
 
 def _kind(value: Any) -> str:
@@ -263,7 +272,7 @@ def _part(path: str, key: str, value: Any, kind: Any) -> Any:
         raise _bad(path, key, f"holds {_kind(value)}, not an object")
     fields = {}
     for f in dataclasses.fields(kind):
-        sub = _KEY.get(f.name, f.name)
+        sub = _json_key(f.name)
         if sub not in value:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise _bad(path, f"{key}.{sub}", "is missing")
@@ -286,6 +295,6 @@ def _write(value: Any) -> Any:
     if isinstance(value, list):
         return [_write(v) for v in value]
     if dataclasses.is_dataclass(value):
-        return {_KEY.get(f.name, f.name): _write(getattr(value, f.name))
+        return {_json_key(f.name): _write(getattr(value, f.name))
                 for f in dataclasses.fields(value) if getattr(value, f.name) is not None}
     return value
