@@ -510,7 +510,7 @@ def test_a_running_sweep_is_rebuilt_from_its_trial_folders(app, tmp_path):
     (exp / "sweep.json").write_text(json.dumps(dict(state, status="running")))
     before = sorted(os.listdir(exp))
     board = load_board(str(exp), plots_cache=str(tmp_path / "plots"))
-    assert board.live and board.state["status"] == "running"
+    assert board.live and board.state.status == "running"
     assert list(board.board["trial_id"]) == list(final["trial_id"])
     assert list(board.board["test_acc"]) == pytest.approx(list(final["test_acc"]))
     assert {"confusion.png", "curves.png", "leaderboard.png"} <= \
