@@ -127,6 +127,7 @@ def run(space: str | os.PathLike | Mapping[str, Any] | None = None, **options: A
         TypeError: a keyword that is not an option of the sweep.
         KeyboardInterrupt: an interrupt before the trials started (nothing written).
     """
+    check_environment(IMPORTS)   # first, as the command checks it
     with _space_file(space) as path:
         argv = _argv(options, "tune_food.run")
         if path is not None:
@@ -149,11 +150,12 @@ def resume(path: str | os.PathLike, space: str | os.PathLike | Mapping[str, Any]
 
     Returns, raises: as :func:`run`.
     """
-    folder = os.path.abspath(os.fspath(path))
-    check_sweep_folder(folder)
     taken = sorted({"name", "results_dir"} & set(options))
     if taken:
         raise TypeError(f"tune_food.resume takes the sweep's folder, not {', '.join(taken)}")
+    check_environment(IMPORTS)   # first, as the command checks it
+    folder = os.path.abspath(os.fspath(path))
+    check_sweep_folder(folder)
     with _space_file(space) as space_path:
         argv = ["--resume", f"--name={os.path.basename(folder)}",
                 f"--results-dir={os.path.dirname(folder)}", *_argv(options, "tune_food.resume")]
@@ -228,7 +230,7 @@ def _space_file(space) -> Iterator[str | None]:
 
 def _sweep(options: SweepOptions) -> SweepResult | None:
     """:func:`tune_food.sweep.run.run_sweep` in this process, as a good citizen of a
-    kernel: the environment checked as the command checks it, the signal handlers kept,
+    kernel: the environment checked (as the command checks it), the signal handlers kept,
     a Ray it started stopped (one found running left alone), progress shown
     (:func:`_progress`)."""
     check_environment(IMPORTS)

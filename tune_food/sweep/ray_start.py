@@ -373,6 +373,11 @@ def _shutdown_quietly() -> None:
         pass
 
 
+def ray_connected() -> bool:
+    """True when this process is connected to a Ray (its own, or one it joined) now."""
+    return ray.is_initialized()
+
+
 def shutdown_ray() -> None:
     """Disconnect from (or stop the local) Ray, if :func:`start_ray` started or joined it;
     a Ray this process was connected to before (the user's own ``ray.init``) is left
