@@ -164,26 +164,14 @@ def test_the_docs_site_builds_strict_with_the_commands_help(tmp_path):
     assert "OPTUNA" not in cli and "at most 4" in cli   # the constant's value, not its name
 
 
-NOTEBOOK = os.path.join(REPO, "docs", "notebook.ipynb")
-
-
-def execute_notebook(path: str, cwd: str, env: dict[str, str]):
-    """The notebook at ``path`` executed cell by cell in a fresh Jupyter kernel (nbclient,
-    the kernel's environment ``env``, its working folder ``cwd``); returns it with the
-    outputs. A cell that raises fails (nbclient's CellExecutionError)."""
-    import nbclient
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    saved = dict(os.environ)
-    os.environ.update(env)   # the kernel inherits this process's environment
+def _notebook_run():
+    """docs/notebook_run.py: how the notebook is executed (for the test and for its page)."""
+    sys.path.insert(0, os.path.join(REPO, "docs"))
     try:
-        nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
-                                resources={"metadata": {"path": cwd}}).execute()
+        import notebook_run
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return notebook
+        sys.path.pop(0)
+    return notebook_run
 
 
 @pytest.mark.slow
@@ -195,9 +183,13 @@ def test_the_notebook_runs_a_sweep_and_shows_its_leaderboard_plots_and_predictio
     files and the typed error."""
     from conftest import CLASSES, SHARED_DATA
 
-    notebook = execute_notebook(NOTEBOOK, str(tmp_path), {
+    import pandas as pd
+
+    run = _notebook_run()
+    notebook = run.execute(run.NOTEBOOK, str(tmp_path), {
         "TUNE_FOOD_DATA_DIR": SHARED_DATA, "TUNE_FOOD_CACHE_DIR": shared_cache,
         "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))})
+    notebook = run.as_shown(notebook)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors, errors
@@ -206,7 +198,7 @@ def test_the_notebook_runs_a_sweep_and_shows_its_leaderboard_plots_and_predictio
     sweep = os.path.join(str(tmp_path), "results")
     names = os.listdir(sweep)
     assert len(names) == 1
-    board = __import__("pandas").read_csv(os.path.join(sweep, names[0], "leaderboard.csv"))
+    board = pd.read_csv(os.path.join(sweep, names[0], "leaderboard.csv"))
     result_view = html[0]   # the SweepResult's own view
     assert f"sweep {names[0]}</b>: finished, 2 trials" in result_view
     assert all(f"<td>{n}</td>" in result_view for n in board["trial_name"])
@@ -221,4 +213,8 @@ def test_the_notebook_runs_a_sweep_and_shows_its_leaderboard_plots_and_predictio
     assert any("'app.py'" in t and "'model.onnx'" in t for t in texts)
     assert any(t == "(<SweepStatus.FINISHED: 'finished'>, 2)" for t in texts)
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "SpaceError : " in printed
+    assert "SpaceError : " in printed and "parameters.epochz: unknown parameter" in printed
+    sweep_cell = next(c for c in notebook.cells if c.source.startswith("result = tune_food.run("))
+    progress = [o.text for o in sweep_cell.outputs if o.output_type == "stream"]
+    assert len(progress) == 1 and progress[0].count("\n") == 1   # one line, redrawn
+    assert progress[0].startswith("sweep finished after ") and "2/2 trials" in progress[0]

@@ -236,10 +236,12 @@ def _sweep(options: SweepOptions) -> SweepResult | None:
     check_environment(IMPORTS)
     theirs = ray.is_initialized()
     out = _progress()
+    _ACTIVE.append(out)
     try:
         with _handlers_kept():
             run_sweep(options, out)   # its exit code: the result's status says it
     finally:
+        _ACTIVE.remove(out)
         out.close()
         if not theirs:
             shutdown_ray()   # a failure before the launch leaves no Ray of ours behind
@@ -276,6 +278,18 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+#: the progress stream of the API call running now. Ray Tune pickles the sweep's
+#: callbacks with the stream they print to (``tuner.pkl``) and a resume unpickles them:
+#: the streams below unpickle as the one running then (the command's ``sys.stdout`` is
+#: pickled by reference the same way, by cloudpickle)
+_ACTIVE: list = []
+
+
+def _active():
+    """The progress stream of the running call (:data:`_ACTIVE`), else standard output."""
+    return _ACTIVE[-1] if _ACTIVE else _Stdout()
+
+
 def _progress():
     """Where the sweep prints its lines: a :class:`ProgressLine` in a Jupyter kernel,
     else standard output as the command (with a ``close`` that does nothing)."""
@@ -297,6 +311,9 @@ class _Stdout:
 
     def close(self) -> None:
         """Nothing to close: standard output is not the sweep's."""
+
+    def __reduce__(self):
+        return _active, ()
 
 
 class ProgressLine:
@@ -326,7 +343,7 @@ class ProgressLine:
         trials = _TRIALS_LINE.match(line)
         if trials:
             self.bar.total, self.bar.n = int(trials[2]), int(trials[1])
-        self.bar.set_description_str(line[:100], refresh=True)
+        self.bar.set_description_str(" ".join(line.split())[:100], refresh=True)
 
     def flush(self) -> None:
         """Lines are shown as they end."""
@@ -336,6 +353,9 @@ class ProgressLine:
 
     def close(self) -> None:
         self.bar.close()
+
+    def __reduce__(self):   # the bar and the kernel's stream are not picklable
+        return _active, ()
 
 
 # ------------------------------------------------------------------ results
