@@ -188,14 +188,20 @@ def _cli_line(argv: list[str], capsys) -> str:
     return err[0].split(": error: ", 1)[1].removesuffix(" (see --help)")
 
 
-def _interrupt_when(path: Path, pattern: str, limit: float = 300) -> threading.Thread:
+def _interrupt_when(path: Path, pattern: str, seen: dict, limit: float = 300) -> threading.Thread:
     """A thread that interrupts the main thread (as a kernel's interrupt does) once a
-    file matching ``pattern`` under ``path`` holds something."""
+    file matching ``pattern`` under ``path`` holds something; just before, it loads the
+    running sweep (the folder of that file's folder) into ``seen["running"]``."""
     def watch():
         deadline = time.time() + limit
         while time.time() < deadline:
-            if any(os.path.getsize(f) for f in glob.glob(str(path / pattern))):
-                _thread.interrupt_main()
+            found = [f for f in glob.glob(str(path / pattern)) if os.path.getsize(f)]
+            if found:
+                try:
+                    running = tune_food.load(os.path.dirname(os.path.dirname(found[0])))
+                    seen["running"] = (running.status, running.leaderboard)
+                finally:
+                    _thread.interrupt_main()
                 return
             time.sleep(0.05)
 
@@ -217,12 +223,16 @@ def test_interrupted_from_another_thread_then_resumed_in_the_same_process_on_use
     results = tmp_path / "results"
     # the 1-epoch trial's report: the 1000-epoch one (seconds) is still running then
     space = {"parameters": dict(SMALL_SPACE["parameters"], epochs={"grid_search": [1, 1000]})}
-    watcher = _interrupt_when(results, f"stop/1_epochs_*/{RESULT_FILE}")
+    seen: dict = {}
+    watcher = _interrupt_when(results, f"stop/1_epochs_*/{RESULT_FILE}", seen)
     start = time.perf_counter()
     stopped = tune_food.run(space, grid=True, data_dir=tiny_root, results_dir=str(results),
                             cache_dir=shared_cache, name="stop")
     interrupted_s = time.perf_counter() - start
     watcher.join()
+    status, board = seen["running"]   # load while it ran: the board rebuilt in memory
+    assert status is SweepStatus.RUNNING
+    assert set(board["trial_name"]) == {"1_epochs", "1000_epochs"}, board
     assert stopped.status is SweepStatus.INTERRUPTED, stopped.leaderboard
     board = stopped.leaderboard.set_index("trial_name")
     assert board.loc["1000_epochs", "status"] in (TrialStatus.INTERRUPTED, TrialStatus.NOT_STARTED)
@@ -243,3 +253,28 @@ def test_interrupted_from_another_thread_then_resumed_in_the_same_process_on_use
     assert set(resumed.leaderboard["status"]) == {TrialStatus.TERMINATED}
     assert set(resumed.leaderboard["trial_name"]) == {"1_epochs", "1000_epochs"}
     assert resumed.trial("1000_epochs").metrics["test_acc"] > 0
+
+
+def test_every_keyword_is_the_commands_flag_and_the_package_loads_the_api_on_first_use():
+    """The keywords are SweepOptions' fields, each the sweep command's flag of that name
+    (a field whose flag is spelled otherwise would fail here); `import tune_food` (what
+    every command's --help imports) does not load the API, `tune_food.run` does."""
+    import subprocess
+    import sys
+
+    from tune_food import api
+    from tune_food.sweep.cli import build_parser
+
+    flags = {s for action in build_parser()._actions for s in action.option_strings}
+    assert "grid" in api.KEYWORDS and "num_samples" in api.KEYWORDS
+    assert [k for k in api.KEYWORDS if "--" + k.replace("_", "-") not in flags] == []
+    assert set(api.NOT_KEYWORDS) | set(api.KEYWORDS) == \
+        {f for f in api.SweepOptions.__dataclass_fields__}
+    code = ("import sys, tune_food; print('tune_food.api' in sys.modules); "
+            "tune_food.run; print('tune_food.api' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert proc.stdout.split() == ["False", "True"], proc.stderr
+    assert tune_food.run is api.run and tune_food.SweepResult is api.SweepResult
+    with pytest.raises(AttributeError):
+        tune_food.no_such_name

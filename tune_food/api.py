@@ -57,7 +57,7 @@ from tune_food.common.errors import SweepError, TuneFoodError
 from tune_food.export import export as export_trial
 from tune_food.inference.checkpoints import trial_checkpoint
 from tune_food.inference.classifier import classify, load_classifier
-from tune_food.results.outputs import summary_columns
+from tune_food.results.outputs import build_outputs, summary_columns
 from tune_food.sweep.cli import parse_options
 from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.ray_start import shutdown_ray
@@ -438,10 +438,19 @@ class SweepResult:
     @cached_property
     def leaderboard(self) -> pd.DataFrame:
         """``leaderboard.csv`` as pandas reads it (a row per trial, best first; the
-        columns of :mod:`tune_food.sweepdir.columns`); an empty DataFrame when the sweep
-        has none yet (running, or failed before any trial)."""
+        columns of :mod:`tune_food.sweepdir.columns`). A running sweep has none yet: its
+        leaderboard is rebuilt in memory from the trial folders as the web page shows it
+        (:func:`tune_food.results.outputs.build_outputs`; planned trials not begun are
+        ``NOT_STARTED``); an empty DataFrame when there is nothing to rebuild."""
         path = os.path.join(self.path, LEADERBOARD_FILE)
-        return pd.read_csv(path) if os.path.isfile(path) else pd.DataFrame()
+        if os.path.isfile(path):
+            return pd.read_csv(path)
+        if self.status != SweepStatus.RUNNING:
+            return pd.DataFrame()
+        try:
+            return build_outputs(self.path, self.state).board
+        except (TuneFoodError, OSError, ValueError):   # files being written meanwhile
+            return pd.DataFrame()
 
     @cached_property
     def trials(self) -> list[Trial]:
