@@ -162,3 +162,59 @@ def test_the_docs_site_builds_strict_with_the_commands_help(tmp_path):
                   "usage: python -m tune_food.report", "usage: python -m tune_food.data subset"):
         assert usage in cli
     assert "OPTUNA" not in cli and "at most 4" in cli   # the constant's value, not its name
+
+
+def _notebook_run():
+    """docs/notebook_run.py: how the notebook is executed (for the test and for its page)."""
+    sys.path.insert(0, os.path.join(REPO, "docs"))
+    try:
+        import notebook_run
+    finally:
+        sys.path.pop(0)
+    return notebook_run
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_a_sweep_and_shows_its_leaderboard_plots_and_prediction(
+        tmp_path, shared_cache):
+    """docs/notebook.ipynb, executed in a Jupyter kernel against the real photos: its
+    outputs are the leaderboard table of the sweep it ran (HTML, each trial's row),
+    the plots inline (PNG), the best trial's classes for a photo, the exported demo's
+    files and the typed error."""
+    from conftest import CLASSES, SHARED_DATA
+
+    import pandas as pd
+
+    run = _notebook_run()
+    notebook = run.execute(run.NOTEBOOK, str(tmp_path), {
+        "TUNE_FOOD_DATA_DIR": SHARED_DATA, "TUNE_FOOD_CACHE_DIR": shared_cache,
+        "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))})
+    notebook = run.as_shown(notebook)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors
+    shown = [o.data for o in outputs if o.output_type == "execute_result"]
+    html = [d["text/html"] for d in shown if "text/html" in d]
+    sweep = os.path.join(str(tmp_path), "results")
+    names = os.listdir(sweep)
+    assert len(names) == 1
+    board = pd.read_csv(os.path.join(sweep, names[0], "leaderboard.csv"))
+    result_view = html[0]   # the SweepResult's own view
+    assert f"sweep {names[0]}</b>: finished, 2 trials" in result_view
+    assert all(f"<td>{n}</td>" in result_view for n in board["trial_name"])
+    assert 'src="data:image/png;base64,iVBORw0KGgo' in result_view
+    assert "<table" in html[1] and all(n in html[1] for n in board["trial_name"])
+    assert any("image/png" in d for d in shown)   # the leaderboard plot
+    texts = [d.get("text/plain", "") for d in shown]
+    best = board.loc[board["rank"] == 1, "trial_name"].iloc[0]
+    assert any(t.startswith(f"('{best}'") for t in texts)
+    predicted = next(t for t in texts if t.startswith("[('"))
+    assert predicted.split("'")[1] in CLASSES
+    assert any("'app.py'" in t and "'model.onnx'" in t for t in texts)
+    assert any(t == "(<SweepStatus.FINISHED: 'finished'>, 2)" for t in texts)
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "SpaceError : " in printed and "parameters.epochz: unknown parameter" in printed
+    sweep_cell = next(c for c in notebook.cells if c.source.startswith("result = tune_food.run("))
+    progress = [o.text for o in sweep_cell.outputs if o.output_type == "stream"]
+    assert len(progress) == 1 and progress[0].count("\n") == 1   # one line, redrawn
+    assert progress[0].startswith("sweep finished after ") and "2/2 trials" in progress[0]

@@ -31,12 +31,14 @@ LAYERS = [
     ["inference"],
     ["sweep"],
     ["predict", "report", "export"],
+    ["api"],
     ["app"],
     ["__main__", "__init__"],
 ]
-#: command-line modules: the only ones whose imports of the package may sit inside
+#: command-line modules (and the package root, whose API names load on first use): the only
+#: ones whose imports of the package may sit inside
 #: functions (so that --help answers before Ray, torch or pandas load)
-CLI_MODULES = {"__main__", "report", "predict", "export", "sweep.run", "sweep.__main__", "sweep.cli",
+CLI_MODULES = {"__main__", "__init__", "report", "predict", "export", "sweep.run", "sweep.__main__", "sweep.cli",
                "data.cli", "data.__main__", "app.cli", "app.__main__"}
 
 

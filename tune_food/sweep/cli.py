@@ -8,7 +8,7 @@ later, by the modules that run the sweep).
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import Callable, NoReturn, Sequence
 
 from tune_food.common.cliargs import Parser, path_arg
 from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
@@ -124,11 +124,17 @@ def _how_flags(g) -> None:
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
-    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None).
+def parse_options(argv: Sequence[str] | None = None,
+                  error: Callable[[str], NoReturn] | None = None) -> SweepOptions:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None). ``error``: what
+    an argument error does instead of the command's one line and exit 2 (the Python
+    API, :mod:`tune_food.api`, raises it), called with argparse's message.
 
     Raises:
         SystemExit: 2 after one line on stderr for an argument error; 0 after ``--help``.
     """
-    given = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    if error is not None:
+        parser.error = error   # argparse reports every argument error through error()
+    given = vars(parser.parse_args(argv))
     return SweepOptions(**given, given=frozenset(given))

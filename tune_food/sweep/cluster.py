@@ -43,8 +43,15 @@ class ClusterInfo:
 
 
 def local_cluster() -> ClusterInfo:
-    """What a local Ray started by this process would have: this machine's CPUs/GPUs."""
+    """What a local Ray started by this process would have: this machine's CPUs/GPUs;
+    when this process is connected to a Ray already (a notebook's own ``ray.init``, which
+    :func:`tune_food.sweep.ray_start.start_ray` uses as it is), that Ray's nodes
+    (:func:`connected_cluster`)."""
+    import ray  # lazy: --help speed: the sweep's main imports this module first; Ray ~0.4 s
     import torch  # lazy: --help speed: the sweep's main imports this module first; torch ~2.2 s
+
+    if ray.is_initialized():
+        return connected_cluster()
 
     return ClusterInfo([{"CPU": float(os.cpu_count() or 1),
                          "GPU": float(torch.cuda.device_count())}], None)

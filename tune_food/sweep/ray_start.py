@@ -70,6 +70,11 @@ MAX_SOCKET_PATH = 107
 #: the longest socket Ray makes in its session folder
 _LONGEST_SOCKET = os.path.join("sockets", "plasma_store")
 _FIX_ADDRESS = "start it (ray start --head, or ray up cluster.yaml) or fix the address"
+#: whether this process's Ray connection was made by :func:`start_ray` (then
+#: :func:`shutdown_ray` ends it) or found made already, by the user's own ``ray.init``
+#: in a notebook (then it is theirs and is left running). Ray's connection is itself one
+#: per process (``ray.is_initialized``), so who made it is kept beside it.
+_CONNECTION = {"ours": False}
 
 
 def ray_temp_root() -> str:
@@ -194,11 +199,16 @@ def start_ray(address: str | None) -> None:
     Ray's SIGTERM handler (an abort) is replaced by SIGTERM-as-SIGINT, so a sweep ends
     on SIGTERM as on Ctrl-C.
 
+    A connection this process had already (the user's ``ray.init`` in a notebook, for
+    :mod:`tune_food.api`) is used as it is and left to its owner: :func:`shutdown_ray`
+    does not end it.
+
     Raises:
         RayStartError: Ray cannot start or join, with the cause and the fix (module doc).
     """
     if ray.is_initialized():
         return
+    _CONNECTION["ours"] = True
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     kwargs: dict[str, Any] = dict(logging_level="ERROR", log_to_driver=False)
     if address:   # a cluster's sockets are in the temporary folder its head chose
@@ -363,7 +373,15 @@ def _shutdown_quietly() -> None:
         pass
 
 
+def ray_connected() -> bool:
+    """True when this process is connected to a Ray (its own, or one it joined) now."""
+    return ray.is_initialized()
+
+
 def shutdown_ray() -> None:
-    """Disconnect from (or stop the local) Ray, if this process started or joined one."""
-    if ray.is_initialized():
+    """Disconnect from (or stop the local) Ray, if :func:`start_ray` started or joined it;
+    a Ray this process was connected to before (the user's own ``ray.init``) is left
+    running."""
+    if ray.is_initialized() and _CONNECTION["ours"]:
         ray.shutdown()
+    _CONNECTION["ours"] = False

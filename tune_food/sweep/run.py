@@ -148,6 +148,7 @@ def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
     from tune_food.sweep.ray_start import (
         check_address,
         check_temp_folder,
+        ray_connected,
         shutdown_ray,
         start_ray,
     )
@@ -175,7 +176,8 @@ def _start_ray_and_plan(checked: Checked, out, ray: bool = True):
         # decoding every image): seconds each, and neither needs the other
         planning = _Planning(checked, out)
         ray_start = time.perf_counter()
-        print("starting a local Ray ...", file=out, flush=True)
+        print("using this process's Ray (started before the sweep) ..." if ray_connected()
+              else "starting a local Ray ...", file=out, flush=True)
         try:
             start_ray(None)
         except RayStartError:
