@@ -96,6 +96,7 @@ def check_sweep(options: SweepOptions) -> Checked:
     Raises:
         TuneFoodError: the first problem found.
     """
+    options.check_confirm()   # --confirm's own flags: before the saved sweep's are read
     if options.resume:
         options = _resumed(options)   # a saved sweep passed the checks when it started
     options.check()
