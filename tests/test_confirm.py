@@ -102,6 +102,28 @@ def test_a_grids_top_3_confirmed_with_3_seeds(finished_grid, tiny_root, tmp_path
     code, _ = sweep_checks("--resume", "--name", "g", "--results-dir", str(results), "--confirm")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "was confirmed already" in err[0]
+    _the_web_page_shows_the_verdict_and_refuses_a_second_confirmation(results, proc.stdout)
+
+
+def _the_web_page_shows_the_verdict_and_refuses_a_second_confirmation(results: Path,
+                                                                      stdout: str) -> None:
+    """The Leaderboard page's head holds the verdict (read back from confirmed.csv, the
+    sentence the sweep printed), and its Confirm button's launcher refuses the
+    confirmed sweep without starting anything."""
+    from tune_food.app import Launcher
+    from tune_food.app.folders import load_board
+    from tune_food.app.leaderboard_page import _head
+    from tune_food.common.errors import SweepError
+
+    sentence = next(x for x in stdout.splitlines() if x.startswith("confirmation, "))
+    head = _head("g", load_board(str(results / "g")))
+    assert f"**Confirmed** (confirmed.csv): {sentence}" in head
+    launcher = Launcher(str(results), str(results))
+    with pytest.raises(SweepError, match="^sweep 'g' was confirmed already"):
+        launcher.confirm("g", 1, 0)
+    with pytest.raises(SweepError, match="^no sweep named 'h'"):
+        launcher.confirm("h", 1, 0)
+    assert launcher.procs == {}
 
 
 def _check_verdict(exp: Path, params: dict[str, dict], stdout: str) -> None:
@@ -153,10 +175,12 @@ def _check_verdict(exp: Path, params: dict[str, dict], stdout: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_confirmation_interrupted_by_ctrl_c_is_finished_by_a_plain_resume(finished_grid):
+def test_a_confirmation_interrupted_by_ctrl_c_is_finished_by_a_plain_resume(finished_grid,
+                                                                           capsys):
     results = finished_grid / "copy"
     exp = results / "g"
     before = _hashes(exp, trials_only=True)
+    _a_pending_confirmation_is_planned_by_a_plain_resume(results, capsys)
     proc = run_sweep("--resume", "--name", "g", "--results-dir", str(results), "--confirm", "3",
                      "--confirm-seeds", "3", "--max-concurrent", "1", popen=True, merge=True)
     out, _, _ = signal_at(proc, "[1/9] done")
@@ -214,3 +238,34 @@ def test_what_a_confirmation_refuses_before_anything_starts(tmp_path, capsys, ar
         [f"python -m tune_food.sweep: error: {message}"]
     assert (g / "sweep.json").read_bytes() == before
     assert sorted(p.name for p in results.iterdir()) == ["g", "i"]
+
+
+def _a_pending_confirmation_is_planned_by_a_plain_resume(results: Path, capsys) -> None:
+    """The plan of ``--confirm 3 --confirm-seeds 3`` (no Ray): its 9 trials; recorded as
+    interrupted before its Tuner started, a plain ``--resume`` plans the same 9 trials
+    (sweep.json put back as it was afterwards)."""
+    from tune_food.sweepdir.record import SweepState
+    from tune_food.sweepdir.status import SweepStatus
+
+    exp = results / "g"
+    saved = (exp / "sweep.json").read_bytes()
+    code, plan = sweep_checks("--resume", "--name", "g", "--results-dir", str(results),
+                              "--confirm", "3", "--confirm-seeds", "3")
+    assert code == 0, capsys.readouterr().err
+    extension = plan.extension
+    assert (extension.start, extension.to, extension.pending) == (3, 12, False)
+    assert extension.confirm.seeds == [0, 1, 2] and len(extension.added) == 9
+    assert [c["lr"] for c in extension.confirm.configs] == [
+        float(lr) for lr in pd.read_csv(exp / "leaderboard.csv")["lr"]]   # best first
+    assert (exp / "sweep.json").read_bytes() == saved
+    state = SweepState.load(str(exp))
+    state.status, state.confirmations = SweepStatus.INTERRUPTED, [extension.confirm]
+    state.save(str(exp))
+    try:
+        code, again = sweep_checks("--resume", "--name", "g", "--results-dir", str(results))
+        assert code == 0, capsys.readouterr().err
+        assert again.extension.pending and again.extension.added == extension.added
+        assert any("this resume starts the confirmation it was interrupted before" in n
+                   for n in again.notes)
+    finally:
+        (exp / "sweep.json").write_bytes(saved)

@@ -173,7 +173,7 @@ def verdict(board: pd.DataFrame, configs: dict[str, dict], predictions: dict[str
         na_position="last").reset_index(drop=True)
     table = _compare(table, per_config, entry.sources, metric)
     table.insert(0, RANK, range(1, len(table) + 1))
-    return Verdict(table, _sentence(table, state, len(entry.seeds)))
+    return Verdict(table, verdict_sentence(table, state))
 
 
 def _compare(table: pd.DataFrame, per_config: list[dict], sources: list[str],
@@ -193,10 +193,15 @@ def _compare(table: pd.DataFrame, per_config: list[dict], sources: list[str],
     return table
 
 
-def _sentence(table: pd.DataFrame, state: SweepState, seeds: int) -> str:
+def verdict_sentence(table: pd.DataFrame, state: SweepState) -> str:
     """What to ship, and which split chose: the confirmed best, or the fastest
-    (``cpu_ms``) of those still tied with it."""
-    metric, best = state.metric, table.iloc[0]
+    (``cpu_ms``) of those still tied with it. ``table``: :func:`verdict`'s (or
+    ``confirmed.csv`` as read back: the web page's); ``state``: the sweep's record, its
+    last confirmation the one ``table`` shows ("" when it has none, or ``table`` is
+    empty)."""
+    if table.empty or not state.confirmations:
+        return ""
+    metric, best, seeds = state.metric, table.iloc[0], len(state.confirmations[-1].seeds)
     split = metric.split("_")[0]
     honest = (f"the validation split chose and ranks ({metric}); the test split only reports "
               f"({POOLED_TEST_ACC})" if split == "val" else
@@ -211,7 +216,7 @@ def _sentence(table: pd.DataFrame, state: SweepState, seeds: int) -> str:
     text = (f"confirmation, {len(table)} configuration(s) x {seeds} new seeds ({honest}): "
             f"the best is {best[TRIAL_NAME]} ({same}), {metric} {interval} "
             f"({int(CONFIDENCE * 100)} % t-interval over its seeds)")
-    tied = table[table[TIED_WITH_BEST].fillna(False).astype(bool)]
+    tied = table[table[TIED_WITH_BEST].astype("boolean").fillna(False).astype(bool)]
     if len(tied) <= 1:
         return text + f"; no other configuration ties with it (paired t-test over seeds, " \
             f"p < {ALPHA:g}): ship {best[TRIAL_NAME]}"

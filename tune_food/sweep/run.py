@@ -286,7 +286,7 @@ def _confirmation(checked: Checked, sweep_dir: str):
         entry = read_state(sweep_dir).pending_confirmation()
         if entry is None:
             return None
-    added = [dict(c, seed=s) for c in entry.configs for s in entry.seeds]
+    added = entry.trial_configs()
     extension = ExtensionPlan(entry.start, entry.to, added, pending=pending, confirm=entry)
     seeds = " ".join(map(str, entry.seeds))
     what = "this resume starts the confirmation it was interrupted before: " if pending else ""

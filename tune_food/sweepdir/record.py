@@ -76,6 +76,11 @@ class Confirmation:
     seeds: list[int]
     started: bool = False
 
+    def trial_configs(self) -> list[dict[str, Any]]:
+        """Its trials' configurations: each configuration with each of its seeds, in the
+        order they run (configuration by configuration)."""
+        return [dict(c, seed=s) for c in self.configs for s in self.seeds]
+
 
 @dataclass
 class WarmStart:
@@ -222,8 +227,7 @@ class SweepState:
     def confirmation_configs(self) -> list[dict[str, Any]]:
         """Every trial configuration the confirmations run: each configuration with
         each of its seeds, in the order they run (configuration by configuration)."""
-        return [dict(c, seed=s) for entry in self.confirmations or []
-                for c in entry.configs for s in entry.seeds]
+        return [c for entry in self.confirmations or [] for c in entry.trial_configs()]
 
     def with_data_dir(self, data_dir: str | None) -> SweepState:
         """A copy whose ``--data-dir`` is ``data_dir`` (absolute); ``self`` when None."""
