@@ -71,9 +71,12 @@ def test_a_grids_top_3_confirmed_with_3_seeds(finished_grid, tiny_root, tmp_path
     assert code == 2 and len(err) == 1 and "the data changed since sweep 'g' started" in err[0]
     assert _hashes(exp) == everything
 
+    ranks = dict(pd.read_csv(exp / "leaderboard.csv")[["trial_id", "rank"]].values)
     proc = run_sweep("--resume", "--name", "g", "--results-dir", str(results),
                      "--confirm", "3", "--confirm-seeds", "3")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = pd.read_csv(exp / "confirmed.csv")   # each from its trial, at its rank before
+    assert sorted(zip(table["trial_id"], table["sweep_rank"])) == sorted(ranks.items())
     assert "confirming: 3 configuration(s) x 3 new seeds = 9 trials added to the 3 of " \
            "sweep g" in proc.stdout
     after = _hashes(exp, trials_only=True)

@@ -121,11 +121,12 @@ def _test_counts(predictions: pd.DataFrame | None) -> tuple[int, int]:
 def _row(source: pd.Series, seeds: dict[int, pd.Series], metric: str,
          predictions: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """One configuration's row of ``confirmed.csv``, before ranking: ``source`` its row
-    in the leaderboard, ``seeds`` seed -> its completed confirmation trial's row."""
+    in the leaderboard (its ``SWEEP_RANK`` set), ``seeds`` seed -> its completed
+    confirmation trial's row."""
     values = [float(r[metric]) for r in seeds.values()]
     mean, std, low, high = t_interval(values) if values else (math.nan,) * 4
     row = {TRIAL_NAME: source[TRIAL_NAME], TRIAL_ID: source[TRIAL_ID],
-           SWEEP_RANK: source[RANK], NEW_SEEDS: " ".join(map(str, sorted(seeds))),
+           SWEEP_RANK: source[SWEEP_RANK], NEW_SEEDS: " ".join(map(str, sorted(seeds))),
            over_seeds(metric, "mean"): mean, over_seeds(metric, "std"): std,
            over_seeds(metric, "ci_low"): low, over_seeds(metric, "ci_high"): high}
     if metric != TEST_ACC and values:
@@ -165,7 +166,9 @@ def verdict(board: pd.DataFrame, configs: dict[str, dict], predictions: dict[str
             per_config[i][seed] = ranked.loc[trial]
     if not any(per_config):
         return None
-    sources = board.set_index(TRIAL_ID, drop=False)
+    # the rank each trial had among the sweep's own (the confirmation's trials rank too)
+    own = ranked[~ranked[TRIAL_ID].isin(found)]
+    sources = own.assign(**{SWEEP_RANK: range(1, len(own) + 1)})
     rows = [_row(sources.loc[t], per_config[i], metric, predictions)
             for i, t in enumerate(entry.sources) if t in sources.index]
     table = pd.DataFrame(rows).sort_values(
