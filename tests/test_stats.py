@@ -78,3 +78,40 @@ def test_t_half_width_is_students_interval():
     assert half[1] == pytest.approx(4.3027 * 0.05 / math.sqrt(3), rel=1e-4)
     assert math.isnan(half[2])
     assert t_half_width(std, n, 0.9)[1] == pytest.approx(2.9200 * 0.05 / math.sqrt(3), rel=1e-4)
+
+
+# ------------------------------------------------------------------ a confirmation's statistics
+
+
+def test_t_interval_is_the_mean_with_students_t_from_a_printed_table():
+    from tune_food.common.stats import t_interval
+
+    # t(0.975, 2) = 4.302653 and t(0.975, 4) = 2.776445 (printed tables)
+    mean, std, low, high = t_interval([0.9, 0.92, 0.95])
+    sd = math.sqrt(((0.9 - 0.9233333) ** 2 + (0.92 - 0.9233333) ** 2 + (0.95 - 0.9233333) ** 2) / 2)
+    assert (mean, std) == pytest.approx((0.9233333, sd), abs=1e-6)
+    assert (low, high) == pytest.approx((mean - 4.302653 * sd / math.sqrt(3),
+                                         mean + 4.302653 * sd / math.sqrt(3)), abs=1e-6)
+    mean, std, low, high = t_interval([1, 2, 3, 4, 5])
+    assert (mean, std) == pytest.approx((3, math.sqrt(2.5)))
+    assert high - mean == pytest.approx(2.776445 * math.sqrt(2.5) / math.sqrt(5), abs=1e-6)
+    assert t_interval([0.5, 0.5]) == (0.5, 0.0, 0.5, 0.5)          # no spread: no width
+    assert all(math.isnan(x) for x in t_interval([0.7])[1:])        # one seed: no spread
+    with pytest.raises(ValueError):
+        t_interval([])
+
+
+def test_the_paired_t_test_over_seeds_by_hand():
+    from tune_food.common.stats import paired_t_test
+
+    # differences 0.1, 0.2, 0.3: t = 0.2 / (0.1 / sqrt 3); with 2 degrees of freedom
+    # Student's t has a closed form: two-sided p = 1 - t / sqrt(2 + t^2)
+    t = 0.2 / (0.1 / math.sqrt(3))
+    best, other = [0.9, 0.9, 0.9], [0.8, 0.7, 0.6]
+    assert paired_t_test(best, other) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-9)
+    assert paired_t_test(other, best) == paired_t_test(best, other)
+    assert paired_t_test([0.9, 0.8], [0.9, 0.8]) == 1.0       # no difference at all
+    assert paired_t_test([1.0, 0.5], [0.75, 0.25]) == 0.0     # the same difference every seed
+    assert math.isnan(paired_t_test([0.9], [0.8]))            # one pair: no test
+    with pytest.raises(ValueError):
+        paired_t_test([0.9, 0.8], [0.8])

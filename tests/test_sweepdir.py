@@ -13,7 +13,14 @@ from conftest import sweep_checks
 
 from tune_food.common.errors import SweepFileError
 from tune_food.data.datasets import dataset_fingerprint
-from tune_food.sweepdir.record import SCHEMA_VERSION, Extension, Planned, SweepState, WarmStart
+from tune_food.sweepdir.record import (
+    SCHEMA_VERSION,
+    Confirmation,
+    Extension,
+    Planned,
+    SweepState,
+    WarmStart,
+)
 from tune_food.sweepdir.state import peek_state
 from tune_food.sweepdir.status import RANKED_STATUSES, SweepStatus, TrialStatus
 
@@ -88,6 +95,30 @@ def test_a_new_record_round_trips_with_its_schema_version(tmp_path):
     assert again.pending_extension() == Extension(at="t", start=1, to=3, started=False)
 
 
+def test_a_confirmation_round_trips_and_lists_its_trials_configurations(tmp_path):
+    """``confirmations`` (``--confirm``): each configuration with each new seed, in the
+    order its trials run; pending until its Tuner starts."""
+    entry = Confirmation(at="t", start=3, to=7, sources=["a_00001", "a_00000"],
+                         configs=[{"lr": 0.01, "seed": 42}, {"lr": 0.1, "seed": 42}],
+                         seeds=[0, 1])
+    state = SweepState("s", "test_acc", "max", status=SweepStatus.INTERRUPTED,
+                       confirmations=[entry])
+    state.save(str(tmp_path))
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert data["confirmations"] == [{"at": "t", "from": 3, "to": 7,
+                                      "sources": ["a_00001", "a_00000"],
+                                      "configs": [{"lr": 0.01, "seed": 42},
+                                                  {"lr": 0.1, "seed": 42}],
+                                      "seeds": [0, 1], "started": False}]
+    again = SweepState.load(str(tmp_path))
+    assert again == state and again.pending_confirmation() == entry
+    assert again.confirmation_configs() == [{"lr": 0.01, "seed": 0}, {"lr": 0.01, "seed": 1},
+                                            {"lr": 0.1, "seed": 0}, {"lr": 0.1, "seed": 1}]
+    again.confirmations[0].started = True
+    assert again.pending_confirmation() is None
+    assert SweepState("s", "test_acc", "max").pending_confirmation() is None
+
+
 #: what every message about a key of sweep.json ends with
 WRITTEN_BY = ("; the file is written by python -m tune_food.sweep (restore it from a copy, or "
               "undo the edit)")
@@ -107,6 +138,11 @@ WRITTEN_BY = ("; the file is written by python -m tune_food.sweep (restore it fr
     ({"extended": [[]]}, "extended", "holds a list, not an object"),
     ({"extended": [{"at": "t", "from": 1, "to": 2, "started": "yes"}]}, "extended.started",
      "holds a string, not true/false"),
+    ({"confirmations": [{"at": "t", "from": 3, "to": 9, "sources": ["a_00000"],
+                         "configs": [{}], "seeds": "0 1"}]}, "confirmations.seeds",
+     "holds a string, not a list"),
+    ({"confirmations": [{"at": "t", "from": 3, "to": 9, "configs": [{}], "seeds": [0, 1]}]},
+     "confirmations.sources", "is missing"),
     ({"wall_s": "1 min"}, "wall_s", "holds a string, not a number"),
     ({"wall_s": False}, "wall_s", "holds true/false, not a number"),
     ({"trials": True}, "trials", "holds true/false, not a number"),

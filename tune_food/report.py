@@ -67,7 +67,8 @@ def rebuild(exp_dir: str, out=None, data_dir: str | None = None, deployment: boo
           file=out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         print(board[cols].to_string(index=False), file=out)
-    for line in (result.summary, result.ship, result.importance):
+    for line in (result.summary, result.ship, result.importance,
+                     result.verdict.sentence if result.verdict else ""):
         if line:
             print(line, file=out)
     if not state.deployment and not board.empty:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tune_food.common.errors import SweepError
+from tune_food.results.confirm import verdict_sentence
 from tune_food.results.outputs import build_outputs
 from tune_food.results.plots import make_plots
 from tune_food.sweepdir.columns import (
@@ -29,6 +30,7 @@ from tune_food.sweepdir.columns import (
     TRIAL_NAME,
 )
 from tune_food.sweepdir.layout import (
+    CONFIRMED_FILE,
     CURVES_PNG,
     IMPORTANCE_PNG,
     LEADERBOARD_FILE,
@@ -68,6 +70,7 @@ class Board:
     plots: list[str]              # paths of the PLOT_FILES drawn
     live: bool                    # rebuilt from the trial folders (the sweep is running)
     note: str = ""                # why the board is empty, if it is
+    verdict: str = ""             # a confirmation's (confirmed.csv): what to ship
     built: float = field(default_factory=time.time)   # when it was read (epoch seconds)
 
 
@@ -89,7 +92,10 @@ def load_board(exp_dir: str, plots_cache: str | None = None) -> Board:
         results = pd.read_csv(res_csv) if os.path.isfile(res_csv) else pd.DataFrame()
         plots = [p for p in (os.path.join(exp_dir, PLOTS_DIR, n) for n in PLOT_FILES)
                  if os.path.isfile(p)]
-        return Board(board, results, state, plots, live=False)
+        confirmed = os.path.join(exp_dir, CONFIRMED_FILE)
+        verdict = verdict_sentence(pd.read_csv(confirmed), state) \
+            if state is not None and os.path.isfile(confirmed) else ""
+        return Board(board, results, state, plots, live=False, verdict=verdict)
     return _rebuild_board(exp_dir, state, plots_cache)
 
 
@@ -107,7 +113,8 @@ def _rebuild_board(exp_dir: str, state: SweepState | None, plots_cache: str | No
     if plots_cache and not board.empty:
         out = os.path.join(plots_cache, os.path.basename(os.path.abspath(exp_dir)))
         plots = make_plots(out, board, frame, built.best_predictions, data_root(state))
-    return Board(board, frame, state, plots, live=True)
+    return Board(board, frame, state, plots, live=True,
+                 verdict=built.verdict.sentence if built.verdict is not None else "")
 
 
 def checkpointed(board: pd.DataFrame, exp_dir: str) -> pd.DataFrame:

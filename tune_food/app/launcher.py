@@ -158,6 +158,34 @@ class Launcher:
         self._spawn(name, ["--resume", "--cpus-per-trial", f"{cpus_per_trial:g}",
                            "--gpus-per-trial", f"{gpus_per_trial:g}"])
 
+    def confirm(self, name: str, cpus_per_trial: float, gpus_per_trial: float) -> None:
+        """``python -m tune_food.sweep --resume --name <name> --confirm`` with these
+        resources: the configurations tied with the best (at most 5) trained again with 5
+        new seeds each (:mod:`tune_food.sweep.confirm`, which refuses the rest in the
+        sweep's log).
+
+        Raises:
+            SweepError: the sweep is unknown, running, not finished, or confirmed already.
+        """
+        if name not in list_sweeps(self.results_dir):
+            raise SweepError(f"no sweep named {name!r} in {self.results_dir}")
+        if self.alive(name):
+            raise SweepError(f"sweep {name!r} is running; let it finish first")
+        driver = running_driver(os.path.join(self.results_dir, name))
+        if driver:   # a driver this page did not start: a terminal's, another page's
+            raise SweepError(refused_while_running(name, driver))
+        state = peek_state(os.path.join(self.results_dir, name))
+        if state is None or state.status not in (SweepStatus.FINISHED,
+                                                 SweepStatus.FINISHED_WITH_ERRORS):
+            status = state.status if state is not None else "unreadable"
+            raise SweepError(f"sweep {name!r} is {status}: only a finished sweep is "
+                             "confirmed (resume it first)")
+        if state.confirmations:
+            raise SweepError(f"sweep {name!r} was confirmed already: its verdict is above")
+        _check_resources(cpus_per_trial, gpus_per_trial)
+        self._spawn(name, ["--resume", "--confirm", "--cpus-per-trial", f"{cpus_per_trial:g}",
+                           "--gpus-per-trial", f"{gpus_per_trial:g}"])
+
     def status(self, name: str) -> str:
         """``running``, ``finished``, ``interrupted``, ``finished with errors`` (from
         ``sweep.json``), ``starting`` (process up, no ``sweep.json`` yet), ``failed to

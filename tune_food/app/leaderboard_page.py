@@ -32,6 +32,7 @@ from tune_food.sweepdir.columns import (
     TRIAL_NAME,
 )
 from tune_food.sweepdir.layout import (
+    CONFIRMED_FILE,
     CURVES_PNG,
     IMPORTANCE_PNG,
     LEADERBOARD_PNG,
@@ -67,6 +68,10 @@ class LeaderboardPage:
 
         ui = SimpleNamespace()
         ui.head = gr.Markdown(elem_id="board-head")
+        with gr.Row():   # --confirm: the top configurations again with new seeds
+            ui.confirm_btn = gr.Button("Confirm the winner", elem_id="confirm-btn", scale=0,
+                                       min_width=180)
+            ui.confirm_msg = gr.Markdown(elem_id="confirm-msg")
         ui.table = gr.Dataframe(display_board(pd.DataFrame()), interactive=False, wrap=True,
                                 elem_id="board", label="leaderboard (click a header to sort)")
         with gr.Row():
@@ -238,6 +243,8 @@ def _head(sweep: str, b: Board) -> str:
         head += f"\n\nIt failed before its trials ran: {b.state.error or ''}"
     if b.note:
         head += f"\n\n{b.note}"
+    if b.verdict:
+        head += f"\n\n**Confirmed** ({CONFIRMED_FILE}): {b.verdict}"
     return head
 
 

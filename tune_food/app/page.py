@@ -112,7 +112,7 @@ def _wire(demo, pages: SimpleNamespace, sweep_dd, c: SimpleNamespace, b: SimpleN
     """The events of the page (inside ``demo``): ``c``, ``b``, ``s`` are the components
     of the Classify, Leaderboard and Sweeps pages. The API names are those the tests
     and clients call (``/classify``, ``/trial_view``, ``/start``, ``/stop``,
-    ``/resume``, ``/log``, ``/export``)."""
+    ``/resume``, ``/confirm``, ``/log``, ``/export``)."""
     import gradio as gr  # lazy: optional dependency: Gradio (~3.5 s) only once the page is built
 
     classify, board, sweeps = pages.classify, pages.board, pages.sweeps
@@ -137,6 +137,8 @@ def _wire(demo, pages: SimpleNamespace, sweep_dd, c: SimpleNamespace, b: SimpleN
                                                              sweep_dd)
     s.stop_btn.click(sweeps.stop, s.watch, s.msg)
     s.resume_btn.click(sweeps.resume, [s.watch, s.cpus, s.gpus], s.msg)
+    b.confirm_btn.click(sweeps.confirm, [sweep_dd, s.cpus, s.gpus], b.confirm_msg,
+                        api_name="confirm")
     s.watch.change(lambda w: sweeps.launcher.log(w) if w else "", s.watch, s.log,
                    api_name="log")
     sweeps_timer = gr.Timer(SWEEPS_REFRESH_S)

@@ -99,6 +99,17 @@ class SweepsPage:
             return f"Not resumed: {exc}"
         return f"Resuming sweep **{watch}** (`--resume --name {watch}`)."
 
+    def confirm(self, sweep, cpus, gpus):
+        """The Leaderboard page's "Confirm the winner": ``--resume --confirm`` of the
+        sweep shown, with the Sweeps page's resources; a message."""
+        try:
+            self.launcher.confirm(sweep, cpus, gpus)
+        except TuneFoodError as exc:
+            return f"Not confirmed: {exc}"
+        return (f"Confirming sweep **{sweep}** (`--resume --name {sweep} --confirm`): its "
+                "configurations tied with the best, 5 new seeds each; its output is on the "
+                "Sweeps page, the verdict appears here when it ends.")
+
     def sweep_choices(self):
         """The sweep dropdown's choices: every sweep under the results folder."""
         # lazy: optional dependency: Gradio (~3.5 s) only once the page is built

@@ -6,7 +6,18 @@
   1947, exact form: a two-sided binomial test of the discordant images,
   ``scipy.stats.binomtest``).
 * :func:`t_half_width`: the half-width of the t-interval of a mean over seeds
-  (Student 1908; ``scipy.stats.t``).
+  (Student 1908; ``scipy.stats.t``); :func:`t_interval` the interval of one sample's mean.
+* :func:`paired_t_test`: do two configurations differ over the same seeds? (Student
+  1908, the paired t-test: a one-sample t-test of the per-seed differences,
+  ``scipy.stats.ttest_rel``). It fits a confirmation (``--confirm``): each seed is an
+  independent replication of the training randomness (initialisation, batch order) on
+  the same train, validation and test images, and each configuration runs with the same
+  seeds, so the pairs share whatever a seed does alike to both; unlike the resampled
+  t-test Dietterich (1998, "Approximate statistical tests for comparing supervised
+  classification learning algorithms", Neural Computation 10(7)) warns against, no two
+  replications share training images differently, so the differences are independent.
+  What it answers: would the difference survive another seed, on these images. Whether
+  it survives other images is the per-image question McNemar's test answers.
 
 :data:`ALPHA` is the level at which a trial counts as indistinguishable from the best
 (``p >= ALPHA``) and :data:`CONFIDENCE` the level of every interval; both are stated only
@@ -17,7 +28,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from scipy.stats import binomtest
+import math
+
+from scipy.stats import binomtest, ttest_rel
 from scipy.stats import t as student_t
 
 ALPHA = 0.05          # McNemar: p >= ALPHA is "indistinguishable from the best"
@@ -67,3 +80,53 @@ def t_half_width(std, n, confidence: float = CONFIDENCE):
     pandas Series (element-wise)."""
     # mutmut: n >= 1 is equivalent: one seed has no std (NaN), so no interval either
     return student_t.ppf((1 + confidence) / 2, (n - 1).where(n > 1)) * std / n.pow(0.5)  # pragma: no mutate
+
+
+def t_interval(values: Sequence[float],
+               confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+    """Mean, sample standard deviation (``ddof=1``) and t-interval of the mean of
+    ``values`` (one figure per seed): ``mean -/+ t((1 + confidence) / 2, n - 1) * std /
+    sqrt(n)`` (Student 1908; ``scipy.stats.t``).
+
+    Returns:
+        ``(mean, std, low, high)``; std, low and high are NaN for fewer than 2 values;
+        an interval of zero width where every value is the same.
+
+    Raises:
+        ValueError: no values.
+    """
+    n = len(values)
+    if n < 1:
+        raise ValueError("t_interval needs at least one value")
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(student_t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def paired_t_test(best: Sequence[float], other: Sequence[float]) -> float:
+    """Two-sided paired t-test of two configurations' figures over the same seeds
+    (``scipy.stats.ttest_rel``; why it fits repeated seeds: the module's docstring).
+
+    Args:
+        best, other: one figure per seed, the same seeds in the same order.
+
+    Returns:
+        The p-value; 1.0 where every difference is zero (no evidence of any), NaN for
+        fewer than 2 pairs.
+
+    Raises:
+        ValueError: the two differ in length.
+    """
+    if len(best) != len(other):
+        raise ValueError(f"paired figures differ in length: {len(best)} and {len(other)}")
+    if len(best) < 2:
+        return math.nan
+    diffs = [b - o for b, o in zip(best, other)]
+    if all(d == 0 for d in diffs):
+        return 1.0
+    if all(d == diffs[0] for d in diffs):   # no spread: the same nonzero difference each seed
+        return 0.0
+    return float(ttest_rel(best, other).pvalue)

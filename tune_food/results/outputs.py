@@ -24,6 +24,7 @@ from ray.tune import ExperimentAnalysis, ResultGrid
 
 from tune_food.common.errors import SweepError, optional_step
 from tune_food.common.files import write_csv_atomic
+from tune_food.results.confirm import Verdict, mark_confirmations, verdict
 from tune_food.results.importance import write_importance
 from tune_food.results.leaderboard import (
     TrialRecord,
@@ -48,6 +49,7 @@ from tune_food.sweepdir.columns import (
 )
 from tune_food.sweepdir.layout import (
     BY_CONFIG_FILE,
+    CONFIRMED_FILE,
     ERROR_FILE,
     EXPERIMENT_STATES,
     LEADERBOARD_FILE,
@@ -81,6 +83,7 @@ class Outputs:
     # ``null`` stays None where the leaderboard's columns show the default it stands for)
     configs: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)   # optional outputs that failed
+    verdict: Verdict | None = None    # --confirm's (results.confirm): confirmed.csv, what to ship
 
 
 def _experiment_states(path: str) -> list[str]:
@@ -237,7 +240,8 @@ def build_outputs(exp_path: str, state: SweepState) -> Outputs:
     """
 
     try:
-        records, root = load_trials(exp_path, every_session=bool(state.extended))
+        records, root = load_trials(exp_path, every_session=bool(state.extended or
+                                                                 state.confirmations))
     except SweepError:
         if state.planned is None:
             raise
@@ -251,11 +255,13 @@ def build_outputs(exp_path: str, state: SweepState) -> Outputs:
     if "val_acc" in board:   # which validation set ranked: shared or per-dataset
         board["val_set"] = (state.validation or {}).get("source", "per-dataset")
     board = add_deployment(board, state.deployment)
+    configs = {r.trial_id: dict(r.config) for r in records if r.trial_id}
+    board = mark_confirmations(board, state, configs)
     best = board.iloc[0][TRIAL_ID] if not board.empty and board[RANK].notna().any() else None
     return Outputs(board, results_dataframe(records, keys), sweep_status(board),
                    summary=tie_summary(board, split), best_predictions=predictions.get(best),
-                   ship=ship_summary(board, exp_path),
-                   configs={r.trial_id: dict(r.config) for r in records if r.trial_id})
+                   ship=ship_summary(board, exp_path), configs=configs,
+                   verdict=verdict(board, configs, predictions, state))
 
 
 def write_outputs(exp_path: str, local_dir: str, state: SweepState) -> Outputs:
@@ -286,6 +292,9 @@ def write_outputs(exp_path: str, local_dir: str, state: SweepState) -> Outputs:
         out.files += optional_step(BY_CONFIG_FILE, lambda: [write_csv_atomic(
             leaderboard_by_config(board, list(PARAMS), state.metric, state.mode),
             os.path.join(local_dir, BY_CONFIG_FILE))], out.warnings, [])
+    if out.verdict is not None:
+        out.files.append(write_csv_atomic(out.verdict.table,
+                                          os.path.join(local_dir, CONFIRMED_FILE)))
     out.files += make_plots(local_dir, board, frame, out.best_predictions, data_root(state),
                             warnings=out.warnings)
     importance = optional_step("the hyperparameter importances", lambda: write_importance(

@@ -15,6 +15,7 @@ from tune_food.data.datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from tune_food.features.cachedir import CACHE_DIR_ENV, DEFAULT_CACHE_DIR
 from tune_food.models.devices import DEFAULT_RUNTIME, RUNTIME_ENV, RUNTIMES
 from tune_food.sweep.options import (
+    CONFIRM_AT_MOST,
     DEFAULT_SPACES,
     NUM_SAMPLES,
     OPTUNA_IN_FLIGHT,
@@ -56,6 +57,13 @@ def _what_flags(g) -> None:
                    help="with --search optuna: Optuna's study starts from the completed "
                    "trials of the sweep folder SWEEP (results/<name>), which must rank by the "
                    "same metric on the same images and sample the same parameters")
+    g.add_argument("--confirm", type=int, nargs="?", const=0, metavar="K",
+                   help="with --resume --name S of a finished sweep: train its top K "
+                   "configurations again with new seeds (default K: those tied with the "
+                   f"best, at most {CONFIRM_AT_MOST}) and write the verdict, confirmed.csv")
+    g.add_argument("--confirm-seeds", type=int, metavar="N",
+                   help=f"new seeds per configuration with --confirm (default "
+                   f"{_D.confirm_seeds}; at least 2)")
     g.add_argument("--scheduler", choices=["fifo", "asha"],
                    help="trial scheduler: asha stops poor trials early (default: "
                    f"{SweepOptions(search='random').scheduler_name} with --search, "

@@ -166,7 +166,10 @@ class Launch:
         self.state = start_state(self.sweep_start(len(plan.trials) or search[2], mlflow),
                                  self.local_dir)
         if plan.extension is not None and not plan.extension.pending:
-            self.record_extension()   # --num-samples N, a wider grid
+            if plan.extension.confirm is not None:
+                self.record_confirmation()
+            else:
+                self.record_extension()   # --num-samples N, a wider grid
         return search
 
     def sweep_start(self, planned_trials: int, mlflow: dict | None) -> SweepStart:
@@ -206,6 +209,19 @@ class Launch:
             state.args = dict(state.args, space=self.options.space)
             entry.space = self.options.space
         state.extended = (state.extended or []) + [entry]
+        write_state(state, self.local_dir)
+
+    def record_confirmation(self) -> None:
+        """``sweep.json`` of a sweep being confirmed (``--confirm``): its planned trials
+        grow by the confirmation's (a grid's configurations listed with theirs, so that
+        an interrupted confirmation lists the trials it did not start), and the
+        confirmation is recorded in ``confirmations``, not started yet."""
+        state, extension = self.state, self.plan.extension
+        planned = state.planned or Planned(extension.start)
+        configs = planned.configs + [dict(c) for c in extension.added] if planned.configs \
+            else []
+        state.planned = Planned(extension.to, configs)
+        state.confirmations = (state.confirmations or []) + [extension.confirm]
         write_state(state, self.local_dir)
 
     def run_trials(self, search: tuple) -> None:
@@ -268,14 +284,7 @@ class Launch:
         (``_00010`` after 10 trials of an extended search)."""
         plan, options, space = self.plan, self.options, self.plan.space
         param_space = dict(space.param_space, feature_cache=options.feature_cache)
-        trainable = tune.with_resources(
-            tune.with_parameters(train_food, datasets=plan.datasets, features=self.features,
-                                 exclude=plan.exclude,
-                                 checkpoint_epochs=rungs_of(scheduler, space),
-                                 val_sets=plan.validation.sets or None,
-                                 runtime=options.backbone_runtime,
-                                 cache_dir=options.feature_store_dir),
-            {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+        trainable = self.trainable(scheduler)
         if options.resume and not fresh and tune.Tuner.can_restore(self.exp_dir):
             # no param_space: Ray Tune restores the one its Tuner started with (a
             # re-specified one must have the same keys, and a widened grid's has more)
@@ -295,6 +304,19 @@ class Launch:
                 trial_name_creator=TrialNamer(space.varied, False),
                 trial_dirname_creator=TrialNamer(space.varied, True, first)))
 
+    def trainable(self, scheduler):
+        """``train_food`` with the plan's data and feature sets, the epochs it
+        checkpoints (``scheduler``'s rungs), and the resources each trial asks for."""
+        plan, options = self.plan, self.options
+        return tune.with_resources(
+            tune.with_parameters(train_food, datasets=plan.datasets, features=self.features,
+                                 exclude=plan.exclude,
+                                 checkpoint_epochs=rungs_of(scheduler, plan.space),
+                                 val_sets=plan.validation.sets or None,
+                                 runtime=options.backbone_runtime,
+                                 cache_dir=options.feature_store_dir),
+            {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+
     def extension_tuner(self, scheduler):
         """The Tuner that extends the sweep (``--resume --num-samples N``, a wider grid):
         first the trials the sweep had planned are finished (Ray Tune's
@@ -307,6 +329,8 @@ class Launch:
         configurations again."""
         plan, options, extension, exp_dir = \
             self.plan, self.options, self.plan.extension, self.exp_dir
+        if extension.confirm is not None:
+            return self.confirmation_tuner()
         if tune.Tuner.can_restore(exp_dir) and _unfinished(exp_dir, extension.start):
             print(f"finishing the {extension.start} trials the sweep had planned ...",
                   file=self.out, flush=True)
@@ -332,17 +356,47 @@ class Launch:
         write_state(self.state, self.local_dir)
         return self.tuner(search_alg, scheduler, samples, fresh=True, first=held)
 
-    def run_config(self, num_samples: int):
+    def confirmation_tuner(self):
+        """The Tuner of a confirmation (``--confirm``): a new ``Tuner`` in the sweep's
+        folder whose trials are exactly the confirmation's configurations with their new
+        seeds (Ray Tune's ``BasicVariantGenerator`` given them as ``points_to_evaluate``
+        over a space of constants), every epoch run (no early stopping: each seed's
+        result is whole), folders numbered on from the sweep's and named with their seed.
+        ``sweep.json`` records it started."""
+        plan, extension = self.plan, self.plan.extension
+        added = [dict(c) for c in extension.added]
+        search_alg = RelocatableVariants(points_to_evaluate=[dict(c) for c in added],
+                                         location=self.location)
+        print(f"confirming: {len(extension.confirm.configs)} configuration(s) x "
+              f"{len(extension.confirm.seeds)} new seeds = {len(added)} trials added to the "
+              f"{extension.start} of sweep {self.name}", file=self.out, flush=True)
+        self.state.confirmations[-1].started = True
+        write_state(self.state, self.local_dir)
+        names = [*plan.space.varied, "seed"] if "seed" not in plan.space.varied \
+            else list(plan.space.varied)
+        return tune.Tuner(
+            self.trainable(None), param_space=dict(added[0]),
+            run_config=self.run_config(len(added), total=len(added)),
+            tune_config=tune.TuneConfig(
+                metric=plan.space.metric, mode=plan.space.mode, num_samples=len(added),
+                search_alg=search_alg, scheduler=None,
+                max_concurrent_trials=self.options.max_concurrent or None, reuse_actors=True,
+                trial_name_creator=TrialNamer(names, False),
+                trial_dirname_creator=TrialNamer(names, True, extension.start)))
+
+    def run_config(self, num_samples: int, total: int | None = None):
         """Ray Tune's ``RunConfig``: where, the loggers (TensorBoard, CSV, JSON, progress
         lines, and ``--mlflow``'s: :func:`tune_food.results.tracking.mlflow_callbacks`),
-        retries, and every checkpoint kept."""
+        retries, and every checkpoint kept. ``total``: the trials the progress lines
+        count to (default: the plan's grid, else ``num_samples``)."""
         plan, options, exp_dir = self.plan, self.options, self.exp_dir
         return tune.RunConfig(
             name=self.name, storage_path=os.path.dirname(exp_dir) if not is_uri(exp_dir)
             else exp_dir.rsplit("/", 1)[0],
             callbacks=[TensorBoardCallback.for_space(plan.space), _csv_logger(),
                        JsonLoggerCallback(),
-                       Progress(len(plan.trials) or num_samples, plan.space.metric, self.out,
+                       Progress(total or len(plan.trials) or num_samples, plan.space.metric,
+                                self.out,
                                 options.max_failures), *self.callbacks],
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             # keep every checkpoint (about 60 KB each): with num_to_keep set, Tune
@@ -446,7 +500,8 @@ class Launch:
             print(board[cols].head(10).to_string(index=False), file=out)
         print(f"\nleaderboard: {os.path.join(self.local_dir, LEADERBOARD_FILE)}", file=out)
         print(f"TensorBoard: tensorboard --logdir {shlex.quote(self.exp_dir)}", file=out)
-        for line in (result.summary, result.ship, result.importance):
+        for line in (result.summary, result.ship, result.importance,
+                     result.verdict.sentence if result.verdict else ""):
             if line:
                 print(line, file=out)
         print("time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in self.timings.items()),

@@ -29,8 +29,11 @@ OPTUNA_IN_FLIGHT = 4   # Optuna suggestions in flight when --max-concurrent is 0
 # what), when given there; everything else (what is swept) comes from the saved sweep.
 RESUME_OVERRIDES = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "debug",
                     "max_failures", "data_dir", "cache_dir", "backbone_runtime")
-# Not saved in sweep.json: the sweep is where its folder is (it may be moved or copied).
-NOT_SAVED = ("results_dir", "sweep_dir", "given")
+CONFIRM_SEEDS = 5      # --confirm-seeds: new seeds per configuration a confirmation trains
+CONFIRM_AT_MOST = 5    # --confirm without K: the configurations tied with the best, at most these
+# Not saved in sweep.json: the sweep is where its folder is (it may be moved or copied);
+# a confirmation is recorded as its own entry (confirmations), not as an option
+NOT_SAVED = ("results_dir", "sweep_dir", "given", "confirm", "confirm_seeds")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class SweepOptions:
     warm_start: str | None = None      # --search optuna: a sweep folder whose trials seed Optuna
     dry_run: bool = False
     seed: int = 0                      # seed of the search algorithm
+    confirm: int | None = None         # --confirm K: retrain the top K configurations (0:
+                                       # those tied with the best, at most CONFIRM_AT_MOST)
+    confirm_seeds: int = CONFIRM_SEEDS  # new seeds per configuration --confirm trains
     debug: bool = False                # tracebacks instead of one-line errors
     sweep_dir: str | None = None       # on --resume: the sweep folder being continued
     given: frozenset[str] = field(default=frozenset(), compare=False)  # flags on the command line
@@ -93,6 +99,7 @@ class SweepOptions:
         Raises:
             SweepError: contradicting or out-of-range options, with the fix.
         """
+        self.check_confirm()
         if self.grid and self.search:
             raise SweepError("--grid and --search exclude each other: --grid runs every "
                              "combination of a grid space, --search samples a space; pass one")
@@ -119,6 +126,32 @@ class SweepOptions:
             raise SweepError("--autoscale needs --address of a cluster started by `ray up` "
                              "(its autoscaler adds nodes); a local Ray cannot add nodes, so "
                              "drop --autoscale or pass --address auto on the cluster's head node")
+
+    def check_confirm(self) -> None:
+        """``--confirm``'s checks that need nothing but the options.
+
+        Raises:
+            SweepError: ``--confirm`` without ``--resume``, with flags that change what
+                the sweep runs, K below 0, or fewer than 2 seeds.
+        """
+        if self.confirm is None:
+            if "confirm_seeds" in self.given:
+                raise SweepError("--confirm-seeds is the number of seeds of --confirm: add "
+                                 "--confirm")
+            return
+        if not self.resume:
+            raise SweepError("--confirm retrains the top configurations of a finished sweep: "
+                             "add --resume --name <the sweep>")
+        if self.confirm < 0:
+            raise SweepError(f"--confirm K must be >= 1 (or left out: the configurations "
+                             f"tied with the best, at most {CONFIRM_AT_MOST}), got {self.confirm}")
+        if self.confirm_seeds < 2:
+            raise SweepError(f"--confirm-seeds must be >= 2 (a spread over seeds needs two), "
+                             f"got {self.confirm_seeds}")
+        for flag in ("space", "num_samples", "warm_start"):
+            if flag in self.given:
+                raise SweepError(f"--confirm retrains the sweep's own configurations: drop "
+                                 f"--{flag.replace('_', '-')}")
 
     def saved(self) -> dict[str, Any]:
         """The options as ``sweep.json`` keeps them (``args``): JSON values, without
@@ -163,7 +196,8 @@ def resume_options(options: SweepOptions, saved: dict[str, Any], sweep_dir: str)
     if options.space and saved.get("grid"):
         kept["space"] = options.space   # a wider grid (sweep.history.widen_grid checks it)
     kept.update(results_dir=options.results_dir, sweep_dir=sweep_dir, resume=True,
-                dry_run=options.dry_run, name=options.name, given=options.given)
+                dry_run=options.dry_run, name=options.name, given=options.given,
+                confirm=options.confirm, confirm_seeds=options.confirm_seeds)
     return SweepOptions(**kept)
 
 

@@ -38,6 +38,7 @@ from tune_food.data.validation import (
 from tune_food.models.registry import ensure_weights, weights_path, weights_url
 from tune_food.sweep.options import SweepOptions
 from tune_food.sweep.spaces import SearchSpace
+from tune_food.sweepdir.record import Confirmation
 from tune_food.sweepdir.state import read_state
 from tune_food.train.hparams import is_cacheable, split_dirs
 
@@ -49,13 +50,16 @@ class ExtensionPlan:
     """What a ``--resume`` adds to the sweep it resumes, decided once while planning
     (:func:`tune_food.sweep.run.run_sweep`): a search's ``--num-samples N`` above the
     trials it planned, a grid widened by ``--space wider.yaml`` (its new combinations),
-    or an extension interrupted before its new trials began, which this resume finishes.
-    ``sweep.json`` records it as a :class:`~tune_food.sweepdir.record.Extension`."""
+    or an extension interrupted before its new trials began, which this resume finishes;
+    or ``--confirm``'s new seeds of the top configurations (``confirm``).
+    ``sweep.json`` records it as a :class:`~tune_food.sweepdir.record.Extension` (a
+    confirmation: a :class:`~tune_food.sweepdir.record.Confirmation`)."""
 
     start: int                                  # the trials the sweep had planned
     to: int                                     # the trials it will hold
     added: list[dict[str, Any]] | None = None   # a widened grid's new combinations
     pending: bool = False                       # recorded before: a plain --resume finishes it
+    confirm: Confirmation | None = None         # --confirm: added holds its trials' configs
 
 
 @dataclass(frozen=True)

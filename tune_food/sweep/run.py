@@ -49,6 +49,7 @@ class Checked(NamedTuple):
     name: str
     exp_dir: str
     extend_from: int | None = None   # tune_food.sweep.history.extension
+    confirm: Any = None         # --confirm: its tune_food.sweepdir.record.Confirmation
 
 
 def run_sweep(options: SweepOptions, out=None) -> int:
@@ -95,21 +96,28 @@ def check_sweep(options: SweepOptions) -> Checked:
     Raises:
         TuneFoodError: the first problem found.
     """
+    options.check_confirm()   # --confirm's own flags: before the saved sweep's are read
     if options.resume:
         options = _resumed(options)   # a saved sweep passed the checks when it started
     options.check()
-    extend_from = None
+    extend_from = confirm = None
     if options.resume:
         # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
         from tune_food.sweep.history import extension
 
         # a --num-samples that drops trials is refused here, before anything else
         extend_from = extension(options, options.sweep_dir)
+    if options.confirm is not None:
+        # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
+        from tune_food.sweep.confirm import plan_confirmation
+
+        # what cannot be confirmed is refused here, before Ray starts
+        confirm = plan_confirmation(options, options.sweep_dir)
     space = _read_space(options)
     name = _sweep_name(options, space.path)
     exp_dir = experiment_dir(options.results_dir, name)
     _check_where_it_writes(options, exp_dir, name)
-    return Checked(options, space, name, exp_dir, extend_from)
+    return Checked(options, space, name, exp_dir, extend_from, confirm)
 
 
 def dry_run_checks(options: SweepOptions, out=None):
@@ -238,6 +246,9 @@ def _extension(checked: Checked, plan):
     from tune_food.sweep.plan import ExtensionPlan
 
     options, name, sweep_dir = checked.options, checked.name, checked.options.sweep_dir
+    confirmation = _confirmation(checked, sweep_dir)
+    if confirmation is not None:
+        return confirmation
     added = widen_grid(options, plan, sweep_dir, name)
     pending = pending_extension(sweep_dir)
     if added and pending is not None and pending.added:
@@ -261,6 +272,29 @@ def _extension(checked: Checked, plan):
         return extension, (f"sweep {name} was being extended from {extension.start} to "
                            f"{extension.to} trials: this resume finishes that")
     return None, None
+
+
+def _confirmation(checked: Checked, sweep_dir: str):
+    """``--confirm``'s :class:`~tune_food.sweep.plan.ExtensionPlan` and its note, or one
+    interrupted before its trials began (a plain ``--resume`` starts them); None when
+    neither."""
+    # lazy: --help speed: 0.08 s, not the ~5 s of Ray, torch and pandas (measured)
+    from tune_food.sweep.plan import ExtensionPlan
+    from tune_food.sweepdir.state import read_state
+
+    entry = checked.confirm
+    pending = entry is None
+    if pending:
+        entry = read_state(sweep_dir).pending_confirmation()
+        if entry is None:
+            return None
+    added = entry.trial_configs()
+    extension = ExtensionPlan(entry.start, entry.to, added, pending=pending, confirm=entry)
+    seeds = " ".join(map(str, entry.seeds))
+    what = "this resume starts the confirmation it was interrupted before: " if pending else ""
+    return extension, (f"--confirm: sweep {checked.name} {what}trains its top "
+                       f"{len(entry.configs)} configuration(s) again with seeds {seeds} "
+                       f"({len(added)} new trials after its {entry.start})")
 
 
 class _Planning:

@@ -30,6 +30,18 @@ P_VS_BEST = "p_vs_best"                # exact McNemar p-value against rank 1
 TIED_WITH_BEST = "tied_with_best"      # p_vs_best >= tune_food.common.stats.ALPHA
 EPOCH = "epoch"                        # results.csv: one row per (trial, epoch)
 
+# confirmed.csv (results.confirm): a row per configuration --confirm retrained; besides
+# RANK (by the mean), TRIAL_NAME / TRIAL_ID (the sweep's trial it comes from), the
+# configuration's parameters, P_VS_BEST (paired t-test over seeds against the confirmed
+# best), TIED_WITH_BEST and the deployment figures; over_seeds names the ranking
+# metric's statistics over the seeds
+SWEEP_RANK = "sweep_rank"              # the rank its trial had on the sweep's leaderboard
+NEW_SEEDS = "new_seeds"                # the seeds that completed ("0 1 2")
+POOLED_TEST_ACC = "pooled_test_acc"    # test predictions of every seed pooled: correct / all
+POOLED_TEST_CI_LOW = "pooled_test_acc_ci_low"     # its Wilson interval
+POOLED_TEST_CI_HIGH = "pooled_test_acc_ci_high"
+CONFIRMS = "confirms"                  # leaderboard: the configuration a confirmation trial retrains (its trial_id)
+
 #: the metrics of the epoch a row shows (as the trainable reports them)
 METRIC_COLUMNS = ["test_acc", "test_acc_ci_low", "test_acc_ci_high", "test_loss",
                   "val_acc", "val_acc_ci_low", "val_acc_ci_high", "val_loss",
@@ -41,3 +53,15 @@ INFO_COLUMNS = ["test_correct", "test_images", "val_correct", "val_images", "tra
 #: the deployment figures of the trial's backbone (tune_food.models.figures) that the
 #: leaderboard shows
 DEPLOYMENT_COLUMNS = (CPU_MS, MODEL_MB)
+
+
+#: the statistics over seeds of a metric in confirmed.csv (:func:`over_seeds`)
+SEED_STATS = ("mean", "std", "ci_low", "ci_high")
+
+
+def over_seeds(metric: str, stat: str) -> str:
+    """confirmed.csv's column of ``metric``'s statistic ``stat`` (one of
+    :data:`SEED_STATS`) over a configuration's seeds: ``val_acc_mean``, ``val_acc_ci_low``."""
+    if stat not in SEED_STATS:
+        raise ValueError(f"no statistic {stat!r} over seeds; one of {', '.join(SEED_STATS)}")
+    return f"{metric}_{stat}"

@@ -4,7 +4,7 @@ where the folder is (a local folder, or a storage URI such as ``s3://bucket/path
 ::
 
     <results dir>/<sweep name>/
-        sweep.json  space.yaml  leaderboard.csv  leaderboard_by_config.csv  results.csv
+        sweep.json  space.yaml  leaderboard.csv  leaderboard_by_config.csv  confirmed.csv  results.csv
         leaderboard.parquet  results.parquet  importance.csv
         plots/  <trial folders>/checkpoint_NNNNNN/{checkpoint.pt, meta.json, predictions.csv}
     <results dir>/mlflow.db  <results dir>/mlartifacts/<sweep name>/   (--mlflow's default)
@@ -25,6 +25,7 @@ RESULTS_FILE = "results.csv"
 LEADERBOARD_PARQUET = "leaderboard.parquet"   # the same tables with their dtypes (tables.py)
 RESULTS_PARQUET = "results.parquet"
 BY_CONFIG_FILE = "leaderboard_by_config.csv"
+CONFIRMED_FILE = "confirmed.csv"    # --confirm's verdict: a row per configuration (results.confirm)
 SPACE_FILE = "space.yaml"           # the sweep's own copy of its search space
 PLOTS_DIR = "plots"
 # TensorBoard's HParams experiment summary (the hyperparameters' domains): the one run of
@@ -47,7 +48,7 @@ TRADEOFF_PNG = "tradeoff.png"       # accuracy against cpu_ms (results.tradeoff)
 IMPORTANCE_FILE = "importance.csv"
 IMPORTANCE_PNG, PARALLEL_PNG = "importance.png", "parallel.png"
 # what the sweep writes itself (besides Ray's trial folders); uploaded to URI storage
-SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
+SWEEP_FILES = (LEADERBOARD_FILE, BY_CONFIG_FILE, CONFIRMED_FILE, RESULTS_FILE, LEADERBOARD_PARQUET,
                RESULTS_PARQUET, IMPORTANCE_FILE, STATE_FILE, SPACE_FILE, PLOTS_DIR,
                HPARAMS_RUN)
 # beside the sweep folders (in the results folder): --mlflow's default SQLite store and

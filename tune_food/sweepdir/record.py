@@ -59,6 +59,30 @@ class Extension:
 
 
 @dataclass
+class Confirmation:
+    """An entry of ``confirmations``: ``--resume --confirm K --confirm-seeds N`` of a
+    finished sweep (:mod:`tune_food.sweep.confirm`). The ``K`` configurations it retrains
+    (``configs``: each as Ray Tune gave the trial it comes from, ``sources``: those
+    trials' ids, best first), the ``N`` new ``seeds`` each runs with (the same for every
+    configuration: the verdict pairs them by seed), the sweep's trials before it
+    (``from``) and after it (``to``), ``at`` when it was asked for, and ``started``: true
+    once its Tuner started (false: a plain ``--resume`` starts it)."""
+
+    at: str
+    start: int                      # "from" in the file
+    to: int
+    sources: list[str]
+    configs: list[dict[str, Any]]
+    seeds: list[int]
+    started: bool = False
+
+    def trial_configs(self) -> list[dict[str, Any]]:
+        """Its trials' configurations: each configuration with each of its seeds, in the
+        order they run (configuration by configuration)."""
+        return [dict(c, seed=s) for c in self.configs for s in self.seeds]
+
+
+@dataclass
 class WarmStart:
     """``warm_start``: the sweep whose completed trials Optuna started from."""
 
@@ -99,6 +123,7 @@ class SweepState:
     feature_extraction_s: float | None = None
     deployment: dict[str, dict[str, Any]] | None = None   # backbone -> cpu_ms, ...
     extended: list[Extension] | None = None
+    confirmations: list[Confirmation] | None = None   # --confirm (sweep.confirm)
     finished: str | None = None
     wall_s: float | None = None
     timings: dict[str, float] | None = None
@@ -193,6 +218,17 @@ class SweepState:
         last = self.extended[-1] if self.extended else None
         return last if last is not None and last.started is False else None
 
+    def pending_confirmation(self) -> Confirmation | None:
+        """The last confirmation when its Tuner never started (interrupted before its new
+        trials began: a plain ``--resume`` starts them); None otherwise."""
+        last = self.confirmations[-1] if self.confirmations else None
+        return last if last is not None and not last.started else None
+
+    def confirmation_configs(self) -> list[dict[str, Any]]:
+        """Every trial configuration the confirmations run: each configuration with
+        each of its seeds, in the order they run (configuration by configuration)."""
+        return [c for entry in self.confirmations or [] for c in entry.trial_configs()]
+
     def with_data_dir(self, data_dir: str | None) -> SweepState:
         """A copy whose ``--data-dir`` is ``data_dir`` (absolute); ``self`` when None."""
         if not data_dir:
@@ -215,7 +251,7 @@ _TYPES: dict[str, Any] = {
     "allow_leakage": bool, "started": str, "warm_start": WarmStart,
     "backbone_runtime": str, "planned": Planned, "mlflow": dict, "resumed": list,
     "feature_sets": list, "feature_extraction_s": float, "deployment": dict,
-    "extended": [Extension], "finished": str, "wall_s": float, "timings": dict,
+    "extended": [Extension], "confirmations": [Confirmation], "finished": str, "wall_s": float, "timings": dict,
     "comparison": str, "trials": int, "errored": list, "warnings": list, "resume": str,
     "error": str}
 
@@ -266,7 +302,8 @@ def _read(path: str, key: str, value: Any, kind: Any) -> Any:
 
 
 def _part(path: str, key: str, value: Any, kind: Any) -> Any:
-    """A part of the record (:class:`Planned`, :class:`Extension`, :class:`WarmStart`)
+    """A part of the record (:class:`Planned`, :class:`Extension`, :class:`Confirmation`,
+    :class:`WarmStart`)
     from its JSON object; ``key`` names it in a message (``planned.trials``)."""
     if not isinstance(value, dict):
         raise _bad(path, key, f"holds {_kind(value)}, not an object")
@@ -284,7 +321,7 @@ def _part(path: str, key: str, value: Any, kind: Any) -> Any:
 #: the parts' fields -> their JSON kinds
 _PART_TYPES: dict[str, Any] = {
     "trials": int, "configs": list, "at": str, "start": int, "to": int, "started": bool,
-    "added": list, "space": str, "sweep": str}
+    "added": list, "space": str, "sweep": str, "sources": list, "seeds": list}
 
 
 def _write(value: Any) -> Any:
