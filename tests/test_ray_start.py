@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -200,12 +202,7 @@ def test_a_cluster_that_needs_an_authentication_token(tmp_path, tiny_root, tiny_
     port, token = free_port(), "0123456789abcdef0123456789abcdef"
     head_env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
                     RAY_TMPDIR=ray_tmp)
-    ray = os.path.join(os.path.dirname(sys.executable), "ray")
-    started = subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=1",
-                              "--include-dashboard=false"], env=head_env, capture_output=True,
-                             text=True, timeout=120)
-    assert started.returncode == 0, started.stderr[-2000:]
-    try:
+    with _ray_head(port, head_env):
         address = f"127.0.0.1:{port}"
         for env, words in (({}, ["requires an authentication token", "RAY_AUTH_TOKEN"]),
                            ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "f" * 32},
@@ -222,8 +219,48 @@ def test_a_cluster_that_needs_an_authentication_token(tmp_path, tiny_root, tiny_
                                           "RAY_TMPDIR": ray_tmp})
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "Ray cluster " in proc.stdout and f":{port}: 1 node(s)" in proc.stdout
+
+
+@contextlib.contextmanager
+def _ray_head(port: int, env: dict):
+    """A Ray head of its own (``ray start --head --block`` in a new session), stopped by
+    killing that session's process group: ``ray stop`` would stop every Ray on the machine,
+    a developer's own and another test run's among them (it finds Ray's processes by name,
+    whatever their temporary folder)."""
+    ray = os.path.join(os.path.dirname(sys.executable), "ray")
+    head = subprocess.Popen([ray, "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=1", "--include-dashboard=false"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:   # up once its GCS takes connections on the port
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert head.poll() is None, head.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the Ray head did not start in 120 s"
+            time.sleep(0.5)
+        yield
     finally:
-        subprocess.run([ray, "stop", "--force"], env=head_env, capture_output=True, timeout=120)
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                head.wait(wait)
+                if not _session_alive(head.pid):
+                    break
+
+
+def _session_alive(sid: int) -> bool:
+    """Whether any process of session ``sid`` still runs."""
+    return any(_session_of(pid) == sid for pid in os.listdir("/proc") if pid.isdigit())
+
+
+def _session_of(pid: str) -> int | None:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        # /proc/PID/stat: "pid (comm) state ppid pgrp session ...", comm may hold spaces
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[3])
+    return None
 
 
 def test_the_message_for_a_version_mismatch():
