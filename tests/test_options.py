@@ -212,3 +212,43 @@ def test_an_autoscaling_cluster_accepts_a_node_it_does_not_have_yet():
     assert check_resources(options, TWO_NODES) == 1
     assert check_resources(SweepOptions(grid=True, cpus_per_trial=8.0, address="auto",
                                         autoscale=True, max_concurrent=5), TWO_NODES) == 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grid", "--confirm"], "--confirm retrains the top configurations of a finished sweep: "
+     "add --resume --name <the sweep>"),
+    (["--grid", "--confirm-seeds", "3"],
+     "--confirm-seeds is the number of seeds of --confirm: add --confirm"),
+    (["--resume", "--name", "g", "--confirm", "-1"],
+     "--confirm K must be >= 1 (or left out: the configurations tied with the best, at most "
+     "5), got -1"),
+    (["--resume", "--name", "g", "--confirm", "--confirm-seeds", "1"],
+     "--confirm-seeds must be >= 2 (a spread over seeds needs two), got 1"),
+    (["--resume", "--name", "g", "--confirm", "--space", "s.yaml"],
+     "--confirm retrains the sweep's own configurations: drop --space"),
+    (["--resume", "--name", "g", "--confirm", "--num-samples", "9"],
+     "--confirm retrains the sweep's own configurations: drop --num-samples"),
+    (["--resume", "--name", "g", "--confirm", "--warm-start", "w"],
+     "--confirm retrains the sweep's own configurations: drop --warm-start"),
+])
+def test_what_confirm_refuses_from_its_flags_alone(argv, message):
+    with pytest.raises(SweepError) as refused:
+        parse_options(argv).check_confirm()
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("argv", [
+    ["--grid"], ["--resume", "--name", "g", "--confirm"],
+    ["--resume", "--name", "g", "--confirm", "0", "--confirm-seeds", "2"],
+    ["--resume", "--name", "g", "--confirm", "3", "--cpus-per-trial", "2"],
+])
+def test_the_edges_of_confirms_checks_pass(argv):
+    assert parse_options(argv).check_confirm() is None
+
+
+def test_resume_carries_confirm_and_its_seeds_from_the_command_line():
+    merged = resume_options(parse_options(["--resume", "--name", "s", "--confirm", "3",
+                                           "--confirm-seeds", "4"]), SAVED, "/r/s")
+    assert (merged.confirm, merged.confirm_seeds) == (3, 4)
+    plain = resume_options(parse_options(["--resume", "--name", "s"]), SAVED, "/r/s")
+    assert (plain.confirm, plain.confirm_seeds) == (None, SweepOptions().confirm_seeds)
