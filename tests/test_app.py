@@ -336,6 +336,11 @@ def test_sweeps_page_takes_only_space_files_and_safe_names(client, app):
         client.predict("tiny.yaml", "grid", "ok-name", 1, 0, 0, api_name="/start")
     assert "not running" in client.predict("small", api_name="/stop")
     assert "nothing to resume" in client.predict("small", 1, 0, api_name="/resume")
+    # the Leaderboard's "Confirm the winner" takes the sweep and the Sweeps page's resources
+    with pytest.raises(AppError, match="less than minimum value 0.1"):
+        client.predict("small", 0, 0, api_name="/confirm")
+    msg = client.predict("../small", 1, 0, api_name="/confirm")
+    assert msg.startswith("Not confirmed: no sweep named '../small'"), msg
     assert sorted(os.listdir(results)) == before   # nothing started, nothing written
     # and the same checks below the page, whatever a caller sends
     launcher = Launcher(results, os.path.join(REPO, "search_spaces"))
