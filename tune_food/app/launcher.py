@@ -20,6 +20,7 @@ from tune_food.common.errors import SweepError
 from tune_food.sweep.options import SEARCHES
 from tune_food.sweepdir.columns import RANK, TRIAL_NAME
 from tune_food.sweepdir.layout import LEADERBOARD_FILE
+from tune_food.sweepdir.record import SweepState
 from tune_food.sweepdir.state import list_sweeps, peek_state, refused_while_running, running_driver
 from tune_food.sweepdir.status import SweepStatus
 
@@ -138,20 +139,29 @@ class Launcher:
             raise SweepError(f"sweep {name!r} is not running from this page; nothing to stop")
         os.kill(pid, signal.SIGINT)
 
+    def _idle_sweep(self, name: str, while_running: str) -> SweepState | None:
+        """The record of sweep ``name`` (None where it cannot be read), which no driver runs.
+
+        Raises:
+            SweepError: no such sweep; this page runs it (``while_running`` says what to
+                do); another driver runs it (a terminal's, another page's).
+        """
+        if name not in list_sweeps(self.results_dir):
+            raise SweepError(f"no sweep named {name!r} in {self.results_dir}")
+        if self.alive(name):
+            raise SweepError(f"sweep {name!r} is running; {while_running}")
+        driver = running_driver(os.path.join(self.results_dir, name))
+        if driver:
+            raise SweepError(refused_while_running(name, driver))
+        return peek_state(os.path.join(self.results_dir, name))
+
     def resume(self, name: str, cpus_per_trial: float, gpus_per_trial: float) -> None:
         """``python -m tune_food.sweep --resume --name <name>`` with these resources.
 
         Raises:
             SweepError: the sweep is unknown, still running, or finished without errors.
         """
-        if name not in list_sweeps(self.results_dir):
-            raise SweepError(f"no sweep named {name!r} in {self.results_dir}")
-        if self.alive(name):
-            raise SweepError(f"sweep {name!r} is running; stop it first")
-        driver = running_driver(os.path.join(self.results_dir, name))
-        if driver:   # a driver this page did not start: a terminal's, another page's
-            raise SweepError(refused_while_running(name, driver))
-        state = peek_state(os.path.join(self.results_dir, name))
+        state = self._idle_sweep(name, "stop it first")
         if state is not None and state.status == SweepStatus.FINISHED:
             raise SweepError(f"sweep {name!r} finished; there is nothing to resume")
         _check_resources(cpus_per_trial, gpus_per_trial)
@@ -167,14 +177,7 @@ class Launcher:
         Raises:
             SweepError: the sweep is unknown, running, not finished, or confirmed already.
         """
-        if name not in list_sweeps(self.results_dir):
-            raise SweepError(f"no sweep named {name!r} in {self.results_dir}")
-        if self.alive(name):
-            raise SweepError(f"sweep {name!r} is running; let it finish first")
-        driver = running_driver(os.path.join(self.results_dir, name))
-        if driver:   # a driver this page did not start: a terminal's, another page's
-            raise SweepError(refused_while_running(name, driver))
-        state = peek_state(os.path.join(self.results_dir, name))
+        state = self._idle_sweep(name, "let it finish first")
         if state is None or state.status not in (SweepStatus.FINISHED,
                                                  SweepStatus.FINISHED_WITH_ERRORS):
             status = state.status if state is not None else "unreadable"
